@@ -1,0 +1,47 @@
+# aos_cus: PGXS build. `make && make install`, then see README.md.
+EXTENSION   = aos_cus
+EXTVERSION  = 0.1.0
+MODULE_big  = aos_cus
+
+# Every C file under src/ (fmgr glue, shared memory, workers) and src/core/ (pure logic).
+CORE_SRCS   = $(sort $(wildcard src/core/*.c))
+GLUE_SRCS   = $(sort $(wildcard src/*.c))
+OBJS        = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
+
+# The install script is built from the ordered parts in src/sql/; upgrade scripts ship as they are.
+SQL_PARTS   = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(wildcard src/sql/$(EXTENSION)--*--*.sql)
+
+PG_CONFIG  ?= pg_config
+PG_CPPFLAGS = -Isrc -Isrc/core
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter
+SHLIB_LINK  = -lcrypto -lcurl
+
+# pg_regress suite: sql/*.sql against expected/*.out, run on the throwaway cluster.
+REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=pgtap
+
+EXTRA_CLEAN = test/unit/*.bin
+
+# No LLVM bitcode: it adds a second compiler to the build for no gain here.
+with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS)
+	cat $^ > $@
+
+# C unit tests of src/core/: each test/unit/test_*.c is its own program.
+UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:.c=.bin)
+UNIT_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc/core -Itest/unit -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+test/unit/%.bin: test/unit/%.c $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lcrypto
+
+unittest: $(UNIT_BINS)
+	@scripts/run_unit.sh $(UNIT_BINS)
+
+.PHONY: unittest

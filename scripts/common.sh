@@ -1,0 +1,50 @@
+# common.sh: paths and helpers shared by the scripts; sourced, never run.
+# AOS_CUS_INSTANCE picks a throwaway cluster (demo, test, bench), each with its own port.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG
+BINDIR=$("$PG_CONFIG" --bindir)
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+INSTANCE=${AOS_CUS_INSTANCE:-demo}
+case "$INSTANCE" in
+demo) default_port=54329 ;;
+test) default_port=54330 ;;
+bench) default_port=54331 ;;
+*) default_port=54339 ;;
+esac
+PORT=${AOS_CUS_PORT:-$default_port}
+STATE=$REPO/.aos_cus/$INSTANCE
+PGDATA_DIR=$STATE/data
+SOCK=/tmp/aos_cus.$PORT
+KEYRING=$STATE/keyring
+SERVER_LOG=$STATE/server.log
+export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres
+
+# Run a command as the postgres user when we are root (initdb and postgres refuse root).
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PATH="$BINDIR:$PATH" "$@"
+	else
+		env PATH="$BINDIR:$PATH" "$@"
+	fi
+}
+
+# Make every folder above the repository traversable by postgres (o+x), as the server reads files there.
+open_path_for_postgres() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	local d=$REPO
+	while [ "$d" != "/" ]; do
+		if ! runuser -u postgres -- test -x "$d"; then
+			echo "note: chmod o+x $d so the postgres user can reach the repository"
+			chmod o+x "$d"
+		fi
+		d=$(dirname "$d")
+	done
+	mkdir -p "$REPO/.aos_cus"
+	chown postgres: "$REPO/.aos_cus"
+}
+
+# psql against the instance's cluster, quiet and failing on the first error.
+pg_sql() {
+	"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every test layer; ends with one line "N passed, N failed".
+# Layers: C unit tests, pg_regress, pgTAP (fresh and upgraded install), isolation, TAP.
+set -uo pipefail
+export AOS_CUS_INSTANCE=test
+. "$(dirname "$0")/common.sh"
+cd "$REPO"
+
+total_passed=0 total_failed=0
+# Add one layer's counts to the totals and print them.
+tally() {
+	echo "== $1: $2 passed, $3 failed"
+	total_passed=$((total_passed + $2))
+	total_failed=$((total_failed + $3))
+}
+
+bash scripts/deps.sh || exit 1
+bash scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# 1. C unit tests of src/core/.
+out=$(make -s unittest 2>&1); echo "$out"
+line=$(echo "$out" | grep -E '^unit: ' | tail -n 1)
+if [ -n "$line" ]; then
+	tally unit "$(echo "$line" | sed -E 's/unit: ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')"
+else
+	tally unit 0 1
+fi
+
+bash scripts/cluster.sh destroy
+bash scripts/cluster.sh start || { echo "0 passed, 1 failed"; exit 1; }
+open_path_for_postgres
+OUT=$STATE/out
+as_pg mkdir -p "$OUT"
+chmod -R o+rX sql expected test
+
+# Read "N tests passed" / "N of M tests failed" lines of pg_regress-style output.
+regress_tally() {
+	local name=$1 log=$2 p f
+	if grep -qE 'All [0-9]+ tests passed' "$log"; then
+		p=$(grep -oE 'All [0-9]+ tests passed' "$log" | grep -oE '[0-9]+'); f=0
+	elif grep -qE '[0-9]+ of [0-9]+ tests failed' "$log"; then
+		f=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$log" | awk '{print $1}')
+		p=$(( $(grep -oE '[0-9]+ of [0-9]+ tests failed' "$log" | awk '{print $3}') - f ))
+	else
+		p=0; f=1
+	fi
+	tally "$name" "$p" "$f"
+}
+
+# 2. pg_regress: sql/ + expected/.
+as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
+	--user=postgres --inputdir="$REPO" --outputdir="$OUT/regress" --dbname=aos_cus_regress \
+	$(ls sql/*.sql | sed -E 's|sql/(.*)\.sql|\1|') > "$OUT/regress.log" 2>&1
+cat "$OUT/regress.log"
+[ -f "$OUT/regress/regression.diffs" ] && head -n 200 "$OUT/regress/regression.diffs"
+regress_tally regress "$OUT/regress.log"
+
+# 3. pgTAP under test/pgtap/, against a fresh install and against the oldest version updated to the current one.
+oldest=$(ls src/sql/aos_cus--*--*.sql 2>/dev/null | sed -E 's|.*aos_cus--([^-]+)--.*|\1|' | sort -V | head -n 1)
+current=$(sed -nE "s/^default_version = '(.*)'/\1/p" aos_cus.control)
+for variant in fresh upgraded; do
+	db=aos_cus_tap_$variant
+	pg_sql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	pg_sql -d "$db" -c "CREATE EXTENSION pgtap"
+	if [ "$variant" = upgraded ]; then
+		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus VERSION '${oldest:-$current}'" -c "ALTER EXTENSION aos_cus UPDATE"
+	else
+		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus"
+	fi
+	pg_prove -h "$SOCK" -p "$PORT" -U postgres -d "$db" test/pgtap/*.sql > "$OUT/pgtap_$variant.log" 2>&1
+	cat "$OUT/pgtap_$variant.log"
+	n=$(grep -oE 'Tests=[0-9]+' "$OUT/pgtap_$variant.log" | grep -oE '[0-9]+' || echo 0)
+	f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/pgtap_$variant.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+	grep -q 'Result: PASS' "$OUT/pgtap_$variant.log" || [ "$f" -gt 0 ] || f=1
+	tally "pgtap ($variant from ${oldest:-$current})" "$((n - f < 0 ? 0 : n - f))" "$f"
+done
+
+# 4. Isolation specs under test/isolation/specs/, expected output in test/isolation/expected/.
+as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
+	--user=postgres --inputdir="$REPO/test/isolation" --outputdir="$OUT/isolation" --dbname=aos_cus_isolation \
+	--load-extension=aos_cus \
+	$(ls test/isolation/specs/*.spec | sed -E 's|.*/(.*)\.spec|\1|') > "$OUT/isolation.log" 2>&1
+cat "$OUT/isolation.log"
+[ -f "$OUT/isolation/regression.diffs" ] && head -n 200 "$OUT/isolation/regression.diffs"
+regress_tally isolation "$OUT/isolation.log"
+
+# 5. TAP tests under test/t/ with PostgreSQL::Test::Cluster (their own clusters, as postgres).
+as_pg mkdir -p "$OUT/tap"
+(cd "$OUT/tap" && as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" REPO="$REPO" \
+	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \
+	prove -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" "$REPO"/test/t/*.pl) > "$OUT/tap.log" 2>&1
+cat "$OUT/tap.log"
+n=$(grep -oE 'Tests=[0-9]+' "$OUT/tap.log" | grep -oE '[0-9]+' || echo 0)
+f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/tap.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+grep -q 'Result: PASS' "$OUT/tap.log" || [ "$f" -gt 0 ] || f=1
+tally tap "$((n - f < 0 ? 0 : n - f))" "$f"
+
+[ "${AOS_CUS_KEEP:-}" = 1 ] || bash scripts/cluster.sh stop
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]

@@ -1,0 +1,99 @@
+/*
+ * aos_cus.c: module entry point. _PG_init registers every GUC and, when the
+ * library is preloaded, the shared-memory request and background workers.
+ * Loaded without shared_preload_libraries, the pure functions (cost,
+ * estimate, extract) still work; the rest raise aos_cus_require_preload().
+ */
+#include "aos_cus.h"
+#include "stats.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+bool		aos_cus_preloaded = false;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* Shared memory every feature needs, summed in one place. */
+static Size
+aos_cus_shmem_size(void)
+{
+	Size		size = 0;
+
+	size = add_size(size, aos_cus_stats_shmem_size());
+	return size;
+}
+
+/* Ask the postmaster for our shared memory (shmem_request_hook on 15+). */
+static void
+aos_cus_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(aos_cus_shmem_size());
+}
+
+/* Attach to (or create) each feature's shared state. */
+static void
+aos_cus_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	aos_cus_stats_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Raise 55000 naming the setting when shared memory is needed but absent. */
+void
+aos_cus_require_preload(const char *feature)
+{
+	if (!aos_cus_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires aos_cus to be loaded via shared_preload_libraries", feature),
+				 errhint("Add aos_cus to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Module load: GUCs always; shared memory and workers only when preloaded. */
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	aos_cus_tenancy_init();
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("aos_cus");
+#else
+	EmitWarningsOnPlaceholders("aos_cus");
+#endif
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	aos_cus_preloaded = true;
+
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = aos_cus_shmem_request;
+#else
+	aos_cus_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = aos_cus_shmem_startup;
+}
