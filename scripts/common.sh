@@ -5,12 +5,14 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PG_CONFIG
 BINDIR=$("$PG_CONFIG" --bindir)
 PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+# AOS_CUS_PORT_BASE moves all three ports at once (demo = base, test = base + 1, bench = base + 2).
 INSTANCE=${AOS_CUS_INSTANCE:-demo}
+port_base=${AOS_CUS_PORT_BASE:-54329}
 case "$INSTANCE" in
-demo) default_port=54329 ;;
-test) default_port=54330 ;;
-bench) default_port=54331 ;;
-*) default_port=54339 ;;
+demo) default_port=$port_base ;;
+test) default_port=$((port_base + 1)) ;;
+bench) default_port=$((port_base + 2)) ;;
+*) default_port=$((port_base + 9)) ;;
 esac
 PORT=${AOS_CUS_PORT:-$default_port}
 STATE=$REPO/.aos_cus/$INSTANCE
