@@ -117,6 +117,8 @@ CREATE TABLE aos_cus.cus_llm_usage (
     ingested_at            timestamptz NOT NULL DEFAULT pg_catalog.now(),
     metadata               jsonb NOT NULL DEFAULT '{}'
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
+    -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
+    ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, call_id),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
@@ -126,6 +128,8 @@ ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
 COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents';
 CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);
 CREATE INDEX cus_llm_usage_time_idx ON aos_cus.cus_llm_usage (tenant_id, started_at);
+-- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
+CREATE INDEX cus_llm_usage_ingest_xid_idx ON aos_cus.cus_llm_usage (ingest_xid);
 
 -- Daily aggregates per tenant, integration, UTC day, provider and model.
 CREATE TABLE aos_cus.cus_usage_daily (
@@ -153,6 +157,18 @@ CREATE TABLE aos_cus.cus_usage_daily (
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id)
 );
 COMMENT ON TABLE aos_cus.cus_usage_daily IS 'daily usage aggregates (UTC days) maintained by rollup_usage()';
+
+-- Rollup progress: cus_usage_daily holds exactly the usage rows whose ingest_xid is visible in
+-- last_snapshot. Rows not yet folded: ingest_xid >= pg_snapshot_xmin(last_snapshot) AND NOT
+-- pg_visible_in_snapshot(ingest_xid, last_snapshot). A single row, locked by each rollup.
+CREATE TABLE aos_cus.cus_rollup_state (
+    id              boolean PRIMARY KEY DEFAULT true CHECK (id),
+    last_snapshot   pg_snapshot NOT NULL DEFAULT '1:1:',
+    system_id       bigint,
+    last_rollup_at  timestamptz
+);
+INSERT INTO aos_cus.cus_rollup_state DEFAULT VALUES;
+COMMENT ON TABLE aos_cus.cus_rollup_state IS 'which usage rows cus_usage_daily already holds (see rollup_usage())';
 
 -- pg_dump keeps user data of extension tables only when registered.
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_integrations', '');

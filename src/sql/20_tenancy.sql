@@ -1,21 +1,24 @@
 -- Row-level security: a session sees and writes only its current tenant's rows;
--- aos_cus_admin with no tenant set sees every tenant. Each tenant table gets the same two policies.
-DO $rls$
-DECLARE
-    t text;
+-- aos_cus_admin with no tenant set sees every tenant. Every tenant table gets the same two
+-- policies through enable_tenant_rls(), so later parts of this script call it for their tables.
+CREATE FUNCTION aos_cus.enable_tenant_rls(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = '' AS $$
 BEGIN
-    FOREACH t IN ARRAY ARRAY['cus_integrations', 'cus_llm_usage', 'cus_usage_daily']
-    LOOP
-        EXECUTE pg_catalog.format('ALTER TABLE aos_cus.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE pg_catalog.format(
-            'CREATE POLICY tenant_isolation ON aos_cus.%I USING (tenant_id = aos_cus.current_tenant()) '
-            'WITH CHECK (tenant_id = aos_cus.current_tenant())', t);
-        EXECUTE pg_catalog.format(
-            'CREATE POLICY admin_all ON aos_cus.%I TO aos_cus_admin USING (aos_cus.current_tenant() IS NULL) '
-            'WITH CHECK (aos_cus.current_tenant() IS NULL)', t);
-    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY tenant_isolation ON %s USING (tenant_id = aos_cus.current_tenant()) '
+        'WITH CHECK (tenant_id = aos_cus.current_tenant())', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY admin_all ON %s TO aos_cus_admin USING (aos_cus.current_tenant() IS NULL) '
+        'WITH CHECK (aos_cus.current_tenant() IS NULL)', tbl);
 END
-$rls$;
+$$;
+COMMENT ON FUNCTION aos_cus.enable_tenant_rls(regclass) IS 'install-time helper: tenant row-level security policies on a table';
+REVOKE ALL ON FUNCTION aos_cus.enable_tenant_rls(regclass) FROM PUBLIC;
+
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_integrations');
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_llm_usage');
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_usage_daily');
 
 -- Table privileges by role (SPEC 9). API functions add their own EXECUTE grants.
 REVOKE ALL ON ALL TABLES IN SCHEMA aos_cus FROM PUBLIC;
