@@ -9,7 +9,7 @@
 \set bedrock `cat test/fixtures/usage/bedrock_converse.json`
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(150);
+SELECT plan(152);
 
 -- Cost of an extract_usage() result at a model's standard price now.
 CREATE FUNCTION pg_temp.cost_of(provider text, model text, u jsonb) RETURNS bigint LANGUAGE sql AS $$
@@ -140,6 +140,17 @@ SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, min_prompt_toke
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, effective_from => 'infinity')$$, '22023', NULL, 'infinite effective_from');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, source => 'langfuse: mine')$$, '22023', NULL, 'seed source is reserved');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, match_pattern => '(')$$, '2201B', NULL, 'invalid match pattern');
+
+-- Parallel query: workers and the leader price rows too (a cache miss there cannot take a new snapshot).
+CREATE TABLE public.pricing_parallel AS SELECT g AS i FROM generate_series(1, 20000) g;
+SET LOCAL force_parallel_mode = on;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SELECT is((SELECT sum(aos_cus.cost_microcents('openai', 'gpt-4.1', i, i)) FROM public.pricing_parallel),
+    (SELECT sum(i::numeric * 1000) FROM public.pricing_parallel), 'priced in parallel workers: gpt-4.1 $2 + $8 per 1M');
+RESET force_parallel_mode;
+SELECT is(aos_cus.cost_microcents('openai', 'gpt-4.1', 1000000, 0), 200000000::bigint, 'and again outside parallel mode');
 
 -- 7. cost_microcents bad input.
 SELECT throws_ok($$SELECT aos_cus.cost_microcents(NULL, 'gpt-4o', 1, 1)$$, '22004', 'provider must not be null', 'NULL provider');
