@@ -9,7 +9,7 @@
 \set bedrock `cat test/fixtures/usage/bedrock_converse.json`
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(152);
+SELECT plan(156);
 
 -- Cost of an extract_usage() result at a model's standard price now.
 CREATE FUNCTION pg_temp.cost_of(provider text, model text, u jsonb) RETURNS bigint LANGUAGE sql AS $$
@@ -151,6 +151,18 @@ SELECT is((SELECT sum(aos_cus.cost_microcents('openai', 'gpt-4.1', i, i)) FROM p
     (SELECT sum(i::numeric * 1000) FROM public.pricing_parallel), 'priced in parallel workers: gpt-4.1 $2 + $8 per 1M');
 RESET force_parallel_mode;
 SELECT is(aos_cus.cost_microcents('openai', 'gpt-4.1', 1000000, 0), 200000000::bigint, 'and again outside parallel mode');
+
+-- Roles: aos_cus_admin sets prices; aos_cus_app and aos_cus_reader price calls but cannot change prices.
+CREATE ROLE pricing_tap_admin IN ROLE aos_cus_admin;
+CREATE ROLE pricing_tap_app IN ROLE aos_cus_app;
+SET LOCAL ROLE pricing_tap_admin;
+SELECT ok(aos_cus.set_price('custom', 'role-model', 10, 20, effective_from => '2020-01-01+00') > 0, 'aos_cus_admin may set_price');
+SET LOCAL ROLE pricing_tap_app;
+SELECT is(aos_cus.cost_microcents('custom', 'role-model', 1000000, 1000000), 30::bigint, 'aos_cus_app may price calls');
+SELECT throws_ok($$SELECT aos_cus.set_price('custom', 'role-model', 1, 1)$$, '42501', NULL, 'aos_cus_app may not set_price');
+SELECT throws_ok($$INSERT INTO aos_cus.cus_model_prices (provider, model, input_price, output_price) VALUES ('custom', 'x', 1, 1)$$,
+    '42501', NULL, 'aos_cus_app may not insert prices');
+RESET ROLE;
 
 -- 7. cost_microcents bad input.
 SELECT throws_ok($$SELECT aos_cus.cost_microcents(NULL, 'gpt-4o', 1, 1)$$, '22004', 'provider must not be null', 'NULL provider');
