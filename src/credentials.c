@@ -12,8 +12,8 @@
  *
  * Statements that hand a secret to this module may carry it in their text, so
  * an emit_log_hook hides the statement text (log_min_error_statement) of any
- * message raised while such a statement runs, or whose statement text looks
- * like it holds a provider key.
+ * message raised while such a statement runs, and replaces log_statement and
+ * log_min_duration_statement lines that would quote it or its parameters.
  */
 #include "aos_cus.h"
 #include "credentials.h"
@@ -90,14 +90,44 @@ mark_statement_secret(void)
 	secret_statement_start = GetCurrentStatementStartTimestamp();
 }
 
-/* emit_log_hook: hide the statement text of messages raised by secret-carrying statements. */
+/* True when the statement text calls a function that takes a credential or names the credential column. */
+static bool
+calls_secret_function(const char *query)
+{
+	static const char *const names[] = {
+		"encrypt_credential", "rotate_credential", "create_integration",
+		"validate_credential_format", "credential_ref"
+	};
+
+	for (const char *p = query; *p != '\0'; p++)
+		for (size_t i = 0; i < lengthof(names); i++)
+			if (pg_strncasecmp(p, names[i], strlen(names[i])) == 0)
+				return true;
+	return false;
+}
+
+/*
+ * emit_log_hook: hide the statement text of messages raised by a statement
+ * that handed this module a secret, that calls a secret-taking function (even
+ * one that failed before it ran, such as on a malformed uuid literal), or
+ * whose text holds something shaped like a provider key.
+ */
 static void
 hide_secret_statements(ErrorData *edata)
 {
-	if (debug_query_string != NULL && !edata->hide_stmt &&
+	if (debug_query_string != NULL &&
 		(secret_statement_start == GetCurrentStatementStartTimestamp() ||
+		 calls_secret_function(debug_query_string) ||
 		 aos_contains_plaintext_key(debug_query_string, strlen(debug_query_string))))
+	{
 		edata->hide_stmt = true;
+		/* log_statement and log_min_duration_statement lines quote the statement and its parameters. */
+		if (edata->message != NULL && strstr(edata->message, debug_query_string) != NULL)
+		{
+			edata->message = pstrdup("statement hidden by aos_cus: it carries a credential");
+			edata->detail = NULL;
+		}
+	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
