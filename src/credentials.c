@@ -244,14 +244,16 @@ keyring_startup(void)
 void
 aos_cus_credentials_init(void)
 {
-	DefineCustomStringVariable("aos_cus.keyring_file",
-							   "File with the credential encryption keys, lines \"<version>:<64 hex>\", mode 0600.",
-							   NULL,
-							   &keyring_file,
-							   "",
-							   PGC_POSTMASTER,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+	/* A PGC_POSTMASTER setting can only be defined while the postmaster loads preload libraries. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("aos_cus.keyring_file",
+								   "File with the credential encryption keys, lines \"<version>:<64 hex>\", mode 0600.",
+								   NULL,
+								   &keyring_file,
+								   "",
+								   PGC_POSTMASTER,
+								   GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.active_key_version",
 							"Keyring version used for new encryptions (0: the highest).",
 							NULL,

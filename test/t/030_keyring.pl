@@ -99,5 +99,13 @@ $node->safe_psql('postgres', 'CREATE ROLE plain_login LOGIN');
 like($err, qr/must be superuser|permission denied/, 'aos_cus.keyring_file is hidden from non-superusers');
 unlike(slurp_file($node->logfile), qr/a1a1a1a1|b2b2b2b2/, 'the whole server log holds no key material');
 
+# Without shared_preload_libraries there is no keyring: a clear error, keyring-free functions work.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$node->restart;
+($ret, $out, $err) = $node->psql('postgres', "SELECT aos_cus.encrypt_credential('$t', '$i', 'sk-proj-keyring-test-000000')");
+like($err, qr/credential encryption requires aos_cus to be loaded via shared_preload_libraries/, 'without preload, encryption names the setting');
+is($node->safe_psql('postgres', q{SELECT aos_cus.validate_credential_format('env://AOS_CUS_X')}), 'env',
+	'without preload, validate_credential_format works');
+
 $node->stop;
 done_testing();
