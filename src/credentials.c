@@ -49,7 +49,7 @@ typedef struct TenantKey
 	bool		used;
 	uint32_t	version;
 	uint8_t		tenant[UUID_LEN];
-	uint8_t		key[AOS_DATA_KEY_LEN];
+	AosGcmKey	key;			/* OpenSSL contexts; the derived bytes are wiped once loaded */
 } TenantKey;
 
 /* All key material of a process, in one mapping excluded from core dumps. */
@@ -132,12 +132,25 @@ hide_secret_statements(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
+/* Free (and so wipe) every cached tenant key. */
+static void
+forget_tenant_keys(void)
+{
+	for (int i = 0; i < TENANT_KEY_SLOTS; i++)
+		if (keys->tenant_keys[i].used)
+			aos_gcm_key_free(&keys->tenant_keys[i].key);
+	aos_secure_zero(keys->tenant_keys, sizeof(keys->tenant_keys));
+	keys->cached = 0;
+}
+
 /* on_proc_exit: zero the keyring and every derived key of this process. */
 static void
 wipe_key_material(int code, Datum arg)
 {
-	if (keys != NULL)
-		aos_secure_zero(keys, sizeof(KeyMaterial));
+	if (keys == NULL)
+		return;
+	forget_tenant_keys();
+	aos_secure_zero(keys, sizeof(KeyMaterial));
 }
 
 /* Make sure this process zeroes its key material when it exits. */
@@ -316,7 +329,7 @@ tenant_key_slot(uint32_t version, const uint8_t *tenant)
 }
 
 /* The tenant's data key for a version (cached); NULL when the version is not in the keyring. */
-static const uint8_t *
+static const AosGcmKey *
 tenant_key(uint32_t version, const pg_uuid_t *tenant)
 {
 	const AosKeyringEntry *master = aos_keyring_find(&keys->keyring, version);
@@ -331,29 +344,33 @@ tenant_key(uint32_t version, const pg_uuid_t *tenant)
 		if (!e->used)
 			break;
 		if (e->version == version && memcmp(e->tenant, tenant->data, UUID_LEN) == 0)
-			return e->key;
+			return &e->key;
 	}
 	/* Keep the table at most half full so probes stay short. */
 	if (keys->cached >= TENANT_KEY_SLOTS / 2)
-	{
-		aos_secure_zero(keys->tenant_keys, sizeof(keys->tenant_keys));
-		keys->cached = 0;
-	}
+		forget_tenant_keys();
 	for (int probe = 0;; probe++)
 	{
 		e = &keys->tenant_keys[(slot + probe) % TENANT_KEY_SLOTS];
 		if (!e->used)
 			break;
 	}
-	if (!aos_derive_tenant_key(master->key, version, tenant->data, e->key))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not derive a tenant key with OpenSSL")));
+	{
+		uint8_t		derived[AOS_DATA_KEY_LEN];
+		bool		ok = aos_derive_tenant_key(master->key, version, tenant->data, derived) &&
+			aos_gcm_key_init(&e->key, derived);
+
+		aos_secure_zero(derived, sizeof(derived));
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not derive a tenant key with OpenSSL")));
+	}
 	e->used = true;
 	e->version = version;
 	memcpy(e->tenant, tenant->data, UUID_LEN);
 	keys->cached++;
-	return e->key;
+	return &e->key;
 }
 
 /* Text form of a UUID for messages. */
@@ -415,7 +432,7 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 {
 	AosCredRef	parsed;
 	const char *why;
-	const uint8_t *key;
+	const AosGcmKey *key;
 	uint8_t		aad[AOS_AAD_LEN];
 	uint8_t    *env;
 	char	   *plain;

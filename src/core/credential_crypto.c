@@ -1,6 +1,7 @@
 /* credential_crypto.c: keyring parsing, HKDF tenant keys and AES-256-GCM envelopes (OpenSSL EVP). */
 #include "credential_crypto.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,8 +14,18 @@
 static const char hkdf_label[] = "aos_cus tenant data key v1";
 static const char fingerprint_label[] = "aos_cus keyring fingerprint v1";
 
-/* One cipher context reused by every call of this process (backends are single-threaded). */
-static EVP_CIPHER_CTX *gcm_ctx = NULL;
+/*
+ * Nonces come from a per-process pool of CSPRNG output refilled 4 kB at a time:
+ * one RAND_bytes call costs microseconds, far more than the encryption itself.
+ * Each nonce is used once and cleared from the pool; a fork empties the
+ * child's pool (pthread_atfork) so parent and child never share nonces.
+ */
+#define NONCE_POOL_BYTES 4092
+static uint8_t nonce_pool[NONCE_POOL_BYTES];
+static size_t nonce_pool_next = NONCE_POOL_BYTES;
+static bool nonce_pool_atfork = false;
+
+/* AES-256-GCM, fetched once per process. */
 static const EVP_CIPHER *gcm_cipher = NULL;
 
 /* Value of a hex digit, or -1. */
@@ -170,24 +181,69 @@ aos_derive_tenant_key(const uint8_t master[AOS_DATA_KEY_LEN], uint32_t version,
 	return ok;
 }
 
-/* The process's cipher context and AES-256-GCM implementation, created on first use. */
-static bool
-gcm_ready(void)
+/* Prepare both directions' contexts with the key. */
+bool
+aos_gcm_key_init(AosGcmKey *k, const uint8_t key[AOS_DATA_KEY_LEN])
 {
-	if (gcm_ctx == NULL)
-		gcm_ctx = EVP_CIPHER_CTX_new();
 	if (gcm_cipher == NULL)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 		gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 #else
 		gcm_cipher = EVP_aes_256_gcm();
 #endif
-	return gcm_ctx != NULL && gcm_cipher != NULL;
+	k->seal = EVP_CIPHER_CTX_new();
+	k->open = EVP_CIPHER_CTX_new();
+	if (gcm_cipher != NULL && k->seal != NULL && k->open != NULL &&
+		EVP_EncryptInit_ex(k->seal, gcm_cipher, NULL, key, NULL) == 1 &&
+		EVP_DecryptInit_ex(k->open, gcm_cipher, NULL, key, NULL) == 1)
+		return true;
+	aos_gcm_key_free(k);
+	return false;
+}
+
+/* Free both contexts (EVP_CIPHER_CTX_free cleanses them). */
+void
+aos_gcm_key_free(AosGcmKey *k)
+{
+	EVP_CIPHER_CTX_free(k->seal);
+	EVP_CIPHER_CTX_free(k->open);
+	k->seal = NULL;
+	k->open = NULL;
+}
+
+/* pthread_atfork child handler: a forked process draws its own nonces. */
+static void
+nonce_pool_forget(void)
+{
+	memset(nonce_pool, 0, sizeof(nonce_pool));
+	nonce_pool_next = NONCE_POOL_BYTES;
+}
+
+/* Take a fresh random nonce from the pool; false when the CSPRNG fails. */
+static bool
+next_nonce(uint8_t nonce[AOS_GCM_NONCE_LEN])
+{
+	if (!nonce_pool_atfork)
+	{
+		if (pthread_atfork(NULL, NULL, nonce_pool_forget) != 0)
+			return false;
+		nonce_pool_atfork = true;
+	}
+	if (nonce_pool_next + AOS_GCM_NONCE_LEN > NONCE_POOL_BYTES)
+	{
+		if (RAND_bytes(nonce_pool, NONCE_POOL_BYTES) != 1)
+			return false;
+		nonce_pool_next = 0;
+	}
+	memcpy(nonce, nonce_pool + nonce_pool_next, AOS_GCM_NONCE_LEN);
+	memset(nonce_pool + nonce_pool_next, 0, AOS_GCM_NONCE_LEN);
+	nonce_pool_next += AOS_GCM_NONCE_LEN;
+	return true;
 }
 
 /* Encrypt with a random nonce. */
 bool
-aos_gcm_seal(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN],
+aos_gcm_seal(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 			 const uint8_t *plaintext, size_t n, uint8_t *env)
 {
 	uint8_t    *nonce = env;
@@ -195,23 +251,23 @@ aos_gcm_seal(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN]
 	int			len = 0,
 				fin = 0;
 
-	if (n == 0 || n > AOS_CREDENTIAL_MAX || !gcm_ready())
+	if (n == 0 || n > AOS_CREDENTIAL_MAX || k->seal == NULL)
 		return false;
-	if (RAND_bytes(nonce, AOS_GCM_NONCE_LEN) != 1)
+	if (!next_nonce(nonce))
 		return false;
-	if (EVP_EncryptInit_ex(gcm_ctx, gcm_cipher, NULL, key, nonce) != 1 ||
-		EVP_EncryptUpdate(gcm_ctx, NULL, &len, aad, AOS_AAD_LEN) != 1 ||
-		EVP_EncryptUpdate(gcm_ctx, ct, &len, plaintext, (int) n) != 1 ||
-		EVP_EncryptFinal_ex(gcm_ctx, ct + len, &fin) != 1 ||
+	if (EVP_EncryptInit_ex(k->seal, NULL, NULL, NULL, nonce) != 1 ||
+		EVP_EncryptUpdate(k->seal, NULL, &len, aad, AOS_AAD_LEN) != 1 ||
+		EVP_EncryptUpdate(k->seal, ct, &len, plaintext, (int) n) != 1 ||
+		EVP_EncryptFinal_ex(k->seal, ct + len, &fin) != 1 ||
 		(size_t) (len + fin) != n ||
-		EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_GET_TAG, AOS_GCM_TAG_LEN, ct + n) != 1)
+		EVP_CIPHER_CTX_ctrl(k->seal, EVP_CTRL_GCM_GET_TAG, AOS_GCM_TAG_LEN, ct + n) != 1)
 		return false;
 	return true;
 }
 
 /* Authenticate and decrypt. */
 bool
-aos_gcm_open(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN],
+aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 			 const uint8_t *env, size_t env_len, uint8_t *plaintext, size_t *plaintext_len)
 {
 	const uint8_t *nonce,
@@ -222,13 +278,13 @@ aos_gcm_open(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN]
 				fin = 0;
 
 	*plaintext_len = 0;
-	if (!aos_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag) || !gcm_ready())
+	if (!aos_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag) || k->open == NULL)
 		return false;
-	if (EVP_DecryptInit_ex(gcm_ctx, gcm_cipher, NULL, key, nonce) != 1 ||
-		EVP_DecryptUpdate(gcm_ctx, NULL, &len, aad, AOS_AAD_LEN) != 1 ||
-		EVP_DecryptUpdate(gcm_ctx, plaintext, &len, ct, (int) ct_len) != 1 ||
-		EVP_CIPHER_CTX_ctrl(gcm_ctx, EVP_CTRL_GCM_SET_TAG, AOS_GCM_TAG_LEN, (void *) tag) != 1 ||
-		EVP_DecryptFinal_ex(gcm_ctx, plaintext + len, &fin) != 1)
+	if (EVP_DecryptInit_ex(k->open, NULL, NULL, NULL, nonce) != 1 ||
+		EVP_DecryptUpdate(k->open, NULL, &len, aad, AOS_AAD_LEN) != 1 ||
+		EVP_DecryptUpdate(k->open, plaintext, &len, ct, (int) ct_len) != 1 ||
+		EVP_CIPHER_CTX_ctrl(k->open, EVP_CTRL_GCM_SET_TAG, AOS_GCM_TAG_LEN, (void *) tag) != 1 ||
+		EVP_DecryptFinal_ex(k->open, plaintext + len, &fin) != 1)
 	{
 		aos_secure_zero(plaintext, ct_len);
 		return false;

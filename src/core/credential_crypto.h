@@ -21,6 +21,13 @@ typedef struct AosKeyringEntry
 	uint8_t		key[AOS_DATA_KEY_LEN];
 } AosKeyringEntry;
 
+/* A data key ready for use: OpenSSL contexts with the AES key schedule and GCM tables computed once. */
+typedef struct AosGcmKey
+{
+	struct evp_cipher_ctx_st *seal;
+	struct evp_cipher_ctx_st *open;
+} AosGcmKey;
+
 typedef struct AosKeyring
 {
 	int			count;
@@ -47,18 +54,24 @@ void		aos_secure_zero(void *p, size_t n);
 bool		aos_derive_tenant_key(const uint8_t master[AOS_DATA_KEY_LEN], uint32_t version,
 								  const uint8_t tenant[16], uint8_t out[AOS_DATA_KEY_LEN]);
 
+/* Prepare an AES-256-GCM key (false on an OpenSSL failure, with k left empty). */
+bool		aos_gcm_key_init(AosGcmKey *k, const uint8_t key[AOS_DATA_KEY_LEN]);
+
+/* Free a prepared key; OpenSSL wipes the key schedule. Safe on an empty key. */
+void		aos_gcm_key_free(AosGcmKey *k);
+
 /*
  * Encrypt n bytes with a fresh random nonce into env (aos_envelope_len(n)
  * bytes: nonce | ciphertext | tag); false on an OpenSSL failure.
  */
-bool		aos_gcm_seal(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN],
+bool		aos_gcm_seal(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 						 const uint8_t *plaintext, size_t n, uint8_t *env);
 
 /*
  * Authenticate and decrypt an envelope into plaintext (room for the ciphertext
  * length); false when it does not authenticate, with plaintext zeroed.
  */
-bool		aos_gcm_open(const uint8_t key[AOS_DATA_KEY_LEN], const uint8_t aad[AOS_AAD_LEN],
+bool		aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 						 const uint8_t *env, size_t env_len, uint8_t *plaintext, size_t *plaintext_len);
 
 /* A fingerprint of a key (HMAC-SHA256 of a fixed label, 8 bytes in hex) that reveals nothing of it. */

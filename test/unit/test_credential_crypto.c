@@ -66,8 +66,8 @@ test_hkdf(void)
 static void
 test_gcm(void)
 {
-	uint8_t		key[32] = {9},
-				other[32] = {8},
+	uint8_t		raw[32] = {9},
+				raw_other[32] = {8},
 				t[16] = {1},
 				i[16] = {2},
 				aad[AOS_AAD_LEN],
@@ -79,30 +79,38 @@ test_gcm(void)
 				env2[200],
 				out[200];
 	int			tamper_ok = 0;
+	AosGcmKey	key,
+				other;
 
+	CHECK(aos_gcm_key_init(&key, raw) && aos_gcm_key_init(&other, raw_other));
 	aos_credential_aad(1, t, i, aad);
-	CHECK(aos_gcm_seal(key, aad, (const uint8_t *) secret, n, env));
-	CHECK(aos_gcm_open(key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == n && memcmp(out, secret, n) == 0);
-	CHECK(aos_gcm_seal(key, aad, (const uint8_t *) secret, n, env2));
+	CHECK(aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
+	CHECK(aos_gcm_open(&key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == n && memcmp(out, secret, n) == 0);
+	CHECK(aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env2));
 	CHECK(memcmp(env, env2, aos_envelope_len(n)) != 0 && memcmp(env, env2, AOS_GCM_NONCE_LEN) != 0);
 	CHECK(memmem(env, aos_envelope_len(n), "unit-test", 9) == NULL);
 
 	for (size_t pos = 0; pos < aos_envelope_len(n); pos++)
 	{
 		env[pos] ^= 0x01;
-		if (!aos_gcm_open(key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == 0)
+		if (!aos_gcm_open(&key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == 0)
 			tamper_ok++;
 		env[pos] ^= 0x01;
 	}
 	CHECK(tamper_ok == (int) aos_envelope_len(n));
-	CHECK(!aos_gcm_open(key, aad, env, aos_envelope_len(n) - 1, out, &out_len));
-	CHECK(!aos_gcm_open(other, aad, env, aos_envelope_len(n), out, &out_len));
+	CHECK(!aos_gcm_open(&key, aad, env, aos_envelope_len(n) - 1, out, &out_len));
+	CHECK(!aos_gcm_open(&other, aad, env, aos_envelope_len(n), out, &out_len));
 	aos_credential_aad(1, t, t, aad2);
-	CHECK(!aos_gcm_open(key, aad2, env, aos_envelope_len(n), out, &out_len));
+	CHECK(!aos_gcm_open(&key, aad2, env, aos_envelope_len(n), out, &out_len));
 	aos_credential_aad(2, t, i, aad2);
-	CHECK(!aos_gcm_open(key, aad2, env, aos_envelope_len(n), out, &out_len));
-	CHECK(!aos_gcm_seal(key, aad, (const uint8_t *) secret, 0, env));
-	CHECK(!aos_gcm_open(key, aad, env, 10, out, &out_len));
+	CHECK(!aos_gcm_open(&key, aad2, env, aos_envelope_len(n), out, &out_len));
+	CHECK(!aos_gcm_seal(&key, aad, (const uint8_t *) secret, 0, env));
+	CHECK(!aos_gcm_open(&key, aad, env, 10, out, &out_len));
+	aos_gcm_key_free(&key);
+	aos_gcm_key_free(&other);
+	CHECK(key.seal == NULL && key.open == NULL);
+	CHECK(!aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
+	aos_gcm_key_free(&key);
 }
 
 /* Fingerprints are stable, distinct per key, and not the key. */
