@@ -119,7 +119,7 @@ DECLARE
     periods constant text[] := ARRAY['day', 'week', 'month', 'total'];
     tz text;
 BEGIN
-    IF limits IS NULL THEN
+    IF limits IS NULL OR pg_catalog.jsonb_typeof(limits) = 'null' THEN
         RAISE EXCEPTION 'limits must not be null' USING ERRCODE = '22004';
     END IF;
     IF pg_catalog.jsonb_typeof(limits) <> 'object' THEN
@@ -297,10 +297,12 @@ BEGIN
     i.base_url := aos_cus.patch_text(options, 'base_url', NULL);
     i.config := coalesce(options -> 'config', '{}');
     i := aos_cus.check_integration_fields(i);
-    -- Every limit key, null (the default) unless options.limits sets it.
+    -- Every limit at its default (JSON null), then what options.limits sets.
     i := aos_cus.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
-                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}'::jsonb
-                                 || coalesce(options -> 'limits', '{}'));
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus.apply_limits(i, options -> 'limits');
+    END IF;
     -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
     stored := aos_cus.credential_reference(tenant_id, i.id, credential);
     BEGIN
