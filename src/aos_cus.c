@@ -6,6 +6,7 @@
  */
 #include "aos_cus.h"
 #include "pricing.h"
+#include "credentials.h"
 #include "stats.h"
 
 #include "fmgr.h"
@@ -79,6 +80,7 @@ _PG_init(void)
 
 	aos_cus_tenancy_init();
 	aos_cus_pricing_init();
+	aos_cus_credentials_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
