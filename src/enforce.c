@@ -216,6 +216,7 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_check);
+PG_FUNCTION_INFO_V1(aos_cus_limit_period_bounds);
 PG_FUNCTION_INFO_V1(aos_cus_check_budget_limit);
 PG_FUNCTION_INFO_V1(aos_cus_check_token_limit);
 PG_FUNCTION_INFO_V1(aos_cus_check_rate_limit);
@@ -538,7 +539,7 @@ aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 
 /* ---------- loading an entry from the durable tables ---------- */
 
-/* Period from its SQL name. */
+/* Period from its SQL name; 22023 for anything else. */
 static EnfPeriod
 period_from_name(const char *name)
 {
@@ -548,7 +549,12 @@ period_from_name(const char *name)
 		return ENF_PERIOD_WEEK;
 	if (strcmp(name, "month") == 0)
 		return ENF_PERIOD_MONTH;
-	return ENF_PERIOD_TOTAL;
+	if (strcmp(name, "total") == 0)
+		return ENF_PERIOD_TOTAL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("period must be day, week, month or total, not \"%s\"", name)));
+	return ENF_PERIOD_TOTAL;		/* keep the compiler quiet */
 }
 
 /* date_trunc(unit, ts, zone) through PostgreSQL's own time zone code. */
@@ -581,6 +587,34 @@ period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
 	}
 	*start = trunc_in_zone(units[period], now, zone);
 	*end = trunc_in_zone(units[period], *start + steps[period], zone);
+}
+
+/* limit_period_bounds(period, timezone, at): the calendar period containing at, as enforcement uses it. */
+Datum
+aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
+{
+	EnfPeriod	period = period_from_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
+	TimestampTz start,
+				end;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2];
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("at must be a finite timestamp")));
+	period_bounds(period, zone, at, &start, &end);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "aos_cus: limit_period_bounds must return a record");
+	desc = BlessTupleDesc(desc);
+	values[0] = TimestampTzGetDatum(start);
+	values[1] = TimestampTzGetDatum(end);
+	nulls[0] = TIMESTAMP_NOT_FINITE(start);
+	nulls[1] = TIMESTAMP_NOT_FINITE(end);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /* Run SPI plans as the owner of the enforcement tables, so RLS and grants of the caller do not apply. */
@@ -921,6 +955,25 @@ expire_reservations(EnfEntry *e, TimestampTz now)
 	}
 }
 
+/* Link r into e's list ordered by expiry (from the tail: with one TTL that is the tail itself). */
+static void
+insert_by_expiry(EnfEntry *e, EnfReservation *r)
+{
+	dlist_iter	it;
+
+	dlist_reverse_foreach(it, &e->reservations)
+	{
+		EnfReservation *o = dlist_container(EnfReservation, node, it.cur);
+
+		if (o->expires_at <= r->expires_at)
+		{
+			dlist_insert_after(it.cur, &r->node);
+			return;
+		}
+	}
+	dlist_push_head(&e->reservations, &r->node);
+}
+
 /* Look up key with enf->lock held shared, loading it first when missing or stale. */
 static EnfEntry *
 fresh_entry(const EnfKey *key, TimestampTz now)
@@ -1075,7 +1128,7 @@ decide(const EnfRequest *req, EnfResult *res)
 			r->cost = req->est_cost;
 			r->tokens = req->est_tokens;
 			r->expires_at = now + (int64) reservation_ttl_ms * 1000;
-			dlist_push_tail(&e->reservations, &r->node);
+			insert_by_expiry(e, r);
 		}
 		LWLockRelease(enf->res_lock);
 	}

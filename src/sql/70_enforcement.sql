@@ -141,3 +141,12 @@ GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text), aos_c
 GRANT EXECUTE ON FUNCTION aos_cus.current_usage(uuid, uuid), aos_cus.integration_limits(uuid, uuid)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_admin, aos_cus_reader;
+
+CREATE FUNCTION aos_cus.limit_period_bounds(period text, timezone text, at timestamptz DEFAULT pg_catalog.now(),
+    OUT period_start timestamptz, OUT period_end timestamptz)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'aos_cus_limit_period_bounds' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz) IS
+    'the calendar period (day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
+GRANT EXECUTE ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
