@@ -115,10 +115,10 @@ SELECT u.spent_microcents = s.cost AS rebuilt_spend_matches, u.tokens_used = s.t
                    + input_audio_tokens + output_audio_tokens) AS tokens
           FROM aos_cus.cus_llm_usage WHERE integration_id = :b) s;
 -- Expired reservations are released (aos_cus.reservation_ttl).
-SET aos_cus.reservation_ttl = '20ms';
+SET aos_cus.reservation_ttl = '1s';
 SELECT decision FROM aos_cus.check(:t, :b, 50, 0, 'expiring');
 SELECT reserved_microcents > 0 AS held FROM aos_cus.current_usage(:t, :b);
-SELECT pg_sleep(0.05);
+SELECT pg_sleep(1.2);
 SELECT reserved_microcents, active_reservations FROM aos_cus.current_usage(:t, :b);
 RESET aos_cus.reservation_ttl;
 SELECT budget_microcents, budget_used_microcents, budget_remaining_microcents, token_limit, tokens_used, tokens_remaining,
