@@ -1202,14 +1202,21 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
-/* Format a timestamptz (or NULL for an infinite bound) as JSON. */
+/* Format a timestamptz as JSON: ISO 8601 in UTC ("...Z"), or null for an infinite bound. */
 static void
 append_json_ts(StringInfo buf, TimestampTz ts)
 {
-	if (TIMESTAMP_NOT_FINITE(ts))
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		text[MAXDATELEN + 1];
+
+	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+	{
 		appendStringInfoString(buf, "null");
-	else
-		appendStringInfo(buf, "\"%s\"", timestamptz_to_str(ts));
+		return;
+	}
+	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, text);
+	appendStringInfo(buf, "\"%sZ\"", text);
 }
 
 /* Queue one NOTIFY aos_cus_alerts per newly crossed threshold (sent when the transaction commits). */
@@ -1509,16 +1516,6 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 void
 aos_cus_enforce_init(void)
 {
-	DefineCustomIntVariable("aos_cus.max_integrations",
-							"Integrations whose enforcement state fits in shared memory.",
-							"A full table evicts the least recently used entry without reservations.",
-							&max_integrations, 10000, 16, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("aos_cus.max_reservations",
-							"Reservations (checks with a call_id not yet ingested) that fit in shared memory.",
-							NULL,
-							&max_reservations, 10000, 16, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.reservation_ttl",
 							"How long a reservation counts as spent before it is released unused.",
 							NULL,
@@ -1529,8 +1526,19 @@ aos_cus_enforce_init(void)
 							NULL,
 							&log_max_rows, 100000, 1000, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* Sizes of shared memory exist only when preloaded (PGC_POSTMASTER cannot be defined later). */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	DefineCustomIntVariable("aos_cus.max_integrations",
+							"Integrations whose enforcement state fits in shared memory.",
+							"A full table evicts the least recently used entry without reservations.",
+							&max_integrations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.max_reservations",
+							"Reservations (checks with a call_id not yet ingested) that fit in shared memory.",
+							NULL,
+							&max_reservations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	RegisterXactCallback(enforce_xact_callback, NULL);
 	RegisterSubXactCallback(enforce_subxact_callback, NULL);
 }
