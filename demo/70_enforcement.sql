@@ -32,7 +32,7 @@ SELECT 4, 'openai-prod', 3, 'demo-3', aos_cus.check(aos_cus.current_tenant(), 'd
 INSERT INTO demo_checks
 SELECT 5, 'openai-prod', 0.01, 'demo-4', aos_cus.check(aos_cus.current_tenant(), 'd0d0d0d0-0000-4000-8000-0000000000a1', 1000000, 2000000, 'demo-4');
 
-\echo '== anthropic-prod (warn mode, rpm 3): would-be blocks come back as warnings'
+\echo '== anthropic-prod (warn mode, rpm 3): would-be blocks come back as warnings; the rate comes before the budget'
 INSERT INTO demo_checks
 SELECT 5 + g, 'anthropic-prod', 0.10, NULL, aos_cus.check(aos_cus.current_tenant(), 'd0d0d0d0-0000-4000-8000-0000000000a2', 10000000, 100)
   FROM generate_series(1, 4) g;
@@ -68,6 +68,7 @@ SELECT i.name, round(l.budget_used_microcents / 100000000.0, 2) AS used_usd,
  WHERE i.status = 'enabled' ORDER BY i.name;
 
 \echo '== the enforcement log keeps warned and blocked decisions'
-SELECT l.decision, l.reason, i.name AS integration, count(*)
-  FROM aos_cus.cus_enforcement_log l JOIN aos_cus.cus_integrations i ON i.tenant_id = l.tenant_id AND i.id = l.integration_id
+SELECT l.decision, l.reason, coalesce(i.name, 'unknown') AS integration, count(*)
+  FROM aos_cus.cus_enforcement_log l
+  LEFT JOIN aos_cus.cus_integrations i ON i.tenant_id = l.tenant_id AND i.id = l.integration_id
  GROUP BY 1, 2, 3 ORDER BY 3, 1, 2;

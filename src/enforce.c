@@ -845,10 +845,11 @@ reached_flags(int64 used, int64 limit, int warn_pct)
 /*
  * (Re)build the entry of key from the durable tables. The ExclusiveLock waits
  * for every transaction that wrote usage of this integration to finish its
- * settlement, and keeps new ones out until the entry is stored.
+ * settlement, and keeps new ones out until the entry is stored. With wait
+ * false (a reload of an existing entry) a busy lock returns false at once.
  */
-static void
-load_entry(const EnfKey *key, TimestampTz now)
+static bool
+load_entry(const EnfKey *key, TimestampTz now, bool wait)
 {
 	LOCKTAG		tag;
 	EnfLoaded	l;
@@ -857,7 +858,8 @@ load_entry(const EnfKey *key, TimestampTz now)
 	bool		found;
 
 	integration_locktag(&tag, key);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
 	version = pg_atomic_read_u64(&enf->limits_version);
 	read_durable_state(key, now, &l);
 
@@ -897,6 +899,7 @@ load_entry(const EnfKey *key, TimestampTz now)
 	SpinLockRelease(&e->mutex);
 	LWLockRelease(enf->lock);
 	LockRelease(&tag, ExclusiveLock, false);
+	return true;
 }
 
 /* ---------- the decision ---------- */
@@ -974,7 +977,11 @@ insert_by_expiry(EnfEntry *e, EnfReservation *r)
 	dlist_push_head(&e->reservations, &r->node);
 }
 
-/* Look up key with enf->lock held shared, loading it first when missing or stale. */
+/*
+ * Look up key and return it with enf->lock held shared, loading it first when
+ * missing or stale. A stale entry whose reload would wait for an in-flight
+ * usage writer is used as it is: the reload happens on a later call.
+ */
 static EnfEntry *
 fresh_entry(const EnfKey *key, TimestampTz now)
 {
@@ -995,7 +1002,8 @@ fresh_entry(const EnfKey *key, TimestampTz now)
 		if (!stale || (e != NULL && attempt > 0))
 			return e;
 		LWLockRelease(enf->lock);
-		load_entry(key, now);
+		if (!load_entry(key, now, e == NULL))
+			attempt++;			/* busy: the next lookup returns the cached entry */
 	}
 }
 
@@ -1292,6 +1300,26 @@ read_request(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 	aos_cus_assert_tenant(&req->key.tenant, "tenant_id");
 }
 
+/* Text datums of the decision and reason names, made once per backend. */
+static Datum decision_text[AOS_DECISION_COUNT];
+static Datum reason_text[AOS_REASON_COUNT];
+
+/* Fill decision_text and reason_text on first use. */
+static void
+init_name_datums(void)
+{
+	MemoryContext old;
+
+	if (decision_text[0] != (Datum) 0)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	for (int r = 0; r < AOS_REASON_COUNT; r++)
+		reason_text[r] = CStringGetTextDatum(aos_reason_name(r));
+	for (int d = 0; d < AOS_DECISION_COUNT; d++)
+		decision_text[d] = CStringGetTextDatum(aos_decision_name(d));
+	MemoryContextSwitchTo(old);
+}
+
 /* Build an aos_cus.decision from a result. */
 static Datum
 decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
@@ -1310,9 +1338,10 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = desc;
+		init_name_datums();
 	}
-	values[0] = CStringGetTextDatum(aos_decision_name(res->decision));
-	values[1] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[0] = decision_text[res->decision];
+	values[1] = reason_text[res->reason];
 	values[2] = Int64GetDatum(res->retry_ms);
 	nulls[2] = res->retry_ms < 0;
 	values[3] = Int64GetDatum(res->budget_used);
