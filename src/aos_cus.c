@@ -6,6 +6,7 @@
  */
 #include "aos_cus.h"
 #include "enforce.h"
+#include "pricing.h"
 #include "stats.h"
 
 #include "fmgr.h"
@@ -82,6 +83,7 @@ _PG_init(void)
 
 	aos_cus_tenancy_init();
 	aos_cus_enforce_init();
+	aos_cus_pricing_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
