@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "enforce.h"
 #include "pricing.h"
 #include "credentials.h"
 #include "stats.h"
@@ -34,6 +35,7 @@ aos_cus_shmem_size(void)
 	Size		size = 0;
 
 	size = add_size(size, aos_cus_stats_shmem_size());
+	size = add_size(size, aos_cus_enforce_shmem_size());
 	return size;
 }
 
@@ -46,6 +48,7 @@ aos_cus_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(aos_cus_shmem_size());
+	aos_cus_enforce_shmem_request();
 }
 
 /* Attach to (or create) each feature's shared state. */
@@ -57,6 +60,7 @@ aos_cus_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aos_cus_stats_shmem_init();
+	aos_cus_enforce_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -79,6 +83,7 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_enforce_init();
 	aos_cus_pricing_init();
 	aos_cus_credentials_init();
 
