@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "health.h"
 #include "stats.h"
 
 #include "fmgr.h"
@@ -32,6 +33,7 @@ aos_cus_shmem_size(void)
 	Size		size = 0;
 
 	size = add_size(size, aos_cus_stats_shmem_size());
+	size = add_size(size, aos_cus_health_shmem_size());
 	return size;
 }
 
@@ -55,6 +57,7 @@ aos_cus_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aos_cus_stats_shmem_init();
+	aos_cus_health_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -77,6 +80,7 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_health_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
@@ -96,4 +100,5 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = aos_cus_shmem_startup;
+	aos_cus_health_register_worker();
 }

@@ -56,6 +56,16 @@ joined_base_len(const char *base, const char *path)
 	return len;
 }
 
+/* True when a probe exists for the provider. */
+bool
+aos_probe_supported(const char *provider)
+{
+	for (size_t i = 0; provider != NULL && i < sizeof(probes) / sizeof(probes[0]); i++)
+		if (strcmp(probes[i].provider, provider) == 0)
+			return true;
+	return false;
+}
+
 /* Fill req for provider at base_url; NULL on success, else why not. */
 const char *
 aos_probe_build(const char *provider, const char *base_url, const char *api_version,

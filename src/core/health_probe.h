@@ -45,6 +45,9 @@ typedef struct AosProbeRequest
 	const char *extra_header;	/* a fixed header line ("anthropic-version: ...") or NULL */
 } AosProbeRequest;
 
+/* True when the provider has a probe (every provider except aws_bedrock, which needs SigV4). */
+bool		aos_probe_supported(const char *provider);
+
 /*
  * Fill req for provider at base_url (NULL: the provider's public endpoint).
  * api_version (Azure) and health_path (custom) may be NULL for the defaults.

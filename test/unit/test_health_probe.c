@@ -57,6 +57,8 @@ test_build(void)
 	CHECK(aos_probe_build("custom", "http://h:1", NULL, "/a b", &r) != NULL);
 	CHECK(aos_probe_build("custom", "http://h:1", NULL, "/a?x=1", &r) != NULL);
 
+	CHECK(aos_probe_supported("google") && aos_probe_supported("custom"));
+	CHECK(!aos_probe_supported("aws_bedrock") && !aos_probe_supported(NULL) && !aos_probe_supported("x"));
 	CHECK(aos_probe_build("aws_bedrock", NULL, NULL, NULL, &r) != NULL);
 	CHECK(aos_probe_build("nope", NULL, NULL, NULL, &r) != NULL);
 	CHECK(aos_probe_build(NULL, NULL, NULL, NULL, &r) != NULL);
