@@ -8,7 +8,7 @@ CREATE TABLE aos_cus.cus_health_checks (
     requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     claimed_at      timestamptz,
     PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, integration_id),
+    CONSTRAINT cus_health_checks_one_per_integration UNIQUE (tenant_id, integration_id),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id) ON DELETE CASCADE
 );
 COMMENT ON TABLE aos_cus.cus_health_checks IS 'health checks queued for the health worker (one per integration; claimed_at set while probed)';
@@ -123,11 +123,19 @@ COMMENT ON FUNCTION aos_cus.health_summary(uuid) IS
 REVOKE ALL ON FUNCTION aos_cus.health_summary(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.health_summary(uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 
+-- A row type, since an OUT column may not share the tenant_id parameter's name.
+CREATE TYPE aos_cus.stale_integration AS (
+    tenant_id          uuid,
+    integration_id     uuid,
+    name               text,
+    provider           text,
+    health_state       text,
+    health_checked_at  timestamptz
+);
+
 CREATE FUNCTION aos_cus.stale_integrations(older_than interval DEFAULT '1 hour', tenant_id uuid DEFAULT NULL)
-    RETURNS TABLE (tenant_id uuid, integration_id uuid, name text, provider text, health_state text,
-                   health_checked_at timestamptz)
+    RETURNS SETOF aos_cus.stale_integration
     LANGUAGE plpgsql STABLE SET search_path = '' AS $$
-#variable_conflict use_column
 BEGIN
     IF stale_integrations.older_than IS NULL THEN
         RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = '22004';
@@ -187,7 +195,7 @@ BEGIN
     END IF;
     INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id)
     VALUES (request_health_check.tenant_id, request_health_check.integration_id)
-    ON CONFLICT (tenant_id, integration_id) DO NOTHING;
+    ON CONFLICT ON CONSTRAINT cus_health_checks_one_per_integration DO NOTHING;
     RETURN FOUND;
 END
 $$;
