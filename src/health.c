@@ -50,18 +50,22 @@ static bool xact_callback_registered = false;
 PG_FUNCTION_INFO_V1(aos_cus_test_credentials);
 PG_FUNCTION_INFO_V1(aos_cus_health_queue_wake);
 
-/* Register the health GUCs. */
+/* Register the health GUCs (the worker's two postmaster settings only while preloading). */
 void
 aos_cus_health_init(void)
 {
-	DefineCustomBoolVariable("aos_cus.health_worker",
-							 "Start the health background worker.",
-							 NULL, &aos_cus_health_worker_enabled, false,
-							 PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("aos_cus.health_database",
-							   "Database in which the health worker probes integrations.",
-							   NULL, &aos_cus_health_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* PGC_POSTMASTER settings may only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomBoolVariable("aos_cus.health_worker",
+								 "Start the health background worker.",
+								 NULL, &aos_cus_health_worker_enabled, false,
+								 PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomStringVariable("aos_cus.health_database",
+								   "Database in which the health worker probes integrations.",
+								   NULL, &aos_cus_health_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 	DefineCustomIntVariable("aos_cus.health_interval",
 							"Age after which the health worker re-probes an enabled integration (0: only queued checks).",
 							NULL, &aos_cus_health_interval_s, 300, 0, 7 * 86400,
