@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "credentials.h"
 #include "health.h"
 #include "stats.h"
 
@@ -80,6 +81,7 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_credentials_init();
 	aos_cus_health_init();
 
 #if PG_VERSION_NUM >= 150000

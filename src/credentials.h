@@ -1,4 +1,4 @@
-/* credentials.h: credential resolution for the health probes (contract of the credentials module). */
+/* credentials.h: the credential vault's entry points for other C modules (health probes, workers). */
 #ifndef AOS_CUS_CREDENTIALS_H
 #define AOS_CUS_CREDENTIALS_H
 
@@ -6,7 +6,16 @@
 
 #include "utils/uuid.h"
 
-/* The integration's plaintext key, palloc'd; the caller zeroes it after use. */
+/*
+ * Plaintext credential of an integration: encrypted:// is decrypted, vault://
+ * read from Supabase Vault, env:// from the server's environment. Checks the
+ * tenant with aos_cus_assert_tenant(). Returns a palloc'd NUL-terminated string
+ * that the caller must wipe (explicit_bzero) and pfree as soon as it is used.
+ * Raises an error naming the integration, never the secret, on any failure.
+ */
 extern char *aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration);
+
+/* Register the credential GUCs, load the keyring when preloaded, install the log filter. */
+extern void aos_cus_credentials_init(void);
 
 #endif
