@@ -7,13 +7,15 @@ Routes and the auth headers each checks:
   GET /openai/models  Azure OpenAI (api-key: KEY and the api-version query parameter)
 The key decides the answer: a key starting with "valid-" is accepted; "valid-429", "valid-500",
 "valid-403" answer that status, "valid-hang" never answers, "valid-redirect" answers 302 to another
-host; any other key (or none) is 401. GET /__stats returns request counts as JSON (never keys);
+host, "valid-endless" answers 200 with a body that never ends; any other key (or none) is 401. GET /__stats returns request counts as JSON (never keys);
 POST /__reset zeroes them. Nothing is logged.
 
-Usage: mock_provider.py [--port N] [--port-file FILE]   (port 0 picks a free one)
+Usage: mock_provider.py [--port N] [--port-file FILE] [--tls-cert PEM --tls-key PEM]
+(port 0 picks a free one; with a certificate it speaks HTTPS)
 """
 import argparse
 import os
+import ssl
 import json
 import threading
 import time
@@ -56,6 +58,20 @@ class Handler(BaseHTTPRequestHandler):
         elif key == "valid-hang":
             count(provider, "hang")
             time.sleep(3600)
+            return
+        elif key == "valid-endless":
+            count(provider, "endless")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            chunk = b" " * 65536
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
             return
         elif key == "valid-redirect":
             count(provider, 302)
@@ -115,8 +131,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     port = server.server_address[1]
     if args.port_file:

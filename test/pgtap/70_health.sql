@@ -1,7 +1,7 @@
 -- Health API without network: record_health, history retention, health_summary, stale_integrations,
 -- request_health_check coalescing and wake-up, test_credentials refusals, tenancy and RLS of the health tables.
 BEGIN;
-SELECT plan(54);
+SELECT plan(56);
 
 CREATE ROLE tap_h_app IN ROLE aos_cus_app;
 CREATE ROLE tap_h_worker IN ROLE aos_cus_worker;
@@ -144,6 +144,15 @@ SELECT throws_ok($$SELECT * FROM aos_cus.stale_integrations('1 hour', 'bbbbbbbb-
     '42501', NULL, 'reader for A cannot list B stale integrations');
 SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'reader for A summarises only A');
 RESET ROLE;
+
+-- Schema: tenant_id leads every key of the health tables; both have row-level security.
+SELECT is((SELECT count(*)::int FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+            WHERE t.oid IN ('aos_cus.cus_health_checks'::regclass, 'aos_cus.cus_health_history'::regclass)
+              AND c.contype IN ('p', 'u', 'f')
+              AND (SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = c.conkey[1]) <> 'tenant_id'),
+          0, 'tenant_id is the first column of every key of the health tables');
+SELECT is((SELECT count(*)::int FROM pg_class WHERE oid IN ('aos_cus.cus_health_checks'::regclass, 'aos_cus.cus_health_history'::regclass)
+              AND relrowsecurity), 2, 'both health tables have row-level security');
 
 -- A rolled-back request leaves nothing queued.
 RESET aos_cus.tenant_id;

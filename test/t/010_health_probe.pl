@@ -70,9 +70,39 @@ like(probe(integration('refused', 'openai', 'GOOD', 'http://127.0.0.1:1')), qr/^
 like(probe(integration('nxdomain', 'openai', 'GOOD', 'http://aos-cus-health-probe.invalid')), qr/^failing\|could not resolve host name$/, 'DNS failure is failing');
 like(probe(integration('redirect', 'openai', 'REDIRECT', $base)), qr/^failing\|HTTP 302: redirect not followed/, 'a redirect to another host is not followed');
 like(probe(integration('tls', 'openai', 'GOOD', "https://127.0.0.1:$port")), qr/^failing\|TLS handshake/, 'TLS to a plain-HTTP port fails verification, not silently');
+like(probe(integration('endless', 'openai', 'ENDLESS', $base)), qr/^healthy\|$/,
+	'a body that never ends is cut at its bound: the status decides, no timeout');
+$probes++;
+
+# TLS verification is on; aos_cus.health_ca_file names the CA bundle that makes a private CA trusted.
+my $tlsdir = PostgreSQL::Test::Utils::tempdir();
+system_or_bail('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+	'-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', "$tlsdir/key.pem", '-out', "$tlsdir/cert.pem");
+my ($tls_mock, $tls_port) = start_mock_provider("$tlsdir/cert.pem", "$tlsdir/key.pem");
+my $tls_id = integration('tls-private-ca', 'openai', 'GOOD', "https://127.0.0.1:$tls_port");
+like(probe($tls_id), qr/^failing\|TLS handshake or certificate verification failed$/, 'a certificate from an untrusted CA fails verification');
+$node->safe_psql('postgres', qq{ALTER SYSTEM SET aos_cus.health_ca_file = '$tlsdir/cert.pem'; SELECT pg_reload_conf()});
+$node->poll_query_until('postgres', q{SELECT current_setting('aos_cus.health_ca_file') <> ''});
+like(probe($tls_id), qr/^healthy\|$/, 'with aos_cus.health_ca_file naming that CA the same provider is healthy over HTTPS');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET aos_cus.health_ca_file; SELECT pg_reload_conf()});
+$tls_mock->kill_kill;
+$probes += 2;
+
 my ($ret, $out, $err) = $node->psql('postgres', qq{SELECT * FROM aos_cus.test_credentials('$tenant', '@{[integration('nokey', 'openai', 'MISSING', $base)]}')});
 isnt($ret, 0, 'an integration whose credential cannot be resolved raises an error');
 $probes += 9;
+
+# Through the credential vault: create_integration() encrypts the key, the probe resolves (decrypts) it.
+my $vault_key = 'valid-vault-Secret-2024-health';
+for my $provider (qw(openai anthropic google azure_openai))
+{
+	my $id = $node->safe_psql('postgres',
+		qq{SELECT aos_cus.create_integration('$tenant', 'vault-$provider', '$provider', '$vault_key', '{"base_url": "$base"}')});
+	$node->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$tenant', '$id')});
+	like(probe($id), qr/^healthy\|$/, "$provider with an encrypted:// credential from the vault");
+	$probes++;
+}
+$keys{VAULT} = $vault_key;
 
 # Results are recorded on the integration and in the history, and counted.
 is($node->safe_psql('postgres', "SELECT count(*) FROM aos_cus.cus_health_history WHERE tenant_id = '$tenant'"), $probes,
@@ -80,7 +110,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM aos_cus.cus_health_history
 is($node->safe_psql('postgres', q{SELECT value FROM aos_cus.stat_counters() WHERE name = 'health_probes'}), $probes,
 	'health_probes counts every probe');
 is($node->safe_psql('postgres', q{SELECT string_agg(name || '=' || value, ',' ORDER BY name) FROM aos_cus.stat_counters() WHERE name LIKE 'health_probes_%'}),
-	'health_probes_degraded=12,health_probes_failing=14,health_probes_healthy=7', 'per-state outcome counters');
+	'health_probes_degraded=12,health_probes_failing=15,health_probes_healthy=13', 'per-state outcome counters');
 
 # No key anywhere: not in health_error, not in the history, not in the server log (log_statement = all).
 my $errors = $node->safe_psql('postgres', q{SELECT string_agg(coalesce(health_error, ''), ' ') FROM aos_cus.cus_integrations}) . ' '

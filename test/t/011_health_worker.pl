@@ -71,6 +71,15 @@ is(request($good), 'f', 'a request right after the probe (inside health_min_inte
 is($node->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_health_checks'), '0', 'the queue is empty again');
 is(mock_stats($port)->{requests}, 3, 'the provider saw exactly one request per integration: coalesced requests never probed');
 
+# The worker resolves a credential encrypted by the vault (create_integration) on its own.
+$keys{VAULT} = 'valid-vault-Secret-2024-health';
+my $vault = $node->safe_psql('postgres', qq{SELECT aos_cus.create_integration('$tenant', 'w-vault', 'google', '$keys{VAULT}',
+    '{"base_url": "http://127.0.0.1:$port"}')});
+$node->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$tenant', '$vault')});
+is(request($vault), 't', 'a check of an integration with an encrypted:// credential is queued');
+ok($node->poll_query_until('postgres', qq{SELECT health_state = 'healthy' FROM aos_cus.cus_integrations WHERE id = '$vault'}),
+	'the worker decrypted its key and recorded it healthy');
+
 # A hanging probe: the worker holds no transaction, snapshot or lock meanwhile, and runs other probes beside it.
 is(request($hang), 't', 'a check of a hanging provider is queued');
 ok($node->poll_query_until('postgres', qq{SELECT claimed_at IS NOT NULL FROM aos_cus.cus_health_checks WHERE integration_id = '$hang'}),

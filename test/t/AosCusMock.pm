@@ -19,6 +19,7 @@ my %keys = (
 	R500     => 'valid-500',
 	HANG     => 'valid-hang',
 	REDIRECT => 'valid-redirect',
+	ENDLESS  => 'valid-endless',
 );
 
 # The key table (name => value).
@@ -31,12 +32,15 @@ sub set_mock_key_env
 	return;
 }
 
-# Start the mock on a free loopback port; returns (IPC::Run handle, port). Kill with $h->kill_kill.
+# Start the mock on a free loopback port (HTTPS with (cert, key) PEM files); returns (IPC::Run handle, port).
+# Kill with $h->kill_kill.
 sub start_mock_provider
 {
+	my ($cert, $key) = @_;
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	my $port_file = "$dir/port";
-	my $h = IPC::Run::start([ '/usr/bin/python3', "$ENV{REPO}/test/mock_provider.py", '--port-file', $port_file ],
+	my @tls = $cert ? ('--tls-cert', $cert, '--tls-key', $key) : ();
+	my $h = IPC::Run::start([ '/usr/bin/python3', "$ENV{REPO}/test/mock_provider.py", '--port-file', $port_file, @tls ],
 		'>', "$dir/out", '2>', "$dir/err");
 	for (my $i = 0; $i < 100 && !-s $port_file; $i++)
 	{
