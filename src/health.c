@@ -28,12 +28,12 @@
 bool		aos_cus_health_worker_enabled = false;
 char	   *aos_cus_health_database = NULL;
 int			aos_cus_health_interval_s = 300;
-int			aos_cus_health_min_interval_s = 60;
+static int	health_min_interval_s = 60;
 int			aos_cus_health_timeout_ms = 10000;
 int			aos_cus_health_connect_timeout_ms = 3000;
 char	   *aos_cus_health_ca_file = NULL;
 int			aos_cus_health_max_in_flight = 8;
-int			aos_cus_health_history_keep = 100;
+static int	health_history_keep = 100;
 
 typedef struct HealthShared
 {
@@ -72,7 +72,7 @@ aos_cus_health_init(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.health_min_interval",
 							"Minimum time between two probes of one integration requested with request_health_check().",
-							NULL, &aos_cus_health_min_interval_s, 60, 0, 86400,
+							NULL, &health_min_interval_s, 60, 0, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.health_timeout",
 							"Total time bound of one health probe.",
@@ -92,7 +92,7 @@ aos_cus_health_init(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.health_history_keep",
 							"Health history rows kept per integration.",
-							NULL, &aos_cus_health_history_keep, 100, 1, 100000,
+							NULL, &health_history_keep, 100, 1, 100000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
@@ -187,11 +187,25 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
-/* The integration's key, through the credentials module. */
-char *
-health_resolve_key(const pg_uuid_t *tenant, const pg_uuid_t *integration)
+/* Resolve the integration's key, set up p's request with it, and wipe the key whatever happens. */
+bool
+health_probe_setup(HealthProbe *p, const char *provider, const char *base_url,
+				   const char *api_version, const char *health_path)
 {
-	return aos_cus_resolve_credential(tenant, integration);
+	char	   *key = aos_cus_resolve_credential(&p->tenant_id, &p->integration_id);
+	bool		ready = false;
+
+	PG_TRY();
+	{
+		ready = health_probe_prepare(p, provider, base_url, api_version, health_path, key);
+	}
+	PG_FINALLY();
+	{
+		explicit_bzero(key, strlen(key));
+		pfree(key);
+	}
+	PG_END_TRY();
+	return ready;
 }
 
 /* Text of column col of SPI row 0, copied into the caller's context, or NULL. */
@@ -234,7 +248,6 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	char	   *api_version;
 	char	   *health_path;
 	char	   *status;
-	char	   *key;
 	HealthProbe probe;
 	TupleDesc	tupdesc;
 	Datum		values[3];
@@ -277,10 +290,7 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	probe.integration_id = *integration;
 	if (aos_probe_supported(provider))
 	{
-		key = health_resolve_key(tenant, integration);
-		health_probe_prepare(&probe, provider, base_url, api_version, health_path, key);
-		explicit_bzero(key, strlen(key));
-		pfree(key);
+		health_probe_setup(&probe, provider, base_url, api_version, health_path);
 		health_probe_run(&probe);
 	}
 	else

@@ -55,8 +55,9 @@ extern int	health_multi_collect(CURLM *multi);
 /* Run one prepared probe to completion, cancellable (test_credentials). */
 extern void health_probe_run(HealthProbe *p);
 
-/* Resolve the integration's key (palloc'd plaintext; the caller zeroes and frees it). */
-extern char *health_resolve_key(const pg_uuid_t *tenant, const pg_uuid_t *integration);
+/* Resolve p's integration key and set up its request (the key is wiped at once); false as health_probe_prepare. */
+extern bool health_probe_setup(HealthProbe *p, const char *provider, const char *base_url,
+							   const char *api_version, const char *health_path);
 
 /* Register the health GUCs. */
 extern void aos_cus_health_init(void);

@@ -99,12 +99,8 @@ start_probe(HealthProbe *p, const char *provider, const char *base_url,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		char	   *key = health_resolve_key(&p->tenant_id, &p->integration_id);
-		bool		ready;
+		bool		ready = health_probe_setup(p, provider, base_url, api_version, health_path);
 
-		ready = health_probe_prepare(p, provider, base_url, api_version, health_path, key);
-		explicit_bzero(key, strlen(key));
-		pfree(key);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -318,6 +314,7 @@ aos_cus_health_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			next_stale = 0;		/* a new health_interval applies at once */
 		}
 
 		now = GetCurrentTimestamp();
@@ -341,7 +338,11 @@ aos_cus_health_worker_main(Datum arg)
 			if (health_multi_collect(multi) > 0)
 				record_finished();
 			if (n_probes > 0)
+			{
+				pgstat_report_wait_start(PG_WAIT_EXTENSION);
 				curl_multi_poll(multi, NULL, 0, POLL_MS, NULL);
+				pgstat_report_wait_end();
+			}
 			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 0, PG_WAIT_EXTENSION);
 		}
 		else

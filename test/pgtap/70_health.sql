@@ -1,7 +1,7 @@
 -- Health API without network: record_health, history retention, health_summary, stale_integrations,
 -- request_health_check coalescing and wake-up, test_credentials refusals, tenancy and RLS of the health tables.
 BEGIN;
-SELECT plan(56);
+SELECT plan(57);
 
 CREATE ROLE tap_h_app IN ROLE aos_cus_app;
 CREATE ROLE tap_h_worker IN ROLE aos_cus_worker;
@@ -124,6 +124,8 @@ SELECT throws_ok($$SELECT * FROM aos_cus.health_summary('bbbbbbbb-0000-0000-0000
     '42501', NULL, 'app for A cannot summarise B');
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a1', 'healthy', 1)$$,
     '42501', NULL, 'app may not record health');
+SELECT results_eq($$SELECT state FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a2')$$,
+    $$VALUES ('unknown'::text)$$, 'app for A may test A''s own credentials');
 SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'app for A summarises only A (3 non-deleted integrations)');
 SELECT is((SELECT array_agg(DISTINCT tenant_id::text) FROM aos_cus.cus_health_history), '{aaaaaaaa-0000-0000-0000-000000000001}',
     'app for A sees only A history');

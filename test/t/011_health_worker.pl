@@ -56,14 +56,17 @@ my $bad = integration('w-google-bad', 'google', 'BAD');
 my $r429 = integration('w-azure-429', 'azure_openai', 'R429');
 my $hang = integration('w-anthropic-hang', 'anthropic', 'HANG');
 my $off = integration('w-disabled', 'openai', 'GOOD', 'disabled');
+my $nokey = integration('w-nokey', 'openai', 'MISSING');
 
 # Queued checks are probed and recorded; a second request inside health_min_interval is coalesced.
 is(request($good), 't', 'a check is queued');
 is(request($good), 'f', 'a second request while it is queued is coalesced');
 is(request($bad), 't', 'a second integration is queued');
 is(request($r429), 't', 'a third integration is queued');
-ok($node->poll_query_until('postgres', qq{SELECT count(*) = 3 FROM aos_cus.cus_integrations WHERE health_checked_at IS NOT NULL}),
+is(request($nokey), 't', 'an integration whose credential cannot be resolved is queued');
+ok($node->poll_query_until('postgres', qq{SELECT count(*) = 4 FROM aos_cus.cus_integrations WHERE health_checked_at IS NOT NULL}),
 	'the worker probed and recorded the queued checks');
+like(health($nokey), qr/^failing\|credential could not be resolved: /, 'an unresolvable credential is recorded failing, the batch goes on');
 is(health($good), 'healthy|', 'queued OpenAI check recorded healthy');
 is(health($bad), 'failing|HTTP 401: credential rejected', 'queued Google check with a wrong key recorded failing');
 is(health($r429), 'degraded|HTTP 429: rate limited', 'queued Azure check answered 429 recorded degraded');
