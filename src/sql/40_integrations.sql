@@ -24,8 +24,9 @@ CREATE TYPE aos_cus.integration AS (
 );
 COMMENT ON TYPE aos_cus.integration IS 'an integration as the API returns it: credential kind and hint only';
 
+-- STABLE like jsonb_build_object, so that it is inlined into the queries that call it.
 CREATE FUNCTION aos_cus.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT ROW(i.tenant_id, i.id, i.name, i.provider, i.status,
                pg_catalog.split_part(i.credential_ref, '://', 1), i.credential_hint, i.base_url, i.config,
                pg_catalog.jsonb_build_object(
@@ -360,7 +361,7 @@ BEGIN
     END IF;
     -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
     RETURN QUERY
-        SELECT v.* FROM aos_cus.cus_integrations c CROSS JOIN LATERAL aos_cus.integration_of(c) v
+        SELECT (aos_cus.integration_of(c)).* FROM aos_cus.cus_integrations c
          WHERE c.tenant_id = list_integrations.tenant_id
            AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
            AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END

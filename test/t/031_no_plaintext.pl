@@ -63,7 +63,18 @@ my @cases = (
 	[ 0, 'CHECK: insert a key', "INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider, credential_ref) VALUES ('$t', 'np-x', 'openai', '$s1')" ],
 	[ 0, 'CHECK: update to a shapeless key', "UPDATE aos_cus.cus_integrations SET credential_ref = '$s2' WHERE id = '$a'" ],
 );
-push @cases, @{ do "$ENV{REPO}/test/t/031_no_plaintext_cases.pl" // [] } if -f "$ENV{REPO}/test/t/031_no_plaintext_cases.pl";
+push @cases, (
+	[ 1, 'create_integration', "SELECT aos_cus.create_integration('$t', 'np-new', 'openai', '$s1')" ],
+	[ 1, 'create_integration with a shapeless key', "SELECT aos_cus.create_integration('$t', 'np-new2', 'custom', '$s2', '{\"limits\": {\"rpm\": 5}}')" ],
+	[ 0, 'create_integration: duplicate name', "SELECT aos_cus.create_integration('$t', 'np-new', 'openai', '$s2')" ],
+	[ 0, 'create_integration: bad provider', "SELECT aos_cus.create_integration('$t', 'np-bad', 'openia', '$s2')" ],
+	[ 0, 'create_integration: bad limits', "SELECT aos_cus.create_integration('$t', 'np-bad', 'openai', '$s2', '{\"limits\": {\"rpm\": -1}}')" ],
+	[ 0, 'create_integration: bad time zone', "SELECT aos_cus.create_integration('$t', 'np-bad', 'openai', '$s2', '{\"limits\": {\"timezone\": \"Mars/Base\"}}')" ],
+	[ 0, 'create_integration: unknown option', "SELECT aos_cus.create_integration('$t', 'np-bad', 'openai', '$s2', '{\"secret\": 1}')" ],
+	[ 0, 'create_integration: other tenant', "SET aos_cus.tenant_id = '$other'; SELECT aos_cus.create_integration('$t', 'np-bad', 'openai', '$s2')" ],
+	[ 0, 'create_integration: malformed tenant', "SELECT aos_cus.create_integration('nope', 'np-bad', 'openai', '$s2')" ],
+	[ 0, 'create_integration: no privilege', "SET ROLE np_app; SELECT aos_cus.create_integration('$t', 'np-bad', 'openai', '$s1')" ],
+);
 
 foreach my $c (@cases)
 {
