@@ -13,7 +13,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad((g % 1000)::text, 12, '0'))::uuid,
 ON CONFLICT DO NOTHING;
 ANALYZE aos_cus.cus_integrations;
 DROP TABLE IF EXISTS public.bench_health_checks;
-CREATE TABLE public.bench_health_checks (LIKE aos_cus.cus_health_checks INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+CREATE TABLE public.bench_health_checks (LIKE aos_cus.cus_health_checks INCLUDING ALL);
 SQL
 dir=$(mktemp -d)
 cat > "$dir/ours_request.sql" <<'SQL'

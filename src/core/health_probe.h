@@ -1,8 +1,8 @@
 /*
  * health_probe.h: the pure parts of a provider health probe, without Postgres
  * headers: which URL and headers each provider's cheapest authenticated
- * endpoint needs, how a transport outcome and HTTP status map to a health
- * state, and scrubbing a secret out of a message.
+ * endpoint needs, and how a transport outcome and HTTP status map to a health
+ * state.
  */
 #ifndef AOS_CUS_HEALTH_PROBE_H
 #define AOS_CUS_HEALTH_PROBE_H
@@ -68,11 +68,5 @@ AosHealthState aos_probe_classify(AosProbeTransport transport, long http_status,
 
 /* The state's name as stored in health_state; NULL for an out-of-range value. */
 const char *aos_health_state_name(AosHealthState state);
-
-/* Parse a state name; false when it is not one of the four. */
-bool		aos_health_state_parse(const char *name, AosHealthState *out);
-
-/* Replace every occurrence of secret (when at least 4 characters) in text with "[redacted]", within cap bytes. */
-void		aos_redact(char *text, size_t cap, const char *secret);
 
 #endif

@@ -108,14 +108,23 @@ BEGIN
     IF health_summary.tenant_id IS NOT NULL THEN
         PERFORM aos_cus.assert_tenant(health_summary.tenant_id);
     END IF;
-    RETURN QUERY
-    SELECT s.name, pg_catalog.count(i.id)
-      FROM unnest(ARRAY['healthy', 'degraded', 'failing', 'unknown']) WITH ORDINALITY AS s(name, ord)
-      LEFT JOIN aos_cus.cus_integrations i
-             ON i.health_state = s.name AND i.status <> 'deleted'
-            AND (health_summary.tenant_id IS NULL OR i.tenant_id = health_summary.tenant_id)
-     GROUP BY s.name, s.ord
-     ORDER BY s.ord;
+    -- Count per state first (one index range per tenant), then list all four states.
+    IF health_summary.tenant_id IS NULL THEN
+        RETURN QUERY
+        SELECT s.name, coalesce(c.n, 0)
+          FROM unnest(ARRAY['healthy', 'degraded', 'failing', 'unknown']) WITH ORDINALITY AS s(name, ord)
+          LEFT JOIN (SELECT i.health_state, pg_catalog.count(*) AS n FROM aos_cus.cus_integrations i
+                      WHERE i.status <> 'deleted' GROUP BY i.health_state) c ON c.health_state = s.name
+         ORDER BY s.ord;
+    ELSE
+        RETURN QUERY
+        SELECT s.name, coalesce(c.n, 0)
+          FROM unnest(ARRAY['healthy', 'degraded', 'failing', 'unknown']) WITH ORDINALITY AS s(name, ord)
+          LEFT JOIN (SELECT i.health_state, pg_catalog.count(*) AS n FROM aos_cus.cus_integrations i
+                      WHERE i.tenant_id = health_summary.tenant_id AND i.status <> 'deleted'
+                      GROUP BY i.health_state) c ON c.health_state = s.name
+         ORDER BY s.ord;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.health_summary(uuid) IS
@@ -146,13 +155,22 @@ BEGIN
     IF stale_integrations.tenant_id IS NOT NULL THEN
         PERFORM aos_cus.assert_tenant(stale_integrations.tenant_id);
     END IF;
-    RETURN QUERY
-    SELECT i.tenant_id, i.id, i.name, i.provider::text, i.health_state, i.health_checked_at
-      FROM aos_cus.cus_integrations i
-     WHERE i.status = 'enabled'
-       AND (i.health_checked_at IS NULL OR i.health_checked_at < pg_catalog.now() - stale_integrations.older_than)
-       AND (stale_integrations.tenant_id IS NULL OR i.tenant_id = stale_integrations.tenant_id)
-     ORDER BY i.health_checked_at NULLS FIRST, i.tenant_id, i.id;
+    -- Two queries, so each gets its index: the partial health index, or the tenant's key range.
+    IF stale_integrations.tenant_id IS NULL THEN
+        RETURN QUERY
+        SELECT i.tenant_id, i.id, i.name, i.provider::text, i.health_state, i.health_checked_at
+          FROM aos_cus.cus_integrations i
+         WHERE i.status = 'enabled'
+           AND (i.health_checked_at IS NULL OR i.health_checked_at < pg_catalog.now() - stale_integrations.older_than)
+         ORDER BY i.health_checked_at NULLS FIRST, i.tenant_id, i.id;
+    ELSE
+        RETURN QUERY
+        SELECT i.tenant_id, i.id, i.name, i.provider::text, i.health_state, i.health_checked_at
+          FROM aos_cus.cus_integrations i
+         WHERE i.tenant_id = stale_integrations.tenant_id AND i.status = 'enabled'
+           AND (i.health_checked_at IS NULL OR i.health_checked_at < pg_catalog.now() - stale_integrations.older_than)
+         ORDER BY i.health_checked_at NULLS FIRST, i.tenant_id, i.id;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.stale_integrations(interval, uuid) IS
