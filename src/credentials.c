@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 /* Largest keyring file read. */
@@ -800,34 +801,53 @@ require_server_admin(const char *fn)
 				 errhint("RESET aos_cus.tenant_id and clear request.jwt.claims first.")));
 }
 
+/* Where a rotation continues: after (tenant, id), or from the start. */
+typedef struct RotationCursor
+{
+	bool		started;
+	pg_uuid_t	tenant;
+	pg_uuid_t	id;
+} RotationCursor;
+
 /*
  * Re-encrypt up to batch_size encrypted:// references that do not use the
- * active version, in (tenant_id, id) order, skipping rows locked by others.
- * Runs inside the caller's SPI connection. Returns how many it re-encrypted.
+ * active version, in (tenant_id, id) order after the cursor, skipping rows
+ * locked by others, and advance the cursor. Runs inside the caller's SPI
+ * connection; memory per row is released as it goes. Returns the count.
  */
 static int64
-rotate_batch(int batch_size)
+rotate_batch(int batch_size, RotationCursor *cursor)
 {
 	uint32_t	version = active_version();
 	char		pattern[64];
-	Oid			selargs[2] = {TEXTOID, INT4OID};
-	Datum		selvals[2];
+	Oid			selargs[4] = {TEXTOID, INT4OID, UUIDOID, UUIDOID};
+	Datum		selvals[4];
 	Oid			updargs[3] = {UUIDOID, UUIDOID, TEXTOID};
 	SPITupleTable *rows;
 	uint64		n;
+	MemoryContext row_ctx = AllocSetContextCreate(CurrentMemoryContext, "aos_cus key rotation row",
+												  ALLOCSET_SMALL_SIZES);
 
 	snprintf(pattern, sizeof(pattern), "encrypted://v1/%u/%%", version);
 	selvals[0] = CStringGetTextDatum(pattern);
 	selvals[1] = Int32GetDatum(batch_size);
-	if (SPI_execute_with_args("SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+	selvals[2] = UUIDPGetDatum(&cursor->tenant);
+	selvals[3] = UUIDPGetDatum(&cursor->id);
+	if (SPI_execute_with_args(cursor->started ?
+							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
+							  "AND (tenant_id, id) > ($3, $4) "
+							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
+							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
 							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
 							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
-							  2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
+							  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "selecting credentials to rotate failed");
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	for (uint64 i = 0; i < n; i++)
 	{
+		MemoryContext old = MemoryContextSwitchTo(row_ctx);
 		bool		isnull;
 		pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 		pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
@@ -844,7 +864,14 @@ rotate_batch(int batch_size)
 		if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3 WHERE tenant_id = $1 AND id = $2",
 								  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "updating a rotated credential failed");
+		cursor->tenant = *tenant;
+		cursor->id = *integration;
+		cursor->started = true;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_ctx);
 	}
+	SPI_freetuptable(rows);
+	MemoryContextDelete(row_ctx);
 	return (int64) n;
 }
 
@@ -854,6 +881,7 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 {
 	int			batch_size;
 	int64		n;
+	RotationCursor cursor = {0};
 
 	require_arg(fcinfo, 0, "batch_size");
 	batch_size = PG_GETARG_INT32(0);
@@ -864,22 +892,23 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 	require_server_admin("rotate_encryption_key_batch()");
 	require_keyring();
 	SPI_connect();
-	n = rotate_batch(batch_size);
+	n = rotate_batch(batch_size, &cursor);
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }
 
-/* SQL rotate_encryption_key(): every credential to the active version, in batches of 1000 with NOTICE progress. */
+/* SQL rotate_encryption_key(): every credential to the active version, in keyset batches of 1000 with NOTICE progress. */
 Datum
 aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 {
 	int64		total = 0,
 				n;
+	RotationCursor cursor = {0};
 
 	require_server_admin("rotate_encryption_key()");
 	require_keyring();
 	SPI_connect();
-	while ((n = rotate_batch(1000)) > 0)
+	while ((n = rotate_batch(1000, &cursor)) > 0)
 	{
 		total += n;
 		ereport(NOTICE,

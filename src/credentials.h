@@ -12,6 +12,8 @@
  * tenant with aos_cus_assert_tenant(). Returns a palloc'd NUL-terminated string
  * that the caller must wipe (explicit_bzero) and pfree as soon as it is used.
  * Raises an error naming the integration, never the secret, on any failure.
+ * Call it inside a transaction; it reads cus_integrations through SPI with the
+ * current user's rights (row-level security applies to non-owners).
  */
 extern char *aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration);
 

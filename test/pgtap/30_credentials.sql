@@ -1,6 +1,6 @@
 -- Credential vault: round trip, tamper, transplant, references, CHECK, resolve, rotation, privileges, bad input.
 BEGIN;
-SELECT plan(95);
+SELECT plan(102);
 
 CREATE ROLE tap_c_admin IN ROLE aos_cus_admin;
 CREATE ROLE tap_c_app IN ROLE aos_cus_app;
@@ -212,6 +212,14 @@ SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_rand
 SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_random_uuid(), 'vault://x')$$, '22023', NULL, 'decrypt: not encrypted://');
 SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_random_uuid(), 'sk-abcdef')$$, '22023', NULL, 'decrypt: plaintext');
 SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_random_uuid(), 'encrypted://v1/1/' || repeat('-', 40))$$, '22023', NULL, 'decrypt: random envelope');
+SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_random_uuid(), 'encrypted://v1/1/' || repeat('A', 100000))$$, '22023', NULL, 'decrypt: huge reference');
+SELECT throws_ok($$SELECT aos_cus.decrypt_credential(gen_random_uuid(), gen_random_uuid(), '')$$, '22023', NULL, 'decrypt: empty reference');
+SELECT throws_ok($$SELECT aos_cus.decrypt_credential(NULL, gen_random_uuid(), 'vault://x')$$, '22004', 'tenant_id must not be null', 'decrypt: NULL tenant');
+SELECT throws_ok($$SELECT aos_cus.encrypt_credential(gen_random_uuid(), gen_random_uuid(), convert_from('\xc328'::bytea, 'UTF8'))$$, '22021', NULL,
+                 'encrypt: invalid UTF-8 never reaches the function');
+SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(NULL)$$, '22004', 'batch_size must not be null', 'rotate batch: NULL');
+SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(-1)$$, '22023', 'batch_size must be between 1 and 100000', 'rotate batch: negative');
+SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(100001)$$, '22023', NULL, 'rotate batch: too large');
 
 -- 7. Tenancy and privileges: only admin and worker decrypt or resolve; only admin encrypts and manages keys.
 SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000002';

@@ -6,6 +6,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use AosCusTest;
 
+# The server inherits this variable: env:// references under the prefix resolve to it.
+$ENV{AOS_CUS_TEST_ENV_KEY} = 'sk-proj-from-the-environment-0000';
+$ENV{OTHER_TEST_ENV_KEY} = 'sk-proj-outside-the-prefix-00000';
 my $node = aos_cus_node('keyring');
 my $keyring = $node->basedir . '/keyring';
 my $k1 = 'a1' x 32;
@@ -98,6 +101,22 @@ $node->safe_psql('postgres', 'CREATE ROLE plain_login LOGIN');
 ($ret, $out, $err) = $node->psql('postgres', 'SET ROLE plain_login; SHOW aos_cus.keyring_file');
 like($err, qr/must be superuser|permission denied/, 'aos_cus.keyring_file is hidden from non-superusers');
 unlike(slurp_file($node->logfile), qr/a1a1a1a1|b2b2b2b2/, 'the whole server log holds no key material');
+
+# env:// resolves server environment variables under aos_cus.env_credential_prefix only.
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, credential_ref)
+VALUES ('$t', '$i', 'from-env', 'openai', 'env://AOS_CUS_TEST_ENV_KEY'),
+       ('$t', '00000000-0000-4000-8000-0000000000d2', 'outside', 'openai', 'env://OTHER_TEST_ENV_KEY')});
+is($node->safe_psql('postgres', "SELECT aos_cus.resolve_credential('$t', '$i')"), 'sk-proj-from-the-environment-0000',
+	'env:// under the prefix resolves from the server environment');
+($ret, $out, $err) = $node->psql('postgres', "SELECT aos_cus.resolve_credential('$t', '00000000-0000-4000-8000-0000000000d2')");
+like($err, qr/names environment variable "OTHER_TEST_ENV_KEY", outside aos_cus.env_credential_prefix "AOS_CUS_"/,
+	'env:// outside the prefix is refused');
+$node->append_conf('postgresql.conf', "aos_cus.env_credential_prefix = 'OTHER_'");
+$node->reload;
+is($node->safe_psql('postgres', "SELECT aos_cus.resolve_credential('$t', '00000000-0000-4000-8000-0000000000d2')"),
+	'sk-proj-outside-the-prefix-00000', 'aos_cus.env_credential_prefix changes on reload');
+unlike(slurp_file($node->logfile), qr/from-the-environment|outside-the-prefix/, 'resolved values never reach the log');
 
 # Without shared_preload_libraries there is no keyring: a clear error, keyring-free functions work.
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
