@@ -93,6 +93,13 @@ is_deeply($j->{summary}, { healthy => 3, degraded => 1, failing => 1, unknown =>
 is($j->{total}, 5, 'total of the summary');
 is(mock_stats($port)->{requests}, $before, '--summary probes nothing');
 
+# A probe that raises (credential not resolvable) is reported as an error entry and counts as not healthy.
+my $nokey = integration('00000000-0000-0000-0000-0000000000e3', 'cli-nokey', 'openai', 'MISSING');
+$j = cli_json(1, '--integration whose credential cannot be resolved', '--integration', $nokey);
+is($j->{integrations}[0]{state}, 'error', 'its state is error');
+is($j->{errors}, 1, 'the errors count is 1');
+like($j->{integrations}[0]{error}, qr/\S/, 'the server\'s message is reported');
+
 # Usage and connection errors exit 2.
 my @usage = (
 	[ 'no selection', [] ],
