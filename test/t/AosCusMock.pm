@@ -9,6 +9,10 @@ use Exporter 'import';
 
 our @EXPORT = qw(start_mock_provider mock_stats mock_keys set_mock_key_env);
 
+# Every mock this test started, killed at exit even when the test dies or bails out.
+my @mocks;
+END { $_->kill_kill for @mocks; }
+
 # Keys the tests use, by name; a "valid-" prefix is accepted by the mock, the suffix picks its answer.
 my %keys = (
 	GOOD     => 'valid-good-Secret-4711-health',
@@ -42,6 +46,7 @@ sub start_mock_provider
 	my @tls = $cert ? ('--tls-cert', $cert, '--tls-key', $key) : ();
 	my $h = IPC::Run::start([ '/usr/bin/python3', "$ENV{REPO}/test/mock_provider.py", '--port-file', $port_file, @tls ],
 		'>', "$dir/out", '2>', "$dir/err");
+	push @mocks, $h;
 	for (my $i = 0; $i < 100 && !-s $port_file; $i++)
 	{
 		select(undef, undef, undef, 0.1);
