@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "pricing.h"
 #include "stats.h"
 
 #include "fmgr.h"
@@ -77,6 +78,7 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_pricing_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
