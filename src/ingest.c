@@ -326,7 +326,8 @@ get_started_at(const JsonbValue *v, TimestampTz *out, RecordError *err)
 	if (v->type != jbvString)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"started_at must be an ISO 8601 timestamp string, not %s", json_type_name(v));
-	if (!parse_timestamptz(v, out))
+	/* Digits first: words such as now, today or epoch are not timestamps of a call. */
+	if (v->val.string.len == 0 || !isdigit((unsigned char) v->val.string.val[0]) || !parse_timestamptz(v, out))
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"started_at \"%.64s\" is not a valid timestamp", jstr(v));
 	if (*out < earliest)
@@ -522,11 +523,25 @@ parse_record(const pg_uuid_t *tenant, const JsonbValue *raw, UsageRecord *rec, R
 	return true;
 }
 
+/* Error context naming the record key whose value was being read. */
+static void
+usage_key_context(void *arg)
+{
+	errcontext("record key usage");
+}
+
 /* Token buckets from the record's raw usage block; may raise on a malformed block. */
 static void
 extract_usage_tokens(UsageRecord *rec)
 {
+	ErrorContextCallback callback;
+
+	callback.callback = usage_key_context;
+	callback.arg = NULL;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
 	aos_cus_usage_extract(aos_cus_provider_names[rec->provider], rec->usage, rec->tokens);
+	error_context_stack = callback.previous;
 }
 
 /* Cross-bucket rule the table enforces: reasoning is part of output. */
@@ -1051,6 +1066,8 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 		{
 			b.current = i;
 			item->valid = guarded(guarded_extract, &b, &item->error);
+			if (!item->valid)
+				item->error.message = psprintf("usage: %s", item->error.message);
 		}
 		if (item->valid)
 			item->valid = check_buckets(&item->rec, &item->error);

@@ -6,8 +6,10 @@
  * not aos_cus_admin is recomputed (applications cannot understate spend);
  * an admin's supplied cost is kept (restores, imports of billed history).
  * reprice_usage() sets the cost to NULL and lets this trigger price again.
+ * Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
+#include "pricing.h"
 #include "usage.h"
 
 #include "commands/trigger.h"
@@ -16,10 +18,6 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
-#if __has_include("pricing.h")
-#include "pricing.h"
-#define AOS_CUS_HAVE_PRICING 1
-#endif
 
 const char *const aos_cus_provider_names[] = {
 	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom", NULL
@@ -49,8 +47,6 @@ static const char *const fixed_columns[] = {
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
-
-#ifdef AOS_CUS_HAVE_PRICING
 
 /* Price through the pricing module's C API. */
 bool
@@ -87,26 +83,6 @@ aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN
 	tokens[7] = t.output_audio;
 }
 
-#else
-
-/* Without the pricing module no price applies: rows are stored unpriced. */
-bool
-aos_cus_usage_price(const char *provider, const char *model, const char *tier, TimestampTz at,
-					const int64 tokens[AOS_TOKEN_BUCKETS], int64 *cost_microcents, int64 *price_id)
-{
-	return false;
-}
-
-/* Without the pricing module raw usage blocks cannot be normalized. */
-void
-aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS])
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("usage blocks need the pricing module")));
-}
-
-#endif
 
 /* Attribute numbers of the columns the trigger uses, cached per query in fn_extra. */
 static int *
@@ -167,6 +143,9 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 
 		tokens[i] = isnull ? 0 : DatumGetInt64(d);
 	}
+	/* The table's CHECK refuses this row right after the trigger; leave the verdict to it. */
+	if (tokens[AOS_TOKEN_REASONING] > tokens[AOS_TOKEN_OUTPUT])
+		return PointerGetDatum(tuple);
 	for (int i = COL_PROVIDER; i <= COL_STARTED_AT; i++)
 	{
 		key[i] = heap_getattr(tuple, cols[i], desc, &isnull);

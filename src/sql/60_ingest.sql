@@ -102,6 +102,27 @@ COMMENT ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, dat
     'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily';
 REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
 
+-- Internal: the snapshot a rollup folds up to. pg_current_snapshot() counts the caller's own transaction
+-- as visible; a rollup must not, or rows it inserted itself (before or after the rollup, in the same
+-- transaction) would be taken as folded. So the own xid is added to the in-progress list.
+CREATE FUNCTION aos_cus.rollup_snapshot() RETURNS pg_snapshot
+    LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+DECLARE
+    s pg_snapshot := pg_catalog.pg_current_snapshot();
+    own xid8 := pg_catalog.pg_current_xact_id_if_assigned();
+BEGIN
+    IF own IS NULL OR own >= pg_catalog.pg_snapshot_xmax(s) OR NOT pg_catalog.pg_visible_in_snapshot(own, s) THEN
+        RETURN s;
+    END IF;
+    RETURN pg_catalog.format('%s:%s:%s', LEAST(pg_catalog.pg_snapshot_xmin(s), own), pg_catalog.pg_snapshot_xmax(s),
+        (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text::numeric)
+           FROM (SELECT pg_catalog.pg_snapshot_xip(s) AS x UNION SELECT own) xs))::pg_snapshot;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rollup_snapshot() IS
+    'internal: pg_current_snapshot() with the caller''s own transaction counted as in progress';
+REVOKE ALL ON FUNCTION aos_cus.rollup_snapshot() FROM PUBLIC;
+
 -- Internal: the rollup state row, locked; after a restore into another cluster (or on first use) it first
 -- rebuilds every aggregate, since restored rows carry the transaction ids of the cluster they came from.
 CREATE FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
@@ -116,7 +137,7 @@ BEGIN
     IF recorded_system IS NOT DISTINCT FROM this_system THEN
         RETURN;
     END IF;
-    s := pg_catalog.pg_current_snapshot();
+    s := aos_cus.rollup_snapshot();
     -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
     UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
     DELETE FROM aos_cus.cus_usage_daily;
@@ -141,7 +162,7 @@ BEGIN
         folded := st.rebuilt;
     ELSE
         -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
-        s := pg_catalog.pg_current_snapshot();
+        s := aos_cus.rollup_snapshot();
         folded := aos_cus.fold_usage(
             'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
             ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
