@@ -24,9 +24,10 @@ sub record_json
 }
 
 # Four ingest clients (two single-record, two batches of 20) and one rollup client; each prints the
-# call_ids the server acknowledged (psql prints a result only after its commit).
+# call_ids the server acknowledged (psql prints a result only after its commit) into its own file.
+my $dir = $node->basedir;
 my (@harnesses, @outputs);
-for my $c (1 .. 4)
+for my $c (1 .. 5)
 {
 	my $script = '';
 	for my $i (1 .. 1500)
@@ -36,23 +37,26 @@ for my $c (1 .. 4)
 			my $id = "c$c-$i";
 			$script .= "SELECT '$id' FROM aos_cus.ingest_usage('$tenant', '" . record_json($id, $i) . "');\n";
 		}
-		else
+		elsif ($c <= 4)
 		{
 			my @recs = map { record_json("c$c-$i-$_", $i + $_) } 1 .. 20;
 			$script .= "SELECT call_id FROM aos_cus.ingest_usage_batch('$tenant', '[" . join(',', @recs)
 			  . "]') WHERE status = 'inserted';\n";
 		}
+		else
+		{
+			$script .= "SELECT 'rollup:' || aos_cus.rollup_usage() FROM pg_sleep(0.05);\n";
+		}
 	}
-	my $out = '';
-	push @outputs, \$out;
+	open(my $fh, '>', "$dir/client$c.sql") or die "client script: $!";
+	print $fh $script;
+	close $fh;
+	push @outputs, "$dir/client$c.out" if $c <= 4;
 	push @harnesses,
-	  IPC::Run::start([ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres') ],
-		'<', \$script, '>', \$out, '2>', \my $err);
+	  IPC::Run::start(
+		[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-f', "$dir/client$c.sql" ],
+		'>', "$dir/client$c.out", '2>', "$dir/client$c.err");
 }
-my $rollups = "SELECT aos_cus.rollup_usage(), pg_sleep(0.05);\n" x 2000;
-push @harnesses,
-  IPC::Run::start([ 'psql', '-X', '-A', '-t', '-q', '-d', $node->connstr('postgres') ],
-	'<', \$rollups, '>', \my $rollup_out, '2>', \my $rollup_err);
 
 # Let the load run, then kill the postmaster mid-flight.
 $node->poll_query_until('postgres', "SELECT count(*) > 3000 FROM aos_cus.cus_llm_usage")
@@ -63,9 +67,11 @@ $_->finish for @harnesses;
 my %acked;
 for my $out (@outputs)
 {
-	$acked{$_}++ for grep { length } split /\n/, $$out;
+	$acked{$_}++ for grep { length } split /\n/, slurp_file($out);
 }
 my $nacked = scalar keys %acked;
+my $rollups_done = () = slurp_file("$dir/client5.out") =~ /^rollup:/mg;
+ok($rollups_done > 0, "$rollups_done rollups ran during the load");
 ok($nacked > 3000, "clients had $nacked call_ids acknowledged before the crash");
 is((grep { $_ > 1 } values %acked), 0, 'no call_id was acknowledged as inserted twice');
 
