@@ -813,15 +813,13 @@ typedef struct Batch
 	int			current;		/* item handled by guarded_one() */
 } Batch;
 
-/* Order item indexes by call_id bytes, then by position. */
-static BatchItem *sort_items;
-
-/* qsort comparator over item indexes (uses sort_items). */
+/* qsort_arg comparator over item indexes: by call_id bytes, then by position. */
 static int
-cmp_call_id(const void *a, const void *b)
+cmp_call_id(const void *a, const void *b, void *arg)
 {
-	const UsageRecord *x = &sort_items[*(const int *) a].rec;
-	const UsageRecord *y = &sort_items[*(const int *) b].rec;
+	const BatchItem *items = (const BatchItem *) arg;
+	const UsageRecord *x = &items[*(const int *) a].rec;
+	const UsageRecord *y = &items[*(const int *) b].rec;
 	int			c = memcmp(x->call_id, y->call_id, Min(x->call_id_len, y->call_id_len));
 
 	if (c != 0)
@@ -1084,8 +1082,7 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 	for (int i = 0, k = 0; i < b.n; i++)
 		if (b.items[i].valid)
 			order[k++] = i;
-	sort_items = b.items;
-	qsort(order, nvalid, sizeof(int), cmp_call_id);
+	qsort_arg(order, nvalid, sizeof(int), cmp_call_id, b.items);
 	for (int k = 0; k < nvalid; k++)
 	{
 		BatchItem  *item = &b.items[order[k]];
