@@ -3,7 +3,8 @@
 #  1. ingest_usage (jsonb record, validated, priced by the trigger) vs INSERT ... ON CONFLICT (tenant_id, call_id)
 #     DO NOTHING of the same row with its cost precomputed, into a copy of cus_llm_usage (same indexes, CHECKs, FK,
 #     no trigger): 1 and 4 clients with synchronous_commit = off (CPU path), and 1 client durable.
-#  2. ingest_usage_batch of 1,000 records vs one multi-row INSERT ... ON CONFLICT DO NOTHING of the same rows.
+#  2. ingest_usage_batch of 1,000 records vs one multi-row INSERT ... ON CONFLICT DO NOTHING of the same rows
+#     (a VALUES list of 1,000 rows: pgbench allows one parameter for the run's call_id prefix).
 #  3. rollup_usage() of 10,000 new rows on 1,000,000 already rolled up vs a full recompute
 #     (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE).
 set -euo pipefail
@@ -45,12 +46,14 @@ compare "ingest_usage vs INSERT ON CONFLICT, 1 client, durable" "$dir/ours1.sql"
 } > "$dir/oursb.sql"
 {
 	echo '\set r random(1, 1000000000000)'
-	echo "INSERT INTO bench_peer_usage (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id) VALUES"
+	echo "INSERT INTO bench_peer_usage (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id)"
+	echo "SELECT '$T'::uuid, '$I'::uuid, 'b' || :r || '-' || i, 'openai', 'gpt-4o', 'standard', i, 300, 850, 'success', '2026-02-01T10:00:00Z'::timestamptz, 600000, 1"
+	printf 'FROM (VALUES '
 	for i in $(seq 1 1000); do
-		[ "$i" -gt 1 ] && printf ',\n'
-		printf "('%s', '%s', 'b' || :r || '-%d', 'openai', 'gpt-4o', 'standard', %d, 300, 850, 'success', '2026-02-01T10:00:00Z', 600000, 1)" "$T" "$I" "$i" "$i"
+		[ "$i" -gt 1 ] && printf ', '
+		printf '(%d)' "$i"
 	done
-	echo " ON CONFLICT (tenant_id, call_id) DO NOTHING;"
+	echo ") AS v (i) ON CONFLICT (tenant_id, call_id) DO NOTHING;"
 } > "$dir/peerb.sql"
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage_batch(1000) vs multi-row INSERT, 1 client, sync off" "$dir/oursb.sql" "$dir/peerb.sql"
 compare "ingest_usage_batch(1000) vs multi-row INSERT, 1 client, durable" "$dir/oursb.sql" "$dir/peerb.sql"

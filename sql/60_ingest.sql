@@ -156,7 +156,7 @@ SELECT status, count(*) FROM aos_cus.ingest_usage_batch('aaaaaaaa-0000-4000-8000
  GROUP BY status ORDER BY status;
 SELECT count(*) AS other_tenant FROM aos_cus.ingest_usage_batch('bbbbbbbb-0000-4000-8000-000000000002', '[]');
 
--- The trigger prices plain INSERT and COPY; a non-admin's own cost is replaced, an admin's kept.
+-- The trigger prices plain INSERT and COPY; an admin's own cost is kept; an application may not supply one.
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, input_tokens, output_tokens)
 VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-0000000000a1', 'plain', 'openai', 'gpt-4o', '2026-03-02', 1000, 200)
 RETURNING cost_microcents, price_id IS NOT NULL AS priced;
@@ -170,6 +170,8 @@ RETURNING cost_microcents;
 SET ROLE aos_cus_regress_ingest;
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, input_tokens, cost_microcents)
 VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-0000000000a1', 'app-cost', 'openai', 'gpt-4o', '2026-03-02', 1000, 1);
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, input_tokens)
+VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-0000000000a1', 'app-cost', 'openai', 'gpt-4o', '2026-03-02', 1000);
 RESET ROLE;
 SELECT cost_microcents FROM aos_cus.cus_llm_usage WHERE call_id = 'app-cost';
 

@@ -25,6 +25,7 @@
 #include "uuid_text.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -39,6 +40,8 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 
 /* Limits (documented in the README). */
 #define INGEST_MAX_BATCH		10000
@@ -94,6 +97,9 @@ typedef struct UsageRecord
 	bool		has_started_at;
 	TimestampTz started_at;
 	Jsonb	   *metadata;
+	bool		priced;
+	int64		cost;
+	int64		price_id;
 } UsageRecord;
 
 /* Why a record was refused. */
@@ -154,13 +160,14 @@ static SPIPlanPtr plan_reject = NULL;
 #define USAGE_COLUMNS \
 	"tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, " \
 	"cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, " \
-	"input_audio_tokens, output_audio_tokens, latency_ms, status, error_code, started_at, metadata"
-#define USAGE_NCOLS 19
+	"input_audio_tokens, output_audio_tokens, latency_ms, status, error_code, started_at, metadata, " \
+	"cost_microcents, price_id"
+#define USAGE_NCOLS 21
 
 static const Oid usage_types[USAGE_NCOLS] = {
 	UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID
+	INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID, INT8OID, INT8OID
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_ingest_usage);
@@ -571,7 +578,6 @@ keep_plan(const char *sql, int nargs, const Oid *types)
 static void
 prepare_plans(void)
 {
-	Oid			many_types[USAGE_NCOLS];
 	Oid			find_many_types[2] = {UUIDOID, TEXTARRAYOID};
 	Oid			reject_types[7] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	StringInfoData sql;
@@ -586,17 +592,6 @@ prepare_plans(void)
 	appendStringInfoString(&sql, ") ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING id, cost_microcents");
 	plan_insert_one = keep_plan(sql.data, USAGE_NCOLS, usage_types);
 
-	resetStringInfo(&sql);
-	appendStringInfoString(&sql, "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") SELECT $1, u.* FROM ROWS FROM (");
-	many_types[0] = UUIDOID;
-	for (int i = 2; i <= USAGE_NCOLS; i++)
-	{
-		many_types[i - 1] = get_array_type(usage_types[i - 1]);
-		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", i > 2 ? ", " : "", i);
-	}
-	appendStringInfoString(&sql, ") AS u ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, id, cost_microcents");
-	plan_insert_many = keep_plan(sql.data, USAGE_NCOLS, many_types);
-
 	plan_find_one = keep_plan("SELECT id, cost_microcents FROM aos_cus.cus_llm_usage WHERE tenant_id = $1 AND call_id = $2",
 							  2, usage_types + 1);
 	plan_find_many = keep_plan("SELECT call_id, id, cost_microcents FROM aos_cus.cus_llm_usage "
@@ -608,7 +603,7 @@ prepare_plans(void)
 	pfree(sql.data);
 }
 
-/* The record's column values (and nulls) in USAGE_COLUMNS order. */
+/* The record's column values (and nulls) in USAGE_COLUMNS order; price_record() ran before. */
 static void
 record_datums(const pg_uuid_t *tenant, const UsageRecord *rec, Datum *values, bool *nulls)
 {
@@ -637,6 +632,18 @@ record_datums(const pg_uuid_t *tenant, const UsageRecord *rec, Datum *values, bo
 	values[16] = nulls[16] ? (Datum) 0 : PointerGetDatum(cstring_to_text_with_len(rec->error_code, rec->error_code_len));
 	values[17] = TimestampTzGetDatum(rec->started_at);
 	values[18] = JsonbPGetDatum(rec->metadata != NULL ? rec->metadata : empty_object);
+	values[19] = Int64GetDatum(rec->cost);
+	values[20] = Int64GetDatum(rec->price_id);
+	nulls[19] = nulls[20] = !rec->priced;
+}
+
+/* Cost and price of a checked record (raises 22003 when the cost overflows). */
+static void
+price_record(UsageRecord *rec)
+{
+	rec->priced = aos_cus_usage_price(aos_cus_provider_names[rec->provider], pnstrdup(rec->model, rec->model_len),
+									  aos_cus_tier_names[rec->tier], rec->started_at, rec->tokens,
+									  &rec->cost, &rec->price_id);
 }
 
 /* SPI wants ' ' / 'n' null flags. */
@@ -665,13 +672,14 @@ read_id_cost(int row, int off, int64 *usage_id, bool *has_cost, int64 *cost)
 
 /* Insert one checked record or find its earlier row; sets status, id and cost. */
 static void
-ingest_one(const pg_uuid_t *tenant, const UsageRecord *rec, BatchItem *out)
+ingest_one(const pg_uuid_t *tenant, UsageRecord *rec, BatchItem *out)
 {
 	Datum		values[USAGE_NCOLS];
 	bool		nulls[USAGE_NCOLS];
 	char	   *flags;
 	Datum		key[2];
 
+	price_record(rec);
 	record_datums(tenant, rec, values, nulls);
 	flags = spi_nulls(nulls, USAGE_NCOLS);
 	key[0] = values[0];
@@ -892,43 +900,69 @@ make_array(Datum *elems, bool *nulls, int n, Oid elmtype)
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elmtype, len, byval, align));
 }
 
+/*
+ * The batch insert plan: INSERT ... SELECT from unnest() of one array of
+ * aos_cus.usage_row (one composite per record, so the function scan keeps one
+ * tuple per record). Prepared again when the type's OID changes (extension
+ * dropped and created again in this backend).
+ */
+static SPIPlanPtr
+insert_many_plan(Oid *row_type)
+{
+	static Oid	planned_type = InvalidOid;
+
+	*row_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("usage_row"),
+								ObjectIdGetDatum(get_namespace_oid("aos_cus", false)));
+	if (!OidIsValid(*row_type))
+		elog(ERROR, "aos_cus: type aos_cus.usage_row is missing");
+	if (plan_insert_many == NULL || planned_type != *row_type)
+	{
+		Oid			types[2] = {UUIDOID, InvalidOid};
+
+		types[1] = get_array_type(*row_type);
+		if (plan_insert_many != NULL)
+			SPI_freeplan(plan_insert_many);
+		plan_insert_many = keep_plan("INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
+									 "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u "
+									 "ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, id, cost_microcents",
+									 2, types);
+		planned_type = *row_type;
+	}
+	return plan_insert_many;
+}
+
 /* Fast path: insert every first occurrence with one statement, then read back the duplicates. */
 static void
 insert_firsts(void *arg)
 {
 	Batch	   *b = (Batch *) arg;
 	int			n = 0;
-	Datum	  **cols = palloc(sizeof(Datum *) * USAGE_NCOLS);
-	bool	  **colnulls = palloc(sizeof(bool *) * USAGE_NCOLS);
-	Datum		args[USAGE_NCOLS];
+	Oid			row_type;
+	SPIPlanPtr	plan = insert_many_plan(&row_type);
+	TupleDesc	row_desc = lookup_rowtype_tupdesc_copy(row_type, -1);
+	Datum	   *rows = palloc(sizeof(Datum) * b->nfirsts);
+	Datum		args[2];
 	Datum	   *missing;
 	int			nmissing = 0;
 
-	for (int c = 1; c < USAGE_NCOLS; c++)
-	{
-		cols[c] = palloc(sizeof(Datum) * b->nfirsts);
-		colnulls[c] = palloc(sizeof(bool) * b->nfirsts);
-	}
 	/* In input order, so ids grow with position in the batch. */
 	for (int i = 0; i < b->n; i++)
 	{
 		Datum		values[USAGE_NCOLS];
 		bool		nulls[USAGE_NCOLS];
+		HeapTuple	tuple;
 
 		if (!b->items[i].valid || b->items[i].first != i)
 			continue;
+		price_record(&b->items[i].rec);
 		record_datums(b->tenant, &b->items[i].rec, values, nulls);
-		for (int c = 1; c < USAGE_NCOLS; c++)
-		{
-			cols[c][n] = values[c];
-			colnulls[c][n] = nulls[c];
-		}
-		n++;
+		tuple = heap_form_tuple(row_desc, values + 1, nulls + 1);
+		rows[n++] = heap_copy_tuple_as_datum(tuple, row_desc);
+		heap_freetuple(tuple);
 	}
 	args[0] = UUIDPGetDatum(b->tenant);
-	for (int c = 1; c < USAGE_NCOLS; c++)
-		args[c] = make_array(cols[c], colnulls[c], n, usage_types[c]);
-	if (SPI_execute_plan(plan_insert_many, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+	args[1] = make_array(rows, NULL, n, row_type);
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: batch insert failed");
 	apply_rows(b, INGEST_INSERTED);
 

@@ -1,10 +1,10 @@
 /*
  * usage_cost.c: the BEFORE INSERT OR UPDATE trigger on cus_llm_usage that
  * fills cost_microcents and price_id, so a plain INSERT or COPY is priced
- * exactly as ingest_usage() is. A row arriving without a cost is priced with
- * the price in force at its started_at; a cost supplied by a caller who is
- * not aos_cus_admin is recomputed (applications cannot understate spend);
- * an admin's supplied cost is kept (restores, imports of billed history).
+ * exactly as ingest_usage() is (which prices in C and passes the cost, so the
+ * trigger's WHEN (NEW.cost_microcents IS NULL) skips it). Only roles with full
+ * INSERT on the table (aos_cus_admin, the owner: restores, imports of billed
+ * history) may supply a cost; aos_cus_app may not insert that column.
  * reprice_usage() sets the cost to NULL and lets this trigger price again.
  * Prices come from the pricing module (pricing.h).
  */
@@ -107,7 +107,7 @@ usage_columns(FunctionCallInfo fcinfo, TupleDesc desc)
 	return cols;
 }
 
-/* BEFORE INSERT OR UPDATE FOR EACH ROW: price the row unless an admin supplied its cost. */
+/* BEFORE INSERT OR UPDATE FOR EACH ROW: price a row that has no cost. */
 Datum
 aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 {
@@ -134,7 +134,7 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	cols = usage_columns(fcinfo, desc);
 
 	(void) heap_getattr(tuple, cols[COL_COST], desc, &isnull);
-	if (!isnull && aos_cus_caller_is_admin())
+	if (!isnull)
 		return PointerGetDatum(tuple);
 
 	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)

@@ -3,6 +3,14 @@
 CREATE TYPE aos_cus.ingest_result AS (status text, usage_id bigint, cost_microcents bigint);
 COMMENT ON TYPE aos_cus.ingest_result IS 'outcome of ingest_usage(): status inserted or duplicate, the row id and its cost';
 
+-- Internal: one checked record of a batch, in the column order of ingest.c's USAGE_COLUMNS (after tenant_id).
+CREATE TYPE aos_cus.usage_row AS (
+    integration_id uuid, call_id text, provider text, model text, service_tier text, input_tokens bigint,
+    cache_read_tokens bigint, cache_write_tokens bigint, cache_write_1h_tokens bigint, output_tokens bigint,
+    reasoning_tokens bigint, input_audio_tokens bigint, output_audio_tokens bigint, latency_ms integer,
+    status text, error_code text, started_at timestamptz, metadata jsonb, cost_microcents bigint, price_id bigint);
+COMMENT ON TYPE aos_cus.usage_row IS 'internal: a checked usage record as ingest_usage_batch() passes it to its INSERT';
+
 -- Records refused by ingest_usage_batch(): raw payload (first 64 kB) and reason. Kept 30 days (rollup_usage() prunes).
 CREATE TABLE aos_cus.cus_ingest_rejects (
     tenant_id      uuid NOT NULL,
@@ -26,7 +34,7 @@ GRANT SELECT, DELETE ON aos_cus.cus_ingest_rejects TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_ingest_rejects TO aos_cus_app, aos_cus_reader;
 GRANT SELECT ON aos_cus.cus_rollup_state TO aos_cus_app, aos_cus_reader;
 
--- Cost and price for plain INSERT and COPY (and for reprice_usage(), which sets the cost to NULL).
+-- Cost and price for plain INSERT and COPY without a cost (and for reprice_usage(), which sets the cost to NULL).
 CREATE FUNCTION aos_cus.usage_price_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_usage_price_trigger'
     LANGUAGE C;
@@ -34,7 +42,13 @@ COMMENT ON FUNCTION aos_cus.usage_price_trigger() IS
     'fills cost_microcents and price_id of cus_llm_usage rows from the price in force at started_at';
 REVOKE ALL ON FUNCTION aos_cus.usage_price_trigger() FROM PUBLIC;
 CREATE TRIGGER cus_llm_usage_price BEFORE INSERT OR UPDATE OF cost_microcents, price_id ON aos_cus.cus_llm_usage
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_price_trigger();
+    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus.usage_price_trigger();
+-- Applications may insert usage rows directly, but not their cost, price or rollup bookkeeping.
+REVOKE INSERT ON aos_cus.cus_llm_usage FROM aos_cus_app;
+GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
+              cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+              output_audio_tokens, latency_ms, status, error_code, started_at, metadata)
+    ON aos_cus.cus_llm_usage TO aos_cus_app;
 
 CREATE FUNCTION aos_cus.ingest_usage(tenant_id uuid, record jsonb) RETURNS aos_cus.ingest_result
     AS 'MODULE_PATHNAME', 'aos_cus_ingest_usage'
