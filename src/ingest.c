@@ -990,15 +990,13 @@ insert_firsts(void *arg)
 	}
 }
 
-/* Slow path step: one record in its own subtransaction. */
+/* Slow path step: one record (already checked and its usage block read) in its own subtransaction. */
 static void
 guarded_one(void *arg)
 {
 	Batch	   *b = (Batch *) arg;
 	BatchItem  *item = &b->items[b->current];
 
-	if (item->rec.usage != NULL)
-		extract_usage_tokens(&item->rec);
 	ingest_one(b->tenant, &item->rec, item);
 }
 
