@@ -8,15 +8,17 @@
  * When nothing is inserted the existing row is read back: the statement
  * waited for any concurrent inserter of the same call_id, so in READ
  * COMMITTED the winner is committed and visible to the next statement.
- * Cost and price come from the BEFORE INSERT trigger (usage_cost.c), so
- * every path prices alike; enforcement's triggers see ordinary inserts.
+ * Cost and price are computed here through the pricing API (the table's
+ * trigger, usage_cost.c, prices the same way rows inserted without a cost);
+ * other triggers (enforcement) see ordinary inserts.
  *
  * A batch checks every record, then inserts the first valid occurrence of
- * each call_id with one INSERT ... SELECT FROM unnest(arrays) inside one
- * subtransaction. Only if that statement fails (a record broke a rule no
- * check foresaw) is the batch replayed record by record, each in its own
- * subtransaction, so one bad record never costs the others. Rejected
- * records go to cus_ingest_rejects with their raw payload and reason.
+ * each call_id with one INSERT ... SELECT FROM unnest() of an array of
+ * aos_cus.usage_row inside one subtransaction. Only if that fails (a cost
+ * overflows, or a record broke a rule no check foresaw) is the batch
+ * replayed record by record, each in its own subtransaction, so one bad
+ * record never costs the others. Rejected records go to cus_ingest_rejects
+ * with their raw payload and reason.
  */
 #include "aos_cus.h"
 #include "stats.h"
