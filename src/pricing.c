@@ -17,11 +17,15 @@
  * visible before its invalidation is sent, and reloads read with the latest
  * snapshot, so a call that follows another session's commit never sees the
  * old price. A reload interrupted by an invalidation is used once, not kept.
+ * Parallel mode forbids taking a new snapshot: there entries are loaded with
+ * the query's snapshot, marked provisional, and dropped by the first call
+ * outside parallel mode (parallel workers exit after their query).
  */
 #include "aos_cus.h"
 #include "pricing.h"
 #include "token_estimate.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -54,6 +58,7 @@ typedef struct PriceEntry
 {
 	PriceKey	key;			/* must be first */
 	char	   *canonical;		/* resolved model name, NULL when unknown */
+	bool		provisional;	/* loaded in parallel mode with the query's snapshot */
 	int			nrows;
 	AosPriceRow *rows;
 } PriceEntry;
@@ -146,28 +151,29 @@ column_price(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? AOS_PRICE_NONE : DatumGetInt64(d);
 }
 
-/* Read every row that can price key (in cxt) with the latest snapshot. */
+/* Every row that can price a (provider, model, tier): the tier's rows and the standard rows. */
+static const char *const load_sql =
+"SELECT p.id, p.service_tier::text, p.min_prompt_tokens, p.effective_from,"
+" p.input_price, p.cache_read_price, p.cache_write_price, p.cache_write_1h_price,"
+" p.output_price, p.reasoning_price, p.input_audio_price, p.output_audio_price, r.canonical_model"
+" FROM aos_cus.resolve_model($1, $2) r"
+" JOIN aos_cus.cus_model_prices p ON p.provider = r.price_provider AND p.model = r.canonical_model"
+" WHERE p.service_tier IN ($3, 'standard')";
+
+/* Read every row that can price key (in cxt) with the latest snapshot (the query's in parallel mode). */
 static void
 price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 {
 	Datum		args[3];
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	bool		parallel = IsInParallelMode();
 	int			rc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (load_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(
-									   "SELECT p.id, p.service_tier::text, p.min_prompt_tokens, p.effective_from,"
-									   " p.input_price, p.cache_read_price, p.cache_write_price, p.cache_write_1h_price,"
-									   " p.output_price, p.reasoning_price, p.input_audio_price, p.output_audio_price,"
-									   " r.canonical_model"
-									   " FROM aos_cus.resolve_model($1, $2) r"
-									   " JOIN aos_cus.cus_model_prices p"
-									   " ON p.provider = r.price_provider AND p.model = r.canonical_model"
-									   " WHERE p.service_tier IN ($3, 'standard')",
-									   3, argtypes);
+		SPIPlanPtr	plan = SPI_prepare(load_sql, 3, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -177,12 +183,14 @@ price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 	args[0] = CStringGetTextDatum(aos_provider_names[key->provider]);
 	args[1] = PointerGetDatum(cstring_to_text_with_len(key->model, key->len));
 	args[2] = CStringGetTextDatum(aos_tier_names[key->tier]);
-	rc = SPI_execute_snapshot(load_plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+	rc = SPI_execute_snapshot(load_plan, args, NULL, parallel ? GetActiveSnapshot() : GetLatestSnapshot(),
+							  InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "price lookup failed: %s", SPI_result_code_string(rc));
 
 	entry->nrows = (int) SPI_processed;
 	entry->canonical = NULL;
+	entry->provisional = parallel;
 	entry->rows = entry->nrows > 0 ? MemoryContextAlloc(cxt, sizeof(AosPriceRow) * entry->nrows) : NULL;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -253,8 +261,14 @@ price_lookup(const PriceKey *key, PriceEntry *scratch)
 	if (price_cache_stale || price_cache == NULL)
 		price_cache_reset();
 	if (memo_entry != NULL && price_key_match(&memo_entry->key, key, 0) == 0)
-		return memo_entry;
-	entry = hash_search(price_cache, key, HASH_FIND, NULL);
+		entry = memo_entry;
+	else
+		entry = hash_search(price_cache, key, HASH_FIND, NULL);
+	if (entry != NULL && entry->provisional && !IsInParallelMode())
+	{
+		price_cache_reset();
+		entry = NULL;
+	}
 	if (entry != NULL)
 		return memo_entry = entry;
 
@@ -265,6 +279,7 @@ price_lookup(const PriceKey *key, PriceEntry *scratch)
 
 	entry = hash_search(price_cache, key, HASH_ENTER, &found);
 	entry->nrows = scratch->nrows;
+	entry->provisional = scratch->provisional;
 	entry->canonical = scratch->canonical ? MemoryContextStrdup(price_cxt, scratch->canonical) : NULL;
 	entry->rows = NULL;
 	if (scratch->nrows > 0)

@@ -105,9 +105,14 @@ aos_estimate_tokens(const char *text, size_t len, AosTokenizer family)
 		if (i + n > len)
 			n = len - i;
 		kind = piece_of(s + i, n);
-		/* One space before a word, number or punctuation belongs to that piece. */
+		/* One space before a word, number or punctuation belongs to that piece, as does one punctuation mark before a word. */
 		if (kind == PIECE_SPACE && i + 1 < len && s[i + 1] != ' ' && s[i + 1] != '\t' &&
 			s[i + 1] != '\n' && s[i + 1] != '\r')
+		{
+			i++;
+			continue;
+		}
+		if (kind == PIECE_PUNCT && i + 1 < len && piece_of(s + i + 1, utf8_len(s[i + 1])) == PIECE_LETTER)
 		{
 			i++;
 			continue;
