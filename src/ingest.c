@@ -580,7 +580,9 @@ keep_plan(const char *sql, int nargs, const Oid *types)
 static void
 prepare_plans(void)
 {
+	Oid			find_one_types[2] = {UUIDOID, TEXTOID};
 	Oid			find_many_types[2] = {UUIDOID, TEXTARRAYOID};
+	Oid			integration_types[2] = {UUIDOID, UUIDOID};
 	Oid			reject_types[7] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	StringInfoData sql;
 
@@ -595,11 +597,11 @@ prepare_plans(void)
 	plan_insert_one = keep_plan(sql.data, USAGE_NCOLS, usage_types);
 
 	plan_find_one = keep_plan("SELECT id, cost_microcents FROM aos_cus.cus_llm_usage WHERE tenant_id = $1 AND call_id = $2",
-							  2, usage_types + 1);
+							  2, find_one_types);
 	plan_find_many = keep_plan("SELECT call_id, id, cost_microcents FROM aos_cus.cus_llm_usage "
 							   "WHERE tenant_id = $1 AND call_id = ANY ($2)", 2, find_many_types);
 	plan_integration = keep_plan("SELECT provider::text FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
-								 2, usage_types);
+								 2, integration_types);
 	plan_reject = keep_plan("INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, ord, call_id, reason, sqlstate, payload, payload_bytes) "
 							"VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, reject_types);
 	pfree(sql.data);
