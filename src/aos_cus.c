@@ -78,6 +78,16 @@ aos_cus_require_preload(const char *feature)
 				 errhint("Add aos_cus to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+/* Raise 22004 naming the argument when argument n is NULL. */
+void
+aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
 /* Module load: GUCs always; shared memory and workers only when preloaded. */
 void
 _PG_init(void)

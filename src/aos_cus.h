@@ -4,6 +4,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/uuid.h"
 
 /* True once _PG_init ran from shared_preload_libraries (shared memory and workers exist). */
@@ -11,6 +12,9 @@ extern bool aos_cus_preloaded;
 
 /* Raise 55000 naming shared_preload_libraries when a preload-only feature is used without it. */
 extern void aos_cus_require_preload(const char *feature);
+
+/* Raise 22004 naming the argument when argument n is NULL. */
+extern void aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name);
 
 /* Session tenant from request.jwt.claims ->> 'tenant_id' or aos_cus.tenant_id; false when unset. */
 extern bool aos_cus_session_tenant(pg_uuid_t *out);

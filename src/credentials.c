@@ -473,16 +473,6 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 	return plain;
 }
 
-/* 22004 naming the argument when it is NULL. */
-static void
-require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
 /* Refuse an empty, oversized, padded or reference-shaped plaintext credential (22023). */
 static void
 check_plaintext(const char *s, size_t len, const char *argname)
@@ -513,9 +503,9 @@ aos_cus_encrypt_credential(PG_FUNCTION_ARGS)
 	text	   *plain;
 
 	mark_statement_secret();
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "integration_id");
-	require_arg(fcinfo, 2, "plaintext");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "integration_id");
+	aos_cus_require_arg(fcinfo, 2, "plaintext");
 	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
 	plain = PG_GETARG_TEXT_PP(2);
 	check_plaintext(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain), "plaintext");
@@ -531,9 +521,9 @@ aos_cus_decrypt_credential(PG_FUNCTION_ARGS)
 	char	   *plain;
 	text	   *result;
 
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "integration_id");
-	require_arg(fcinfo, 2, "ref");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "integration_id");
+	aos_cus_require_arg(fcinfo, 2, "ref");
 	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
 	ref = PG_GETARG_TEXT_PP(2);
 	plain = decrypt_ref(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
@@ -576,7 +566,7 @@ aos_cus_validate_credential_format(PG_FUNCTION_ARGS)
 	text	   *ref;
 	AosCredRef	parsed;
 
-	require_arg(fcinfo, 0, "ref");
+	aos_cus_require_arg(fcinfo, 0, "ref");
 	ref = PG_GETARG_TEXT_PP(0);
 	PG_RETURN_TEXT_P(cstring_to_text(aos_ref_kind_name(parse_or_raise(VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
 																	  &parsed, ERRCODE_INVALID_PARAMETER_VALUE,
@@ -614,9 +604,9 @@ aos_cus_credential_reference(PG_FUNCTION_ARGS)
 	bool		nulls[2] = {false, true};
 
 	mark_statement_secret();
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "integration_id");
-	require_arg(fcinfo, 2, "credential");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "integration_id");
+	aos_cus_require_arg(fcinfo, 2, "credential");
 	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "credential_reference must return a record");
@@ -775,8 +765,8 @@ aos_cus_resolve_credential_sql(PG_FUNCTION_ARGS)
 	char	   *plain;
 	text	   *result;
 
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "integration_id");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "integration_id");
 	plain = aos_cus_resolve_credential(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1));
 	result = cstring_to_text(plain);
 	explicit_bzero(plain, strlen(plain));
@@ -883,7 +873,7 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 	int64		n;
 	RotationCursor cursor = {0};
 
-	require_arg(fcinfo, 0, "batch_size");
+	aos_cus_require_arg(fcinfo, 0, "batch_size");
 	batch_size = PG_GETARG_INT32(0);
 	if (batch_size < 1 || batch_size > 100000)
 		ereport(ERROR,

@@ -1262,10 +1262,7 @@ send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 static const pg_uuid_t *
 uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	aos_cus_require_arg(fcinfo, n, name);
 	return PG_GETARG_UUID_P(n);
 }
 

@@ -222,16 +222,6 @@ spi_text(int col)
 	return copy;
 }
 
-/* Reject a NULL argument with 22004 naming it. */
-static void
-require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
 /*
  * SQL test_credentials(tenant_id, integration_id): probe the integration now,
  * record the result with record_health(), and return it.
@@ -256,8 +246,8 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	Datum		rec_args[5];
 	char		rec_nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "integration_id");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "integration_id");
 	tenant = PG_GETARG_UUID_P(0);
 	integration = PG_GETARG_UUID_P(1);
 	aos_cus_assert_tenant(tenant, "tenant_id");

@@ -715,16 +715,6 @@ ingest_one(const pg_uuid_t *tenant, UsageRecord *rec, BatchItem *out)
 			 errhint("Retry the ingest.")));
 }
 
-/* Reject a NULL argument with 22004 naming it. */
-static void
-require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
 /* SQL ingest_usage(tenant_id uuid, record jsonb) RETURNS aos_cus.ingest_result. */
 Datum
 aos_cus_ingest_usage(PG_FUNCTION_ARGS)
@@ -739,8 +729,8 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "record");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "record");
 	tenant = PG_GETARG_UUID_P(0);
 	record = PG_GETARG_JSONB_P(1);
 	aos_cus_assert_tenant(tenant, "tenant_id");
@@ -1064,8 +1054,8 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 	int		   *order;
 	uint64		counts[4] = {0, 0, 0, 0};
 
-	require_arg(fcinfo, 0, "tenant_id");
-	require_arg(fcinfo, 1, "records");
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "records");
 	b.tenant = PG_GETARG_UUID_P(0);
 	records = PG_GETARG_JSONB_P(1);
 	aos_cus_assert_tenant(b.tenant, "tenant_id");

@@ -164,10 +164,7 @@ aos_cus_current_tenant(PG_FUNCTION_ARGS)
 Datum
 aos_cus_assert_tenant_sql(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tenant_id must not be null")));
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
 	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
 	PG_RETURN_VOID();
 }

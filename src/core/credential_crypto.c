@@ -1,5 +1,6 @@
 /* credential_crypto.c: keyring parsing, HKDF tenant keys and AES-256-GCM envelopes (OpenSSL EVP). */
 #include "credential_crypto.h"
+#include "uuid_text.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,19 +29,6 @@ static bool nonce_pool_atfork = false;
 /* AES-256-GCM, fetched once per process. */
 static const EVP_CIPHER *gcm_cipher = NULL;
 
-/* Value of a hex digit, or -1. */
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parse "<version>:<64 hex>" of len bytes (trailing CR and blanks allowed) into e. */
 static bool
 parse_key_line(const char *line, size_t len, AosKeyringEntry *e)
@@ -63,8 +51,8 @@ parse_key_line(const char *line, size_t len, AosKeyringEntry *e)
 	e->version = (uint32_t) v;
 	for (size_t k = 0; k < AOS_DATA_KEY_LEN; k++)
 	{
-		int			hi = hex_digit(line[i + 1 + 2 * k]);
-		int			lo = hex_digit(line[i + 2 + 2 * k]);
+		int			hi = aos_hex_value(line[i + 1 + 2 * k]);
+		int			lo = aos_hex_value(line[i + 2 + 2 * k]);
 
 		if (hi < 0 || lo < 0)
 			return false;

@@ -4,8 +4,8 @@
 #include <string.h>
 
 /* Value of one hex digit, or -1. */
-static int
-hex_value(char c)
+int
+aos_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -36,8 +36,8 @@ aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN])
 			i++;
 			continue;
 		}
-		hi = hex_value(text[i]);
-		lo = hex_value(text[i + 1]);
+		hi = aos_hex_value(text[i]);
+		lo = aos_hex_value(text[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[byte++] = (uint8_t) (hi << 4 | lo);

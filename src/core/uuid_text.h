@@ -8,6 +8,9 @@
 #define AOS_UUID_LEN 16
 #define AOS_UUID_TEXT_LEN 36
 
+/* Value of one hex digit (either case), or -1. */
+int			aos_hex_value(char c);
+
 /* Parse a canonical (8-4-4-4-12, either case) UUID; false when the text is not one. */
 bool aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN]);
 
