@@ -6,6 +6,7 @@
  */
 #include "aos_cus.h"
 #include "stats.h"
+#include "usage_stats.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -32,6 +33,7 @@ aos_cus_shmem_size(void)
 	Size		size = 0;
 
 	size = add_size(size, aos_cus_stats_shmem_size());
+	size = add_size(size, aos_cus_usage_stats_shmem_size());
 	return size;
 }
 
@@ -44,6 +46,7 @@ aos_cus_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(aos_cus_shmem_size());
+	aos_cus_usage_stats_shmem_request();
 }
 
 /* Attach to (or create) each feature's shared state. */
@@ -55,6 +58,7 @@ aos_cus_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aos_cus_stats_shmem_init();
+	aos_cus_usage_stats_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -77,6 +81,8 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_metrics_init();
+	aos_cus_usage_stats_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
