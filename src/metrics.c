@@ -22,7 +22,6 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
-#include "utils/timestamp.h"
 
 /* Help text for the event counters that have a more precise one than the default. */
 static const struct
@@ -88,13 +87,6 @@ append_double(StringInfo buf, double value)
 	appendStringInfo(buf, " %s\n", text);
 }
 
-/* Unix seconds of a timestamp. */
-static double
-unix_seconds(TimestampTz ts)
-{
-	return (double) (ts - SetEpochTimestamp()) / USECS_PER_SEC;
-}
-
 /* Event counters: aos_cus_<name>_total. */
 static void
 emit_event_counters(StringInfo buf)
@@ -111,10 +103,6 @@ emit_event_counters(StringInfo buf)
 		family(buf, metric, "counter", help ? help : psprintf("Event counter %s (aos_cus.stat_counters()).", name));
 		appendStringInfo(buf, "%s " UINT64_FORMAT "\n", metric, aos_cus_stat_get(i));
 	}
-	family(buf, "aos_cus_stats_reset_timestamp_seconds", "gauge",
-		   "When the counters were created (server start) or last reset by aos_cus.stat_reset(), Unix seconds.");
-	appendStringInfoString(buf, "aos_cus_stats_reset_timestamp_seconds");
-	append_double(buf, unix_seconds(aos_cus_stats_reset_at()));
 }
 
 /* Append {provider="..",model=".."} without the closing brace. */

@@ -83,14 +83,6 @@ aos_cus_stat_get(AosCusStat which)
 	return pg_atomic_read_u64(&stats->counters[which]);
 }
 
-/* When the counters were created or last reset. */
-TimestampTz
-aos_cus_stats_reset_at(void)
-{
-	aos_cus_require_preload("event counters");
-	return stats->reset_at;
-}
-
 /* Zero every counter; an add racing with the reset lands before or after it, never torn. */
 void
 aos_cus_stats_reset(void)

@@ -4,8 +4,6 @@
 
 #include "postgres.h"
 
-#include "datatype/timestamp.h"
-
 /* One counter per event kind; names in stats.c follow this order. */
 typedef enum AosCusStat
 {
@@ -33,9 +31,6 @@ extern const char *aos_cus_stat_name(AosCusStat which);
 
 /* Current value of a counter (requires preload). */
 extern uint64 aos_cus_stat_get(AosCusStat which);
-
-/* When the counters were created or last reset (requires preload). */
-extern TimestampTz aos_cus_stats_reset_at(void);
 
 /* Zero every counter and record the time (aos_cus.stat_reset()). */
 extern void aos_cus_stats_reset(void);

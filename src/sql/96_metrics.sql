@@ -65,6 +65,8 @@ COMMENT ON FUNCTION aos_cus.metrics() IS
 REVOKE ALL ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_reset(), aos_cus.metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.metrics() TO aos_cus_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_reset() TO aos_cus_admin;
+-- A view's functions run with the privileges of the view's reader: pg_monitor needs stat_counters() too.
+GRANT EXECUTE ON FUNCTION aos_cus.stat_counters() TO pg_monitor;
 REVOKE ALL ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup FROM PUBLIC;
 GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup
     TO aos_cus_admin, pg_monitor;
