@@ -157,7 +157,25 @@ find_or_create(UsageStatsKey *key)
 	return entry;
 }
 
-/* Add a committed transaction's usage to (provider, model). */
+/* Add a signed amount to a counter, flooring at zero (counters never read negative). */
+static void
+add_floored(pg_atomic_uint64 *counter, int64 delta)
+{
+	uint64		old;
+	uint64		decrement;
+
+	if (delta >= 0)
+	{
+		pg_atomic_fetch_add_u64(counter, (uint64) delta);
+		return;
+	}
+	decrement = (uint64) (-(delta + 1)) + 1;
+	old = pg_atomic_read_u64(counter);
+	while (!pg_atomic_compare_exchange_u64(counter, &old, old > decrement ? old - decrement : 0))
+		;
+}
+
+/* Add a committed transaction's usage delta to (provider, model). */
 void
 aos_cus_usage_stats_add(const char *provider, const char *model, int64 requests,
 						int64 cost_microcents, int64 input_tokens, int64 output_tokens)
@@ -167,10 +185,6 @@ aos_cus_usage_stats_add(const char *provider, const char *model, int64 requests,
 
 	if (shared == NULL)
 		return;
-	requests = Max(requests, 0);
-	cost_microcents = Max(cost_microcents, 0);
-	input_tokens = Max(input_tokens, 0);
-	output_tokens = Max(output_tokens, 0);
 	if (requests == 0 && cost_microcents == 0 && input_tokens == 0 && output_tokens == 0)
 		return;
 	make_key(&key, provider, model);
@@ -186,10 +200,10 @@ aos_cus_usage_stats_add(const char *provider, const char *model, int64 requests,
 	/* The fixed-size hash always has room for the overflow entries, so entry is set. */
 	if (entry != NULL)
 	{
-		pg_atomic_fetch_add_u64(&entry->requests, (uint64) requests);
-		pg_atomic_fetch_add_u64(&entry->cost_microcents, (uint64) cost_microcents);
-		pg_atomic_fetch_add_u64(&entry->input_tokens, (uint64) input_tokens);
-		pg_atomic_fetch_add_u64(&entry->output_tokens, (uint64) output_tokens);
+		add_floored(&entry->requests, requests);
+		add_floored(&entry->cost_microcents, cost_microcents);
+		add_floored(&entry->input_tokens, input_tokens);
+		add_floored(&entry->output_tokens, output_tokens);
 	}
 	LWLockRelease(shared->lock);
 }

@@ -33,9 +33,10 @@ extern void aos_cus_usage_stats_shmem_request(void);
 extern void aos_cus_usage_stats_shmem_init(void);
 
 /*
- * Add one committed transaction's usage for (provider, model). Call only at
- * commit: the counters never go back. Negative amounts are ignored. Never
- * raises an error; a no-op when the library was not preloaded.
+ * Add one committed transaction's usage delta for (provider, model). Call
+ * only at commit. Amounts may be negative (an UPDATE of a row's cost is
+ * -old + new); a counter is floored at zero. Never raises an error; a no-op
+ * when the library was not preloaded.
  */
 extern void aos_cus_usage_stats_add(const char *provider, const char *model, int64 requests,
 									int64 cost_microcents, int64 input_tokens, int64 output_tokens);

@@ -63,6 +63,8 @@ aos_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN])
 		strcpy(out, "NaN");
 	else if (isinf(value))
 		strcpy(out, value > 0 ? "+Inf" : "-Inf");
+	else if (value == floor(value) && fabs(value) < 1e15)
+		snprintf(out, AOS_PROM_DOUBLE_LEN, "%.0f", value);
 	else
 	{
 		/* Shortest %.Ng (N = 1..17) that round-trips. */

@@ -16,7 +16,7 @@ size_t		aos_prom_escaped_size(const char *in);
 /* Escape a label value (backslash, double quote, newline) into out of aos_prom_escaped_size(in) bytes. */
 void		aos_prom_escape_label(const char *in, char *out);
 
-/* Format a sample value: NaN, +Inf, -Inf, or the shortest text that reads back as the same double. */
+/* Format a sample value: NaN, +Inf, -Inf, integers below 1e15 in full, else the shortest round-tripping text. */
 void		aos_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN]);
 
 /* One integration's budget figures for top-N selection. */

@@ -61,6 +61,10 @@ main(void)
 	CHECK(formats_to(INFINITY, "+Inf"));
 	CHECK(formats_to(-INFINITY, "-Inf"));
 	CHECK(formats_to(1e300, "1e+300"));
+	CHECK(formats_to(90.0, "90"));
+	CHECK(formats_to(1e15, "1e+15"));
+	CHECK(formats_to(999999999999999.0, "999999999999999"));
+	CHECK(formats_to(1795999034.629345, "1795999034.629345"));
 
 	keep = aos_prom_top_ratios(r, 5, 3);
 	CHECK(keep == 3);
