@@ -40,6 +40,10 @@ static const struct
 
 static int	metrics_max_integrations = 100;
 
+/* Saved plans of the catalog reads, prepared once per backend. */
+static SPIPlanPtr health_plan = NULL;
+static SPIPlanPtr rollup_plan = NULL;
+
 PG_FUNCTION_INFO_V1(aos_cus_metrics);
 PG_FUNCTION_INFO_V1(aos_cus_stat_usage);
 PG_FUNCTION_INFO_V1(aos_cus_stat_shmem);
@@ -147,11 +151,28 @@ emit_usage(StringInfo buf)
 	pfree(rows);
 }
 
+/* Run a read-only query through a plan saved on first use (SPI connected). */
+static void
+run_saved(SPIPlanPtr *plan, const char *sql)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, 0, NULL);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	if (SPI_execute_plan(*plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\"", sql);
+}
+
 /* Integrations per status and health state (aos_cus.stat_health; SPI connected). */
 static void
 emit_health(StringInfo buf)
 {
-	SPI_execute("SELECT status, health_state, integrations FROM aos_cus.stat_health", true, 0);
+	run_saved(&health_plan, "SELECT status, health_state, integrations FROM aos_cus.stat_health");
 	family(buf, "aos_cus_integrations", "gauge",
 		   "Integrations that are not deleted, by status and health state.");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -173,7 +194,7 @@ emit_rollup(StringInfo buf)
 	double		lag = get_float8_infinity();
 	double		last = 0;
 
-	SPI_execute("SELECT lag_seconds, last_rollup_epoch FROM aos_cus.stat_rollup", true, 0);
+	run_saved(&rollup_plan, "SELECT lag_seconds, last_rollup_epoch FROM aos_cus.stat_rollup");
 	if (SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];

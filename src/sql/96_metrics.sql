@@ -40,12 +40,17 @@ SELECT area, entries_used, entries_capacity,
 COMMENT ON VIEW aos_cus.stat_shmem IS 'fill of each shared-memory table';
 
 -- Every status x health_state pair, zeros included, so a state that empties reads 0 rather than vanishing.
+-- The counts come from an index-only scan of cus_integrations_status_health_idx (no heap, no usage rows).
+CREATE INDEX cus_integrations_status_health_idx ON aos_cus.cus_integrations (status, health_state);
 CREATE VIEW aos_cus.stat_health AS
-SELECT s.status, h.health_state, count(i.id) AS integrations
+SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
   FROM unnest(ARRAY['created', 'enabled', 'disabled']) WITH ORDINALITY AS s(status, so)
  CROSS JOIN unnest(ARRAY['unknown', 'healthy', 'degraded', 'failing']) WITH ORDINALITY AS h(health_state, ho)
-  LEFT JOIN aos_cus.cus_integrations i ON i.status = s.status AND i.health_state = h.health_state
- GROUP BY s.status, s.so, h.health_state, h.ho
+  LEFT JOIN (SELECT status, health_state, count(*) AS integrations
+               FROM aos_cus.cus_integrations
+              WHERE status <> 'deleted'
+              GROUP BY status, health_state) AS c
+         ON c.status = s.status AND c.health_state = h.health_state
  ORDER BY s.so, h.ho;
 COMMENT ON VIEW aos_cus.stat_health IS 'integrations that are not deleted, by status and health state (every tenant)';
 
