@@ -22,6 +22,7 @@
 #include "prom_text.h"
 
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -64,10 +65,12 @@ usage_stats_capacity(void)
 	return usage_stats_max_models + PROVIDER_LABELS;
 }
 
-/* Register aos_cus.usage_stats_max_models. */
+/* Register aos_cus.usage_stats_max_models (a postmaster setting: only while preloading). */
 void
 aos_cus_usage_stats_init(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("aos_cus.usage_stats_max_models",
 							"Distinct (provider, model) pairs counted in shared memory; later ones count as model \"other\".",
 							NULL,
