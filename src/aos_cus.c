@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "pricing.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -83,6 +84,7 @@ _PG_init(void)
 	aos_cus_tenancy_init();
 	aos_cus_metrics_init();
 	aos_cus_usage_stats_init();
+	aos_cus_pricing_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
