@@ -6,6 +6,7 @@
  */
 #include "aos_cus.h"
 #include "pricing.h"
+#include "credentials.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -85,6 +86,7 @@ _PG_init(void)
 	aos_cus_metrics_init();
 	aos_cus_usage_stats_init();
 	aos_cus_pricing_init();
+	aos_cus_credentials_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
