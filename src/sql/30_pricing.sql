@@ -205,3 +205,10 @@ CREATE FUNCTION aos_cus.extract_usage(provider text, response jsonb) RETURNS jso
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
     'token buckets (cus_llm_usage column names) of a provider response or usage object';
+
+-- Pure pricing functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
+GRANT EXECUTE ON FUNCTION aos_cus.price_providers(text), aos_cus.resolve_model(text, text),
+    aos_cus.cost_microcents(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
+    aos_cus.cost_breakdown(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
+    aos_cus.model_info(text, text), aos_cus.estimate_tokens(text, text), aos_cus.extract_usage(text, jsonb)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
