@@ -5,6 +5,7 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
+#include "enforce.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -34,6 +35,7 @@ aos_cus_shmem_size(void)
 
 	size = add_size(size, aos_cus_stats_shmem_size());
 	size = add_size(size, aos_cus_usage_stats_shmem_size());
+	size = add_size(size, aos_cus_enforce_shmem_size());
 	return size;
 }
 
@@ -47,6 +49,7 @@ aos_cus_shmem_request(void)
 #endif
 	RequestAddinShmemSpace(aos_cus_shmem_size());
 	aos_cus_usage_stats_shmem_request();
+	aos_cus_enforce_shmem_request();
 }
 
 /* Attach to (or create) each feature's shared state. */
@@ -59,6 +62,7 @@ aos_cus_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aos_cus_stats_shmem_init();
 	aos_cus_usage_stats_shmem_init();
+	aos_cus_enforce_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -83,6 +87,7 @@ _PG_init(void)
 	aos_cus_tenancy_init();
 	aos_cus_metrics_init();
 	aos_cus_usage_stats_init();
+	aos_cus_enforce_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");

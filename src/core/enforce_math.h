@@ -1,0 +1,108 @@
+/*
+ * enforce_math.h: the arithmetic of enforcement, free of Postgres headers so
+ * it is unit-tested on its own: limit checks with warning thresholds, the
+ * sliding-window rate counter, and the precedence that turns the separate
+ * verdicts into one decision.
+ */
+#ifndef AOS_CUS_ENFORCE_MATH_H
+#define AOS_CUS_ENFORCE_MATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Length of a rate window: one minute in microseconds. */
+#define AOS_RATE_WINDOW_US INT64_C(60000000)
+
+/* Outcome of one check (order matches the SQL enum text in enforce.c). */
+typedef enum AosDecision
+{
+	AOS_DECISION_ALLOWED,
+	AOS_DECISION_WARNED,
+	AOS_DECISION_BLOCKED,
+	AOS_DECISION_COUNT
+} AosDecision;
+
+/* Why a check decided as it did. */
+typedef enum AosReason
+{
+	AOS_REASON_OK,
+	AOS_REASON_NOT_FOUND,
+	AOS_REASON_DISABLED,
+	AOS_REASON_RATE_LIMITED,
+	AOS_REASON_BUDGET_EXCEEDED,
+	AOS_REASON_TOKEN_LIMIT_EXCEEDED,
+	AOS_REASON_BUDGET_WARNING,
+	AOS_REASON_TOKEN_WARNING,
+	AOS_REASON_COUNT
+} AosReason;
+
+/* Enforcement mode of an integration. */
+typedef enum AosMode
+{
+	AOS_MODE_ENFORCE,
+	AOS_MODE_WARN,
+	AOS_MODE_OFF
+} AosMode;
+
+/* Verdict of one limit (budget or tokens) for one request. */
+typedef enum AosLimitVerdict
+{
+	AOS_LIMIT_OK,
+	AOS_LIMIT_WARN,
+	AOS_LIMIT_EXCEEDED
+} AosLimitVerdict;
+
+/* The separate verdicts that precedence combines. */
+typedef struct AosVerdicts
+{
+	bool		found;			/* the integration exists and is not deleted */
+	bool		enabled;		/* its status is 'enabled' */
+	AosMode		mode;
+	bool		rate_limited;	/* rpm or tpm would be exceeded */
+	AosLimitVerdict budget;
+	AosLimitVerdict tokens;
+} AosVerdicts;
+
+/* Sliding-window counter: counts of the current and previous minute of the epoch. */
+typedef struct AosRateWindow
+{
+	int64_t		minute;			/* epoch minute the "current" count belongs to */
+	int64_t		prev;			/* amount admitted in minute - 1 */
+	int64_t		curr;			/* amount admitted in minute */
+} AosRateWindow;
+
+/* a + b into *out; false (and *out untouched) on int64 overflow. */
+bool		aos_add_overflows(int64_t a, int64_t b, int64_t *out);
+
+/*
+ * Verdict of a limit: EXCEEDED when used >= limit or used + estimate > limit,
+ * WARN when used + estimate reaches warn_pct percent of the limit, else OK.
+ * limit < 0 means no limit (always OK). Exact for every int64 input.
+ */
+AosLimitVerdict aos_limit_verdict(int64_t used, int64_t estimate, int64_t limit, int warn_pct);
+
+/* True when used has reached pct percent of limit (limit >= 0), exactly. */
+bool		aos_reached_pct(int64_t used, int64_t limit, int pct);
+
+/* Move the window to the minute containing now_us (microseconds since the epoch). */
+void		aos_rate_advance(AosRateWindow *w, int64_t now_us);
+
+/*
+ * Would admitting amount keep the weighted count within limit?
+ * prev * (W - elapsed) / W + curr + amount <= limit, in 128-bit integers.
+ * Call after aos_rate_advance. On refusal *retry_ms is the wait until it would pass.
+ */
+bool		aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
+							int64_t amount, int64_t *retry_ms);
+
+/* Amount admitted in the current minute (after aos_rate_advance). */
+int64_t		aos_rate_current(const AosRateWindow *w);
+
+/* Combine verdicts by the documented precedence into a decision and reason. */
+AosDecision aos_decide(const AosVerdicts *v, AosReason *reason);
+
+/* SQL names of decisions and reasons. */
+const char *aos_decision_name(AosDecision d);
+const char *aos_reason_name(AosReason r);
+
+#endif

@@ -1,0 +1,1536 @@
+/*
+ * enforce.c: pre-call enforcement (SPEC 7) with its state in shared memory.
+ *
+ * Shared state
+ *   - an integration hash keyed by (database, tenant_id, integration_id), sized by
+ *     aos_cus.max_integrations: cached limits, the budget and token periods
+ *     with their settled spend and tokens, reserved amounts, the rpm and tpm
+ *     sliding windows and the alert flags of the current periods;
+ *   - a reservation hash keyed by (database, tenant_id, call_id), sized by
+ *     aos_cus.max_reservations; each reservation is also linked, in creation
+ *     order, into its integration's list so expiry pops from the head;
+ *   - decision counters per (decision, reason) and a limits version, atomics.
+ *
+ * Locking rules (in this order, never the reverse):
+ *   1. EnfShared->lock (LWLock): the integration hash. Entries are created,
+ *      reloaded and evicted only with it held exclusively; lookups and counter
+ *      updates hold it shared, which keeps the entry from going away.
+ *   2. EnfShared->res_lock (LWLock): the reservation hash and every entry's
+ *      reservation list, exclusive for any change, taken only while holding
+ *      (1) at least shared.
+ *   3. EnfEntry->mutex (spinlock): the entry's counters, windows, limits and
+ *      flags. Held for a few straight-line instructions: no calls that can
+ *      error or allocate.
+ *   Decision counters and the limits version are atomics and need no lock.
+ *
+ * Shared memory is a cache of the durable tables. An entry is (re)built on
+ * first use, when its period ends and when the limits version moved, by one
+ * indexed query over cus_usage_daily and the usage rows the rollup has not
+ * folded yet (see the rollup contract in 10_tables.sql). The rebuild and the
+ * commit-time settlement of usage are ordered by a heavyweight lock per
+ * integration: the usage trigger holds it in ShareLock until its transaction
+ * ends (after the commit callback has applied its deltas), the rebuild takes
+ * ExclusiveLock around its snapshot, query and store. So every committed row
+ * is counted exactly once, either by the query or by its own settlement.
+ *
+ * Limits changes: a statement trigger on cus_integrations bumps the limits
+ * version at commit; an entry loaded under an older version reloads on its
+ * next use. A full table evicts the least recently used entry that holds no
+ * reservation (its spend is rebuilt on next use; its rate windows and alert
+ * flags are lost); when every entry holds reservations, check() raises 53400.
+ *
+ * Rate limits use a sliding-window counter over calendar minutes (UTC): the
+ * previous minute's count weighted by the part of it still inside the last
+ * 60 seconds, plus the current minute's count, may not exceed the limit
+ * (src/core/enforce_math.c). It admits at most rpm (tpm) per calendar minute,
+ * exactly, as the test and admit happen under the entry's spinlock.
+ */
+#include "aos_cus.h"
+#include "enforce.h"
+#include "enforce_math.h"
+#include "uuid_text.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+/* Lock tag field 4 that marks our per-integration heavyweight locks in pg_locks (advisory). */
+#define ENF_LOCKTAG_CLASS 0xA05C
+#define ENF_CALL_ID_MAX 255
+
+/* Limit periods, in the order of the domain aos_cus.limit_period. */
+typedef enum EnfPeriod
+{
+	ENF_PERIOD_DAY,
+	ENF_PERIOD_WEEK,
+	ENF_PERIOD_MONTH,
+	ENF_PERIOD_TOTAL
+} EnfPeriod;
+
+typedef struct EnfKey
+{
+	Oid			dbid;			/* databases of one cluster never share state */
+	pg_uuid_t	tenant;
+	pg_uuid_t	integration;
+} EnfKey;
+
+/* The limits of one integration as cached (-1: no limit). */
+typedef struct EnfLimits
+{
+	bool		found;			/* exists and is not deleted */
+	bool		enabled;
+	AosMode		mode;
+	int			warn_pct;
+	int64		budget;
+	int64		token_limit;
+	int64		rpm;
+	int64		tpm;
+} EnfLimits;
+
+/* Alert flags per dimension and period. */
+#define ENF_ALERT_WARN 1
+#define ENF_ALERT_FULL 2
+
+typedef struct EnfEntry
+{
+	EnfKey		key;			/* hash key: must be first */
+	slock_t		mutex;
+	uint64		limits_version; /* EnfShared->limits_version when loaded */
+	EnfLimits	lim;
+	TimestampTz budget_start;
+	TimestampTz budget_end;
+	TimestampTz token_start;
+	TimestampTz token_end;
+	int64		spent;			/* settled cost in the budget period */
+	int64		tokens;			/* settled tokens in the token period */
+	int64		reserved_cost;
+	int64		reserved_tokens;
+	int64		nreservations;
+	AosRateWindow requests;
+	AosRateWindow token_rate;
+	uint8		budget_alerts;
+	uint8		token_alerts;
+	TimestampTz last_used;
+	dlist_head	reservations;	/* EnfReservation, oldest first (res_lock) */
+} EnfEntry;
+
+typedef struct EnfResKey
+{
+	Oid			dbid;
+	pg_uuid_t	tenant;
+	char		call_id[ENF_CALL_ID_MAX + 1];	/* NUL-padded */
+} EnfResKey;
+
+typedef struct EnfReservation
+{
+	EnfResKey	key;			/* hash key: must be first */
+	EnfEntry   *entry;			/* its integration (never evicted while reserved) */
+	int64		cost;
+	int64		tokens;
+	TimestampTz expires_at;
+	dlist_node	node;
+} EnfReservation;
+
+typedef struct EnfShared
+{
+	LWLock	   *lock;
+	LWLock	   *res_lock;
+	pg_atomic_uint64 limits_version;
+	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 decisions[AOS_DECISION_COUNT][AOS_REASON_COUNT];
+} EnfShared;
+
+/* One settlement of usage, kept until the transaction ends (TopTransactionContext). */
+typedef struct EnfDelta
+{
+	EnfKey		key;
+	int			level;			/* subtransaction nest level that made it */
+	TimestampTz bucket;			/* started_at rounded down to 15 minutes */
+	int64		cost;
+	int64		tokens;
+	char	   *call_id;		/* set when a reservation may be settled */
+} EnfDelta;
+
+/* started_at is folded into 15-minute buckets: every time zone offset is a multiple of it. */
+#define ENF_BUCKET_US (INT64CONST(15) * 60 * USECS_PER_SEC)
+
+static EnfShared *enf = NULL;
+static HTAB *enf_hash = NULL;
+static HTAB *res_hash = NULL;
+
+static int	max_integrations = 10000;
+static int	max_reservations = 10000;
+static int	reservation_ttl_ms = 600000;
+static int	log_max_rows = 100000;
+
+/* Transaction-local settlements and whether limits changed. */
+static EnfDelta *deltas = NULL;
+static int	ndeltas = 0;
+static int	maxdeltas = 0;
+static bool limits_changed = false;
+
+/* Usage table column numbers, cached per relation. */
+static Oid	usage_relid = InvalidOid;
+static int	usage_att_tenant,
+			usage_att_integration,
+			usage_att_call_id,
+			usage_att_started_at,
+			usage_att_cost;
+static const char *const usage_token_columns[] = {
+	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+	"output_tokens", "input_audio_tokens", "output_audio_tokens"
+};
+#define N_TOKEN_COLUMNS lengthof(usage_token_columns)
+static int	usage_att_tokens[N_TOKEN_COLUMNS];
+
+/* Prepared statements (kept for the backend's life). */
+static SPIPlanPtr limits_plan = NULL;
+static SPIPlanPtr usage_plan = NULL;
+static SPIPlanPtr log_plan = NULL;
+static SPIPlanPtr prune_plan = NULL;
+
+PG_FUNCTION_INFO_V1(aos_cus_check);
+PG_FUNCTION_INFO_V1(aos_cus_limit_period_bounds);
+PG_FUNCTION_INFO_V1(aos_cus_check_budget_limit);
+PG_FUNCTION_INFO_V1(aos_cus_check_token_limit);
+PG_FUNCTION_INFO_V1(aos_cus_check_rate_limit);
+PG_FUNCTION_INFO_V1(aos_cus_current_usage);
+PG_FUNCTION_INFO_V1(aos_cus_stat_decisions);
+PG_FUNCTION_INFO_V1(aos_cus_stat_enforcement);
+PG_FUNCTION_INFO_V1(aos_cus_usage_settle_trigger);
+PG_FUNCTION_INFO_V1(aos_cus_limits_changed_trigger);
+
+/* ---------- shared memory ---------- */
+
+/* Bytes of shared memory for the state (both hashes and the header). */
+Size
+aos_cus_enforce_shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(EnfShared));
+
+	size = add_size(size, hash_estimate_size(max_integrations, sizeof(EnfEntry)));
+	size = add_size(size, hash_estimate_size(max_reservations, sizeof(EnfReservation)));
+	return size;
+}
+
+/* Ask for the two LWLocks (from the shmem request hook). */
+void
+aos_cus_enforce_shmem_request(void)
+{
+	RequestNamedLWLockTranche("aos_cus enforcement", 2);
+}
+
+/* Create or attach the state (under AddinShmemInitLock). */
+void
+aos_cus_enforce_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	enf = ShmemInitStruct("aos_cus enforcement", sizeof(EnfShared), &found);
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche("aos_cus enforcement");
+
+		enf->lock = &locks[0].lock;
+		enf->res_lock = &locks[1].lock;
+		pg_atomic_init_u64(&enf->limits_version, 1);
+		pg_atomic_init_u64(&enf->evictions, 0);
+		for (int d = 0; d < AOS_DECISION_COUNT; d++)
+			for (int r = 0; r < AOS_REASON_COUNT; r++)
+				pg_atomic_init_u64(&enf->decisions[d][r], 0);
+	}
+	info.keysize = sizeof(EnfKey);
+	info.entrysize = sizeof(EnfEntry);
+	enf_hash = ShmemInitHash("aos_cus enforcement integrations", max_integrations, max_integrations,
+							 &info, HASH_ELEM | HASH_BLOBS);
+	info.keysize = sizeof(EnfResKey);
+	info.entrysize = sizeof(EnfReservation);
+	res_hash = ShmemInitHash("aos_cus enforcement reservations", max_reservations, max_reservations,
+							 &info, HASH_ELEM | HASH_BLOBS);
+}
+
+/* ---------- transaction-local settlement ---------- */
+
+/* a + b, saturating at the int64 range (totals so large are past every limit anyway). */
+static inline int64
+sat_add(int64 a, int64 b)
+{
+	int64		r;
+
+	if (aos_add_overflows(a, b, &r))
+		return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+	return r;
+}
+
+/* Apply one delta to its entry, if cached; called at commit with no error possible. */
+static void
+apply_delta(const EnfDelta *d)
+{
+	EnfEntry   *e;
+
+	LWLockAcquire(enf->lock, LW_SHARED);
+	e = hash_search(enf_hash, &d->key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (d->bucket >= e->budget_start && d->bucket < e->budget_end)
+			e->spent = sat_add(e->spent, d->cost);
+		if (d->bucket >= e->token_start && d->bucket < e->token_end)
+			e->tokens = sat_add(e->tokens, d->tokens);
+		SpinLockRelease(&e->mutex);
+	}
+	if (d->call_id != NULL)
+	{
+		EnfResKey	rk;
+		EnfReservation *r;
+
+		memset(&rk, 0, sizeof(rk));
+		rk.dbid = d->key.dbid;
+		rk.tenant = d->key.tenant;
+		strlcpy(rk.call_id, d->call_id, sizeof(rk.call_id));
+		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+		r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+		if (r != NULL)
+		{
+			SpinLockAcquire(&r->entry->mutex);
+			r->entry->reserved_cost -= r->cost;
+			r->entry->reserved_tokens -= r->tokens;
+			r->entry->nreservations--;
+			SpinLockRelease(&r->entry->mutex);
+			dlist_delete(&r->node);
+			hash_search(res_hash, &rk, HASH_REMOVE, NULL);
+		}
+		LWLockRelease(enf->res_lock);
+	}
+	LWLockRelease(enf->lock);
+}
+
+/* Commit applies the deltas and publishes limits changes; abort drops them. */
+static void
+enforce_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (ndeltas > 0 || limits_changed)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that wrote aos_cus usage or integration limits"),
+						 errdetail("Enforcement counters are settled by the committing session.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			for (int i = 0; i < ndeltas; i++)
+				apply_delta(&deltas[i]);
+			if (limits_changed)
+				pg_atomic_fetch_add_u64(&enf->limits_version, 1);
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			deltas = NULL;		/* freed with TopTransactionContext */
+			ndeltas = maxdeltas = 0;
+			limits_changed = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* A subtransaction's deltas join its parent on commit and vanish on abort. */
+static void
+enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		while (ndeltas > 0 && deltas[ndeltas - 1].level >= level)
+			ndeltas--;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		for (int i = ndeltas - 1; i >= 0 && deltas[i].level >= level; i--)
+			deltas[i].level = level - 1;
+	}
+}
+
+/* Heavyweight lock tag of one integration (a hash of its key; collisions only serialize). */
+static void
+integration_locktag(LOCKTAG *tag, const EnfKey *key)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, ENF_LOCKTAG_CLASS);
+}
+
+/* True when a live reservation exists for (tenant, call_id). */
+static bool
+reservation_exists(const pg_uuid_t *tenant, const char *call_id)
+{
+	EnfResKey	rk;
+	bool		found;
+
+	memset(&rk, 0, sizeof(rk));
+	rk.dbid = MyDatabaseId;
+	rk.tenant = *tenant;
+	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
+	LWLockAcquire(enf->res_lock, LW_SHARED);
+	found = hash_search(res_hash, &rk, HASH_FIND, NULL) != NULL;
+	LWLockRelease(enf->res_lock);
+	return found;
+}
+
+/* Queue one delta, folding it into the previous one when nothing distinguishes them. */
+static void
+add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const char *call_id)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	TimestampTz bucket = started_at - ((started_at % ENF_BUCKET_US) + ENF_BUCKET_US) % ENF_BUCKET_US;
+	EnfDelta   *last = ndeltas > 0 ? &deltas[ndeltas - 1] : NULL;
+
+	if (TIMESTAMP_NOT_FINITE(started_at))
+		bucket = started_at;
+	if (call_id == NULL && last != NULL && last->call_id == NULL && last->level == level &&
+		last->bucket == bucket && memcmp(&last->key, key, sizeof(EnfKey)) == 0 &&
+		!aos_add_overflows(last->cost, cost, &last->cost))
+	{
+		if (aos_add_overflows(last->tokens, tokens, &last->tokens))
+			last->tokens = PG_INT64_MAX;
+		return;
+	}
+	if (ndeltas == maxdeltas)
+	{
+		maxdeltas = maxdeltas == 0 ? 16 : maxdeltas * 2;
+		deltas = deltas == NULL ?
+			MemoryContextAlloc(TopTransactionContext, maxdeltas * sizeof(EnfDelta)) :
+			repalloc(deltas, maxdeltas * sizeof(EnfDelta));
+	}
+	deltas[ndeltas].key = *key;
+	deltas[ndeltas].level = level;
+	deltas[ndeltas].bucket = bucket;
+	deltas[ndeltas].cost = cost;
+	deltas[ndeltas].tokens = tokens;
+	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
+	ndeltas++;
+}
+
+/* Find the usage table's column numbers once per relation. */
+static void
+cache_usage_columns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (usage_relid == RelationGetRelid(rel))
+		return;
+	usage_att_tenant = SPI_fnumber(desc, "tenant_id");
+	usage_att_integration = SPI_fnumber(desc, "integration_id");
+	usage_att_call_id = SPI_fnumber(desc, "call_id");
+	usage_att_started_at = SPI_fnumber(desc, "started_at");
+	usage_att_cost = SPI_fnumber(desc, "cost_microcents");
+	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
+		usage_att_tokens[i] = SPI_fnumber(desc, usage_token_columns[i]);
+	usage_relid = RelationGetRelid(rel);
+}
+
+/* Queue the delta of one usage row, with sign +1 (new row) or -1 (old row of an update). */
+static void
+queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	EnfKey		key;
+	int64		cost;
+	int64		tokens = 0;
+	char	   *call_id = NULL;
+	TimestampTz started_at;
+	LOCKTAG		tag;
+
+	key.dbid = MyDatabaseId;
+	key.tenant = *DatumGetUUIDP(heap_getattr(tuple, usage_att_tenant, desc, &isnull));
+	key.integration = *DatumGetUUIDP(heap_getattr(tuple, usage_att_integration, desc, &isnull));
+	started_at = DatumGetTimestampTz(heap_getattr(tuple, usage_att_started_at, desc, &isnull));
+	cost = DatumGetInt64(heap_getattr(tuple, usage_att_cost, desc, &isnull));
+	if (isnull)
+		cost = 0;
+	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
+	{
+		int64		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[i], desc, &isnull));
+
+		if (!isnull && aos_add_overflows(tokens, t, &tokens))
+			tokens = PG_INT64_MAX;
+	}
+	if (settle)
+	{
+		char	   *c = TextDatumGetCString(heap_getattr(tuple, usage_att_call_id, desc, &isnull));
+
+		if (reservation_exists(&key.tenant, c))
+			call_id = c;
+	}
+	/* Held to the end of the transaction: a rebuild of this integration waits for our settlement. */
+	integration_locktag(&tag, &key);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	add_delta(&key, started_at, sign * cost, sign * tokens, call_id);
+}
+
+/* AFTER INSERT or UPDATE OF cost_microcents row trigger on cus_llm_usage: queue the settlement. */
+Datum
+aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("aos_cus_usage_settle_trigger must be an AFTER ROW trigger")));
+	if (!aos_cus_preloaded)
+		return PointerGetDatum(NULL);
+	cache_usage_columns(td->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		queue_usage_row(td->tg_relation, td->tg_trigtuple, 1, true);
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		queue_usage_row(td->tg_relation, td->tg_trigtuple, -1, false);
+		queue_usage_row(td->tg_relation, td->tg_newtuple, 1, false);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/* AFTER statement trigger on cus_integrations: cached limits reload after this transaction commits. */
+Datum
+aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("aos_cus_limits_changed_trigger must be called as a trigger")));
+	if (aos_cus_preloaded)
+		limits_changed = true;
+	return PointerGetDatum(NULL);
+}
+
+/* ---------- loading an entry from the durable tables ---------- */
+
+/* Period from its SQL name; 22023 for anything else. */
+static EnfPeriod
+period_from_name(const char *name)
+{
+	if (strcmp(name, "day") == 0)
+		return ENF_PERIOD_DAY;
+	if (strcmp(name, "week") == 0)
+		return ENF_PERIOD_WEEK;
+	if (strcmp(name, "month") == 0)
+		return ENF_PERIOD_MONTH;
+	if (strcmp(name, "total") == 0)
+		return ENF_PERIOD_TOTAL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("period must be day, week, month or total, not \"%s\"", name)));
+	return ENF_PERIOD_TOTAL;		/* keep the compiler quiet */
+}
+
+/* date_trunc(unit, ts, zone) through PostgreSQL's own time zone code. */
+static TimestampTz
+trunc_in_zone(const char *unit, TimestampTz ts, const char *zone)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_trunc_zone,
+												   CStringGetTextDatum(unit),
+												   TimestampTzGetDatum(ts),
+												   CStringGetTextDatum(zone)));
+}
+
+/*
+ * The calendar period containing now in zone: its start is date_trunc in the
+ * zone; its end is the start of the next one, found by truncating a point
+ * safely inside it (a day is 23-25 hours, a month 28-31 days).
+ */
+static void
+period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
+			  TimestampTz *start, TimestampTz *end)
+{
+	static const char *const units[] = {"day", "week", "month"};
+	static const int64 steps[] = {26 * USECS_PER_HOUR, 8 * USECS_PER_DAY, 32 * USECS_PER_DAY};
+
+	if (period == ENF_PERIOD_TOTAL)
+	{
+		TIMESTAMP_NOBEGIN(*start);
+		TIMESTAMP_NOEND(*end);
+		return;
+	}
+	*start = trunc_in_zone(units[period], now, zone);
+	*end = trunc_in_zone(units[period], *start + steps[period], zone);
+}
+
+/* limit_period_bounds(period, timezone, at): the calendar period containing at, as enforcement uses it. */
+Datum
+aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
+{
+	EnfPeriod	period = period_from_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
+	TimestampTz start,
+				end;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2];
+
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("at must be a finite timestamp")));
+	period_bounds(period, zone, at, &start, &end);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "aos_cus: limit_period_bounds must return a record");
+	desc = BlessTupleDesc(desc);
+	values[0] = TimestampTzGetDatum(start);
+	values[1] = TimestampTzGetDatum(end);
+	nulls[0] = TIMESTAMP_NOT_FINITE(start);
+	nulls[1] = TIMESTAMP_NOT_FINITE(end);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* Run SPI plans as the owner of the enforcement tables, so RLS and grants of the caller do not apply. */
+static Oid
+tables_owner(void)
+{
+	Oid			nsp = get_namespace_oid("aos_cus", false);
+	Oid			relid = get_relname_relid("cus_integrations", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("aos_cus.cus_integrations does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Prepare (once per backend) a statement kept across transactions. */
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*slot = p;
+	}
+	return *slot;
+}
+
+/* Settled cost and tokens of one integration in [from, to), read under snapshot. */
+static void
+query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
+				   int64 *cost, int64 *tokens)
+{
+	static const char *sql =
+		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') + interval '1 day' - interval '1 microsecond')::date) AS d1,"
+		"                  (($4 AT TIME ZONE 'UTC')::date) AS d2)"
+		" SELECT coalesce(sum(c), 0)::bigint, coalesce(sum(t), 0)::bigint FROM ("
+		/* full UTC days inside the period, already folded by the rollup */
+		"  SELECT d.cost_microcents AS c, d.input_tokens + d.cache_read_tokens + d.cache_write_tokens"
+		"         + d.cache_write_1h_tokens + d.output_tokens + d.input_audio_tokens + d.output_audio_tokens AS t"
+		"    FROM aos_cus.cus_usage_daily d, p"
+		"   WHERE d.tenant_id = $1 AND d.integration_id = $2 AND d.day >= p.d1 AND d.day < p.d2"
+		"  UNION ALL"
+		/* partial UTC days at the period's edges, from the raw rows */
+		"  SELECT coalesce(u.cost_microcents, 0), u.input_tokens + u.cache_read_tokens + u.cache_write_tokens"
+		"         + u.cache_write_1h_tokens + u.output_tokens + u.input_audio_tokens + u.output_audio_tokens"
+		"    FROM aos_cus.cus_llm_usage u, p"
+		"   WHERE u.tenant_id = $1 AND u.integration_id = $2 AND u.started_at >= $3 AND u.started_at < $4"
+		"     AND (u.started_at < (p.d1::timestamp AT TIME ZONE 'UTC') OR u.started_at >= (p.d2::timestamp AT TIME ZONE 'UTC'))"
+		"     AND u.ingest_xid IS DISTINCT FROM $5"
+		"  UNION ALL"
+		/* rows of the full days the rollup has not folded yet */
+		"  SELECT coalesce(u.cost_microcents, 0), u.input_tokens + u.cache_read_tokens + u.cache_write_tokens"
+		"         + u.cache_write_1h_tokens + u.output_tokens + u.input_audio_tokens + u.output_audio_tokens"
+		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
+		"   WHERE u.ingest_xid >= pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
+		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
+		"     AND u.tenant_id = $1 AND u.integration_id = $2"
+		"     AND u.started_at >= (p.d1::timestamp AT TIME ZONE 'UTC') AND u.started_at < (p.d2::timestamp AT TIME ZONE 'UTC')"
+		"     AND u.ingest_xid IS DISTINCT FROM $5"
+		" ) x";
+	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	bool		isnull;
+	int			rc;
+
+	values[0] = UUIDPGetDatum(&key->tenant);
+	values[1] = UUIDPGetDatum(&key->integration);
+	values[2] = TimestampTzGetDatum(from);
+	values[3] = TimestampTzGetDatum(to);
+	values[4] = FullTransactionIdGetDatum(own);
+	if (!FullTransactionIdIsValid(own))
+		nulls[4] = 'n';
+	rc = SPI_execute_snapshot(keep_plan(&usage_plan, sql, 5, types), values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: period usage query failed: %s", SPI_result_code_string(rc));
+	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/* Everything a load computes before it stores into the entry. */
+typedef struct EnfLoaded
+{
+	EnfLimits	lim;
+	TimestampTz budget_start,
+				budget_end,
+				token_start,
+				token_end;
+	int64		spent;
+	int64		tokens;
+} EnfLoaded;
+
+/* Read the limits row and the period usage under one fresh snapshot. */
+static void
+read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
+{
+	static const char *sql =
+		"SELECT status, budget_microcents, budget_period::text, token_limit, token_period::text,"
+		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"  FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2";
+	Oid			types[2] = {UUIDOID, UUIDOID};
+	Datum		values[2];
+	Oid			save_user;
+	int			save_sec;
+	Snapshot	snapshot;
+	int			rc;
+
+	memset(out, 0, sizeof(*out));
+	out->lim.budget = out->lim.token_limit = out->lim.rpm = out->lim.tpm = -1;
+	TIMESTAMP_NOBEGIN(out->budget_start);
+	TIMESTAMP_NOEND(out->budget_end);
+	out->token_start = out->budget_start;
+	out->token_end = out->budget_end;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(tables_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	/* Latest snapshot, not the transaction's: a repeatable-read caller must still see every commit. */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	values[0] = UUIDPGetDatum(&key->tenant);
+	values[1] = UUIDPGetDatum(&key->integration);
+	rc = SPI_execute_snapshot(keep_plan(&limits_plan, sql, 2, types), values, NULL,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: limits query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *status = SPI_getvalue(row, desc, 1);
+		char	   *mode = SPI_getvalue(row, desc, 9);
+		char	   *zone = SPI_getvalue(row, desc, 10);
+		bool		isnull;
+		Datum		d;
+
+		out->lim.found = strcmp(status, "deleted") != 0;
+		out->lim.enabled = strcmp(status, "enabled") == 0;
+		out->lim.mode = strcmp(mode, "warn") == 0 ? AOS_MODE_WARN :
+			strcmp(mode, "off") == 0 ? AOS_MODE_OFF : AOS_MODE_ENFORCE;
+		d = SPI_getbinval(row, desc, 2, &isnull);
+		if (!isnull)
+			out->lim.budget = DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		if (!isnull)
+			out->lim.token_limit = DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 6, &isnull);
+		if (!isnull)
+			out->lim.rpm = DatumGetInt32(d);
+		d = SPI_getbinval(row, desc, 7, &isnull);
+		if (!isnull)
+			out->lim.tpm = DatumGetInt64(d);
+		out->lim.warn_pct = DatumGetInt16(SPI_getbinval(row, desc, 8, &isnull));
+		period_bounds(period_from_name(SPI_getvalue(row, desc, 3)), zone, now,
+					  &out->budget_start, &out->budget_end);
+		period_bounds(period_from_name(SPI_getvalue(row, desc, 5)), zone, now,
+					  &out->token_start, &out->token_end);
+		if (out->lim.found)
+		{
+			query_period_usage(key, out->budget_start, out->budget_end, snapshot,
+							   &out->spent, &out->tokens);
+			if (out->token_start != out->budget_start || out->token_end != out->budget_end)
+			{
+				int64		unused_cost;
+
+				query_period_usage(key, out->token_start, out->token_end, snapshot,
+								   &unused_cost, &out->tokens);
+			}
+		}
+	}
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* Make room for one entry: evict the least recently used one holding no reservation. */
+static void
+evict_one(void)
+{
+	HASH_SEQ_STATUS scan;
+	EnfEntry   *e;
+	EnfEntry   *victim = NULL;
+
+	hash_seq_init(&scan, enf_hash);
+	while ((e = hash_seq_search(&scan)) != NULL)
+		if (e->nreservations == 0 && (victim == NULL || e->last_used < victim->last_used))
+			victim = e;
+	if (victim == NULL)
+	{
+		LWLockRelease(enf->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations (%d) entries are all holding reservations", max_integrations),
+				 errhint("Raise aos_cus.max_integrations (needs a restart).")));
+	}
+	hash_search(enf_hash, &victim->key, HASH_REMOVE, NULL);
+	pg_atomic_fetch_add_u64(&enf->evictions, 1);
+}
+
+/* Alert flags already earned by usage found at load time (not announced again). */
+static uint8
+reached_flags(int64 used, int64 limit, int warn_pct)
+{
+	uint8		flags = 0;
+
+	if (limit < 0)
+		return 0;
+	if (aos_reached_pct(used, limit, warn_pct))
+		flags |= ENF_ALERT_WARN;
+	if (aos_reached_pct(used, limit, 100))
+		flags |= ENF_ALERT_FULL;
+	return flags;
+}
+
+/*
+ * (Re)build the entry of key from the durable tables. The ExclusiveLock waits
+ * for every transaction that wrote usage of this integration to finish its
+ * settlement, and keeps new ones out until the entry is stored.
+ */
+static void
+load_entry(const EnfKey *key, TimestampTz now)
+{
+	LOCKTAG		tag;
+	EnfLoaded	l;
+	uint64		version;
+	EnfEntry   *e;
+	bool		found;
+
+	integration_locktag(&tag, key);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	version = pg_atomic_read_u64(&enf->limits_version);
+	read_durable_state(key, now, &l);
+
+	LWLockAcquire(enf->lock, LW_EXCLUSIVE);
+	e = hash_search(enf_hash, key, HASH_FIND, NULL);
+	if (e == NULL && hash_get_num_entries(enf_hash) >= max_integrations)
+		evict_one();
+	e = hash_search(enf_hash, key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		LWLockRelease(enf->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of aos_cus enforcement shared memory")));
+	}
+	if (!found)
+	{
+		memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
+		SpinLockInit(&e->mutex);
+		dlist_init(&e->reservations);
+		e->budget_start = e->token_start = DT_NOEND;	/* differs from any real start */
+	}
+	SpinLockAcquire(&e->mutex);
+	if (!found || e->budget_start != l.budget_start)
+		e->budget_alerts = reached_flags(l.spent + e->reserved_cost, l.lim.budget, l.lim.warn_pct);
+	if (!found || e->token_start != l.token_start)
+		e->token_alerts = reached_flags(l.tokens + e->reserved_tokens, l.lim.token_limit, l.lim.warn_pct);
+	e->lim = l.lim;
+	e->budget_start = l.budget_start;
+	e->budget_end = l.budget_end;
+	e->token_start = l.token_start;
+	e->token_end = l.token_end;
+	e->spent = l.spent;
+	e->tokens = l.tokens;
+	e->limits_version = version;
+	e->last_used = now;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(enf->lock);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/* ---------- the decision ---------- */
+
+/* Which dimensions a call evaluates and whether it changes state. */
+#define ENF_RATE   1
+#define ENF_BUDGET 2
+#define ENF_TOKENS 4
+#define ENF_ALL    (ENF_RATE | ENF_BUDGET | ENF_TOKENS)
+
+typedef struct EnfRequest
+{
+	EnfKey		key;
+	int64		est_cost;
+	int64		est_tokens;
+	const char *call_id;		/* NULL: no reservation */
+	int			dims;
+	bool		commit;			/* count, reserve, log and alert (check()) */
+} EnfRequest;
+
+typedef struct EnfResult
+{
+	AosDecision decision;
+	AosReason	reason;
+	int64		retry_ms;		/* -1: NULL */
+	int64		budget_used;
+	int64		budget_limit;
+	int64		tokens_used;
+	int64		token_limit;
+	TimestampTz budget_end;
+	TimestampTz token_end;
+	TimestampTz budget_start;
+	TimestampTz token_start;
+	int			warn_pct;
+	uint8		new_budget_alerts;
+	uint8		new_token_alerts;
+} EnfResult;
+
+/* Release reservations of e whose time is up (res_lock held exclusively). */
+static void
+expire_reservations(EnfEntry *e, TimestampTz now)
+{
+	while (!dlist_is_empty(&e->reservations))
+	{
+		EnfReservation *r = dlist_head_element(EnfReservation, node, &e->reservations);
+
+		if (r->expires_at > now)
+			break;
+		SpinLockAcquire(&e->mutex);
+		e->reserved_cost -= r->cost;
+		e->reserved_tokens -= r->tokens;
+		e->nreservations--;
+		SpinLockRelease(&e->mutex);
+		dlist_delete(&r->node);
+		hash_search(res_hash, &r->key, HASH_REMOVE, NULL);
+	}
+}
+
+/* Link r into e's list ordered by expiry (from the tail: with one TTL that is the tail itself). */
+static void
+insert_by_expiry(EnfEntry *e, EnfReservation *r)
+{
+	dlist_iter	it;
+
+	dlist_reverse_foreach(it, &e->reservations)
+	{
+		EnfReservation *o = dlist_container(EnfReservation, node, it.cur);
+
+		if (o->expires_at <= r->expires_at)
+		{
+			dlist_insert_after(it.cur, &r->node);
+			return;
+		}
+	}
+	dlist_push_head(&e->reservations, &r->node);
+}
+
+/* Look up key with enf->lock held shared, loading it first when missing or stale. */
+static EnfEntry *
+fresh_entry(const EnfKey *key, TimestampTz now)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		EnfEntry   *e;
+		bool		stale = true;
+		uint64		version = pg_atomic_read_u64(&enf->limits_version);
+
+		LWLockAcquire(enf->lock, LW_SHARED);
+		e = hash_search(enf_hash, key, HASH_FIND, NULL);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
+			SpinLockRelease(&e->mutex);
+		}
+		if (!stale || (e != NULL && attempt > 0))
+			return e;
+		LWLockRelease(enf->lock);
+		load_entry(key, now);
+	}
+}
+
+/* Decide one request against shared memory; fills res. */
+static void
+decide(const EnfRequest *req, EnfResult *res)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	EnfEntry   *e = fresh_entry(&req->key, now);
+	EnfReservation *old = NULL;
+	EnfResKey	rk;
+	bool		reserve = req->commit && req->call_id != NULL;
+	AosVerdicts v;
+	int64		rate_retry = 0;
+	int64		used_cost,
+				used_tokens;
+
+	if (reserve)
+	{
+		memset(&rk, 0, sizeof(rk));
+		rk.dbid = MyDatabaseId;
+		rk.tenant = req->key.tenant;
+		strlcpy(rk.call_id, req->call_id, sizeof(rk.call_id));
+		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+		expire_reservations(e, now);
+		old = hash_search(res_hash, &rk, HASH_FIND, NULL);
+		if (old != NULL && old->entry != e)
+		{
+			LWLockRelease(enf->res_lock);
+			LWLockRelease(enf->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("call_id \"%s\" already holds a reservation on another integration", req->call_id)));
+		}
+		if (old == NULL && hash_get_num_entries(res_hash) >= max_reservations)
+		{
+			LWLockRelease(enf->res_lock);
+			LWLockRelease(enf->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("aos_cus.max_reservations (%d) reservations are all in use", max_reservations),
+					 errhint("Raise aos_cus.max_reservations (needs a restart) or lower aos_cus.reservation_ttl.")));
+		}
+	}
+
+	SpinLockAcquire(&e->mutex);
+	e->last_used = now;
+	/* A repeated check of a call_id replaces its own reservation, so it is not counted twice. */
+	used_cost = sat_add(e->spent, e->reserved_cost - (old ? old->cost : 0));
+	used_tokens = sat_add(e->tokens, e->reserved_tokens - (old ? old->tokens : 0));
+	v.found = e->lim.found;
+	v.enabled = e->lim.enabled;
+	v.mode = e->lim.mode;
+	v.rate_limited = false;
+	v.budget = v.tokens = AOS_LIMIT_OK;
+	aos_rate_advance(&e->requests, now);
+	aos_rate_advance(&e->token_rate, now);
+	if (req->dims & ENF_RATE)
+	{
+		int64		retry;
+
+		if (e->lim.rpm >= 0 && !aos_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
+		{
+			v.rate_limited = true;
+			rate_retry = retry;
+		}
+		if (e->lim.tpm >= 0 && !aos_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
+		{
+			v.rate_limited = true;
+			rate_retry = Max(rate_retry, retry);
+		}
+	}
+	if (req->dims & ENF_BUDGET)
+		v.budget = aos_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
+	if (req->dims & ENF_TOKENS)
+		v.tokens = aos_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
+	res->decision = aos_decide(&v, &res->reason);
+	if (req->commit && res->decision != AOS_DECISION_BLOCKED)
+	{
+		e->requests.curr++;
+		e->token_rate.curr = sat_add(e->token_rate.curr, req->est_tokens);
+		if (reserve)
+		{
+			e->reserved_cost = sat_add(e->reserved_cost, req->est_cost - (old ? old->cost : 0));
+			e->reserved_tokens = sat_add(e->reserved_tokens, req->est_tokens - (old ? old->tokens : 0));
+			if (old == NULL)
+				e->nreservations++;
+		}
+	}
+	used_cost = sat_add(e->spent, e->reserved_cost);
+	used_tokens = sat_add(e->tokens, e->reserved_tokens);
+	/* Without a reservation an admitted estimate still counts toward this check's alert crossing. */
+	if (req->commit && res->decision != AOS_DECISION_BLOCKED && !reserve)
+	{
+		used_cost = sat_add(used_cost, req->est_cost);
+		used_tokens = sat_add(used_tokens, req->est_tokens);
+	}
+	res->budget_used = used_cost;
+	res->tokens_used = used_tokens;
+	res->budget_limit = e->lim.budget;
+	res->token_limit = e->lim.token_limit;
+	res->budget_start = e->budget_start;
+	res->budget_end = e->budget_end;
+	res->token_start = e->token_start;
+	res->token_end = e->token_end;
+	res->warn_pct = e->lim.warn_pct;
+	res->new_budget_alerts = res->new_token_alerts = 0;
+	if (req->commit && e->lim.found && e->lim.enabled)
+	{
+		res->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
+		res->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
+		e->budget_alerts |= res->new_budget_alerts;
+		e->token_alerts |= res->new_token_alerts;
+	}
+	SpinLockRelease(&e->mutex);
+
+	if (reserve)
+	{
+		if (res->decision != AOS_DECISION_BLOCKED)
+		{
+			EnfReservation *r = old;
+
+			if (r == NULL)
+			{
+				r = hash_search(res_hash, &rk, HASH_ENTER, NULL);
+				r->entry = e;
+			}
+			else
+				dlist_delete(&r->node);
+			r->cost = req->est_cost;
+			r->tokens = req->est_tokens;
+			r->expires_at = now + (int64) reservation_ttl_ms * 1000;
+			insert_by_expiry(e, r);
+		}
+		LWLockRelease(enf->res_lock);
+	}
+	LWLockRelease(enf->lock);
+
+	/* retry_after_ms: rate refusals say when a slot frees; limit refusals when the period resets. */
+	res->retry_ms = -1;
+	if (res->reason == AOS_REASON_RATE_LIMITED)
+		res->retry_ms = rate_retry;
+	else if (res->reason == AOS_REASON_BUDGET_EXCEEDED && !TIMESTAMP_NOT_FINITE(res->budget_end))
+		res->retry_ms = (res->budget_end - now + 999) / 1000;
+	else if (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED && !TIMESTAMP_NOT_FINITE(res->token_end))
+		res->retry_ms = (res->token_end - now + 999) / 1000;
+}
+
+/* ---------- side effects of check(): log and alerts ---------- */
+
+/* Write a warned or blocked decision to the bounded enforcement log. */
+static void
+log_decision(const EnfRequest *req, const EnfResult *res)
+{
+	static const char *insert_sql =
+		"INSERT INTO aos_cus.cus_enforcement_log (tenant_id, integration_id, call_id, decision, reason,"
+		" estimated_cost_microcents, estimated_tokens, budget_used_microcents, budget_limit_microcents,"
+		" tokens_used, token_limit, retry_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+		" RETURNING id";
+	static const char *prune_sql = "DELETE FROM aos_cus.cus_enforcement_log WHERE id <= $1";
+	Oid			types[12] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[12];
+	char		nulls[12];
+	Oid			save_user;
+	int			save_sec;
+	bool		isnull;
+	int64		id;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = UUIDPGetDatum(&req->key.tenant);
+	values[1] = UUIDPGetDatum(&req->key.integration);
+	values[2] = req->call_id ? CStringGetTextDatum(req->call_id) : (Datum) 0;
+	nulls[2] = req->call_id ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(aos_decision_name(res->decision));
+	values[4] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[5] = Int64GetDatum(req->est_cost);
+	values[6] = Int64GetDatum(req->est_tokens);
+	values[7] = Int64GetDatum(res->budget_used);
+	values[8] = Int64GetDatum(res->budget_limit);
+	nulls[8] = res->budget_limit < 0 ? 'n' : ' ';
+	values[9] = Int64GetDatum(res->tokens_used);
+	values[10] = Int64GetDatum(res->token_limit);
+	nulls[10] = res->token_limit < 0 ? 'n' : ' ';
+	values[11] = Int64GetDatum(res->retry_ms);
+	nulls[11] = res->retry_ms < 0 ? 'n' : ' ';
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(tables_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (SPI_execute_plan(keep_plan(&log_plan, insert_sql, 12, types), values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "aos_cus: enforcement log insert failed");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* Keep at most aos_cus.enforcement_log_max_rows (plus one pruning step) rows. */
+	if (id % 1000 == 0 && id > log_max_rows)
+	{
+		Oid			ptype = INT8OID;
+		Datum		cutoff = Int64GetDatum(id - log_max_rows);
+
+		if (SPI_execute_plan(keep_plan(&prune_plan, prune_sql, 1, &ptype), &cutoff, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "aos_cus: enforcement log pruning failed");
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* Format a timestamptz (or NULL for an infinite bound) as JSON. */
+static void
+append_json_ts(StringInfo buf, TimestampTz ts)
+{
+	if (TIMESTAMP_NOT_FINITE(ts))
+		appendStringInfoString(buf, "null");
+	else
+		appendStringInfo(buf, "\"%s\"", timestamptz_to_str(ts));
+}
+
+/* Queue one NOTIFY aos_cus_alerts per newly crossed threshold (sent when the transaction commits). */
+static void
+send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
+			TimestampTz start, TimestampTz end, int64 used, int64 limit)
+{
+	char		tenant[AOS_UUID_TEXT_LEN + 1];
+	char		integration[AOS_UUID_TEXT_LEN + 1];
+
+	aos_uuid_format(key->tenant.data, tenant);
+	aos_uuid_format(key->integration.data, integration);
+	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_FULL; bit <<= 1)
+	{
+		StringInfoData buf;
+
+		if (!(flags & bit))
+			continue;
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", "
+						 "\"threshold\": %d, \"period\": {\"start\": ",
+						 tenant, integration, dimension, bit == ENF_ALERT_WARN ? warn_pct : 100);
+		append_json_ts(&buf, start);
+		appendStringInfoString(&buf, ", \"end\": ");
+		append_json_ts(&buf, end);
+		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT "}", used, limit);
+		Async_Notify("aos_cus_alerts", buf.data);
+		pfree(buf.data);
+	}
+}
+
+/* ---------- SQL functions ---------- */
+
+/* Argument helpers: NULL and negative values are refused naming the argument. */
+static const pg_uuid_t *
+uuid_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return PG_GETARG_UUID_P(n);
+}
+
+/* A non-negative bigint argument. */
+static int64
+amount_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	int64		v;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 errhint("Pass 0 when there is no estimate.")));
+	v = PG_GETARG_INT64(n);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name)));
+	return v;
+}
+
+/* Common prologue: preload, arguments, tenant. */
+static void
+read_request(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
+{
+	aos_cus_require_preload(fname);
+	memset(req, 0, sizeof(*req));
+	req->key.dbid = MyDatabaseId;
+	req->key.tenant = *uuid_arg(fcinfo, 0, "tenant_id");
+	req->key.integration = *uuid_arg(fcinfo, 1, "integration_id");
+	aos_cus_assert_tenant(&req->key.tenant, "tenant_id");
+}
+
+/* Build an aos_cus.decision from a result. */
+static Datum
+decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	TimestampTz resets;
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "aos_cus: check functions must return aos_cus.decision");
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = desc;
+	}
+	values[0] = CStringGetTextDatum(aos_decision_name(res->decision));
+	values[1] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[2] = Int64GetDatum(res->retry_ms);
+	nulls[2] = res->retry_ms < 0;
+	values[3] = Int64GetDatum(res->budget_used);
+	values[4] = Int64GetDatum(res->budget_limit);
+	nulls[4] = res->budget_limit < 0;
+	values[5] = Int64GetDatum(res->tokens_used);
+	values[6] = Int64GetDatum(res->token_limit);
+	nulls[6] = res->token_limit < 0;
+	/* The reset that matters: the deciding limit's period, else the budget's, else the tokens'. */
+	resets = (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED || res->reason == AOS_REASON_TOKEN_WARNING ||
+			  res->budget_limit < 0) ? res->token_end : res->budget_end;
+	if (res->budget_limit < 0 && res->token_limit < 0)
+		TIMESTAMP_NOEND(resets);
+	values[7] = TimestampTzGetDatum(resets);
+	nulls[7] = TIMESTAMP_NOT_FINITE(resets);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id). */
+Datum
+aos_cus_check(PG_FUNCTION_ARGS)
+{
+	EnfRequest	req;
+	EnfResult	res;
+
+	read_request(fcinfo, "aos_cus.check()", &req);
+	req.est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
+	req.est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
+	if (!PG_ARGISNULL(4))
+	{
+		req.call_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strlen(req.call_id) < 1 || strlen(req.call_id) > ENF_CALL_ID_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	}
+	req.dims = ENF_ALL;
+	req.commit = true;
+	decide(&req, &res);
+	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
+	if (res.decision != AOS_DECISION_ALLOWED || res.reason != AOS_REASON_OK)
+		log_decision(&req, &res);
+	if (res.new_budget_alerts)
+		send_alerts(&req.key, "budget", res.new_budget_alerts, res.warn_pct,
+					res.budget_start, res.budget_end, res.budget_used, res.budget_limit);
+	if (res.new_token_alerts)
+		send_alerts(&req.key, "tokens", res.new_token_alerts, res.warn_pct,
+					res.token_start, res.token_end, res.tokens_used, res.token_limit);
+	PG_RETURN_DATUM(decision_datum(fcinfo, &res));
+}
+
+/* A single-dimension probe: the same precedence, no reservation, nothing counted. */
+static Datum
+probe(FunctionCallInfo fcinfo, const char *fname, int dims)
+{
+	EnfRequest	req;
+	EnfResult	res;
+
+	read_request(fcinfo, fname, &req);
+	if (dims == ENF_BUDGET)
+		req.est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
+	else
+		req.est_tokens = amount_arg(fcinfo, 2, "estimated_tokens");
+	req.dims = dims;
+	decide(&req, &res);
+	PG_RETURN_DATUM(decision_datum(fcinfo, &res));
+}
+
+/* check_budget_limit(tenant_id, integration_id, estimated_cost_microcents). */
+Datum
+aos_cus_check_budget_limit(PG_FUNCTION_ARGS)
+{
+	return probe(fcinfo, "aos_cus.check_budget_limit()", ENF_BUDGET);
+}
+
+/* check_token_limit(tenant_id, integration_id, estimated_tokens). */
+Datum
+aos_cus_check_token_limit(PG_FUNCTION_ARGS)
+{
+	return probe(fcinfo, "aos_cus.check_token_limit()", ENF_TOKENS);
+}
+
+/* check_rate_limit(tenant_id, integration_id, estimated_tokens). */
+Datum
+aos_cus_check_rate_limit(PG_FUNCTION_ARGS)
+{
+	return probe(fcinfo, "aos_cus.check_rate_limit()", ENF_RATE);
+}
+
+/* current_usage(tenant_id, integration_id): the entry's periods, spend, reservations and rates. */
+Datum
+aos_cus_current_usage(PG_FUNCTION_ARGS)
+{
+	EnfRequest	req;
+	TimestampTz now;
+	EnfEntry   *e;
+	EnfEntry	copy;
+	TupleDesc	desc;
+	Datum		values[11];
+	bool		nulls[11];
+
+	read_request(fcinfo, "aos_cus.current_usage()", &req);
+	now = GetCurrentTimestamp();
+	e = fresh_entry(&req.key, now);
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	expire_reservations(e, now);
+	LWLockRelease(enf->res_lock);
+	SpinLockAcquire(&e->mutex);
+	aos_rate_advance(&e->requests, now);
+	aos_rate_advance(&e->token_rate, now);
+	copy = *e;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(enf->lock);
+	if (!copy.lim.found)
+	{
+		char		id[AOS_UUID_TEXT_LEN + 1];
+
+		aos_uuid_format(req.key.integration.data, id);
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("integration_id %s does not exist for this tenant", id)));
+	}
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "aos_cus: current_usage must return a record");
+	desc = BlessTupleDesc(desc);
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = TimestampTzGetDatum(copy.budget_start);
+	nulls[0] = TIMESTAMP_NOT_FINITE(copy.budget_start);
+	values[1] = TimestampTzGetDatum(copy.budget_end);
+	nulls[1] = TIMESTAMP_NOT_FINITE(copy.budget_end);
+	values[2] = Int64GetDatum(copy.spent);
+	values[3] = Int64GetDatum(copy.reserved_cost);
+	values[4] = TimestampTzGetDatum(copy.token_start);
+	nulls[4] = TIMESTAMP_NOT_FINITE(copy.token_start);
+	values[5] = TimestampTzGetDatum(copy.token_end);
+	nulls[5] = TIMESTAMP_NOT_FINITE(copy.token_end);
+	values[6] = Int64GetDatum(copy.tokens);
+	values[7] = Int64GetDatum(copy.reserved_tokens);
+	values[8] = Int64GetDatum(copy.nreservations);
+	values[9] = Int64GetDatum(aos_rate_current(&copy.requests));
+	values[10] = Int64GetDatum(aos_rate_current(&copy.token_rate));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* stat_decisions(): one row per (decision, reason) with its count since start. */
+Datum
+aos_cus_stat_decisions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	aos_cus_require_preload("aos_cus.stat_decisions()");
+	InitMaterializedSRF(fcinfo, 0);
+	for (int d = 0; d < AOS_DECISION_COUNT; d++)
+		for (int r = 0; r < AOS_REASON_COUNT; r++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			values[0] = CStringGetTextDatum(aos_decision_name(d));
+			values[1] = CStringGetTextDatum(aos_reason_name(r));
+			values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&enf->decisions[d][r]));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	return (Datum) 0;
+}
+
+/* stat_enforcement(): fill of the shared tables and evictions. */
+Datum
+aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		stat[5];
+	static const char *const names[5] = {
+		"integrations_cached", "max_integrations", "reservations_active", "max_reservations", "evictions"
+	};
+
+	aos_cus_require_preload("aos_cus.stat_enforcement()");
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(enf->lock, LW_SHARED);
+	stat[0] = hash_get_num_entries(enf_hash);
+	LWLockAcquire(enf->res_lock, LW_SHARED);
+	stat[2] = hash_get_num_entries(res_hash);
+	LWLockRelease(enf->res_lock);
+	LWLockRelease(enf->lock);
+	stat[1] = max_integrations;
+	stat[3] = max_reservations;
+	stat[4] = (int64) pg_atomic_read_u64(&enf->evictions);
+	for (int i = 0; i < 5; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(names[i]);
+		values[1] = Int64GetDatum(stat[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Register the GUCs; when preloaded, the transaction callbacks too. */
+void
+aos_cus_enforce_init(void)
+{
+	DefineCustomIntVariable("aos_cus.max_integrations",
+							"Integrations whose enforcement state fits in shared memory.",
+							"A full table evicts the least recently used entry without reservations.",
+							&max_integrations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.max_reservations",
+							"Reservations (checks with a call_id not yet ingested) that fit in shared memory.",
+							NULL,
+							&max_reservations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.reservation_ttl",
+							"How long a reservation counts as spent before it is released unused.",
+							NULL,
+							&reservation_ttl_ms, 600000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.enforcement_log_max_rows",
+							"Rows kept in aos_cus.cus_enforcement_log (older ones are pruned).",
+							NULL,
+							&log_max_rows, 100000, 1000, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	RegisterXactCallback(enforce_xact_callback, NULL);
+	RegisterSubXactCallback(enforce_subxact_callback, NULL);
+}

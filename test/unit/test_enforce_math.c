@@ -1,0 +1,134 @@
+/* test_enforce_math.c: unit tests of limit verdicts, the sliding-window counter and precedence. */
+#include "unit.h"
+#include "enforce_math.h"
+
+#define MIN AOS_RATE_WINDOW_US
+
+/* Limit verdicts at and around the thresholds, with extreme values. */
+static void
+test_limits(void)
+{
+	CHECK(aos_limit_verdict(0, 0, -1, 80) == AOS_LIMIT_OK);
+	CHECK(aos_limit_verdict(INT64_MAX, INT64_MAX, -1, 80) == AOS_LIMIT_OK);
+	CHECK(aos_limit_verdict(0, 79, 100, 80) == AOS_LIMIT_OK);
+	CHECK(aos_limit_verdict(0, 80, 100, 80) == AOS_LIMIT_WARN);
+	CHECK(aos_limit_verdict(50, 50, 100, 80) == AOS_LIMIT_WARN);
+	CHECK(aos_limit_verdict(50, 51, 100, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_limit_verdict(100, 0, 100, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_limit_verdict(0, 0, 0, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_limit_verdict(0, 1, 100, 1) == AOS_LIMIT_WARN);
+	CHECK(aos_limit_verdict(0, 0, 100, 1) == AOS_LIMIT_OK);
+	CHECK(aos_limit_verdict(99, 0, 100, 100) == AOS_LIMIT_OK);
+	CHECK(aos_limit_verdict(INT64_MAX - 1, INT64_MAX, INT64_MAX, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_limit_verdict(INT64_MAX / 2, INT64_MAX / 4, INT64_MAX, 80) == AOS_LIMIT_OK);
+	CHECK(aos_reached_pct(80, 100, 80));
+	CHECK(!aos_reached_pct(79, 100, 80));
+	CHECK(aos_reached_pct(INT64_MAX, INT64_MAX, 100));
+	CHECK(!aos_reached_pct(INT64_MAX - 1, INT64_MAX, 100));
+}
+
+/* The window admits exactly limit per minute and slides with the previous minute's weight. */
+static void
+test_rate(void)
+{
+	AosRateWindow w = {0, 0, 0};
+	int64_t		retry = 0;
+	int64_t		t0 = 1000 * MIN;
+	int			admitted = 0;
+
+	aos_rate_advance(&w, t0);
+	for (int i = 0; i < 150; i++)
+		if (aos_rate_admits(&w, t0 + i, 100, 1, &retry))
+		{
+			w.curr++;
+			admitted++;
+		}
+	CHECK(admitted == 100);
+	CHECK(aos_rate_current(&w) == 100);
+	/* Next minute begins with full weight of the previous one: refused, retry within the minute. */
+	aos_rate_advance(&w, t0 + MIN);
+	CHECK(w.prev == 100 && w.curr == 0);
+	CHECK(!aos_rate_admits(&w, t0 + MIN, 100, 1, &retry));
+	CHECK(retry == 600);
+	/* After 600 ms one slot has freed (weight 99.0), not two. */
+	CHECK(aos_rate_admits(&w, t0 + MIN + 600000, 100, 1, &retry));
+	CHECK(!aos_rate_admits(&w, t0 + MIN + 600000, 100, 2, &retry));
+	/* Half a minute in: 50 more fit. */
+	w.curr = 49;
+	CHECK(aos_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
+	w.curr = 50;
+	CHECK(!aos_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
+	CHECK(retry > 0 && retry <= 600);
+	/* A gap of more than one minute clears both counts. */
+	aos_rate_advance(&w, t0 + 5 * MIN);
+	CHECK(w.prev == 0 && w.curr == 0);
+	/* A request larger than the limit never passes. */
+	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN, 100, 101, &retry));
+	CHECK(retry == 60000);
+	/* Current minute full, previous empty: retry at the next minute. */
+	w.curr = 100;
+	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN + MIN / 4, 100, 1, &retry));
+	CHECK(retry >= 45000 && retry <= 45000 + 600);
+	/* Huge limits and amounts do not overflow. */
+	w.curr = INT64_MAX / 2;
+	w.prev = INT64_MAX / 2;
+	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN, INT64_MAX, INT64_MAX / 2 + 2, &retry));
+	/* Negative epoch times floor to the right minute. */
+	aos_rate_advance(&w, -1);
+	CHECK(w.minute == -1);
+}
+
+/* Every combination of state, mode, rate, budget and token verdicts. */
+static void
+test_precedence(void)
+{
+	AosReason	r;
+	int			combos = 0;
+
+	for (int found = 0; found < 2; found++)
+		for (int enabled = 0; enabled < 2; enabled++)
+			for (int mode = 0; mode < 3; mode++)
+				for (int rate = 0; rate < 2; rate++)
+					for (int b = 0; b < 3; b++)
+						for (int t = 0; t < 3; t++)
+						{
+							AosVerdicts v = {found, enabled, mode, rate, b, t};
+							AosDecision d = aos_decide(&v, &r);
+							AosReason	want_block = rate ? AOS_REASON_RATE_LIMITED :
+								b == AOS_LIMIT_EXCEEDED ? AOS_REASON_BUDGET_EXCEEDED :
+								t == AOS_LIMIT_EXCEEDED ? AOS_REASON_TOKEN_LIMIT_EXCEEDED : AOS_REASON_OK;
+							AosReason	want_warn = b == AOS_LIMIT_WARN ? AOS_REASON_BUDGET_WARNING :
+								t == AOS_LIMIT_WARN ? AOS_REASON_TOKEN_WARNING : AOS_REASON_OK;
+
+							combos++;
+							if (!found)
+								CHECK(d == AOS_DECISION_BLOCKED && r == AOS_REASON_NOT_FOUND);
+							else if (!enabled)
+								CHECK(d == AOS_DECISION_BLOCKED && r == AOS_REASON_DISABLED);
+							else if (mode == AOS_MODE_OFF)
+								CHECK(d == AOS_DECISION_ALLOWED && r == AOS_REASON_OK);
+							else if (want_block != AOS_REASON_OK)
+								CHECK(r == want_block && d == (mode == AOS_MODE_WARN ? AOS_DECISION_WARNED : AOS_DECISION_BLOCKED));
+							else if (want_warn != AOS_REASON_OK)
+								CHECK(d == AOS_DECISION_WARNED && r == want_warn);
+							else
+								CHECK(d == AOS_DECISION_ALLOWED && r == AOS_REASON_OK);
+						}
+	CHECK(combos == 216);
+	CHECK_STR(aos_decision_name(AOS_DECISION_WARNED), "warned");
+	CHECK_STR(aos_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
+}
+
+/* Run every enforcement math case. */
+int
+main(void)
+{
+	int64_t		out = 0;
+
+	CHECK(!aos_add_overflows(1, 2, &out) && out == 3);
+	CHECK(aos_add_overflows(INT64_MAX, 1, &out));
+	test_limits();
+	test_rate();
+	test_precedence();
+	return UNIT_DONE();
+}
