@@ -31,17 +31,21 @@ SELECT count((aos_cus.check(tenant_id, id, 0)).decision) FROM aos_cus.cus_integr
 SQL
 }
 
-# Insert n usage rows spread over the 10,000 integrations and 200 models (model m-000 .. m-199).
+# Insert n usage rows: 100 per integration (integration 1 + (g / 100) % 10000) over the 200 models
+# (m-000 .. m-199), in transactions of 100,000 rows so that each touches 1,000 integrations (the
+# settlement trigger holds a lock per integration until commit).
 insert_usage() {
-	local db=$1 n=$2
-	pg_sql -d "$db" -c "
+	local db=$1 n=$2 from
+	for ((from = 1; from <= n; from += 100000)); do
+		pg_sql -d "$db" -c "
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,
                                    cost_microcents, started_at)
-SELECT ('00000000-0000-4000-8000-' || lpad(((1 + g % 10000) % 100)::text, 12, '0'))::uuid,
-       ('10000000-0000-4000-8000-' || lpad((1 + g % 10000)::text, 12, '0'))::uuid,
+SELECT ('00000000-0000-4000-8000-' || lpad(((1 + (g / 100) % 10000) % 100)::text, 12, '0'))::uuid,
+       ('10000000-0000-4000-8000-' || lpad((1 + (g / 100) % 10000)::text, 12, '0'))::uuid,
        'c' || g, 'openai', 'm-' || lpad((g % 200)::text, 3, '0'), 100 + g % 1000, 10 + g % 100,
        1000 + g % 5000, now() - interval '1 second' * (g % 86400)
-  FROM generate_series(1, $n) g"
+  FROM generate_series($from, least($from + 99999, $n)) g"
+	done
 }
 
 setup_db bench_metrics_empty

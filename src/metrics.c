@@ -3,13 +3,16 @@
  * extension's state, and the C sources of the aos_cus.stat_* views.
  *
  * Every number comes from shared memory (event counters, usage per
- * provider and model) or from a cheap catalog read (the stat_health and
- * stat_rollup views over cus_integrations and cus_rollup_state); nothing
- * here reads cus_llm_usage, so the cost of a scrape does not grow with the
- * usage table. Label sets are bounded: provider (8 values), model
- * (aos_cus.usage_stats_max_models plus "other"), status x health_state
- * (12), shared-memory table names. Money is in micro-cents
- * (1 USD = 100,000,000), durations in seconds, times in Unix seconds.
+ * provider and model, enforcement decisions and budgets) or from a cheap
+ * catalog read (the stat_health and stat_rollup views over
+ * cus_integrations and cus_rollup_state); nothing here reads
+ * cus_llm_usage, so the cost of a scrape does not grow with the usage
+ * table. Label sets are bounded: provider (8 values), model
+ * (aos_cus.usage_stats_max_models plus "other" per provider), decision x
+ * reason (24), budget rows (aos_cus.metrics_max_integrations, nearest
+ * their budget first), status x health_state (12), shared-memory tables.
+ * Money is in micro-cents (1 USD = 100,000,000), durations in seconds,
+ * times in Unix seconds.
  */
 #include "aos_cus.h"
 #include "enforce.h"

@@ -106,6 +106,28 @@ VALUES ($t, $i, 'after-reset', 'openai', 'model-0', 3, now());
 is($node->safe_psql('postgres', q{SELECT requests || ':' || cost_microcents FROM aos_cus.stat_usage}), '1:3',
 	'counting resumes from zero after the reset');
 
+# Budget ratios: three budgeted integrations at 90%, 50% and 10%; with a cap of 2 the two nearest their
+# budget are reported, highest first, and one is counted as omitted.
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, warn_at_pct)
+SELECT $t, ('00000000-0000-0000-0000-0000000000b' || g)::uuid, 'b' || g, 'openai', 'enabled', 1000, 75
+  FROM generate_series(1, 3) g;
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, cost_microcents, started_at)
+VALUES ($t, '00000000-0000-0000-0000-0000000000b1', 'b1', 'openai', 'model-0', 900, now()),
+       ($t, '00000000-0000-0000-0000-0000000000b2', 'b2', 'openai', 'model-0', 500, now()),
+       ($t, '00000000-0000-0000-0000-0000000000b3', 'b3', 'openai', 'model-0', 100, now());
+SELECT (aos_cus.check($t, id, 0)).decision FROM aos_cus.cus_integrations WHERE name LIKE 'b_';
+});
+$metrics = $node->safe_psql('postgres', 'SET aos_cus.metrics_max_integrations = 2; SELECT aos_cus.metrics()');
+my @ratios = $metrics =~ /^aos_cus_budget_used_ratio\{tenant_id="[^"]+",integration_id="[^"]+(b\d)"\} (\S+)$/mg;
+is(join(' ', @ratios), 'b1 0.9 b2 0.5', 'the cap keeps the 2 integrations nearest their budget, highest first');
+like($metrics, qr/^aos_cus_budget_warn_ratio\{tenant_id="[^"]+",integration_id="[^"]+b1"\} 0.75$/m, 'warn ratio is warn_at_pct / 100');
+like($metrics, qr/^aos_cus_budget_integrations_omitted 1$/m, 'one budgeted integration is omitted');
+is($node->safe_psql('postgres', 'SET aos_cus.metrics_max_integrations = 2; SELECT count(*) FROM aos_cus.stat_budget'), '2',
+	'stat_budget applies the same cap');
+my ($ret, $out, $err) = $node->psql('postgres', 'SET aos_cus.metrics_max_integrations = -1');
+like($err, qr/-1 is outside the valid range/, 'the cap refuses a negative value');
+
 # A crash empties shared memory: the counters restart at zero, the rows stay.
 crash_and_restart($node);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.stat_usage'), '0', 'usage counters are empty after a crash');
