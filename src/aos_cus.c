@@ -6,6 +6,7 @@
  */
 #include "aos_cus.h"
 #include "enforce.h"
+#include "pricing.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -88,6 +89,7 @@ _PG_init(void)
 	aos_cus_metrics_init();
 	aos_cus_usage_stats_init();
 	aos_cus_enforce_init();
+	aos_cus_pricing_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");

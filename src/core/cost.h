@@ -1,0 +1,126 @@
+/*
+ * cost.h: exact integer cost of one LLM call, without Postgres headers.
+ *
+ * Money is micro-cents (1 USD = 10^8); prices are micro-cents per one million
+ * tokens. A call's cost is the sum over its token buckets of tokens * price,
+ * kept in unsigned 128-bit integers, divided by 10^6 once and rounded half up.
+ */
+#ifndef AOS_CUS_COST_H
+#define AOS_CUS_COST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Token buckets of one call (SPEC 4); disjoint except that output includes reasoning. */
+typedef struct AosTokens
+{
+	int64_t		input;			/* uncached input */
+	int64_t		cache_read;		/* input read from the prompt cache */
+	int64_t		cache_write;	/* input written to the 5-minute cache */
+	int64_t		cache_write_1h; /* input written to the 1-hour cache */
+	int64_t		output;			/* all billed output, reasoning included */
+	int64_t		reasoning;		/* the part of output that was reasoning */
+	int64_t		input_audio;	/* audio input */
+	int64_t		output_audio;	/* audio output */
+} AosTokens;
+
+/* Bucket order used by AosPrices, AosCostItem and aos_bucket_names. */
+typedef enum AosBucket
+{
+	AOS_BUCKET_INPUT,
+	AOS_BUCKET_CACHE_READ,
+	AOS_BUCKET_CACHE_WRITE,
+	AOS_BUCKET_CACHE_WRITE_1H,
+	AOS_BUCKET_OUTPUT,
+	AOS_BUCKET_REASONING,
+	AOS_BUCKET_INPUT_AUDIO,
+	AOS_BUCKET_OUTPUT_AUDIO,
+	AOS_BUCKET_COUNT
+} AosBucket;
+
+/* Bucket names as they appear in SQL (column and JSON key stems). */
+extern const char *const aos_bucket_names[AOS_BUCKET_COUNT];
+
+/* Service tiers (SPEC 4), in the order of aos_tier_names. */
+typedef enum AosTier
+{
+	AOS_TIER_STANDARD,
+	AOS_TIER_PRIORITY,
+	AOS_TIER_FLEX,
+	AOS_TIER_BATCH,
+	AOS_TIER_COUNT
+} AosTier;
+
+extern const char *const aos_tier_names[AOS_TIER_COUNT];
+
+/* Providers (SPEC 3), in the order of aos_provider_names. */
+#define AOS_PROVIDER_COUNT 7
+extern const char *const aos_provider_names[AOS_PROVIDER_COUNT];
+
+/* One price row: micro-cents per 1M tokens per bucket; AOS_PRICE_NONE where the row has none. */
+#define AOS_PRICE_NONE (-1)
+typedef struct AosPriceRow
+{
+	int64_t		id;
+	int			tier;			/* AosTier */
+	int64_t		min_prompt_tokens;	/* long-context threshold; 0 for the base row */
+	int64_t		effective_from; /* microseconds, any epoch, INT64_MIN for -infinity */
+	int64_t		price[AOS_BUCKET_COUNT];
+} AosPriceRow;
+
+/* One bucket of a computed cost: tokens, the unit price applied, tokens * price (micro-cents * 10^6). */
+typedef struct AosCostItem
+{
+	int64_t		tokens;
+	int64_t		unit_price;
+	unsigned __int128 scaled;
+} AosCostItem;
+
+typedef enum AosCostStatus
+{
+	AOS_COST_OK,
+	AOS_COST_NEGATIVE_TOKENS,	/* some bucket is negative */
+	AOS_COST_REASONING_EXCEEDS_OUTPUT,	/* reasoning > output */
+	AOS_COST_OVERFLOW			/* the rounded cost does not fit in int64 */
+} AosCostStatus;
+
+/* Tier index of a name (exact, lower case), or -1. */
+int			aos_tier_parse(const char *name, int len);
+
+/* Provider index of a name (exact, lower case), or -1. */
+int			aos_provider_parse(const char *name, int len);
+
+/* First bucket that is invalid (negative, or reasoning > output), as a status; AOS_COST_OK when valid. */
+AosCostStatus aos_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket);
+
+/* Prompt size for long-context tiers: input + cache read + both cache writes (saturates at INT64_MAX). */
+int64_t		aos_prompt_tokens(const AosTokens *tokens);
+
+/*
+ * Unit price applied to each bucket when the row has none: cache read, cache
+ * write and input audio fall back to input; the 1-hour write to the 5-minute
+ * write (then input); reasoning and output audio to output.
+ */
+int64_t		aos_effective_price(const AosPriceRow *row, AosBucket bucket);
+
+/*
+ * The row of rows[0..n) that prices a call of tier at time at with a prompt
+ * of prompt tokens: among rows of that tier in force at at (effective_from <=
+ * at), the one with the highest threshold the prompt exceeds (threshold 0
+ * always applies), latest effective_from first. Falls back to standard when
+ * the tier has no applicable row. Returns the index, or -1 when none.
+ */
+int			aos_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t prompt);
+
+/*
+ * Cost of tokens at row's prices into *cost (micro-cents, rounded half up once).
+ * items, when not NULL, receives AOS_BUCKET_COUNT entries (output excludes
+ * the reasoning part, which is its own item).
+ */
+AosCostStatus aos_cost_compute(const AosTokens *tokens, const AosPriceRow *row,
+							   int64_t *cost, AosCostItem *items);
+
+/* Decimal text of scaled / 10^6 (exact, no trailing zeros) into buf (at least 48 bytes). */
+void		aos_scaled_to_text(unsigned __int128 scaled, char *buf, int buflen);
+
+#endif

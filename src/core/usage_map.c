@@ -1,0 +1,84 @@
+/* usage_map.c: provider usage accounting rules (see usage_map.h). */
+#include "usage_map.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* A counter's value, 0 when absent. */
+static int64_t
+or_zero(int64_t v)
+{
+	return v < 0 ? 0 : v;
+}
+
+/* Mark every counter absent. */
+void
+aos_usage_counters_init(AosUsageCounters *c)
+{
+	c->prompt = c->cached = c->cache_creation = c->cache_5m = c->cache_1h = -1;
+	c->tool_prompt = c->audio_in = c->completion = c->reasoning = c->audio_out = -1;
+}
+
+/* OpenAI: input = prompt - cached - audio; output = completion - audio (reasoning stays inside output). */
+const char *
+aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (c->prompt < 0 || c->completion < 0)
+		return "the usage has no prompt_tokens/completion_tokens (chat) or input_tokens/output_tokens (responses)";
+	if (or_zero(c->cached) + or_zero(c->audio_in) > c->prompt)
+		return "cached_tokens plus audio_tokens exceed the prompt tokens";
+	if (or_zero(c->reasoning) + or_zero(c->audio_out) > c->completion)
+		return "reasoning_tokens plus audio_tokens exceed the completion tokens";
+	out->input = c->prompt - or_zero(c->cached) - or_zero(c->audio_in);
+	out->cache_read = or_zero(c->cached);
+	out->input_audio = or_zero(c->audio_in);
+	out->output = c->completion - or_zero(c->audio_out);
+	out->reasoning = or_zero(c->reasoning);
+	out->output_audio = or_zero(c->audio_out);
+	return NULL;
+}
+
+/* Anthropic: buckets as reported; the 5m/1h split wins over the total, which must then agree. */
+const char *
+aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (c->prompt < 0 || c->completion < 0)
+		return "the usage has no input_tokens or output_tokens";
+	out->input = c->prompt;
+	out->cache_read = or_zero(c->cached);
+	out->output = c->completion;
+	if (c->cache_5m >= 0 || c->cache_1h >= 0)
+	{
+		out->cache_write = or_zero(c->cache_5m);
+		out->cache_write_1h = or_zero(c->cache_1h);
+		if (c->cache_creation >= 0 && c->cache_creation != out->cache_write + out->cache_write_1h)
+			return "cache_creation_input_tokens differs from the sum of cache_creation.ephemeral_5m_input_tokens and ephemeral_1h_input_tokens";
+	}
+	else
+		out->cache_write = or_zero(c->cache_creation);
+	return NULL;
+}
+
+/* Gemini: input = prompt + tool prompt - cached - audio; output = candidates + thoughts - audio. */
+const char *
+aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (c->prompt < 0)
+		return "the usageMetadata has no promptTokenCount";
+	if (or_zero(c->cached) + or_zero(c->audio_in) > c->prompt)
+		return "cachedContentTokenCount plus audio prompt tokens exceed promptTokenCount";
+	if (or_zero(c->audio_out) > or_zero(c->completion))
+		return "audio candidate tokens exceed candidatesTokenCount";
+	if (or_zero(c->tool_prompt) > INT64_MAX - c->prompt || or_zero(c->reasoning) > INT64_MAX - or_zero(c->completion))
+		return "token counts are out of range for bigint";
+	out->input = c->prompt + or_zero(c->tool_prompt) - or_zero(c->cached) - or_zero(c->audio_in);
+	out->cache_read = or_zero(c->cached);
+	out->input_audio = or_zero(c->audio_in);
+	out->reasoning = or_zero(c->reasoning);
+	out->output = or_zero(c->completion) - or_zero(c->audio_out) + out->reasoning;
+	out->output_audio = or_zero(c->audio_out);
+	return NULL;
+}
