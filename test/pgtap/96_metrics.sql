@@ -1,6 +1,6 @@
 -- metrics() and the stat_* views: shape, catalog-derived values, cross-tenant visibility, privileges.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 SELECT has_function('aos_cus', 'metrics', ARRAY[]::text[], 'metrics() exists');
 SELECT function_returns('aos_cus', 'metrics', ARRAY[]::text[], 'text', 'metrics() returns text');
