@@ -886,10 +886,11 @@ reached_flags(int64 used, int64 limit, int warn_pct)
 /*
  * (Re)build the entry of key from the durable tables. The ExclusiveLock waits
  * for every transaction that wrote usage of this integration to finish its
- * settlement, and keeps new ones out until the entry is stored.
+ * settlement, and keeps new ones out until the entry is stored. With wait
+ * false (a reload of an existing entry) a busy lock returns false at once.
  */
-static void
-load_entry(const EnfKey *key, TimestampTz now)
+static bool
+load_entry(const EnfKey *key, TimestampTz now, bool wait)
 {
 	LOCKTAG		tag;
 	EnfLoaded	l;
@@ -898,7 +899,8 @@ load_entry(const EnfKey *key, TimestampTz now)
 	bool		found;
 
 	integration_locktag(&tag, key);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
 	version = pg_atomic_read_u64(&enf->limits_version);
 	read_durable_state(key, now, &l);
 
@@ -938,6 +940,7 @@ load_entry(const EnfKey *key, TimestampTz now)
 	SpinLockRelease(&e->mutex);
 	LWLockRelease(enf->lock);
 	LockRelease(&tag, ExclusiveLock, false);
+	return true;
 }
 
 /* ---------- the decision ---------- */
@@ -1015,7 +1018,11 @@ insert_by_expiry(EnfEntry *e, EnfReservation *r)
 	dlist_push_head(&e->reservations, &r->node);
 }
 
-/* Look up key with enf->lock held shared, loading it first when missing or stale. */
+/*
+ * Look up key and return it with enf->lock held shared, loading it first when
+ * missing or stale. A stale entry whose reload would wait for an in-flight
+ * usage writer is used as it is: the reload happens on a later call.
+ */
 static EnfEntry *
 fresh_entry(const EnfKey *key, TimestampTz now)
 {
@@ -1036,7 +1043,8 @@ fresh_entry(const EnfKey *key, TimestampTz now)
 		if (!stale || (e != NULL && attempt > 0))
 			return e;
 		LWLockRelease(enf->lock);
-		load_entry(key, now);
+		if (!load_entry(key, now, e == NULL))
+			attempt++;			/* busy: the next lookup returns the cached entry */
 	}
 }
 
@@ -1243,14 +1251,21 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
-/* Format a timestamptz (or NULL for an infinite bound) as JSON. */
+/* Format a timestamptz as JSON: ISO 8601 in UTC ("...Z"), or null for an infinite bound. */
 static void
 append_json_ts(StringInfo buf, TimestampTz ts)
 {
-	if (TIMESTAMP_NOT_FINITE(ts))
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		text[MAXDATELEN + 1];
+
+	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+	{
 		appendStringInfoString(buf, "null");
-	else
-		appendStringInfo(buf, "\"%s\"", timestamptz_to_str(ts));
+		return;
+	}
+	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, text);
+	appendStringInfo(buf, "\"%sZ\"", text);
 }
 
 /* Queue one NOTIFY aos_cus_alerts per newly crossed threshold (sent when the transaction commits). */
@@ -1326,6 +1341,26 @@ read_request(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 	aos_cus_assert_tenant(&req->key.tenant, "tenant_id");
 }
 
+/* Text datums of the decision and reason names, made once per backend. */
+static Datum decision_text[AOS_DECISION_COUNT];
+static Datum reason_text[AOS_REASON_COUNT];
+
+/* Fill decision_text and reason_text on first use. */
+static void
+init_name_datums(void)
+{
+	MemoryContext old;
+
+	if (decision_text[0] != (Datum) 0)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	for (int r = 0; r < AOS_REASON_COUNT; r++)
+		reason_text[r] = CStringGetTextDatum(aos_reason_name(r));
+	for (int d = 0; d < AOS_DECISION_COUNT; d++)
+		decision_text[d] = CStringGetTextDatum(aos_decision_name(d));
+	MemoryContextSwitchTo(old);
+}
+
 /* Build an aos_cus.decision from a result. */
 static Datum
 decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
@@ -1344,9 +1379,10 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = desc;
+		init_name_datums();
 	}
-	values[0] = CStringGetTextDatum(aos_decision_name(res->decision));
-	values[1] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[0] = decision_text[res->decision];
+	values[1] = reason_text[res->reason];
 	values[2] = Int64GetDatum(res->retry_ms);
 	nulls[2] = res->retry_ms < 0;
 	values[3] = Int64GetDatum(res->budget_used);
@@ -1550,16 +1586,6 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 void
 aos_cus_enforce_init(void)
 {
-	DefineCustomIntVariable("aos_cus.max_integrations",
-							"Integrations whose enforcement state fits in shared memory.",
-							"A full table evicts the least recently used entry without reservations.",
-							&max_integrations, 10000, 16, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("aos_cus.max_reservations",
-							"Reservations (checks with a call_id not yet ingested) that fit in shared memory.",
-							NULL,
-							&max_reservations, 10000, 16, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.reservation_ttl",
 							"How long a reservation counts as spent before it is released unused.",
 							NULL,
@@ -1570,8 +1596,19 @@ aos_cus_enforce_init(void)
 							NULL,
 							&log_max_rows, 100000, 1000, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	/* Sizes of shared memory exist only when preloaded (PGC_POSTMASTER cannot be defined later). */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	DefineCustomIntVariable("aos_cus.max_integrations",
+							"Integrations whose enforcement state fits in shared memory.",
+							"A full table evicts the least recently used entry without reservations.",
+							&max_integrations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.max_reservations",
+							"Reservations (checks with a call_id not yet ingested) that fit in shared memory.",
+							NULL,
+							&max_reservations, 10000, 16, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	RegisterXactCallback(enforce_xact_callback, NULL);
 	RegisterSubXactCallback(enforce_subxact_callback, NULL);
 }

@@ -53,12 +53,17 @@ COMMENT ON FUNCTION aos_cus.usage_settle_trigger() IS
 CREATE TRIGGER enforcement_settle AFTER INSERT OR UPDATE OF cost_microcents ON aos_cus.cus_llm_usage
     FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
 
--- Any change to integrations makes cached limits reload on their next use.
+-- A change to integrations' limits or status makes cached limits reload on their next use
+-- (health updates, which set none of these columns, do not).
 CREATE FUNCTION aos_cus.limits_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_limits_changed_trigger' LANGUAGE C;
 COMMENT ON FUNCTION aos_cus.limits_changed_trigger() IS
     'marks cached enforcement limits stale when the transaction commits';
-CREATE TRIGGER enforcement_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_integrations
+CREATE TRIGGER enforcement_limits_changed AFTER INSERT OR DELETE OR TRUNCATE ON aos_cus.cus_integrations
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
+CREATE TRIGGER enforcement_limits_updated
+    AFTER UPDATE OF tenant_id, id, status, budget_microcents, budget_period, token_limit, token_period, rpm, tpm,
+                    warn_at_pct, enforcement_mode, timezone ON aos_cus.cus_integrations
     FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
 REVOKE ALL ON FUNCTION aos_cus.usage_settle_trigger(), aos_cus.limits_changed_trigger() FROM PUBLIC;
 

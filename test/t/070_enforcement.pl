@@ -1,0 +1,173 @@
+# Enforcement under real concurrency and crashes:
+#  - rpm = 100 with 8 pgbench clients over several minutes: at most 100 admitted per calendar
+#    minute and not far below (runs in the background while the other parts run);
+#  - 8 clients reserving random estimates against one budget until it is exhausted;
+#  - LISTEN aos_cus_alerts gets exactly one notification per threshold per period;
+#  - SIGKILL of the postmaster during usage load: after restart current_usage equals the durable sums;
+#  - without shared_preload_libraries check() names the setting and usage inserts still work.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use AosCusTest;
+
+my $node = aos_cus_node('enforce', extra_conf => 'max_connections = 40');
+my $T = '72000000-0000-4000-8000-000000000001';
+my ($RATE, $BUDGET, $ALERT, $CRASH) = map { "72000000-0000-4000-8000-0000000000$_" } qw(a1 b1 c1 d1);
+
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, rpm, budget_microcents, budget_period,
+                                      token_limit, warn_at_pct)
+VALUES ('$T', '$RATE', 'rate', 'openai', 'enabled', 100, NULL, 'month', NULL, 80),
+       ('$T', '$BUDGET', 'budget', 'openai', 'enabled', NULL, 1000000, 'total', NULL, 80),
+       ('$T', '$ALERT', 'alert', 'openai', 'enabled', NULL, 1000, 'month', 100, 80),
+       ('$T', '$CRASH', 'crash', 'openai', 'enabled', NULL, NULL, 'total', NULL, 80);
+CREATE TABLE rate_admitted (t0 timestamptz, t1 timestamptz);
+CREATE TABLE budget_admitted (est bigint);
+-- One rate check with the time just before and just after it, kept when admitted.
+CREATE FUNCTION rate_check() RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp(); d text;
+BEGIN
+    SELECT decision INTO d FROM aos_cus.check('$T', '$RATE');
+    IF d = 'allowed' THEN INSERT INTO rate_admitted VALUES (t0, clock_timestamp()); END IF;
+END \$\$;
+});
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+# Write a pgbench script and return its path.
+sub script
+{
+	my ($name, $text) = @_;
+	my $path = "$dir/$name.sql";
+	open(my $fh, '>', $path) or die "$path: $!";
+	print $fh $text;
+	close $fh;
+	return $path;
+}
+# Start pgbench against the node in the background.
+sub pgbench_start
+{
+	my ($out, @args) = @_;
+	return IPC::Run::start([ 'pgbench', '-n', '-h', $node->host, '-p', $node->port, @args, 'postgres' ],
+		'>', $out, '2>', $out);
+}
+
+# 1. Rate: 8 clients for 185 s (at least two full calendar minutes), in the background.
+my $rate_out = '';
+my $rate = pgbench_start(\$rate_out, '-c', 8, '-j', 2, '-T', 185,
+	'-f', script('rate', "SELECT rate_check();\n\\sleep 10 ms\n"));
+
+# 2. Budget: 8 clients reserving random estimates (1..1000) until 1,000,000 is exhausted.
+my $budget_out = '';
+my $budget = pgbench_start(\$budget_out, '-c', 8, '-j', 2, '-t', 400, '-f', script('budget', qq{\\set est random(1, 1000)
+INSERT INTO budget_admitted SELECT :est FROM aos_cus.check('$T', '$BUDGET', :est, 0, gen_random_uuid()::text) WHERE decision <> 'blocked';
+}));
+$budget->finish;
+is($?, 0, 'budget pgbench ran') or diag $budget_out;
+my ($admitted, $n, $reserved, $blocked) = split /\|/, $node->safe_psql('postgres', qq{
+SELECT (SELECT sum(est) FROM budget_admitted), (SELECT count(*) FROM budget_admitted),
+       (SELECT reserved_microcents FROM aos_cus.current_usage('$T', '$BUDGET')),
+       (SELECT count(*) FROM aos_cus.cus_enforcement_log WHERE integration_id = '$BUDGET' AND reason = 'budget_exceeded')});
+note "budget: $n admissions reserving $admitted of 1000000, $blocked blocked";
+cmp_ok($admitted, '<=', 1000000, 'concurrent reservations never exceed the budget');
+cmp_ok(1000000 - $admitted, '<', 1000, 'the last admissions fill the budget to within one estimate');
+is($reserved, $admitted, 'shared memory holds exactly the admitted reservations');
+cmp_ok($blocked, '>', 0, 'once exhausted, checks are blocked and logged');
+
+# 3. Alerts: budget 1000 and token limit 100 per month, warn at 80%, reached by reservations.
+# One notification per threshold; a reload in the same period (limits UPDATE) does not repeat them.
+my $alerts = $node->safe_psql('postgres', qq{
+LISTEN aos_cus_alerts;
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 500, 10, 'a1');
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 300, 10, 'a2');
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 100, 60, 'a3');
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 100, 20, 'a4');
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 1, 1, 'a5');
+UPDATE aos_cus.cus_integrations SET warn_at_pct = 80 WHERE id = '$ALERT';
+SELECT decision FROM aos_cus.check('$T', '$ALERT', 0, 0);
+});
+my @notes = ($alerts =~ /Asynchronous notification "aos_cus_alerts" with payload "(.*?)" received/g);
+note join("\n", @notes);
+is(scalar(@notes), 4, 'four notifications: warn and 100% for budget and for tokens');
+is(scalar(grep { /"dimension": "budget", "threshold": 80,/ } @notes), 1, 'one budget warning');
+is(scalar(grep { /"dimension": "budget", "threshold": 100,/ } @notes), 1, 'one budget 100% alert');
+is(scalar(grep { /"dimension": "tokens", "threshold": 80,/ } @notes), 1, 'one token warning');
+is(scalar(grep { /"dimension": "tokens", "threshold": 100,/ } @notes), 1, 'one token 100% alert');
+like($notes[0], qr/^\{"tenant": "$T", "integration": "$ALERT", .*"period": \{"start": "[^"]+", "end": "[^"]+"\}/,
+	'payload names tenant, integration, threshold and period');
+my $again = $node->safe_psql('postgres', qq{LISTEN aos_cus_alerts; SELECT decision FROM aos_cus.check('$T', '$ALERT', 1, 1);});
+unlike($again, qr/Asynchronous notification/, 'another session later gets no repeat in the same period');
+
+# 4. Rate windows: every full calendar minute admitted at most 100, and not far below.
+$rate->finish;
+is($?, 0, 'rate pgbench ran') or diag $rate_out;
+my $windows = $node->safe_psql('postgres', q{
+WITH m AS (SELECT generate_series(date_trunc('minute', min(t0)) + interval '1 minute',
+                                  date_trunc('minute', max(t1)) - interval '1 minute', interval '1 minute') AS w
+             FROM rate_admitted)
+SELECT m.w, count(*) FILTER (WHERE a.t0 >= m.w AND a.t1 < m.w + interval '1 minute'),
+       count(*) FILTER (WHERE a.t1 >= m.w AND a.t0 < m.w + interval '1 minute')
+  FROM m LEFT JOIN rate_admitted a ON a.t1 >= m.w AND a.t0 < m.w + interval '1 minute'
+ GROUP BY m.w ORDER BY m.w});
+my @w = map { [ split /\|/ ] } split /\n/, $windows;
+note "rate windows (minute|surely inside|possibly inside):\n$windows";
+cmp_ok(scalar(@w), '>=', 2, 'the rate run covered at least two full minutes');
+for my $row (@w)
+{
+	cmp_ok($row->[1], '<=', 100, "minute $row->[0]: at most 100 admitted");
+	cmp_ok($row->[2], '>=', 90, "minute $row->[0]: not far below 100");
+}
+
+# 5. Crash during load: usage inserts (and a rollup fold) while the postmaster is killed.
+$node->safe_psql('postgres', qq{SELECT spent_microcents FROM aos_cus.current_usage('$T', '$CRASH')});
+my $load_out = '';
+my $load = pgbench_start(\$load_out, '-c', 4, '-j', 2, '-T', 30, '-f', script('load', qq{\\set cost random(1, 100000)
+\\set tok random(1, 5000)
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents, input_tokens)
+VALUES ('$T', '$CRASH', gen_random_uuid()::text, 'openai', 'gpt-4o', now() - random() * interval '3 days', :cost, :tok);
+}));
+sleep 2;
+# A rollup in the middle of the load: fold what its snapshot sees and record that snapshot.
+$node->safe_psql('postgres', q{
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+INSERT INTO aos_cus.cus_usage_daily (tenant_id, integration_id, day, provider, model, requests, cost_microcents, input_tokens)
+SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date, provider, model, count(*), sum(cost_microcents), sum(input_tokens)
+  FROM aos_cus.cus_llm_usage GROUP BY 1, 2, 3, 4, 5;
+UPDATE aos_cus.cus_rollup_state SET last_snapshot = pg_current_snapshot(), last_rollup_at = now();
+COMMIT;
+});
+sleep 2;
+my $before = $node->safe_psql('postgres', qq{SELECT spent_microcents FROM aos_cus.current_usage('$T', '$CRASH')});
+crash_and_restart($node);
+$load->finish;
+my ($spent, $tokens, $sum_cost, $sum_tokens, $rows) = split /\|/, $node->safe_psql('postgres', qq{
+SELECT u.spent_microcents, u.tokens_used, s.cost, s.tokens, s.n
+  FROM aos_cus.current_usage('$T', '$CRASH') u,
+       (SELECT sum(cost_microcents) AS cost, sum(input_tokens) AS tokens, count(*) AS n
+          FROM aos_cus.cus_llm_usage WHERE integration_id = '$CRASH') s});
+note "crash: $rows durable rows, spent before the crash $before, rebuilt $spent";
+cmp_ok($rows, '>', 0, 'usage rows were committed before the crash');
+is($spent, $sum_cost, 'after the crash current_usage spend equals the durable sum');
+is($tokens, $sum_tokens, 'after the crash current_usage tokens equal the durable sum');
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents)
+VALUES ('$T', '$CRASH', 'after-crash', 'openai', 'gpt-4o', now(), 12345)});
+is($node->safe_psql('postgres', qq{SELECT spent_microcents FROM aos_cus.current_usage('$T', '$CRASH')}),
+	$sum_cost + 12345, 'usage committed after the restart moves the rebuilt counters by its cost');
+
+# 6. Not preloaded: a clear error naming the setting; usage inserts still work.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$node->restart;
+my ($ret, $out, $err) = $node->psql('postgres', qq{SELECT * FROM aos_cus.check('$T', '$CRASH')});
+isnt($ret, 0, 'check() fails without preload');
+like($err, qr/aos_cus\.check\(\) requires aos_cus to be loaded via shared_preload_libraries/, 'the error names shared_preload_libraries');
+($ret, $out, $err) = $node->psql('postgres', qq{SELECT * FROM aos_cus.current_usage('$T', '$CRASH')});
+like($err, qr/shared_preload_libraries/, 'current_usage() names it too');
+is($node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents)
+VALUES ('$T', '$CRASH', 'no-preload', 'openai', 'gpt-4o', now(), 1) RETURNING call_id}), 'no-preload',
+	'usage inserts work without preload (the settlement trigger stands aside)');
+
+$node->stop;
+done_testing();
