@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test layer; ends with one line "N passed, N failed".
-# Layers: C unit tests, pg_regress, pgTAP (fresh and upgraded install), isolation, TAP.
+# Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, monitoring, TAP.
 set -uo pipefail
 export AOS_CUS_INSTANCE=test
 . "$(dirname "$0")/common.sh"
@@ -24,6 +24,15 @@ if [ -n "$line" ]; then
 	tally unit "$(echo "$line" | sed -E 's/unit: ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')"
 else
 	tally unit 0 1
+fi
+
+# 1b. libFuzzer targets of src/core/ (test/fuzz/), FUZZ_SECONDS each.
+out=$(bash scripts/run_fuzz.sh 2>&1); echo "$out"
+line=$(echo "$out" | grep -E '^fuzz: [0-9]+ passed' | tail -n 1)
+if [ -n "$line" ]; then
+	tally fuzz "$(echo "$line" | sed -E 's/fuzz: ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')"
+else
+	tally fuzz 0 1
 fi
 
 bash scripts/cluster.sh destroy

@@ -7,6 +7,7 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "pricing.h"
+#include "credentials.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -90,6 +91,7 @@ _PG_init(void)
 	aos_cus_usage_stats_init();
 	aos_cus_enforce_init();
 	aos_cus_pricing_init();
+	aos_cus_credentials_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");

@@ -1,0 +1,979 @@
+/*
+ * credentials.c: the credential vault.
+ *
+ * The keyring (aos_cus.keyring_file, lines "<version>:<64 hex>") is read once
+ * by the postmaster in _PG_init into private anonymous memory excluded from
+ * core dumps; backends inherit it by fork. It never reaches shared memory,
+ * SQL results or the log, and every process that used it zeroes it (and its
+ * derived keys) on exit. Per-tenant data keys are HKDF-SHA256 of the version's
+ * key and the tenant id, cached per backend. Credentials are sealed with
+ * AES-256-GCM (random 96-bit nonce, AAD = version, tenant id, integration id)
+ * into encrypted://v1/<version>/<base64url>.
+ *
+ * Statements that hand a secret to this module may carry it in their text, so
+ * an emit_log_hook hides the statement text (log_min_error_statement) of any
+ * message raised while such a statement runs, and replaces log_statement and
+ * log_min_duration_statement lines that would quote it or its parameters.
+ */
+#include "aos_cus.h"
+#include "credentials.h"
+#include "credential_crypto.h"
+#include "stats.h"
+#include "uuid_text.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* Largest keyring file read. */
+#define KEYRING_FILE_MAX 65536
+/* Derived tenant keys cached per backend (open addressing; wiped when full). */
+#define TENANT_KEY_SLOTS 1024
+
+typedef struct TenantKey
+{
+	bool		used;
+	uint32_t	version;
+	uint8_t		tenant[UUID_LEN];
+	AosGcmKey	key;			/* OpenSSL contexts; the derived bytes are wiped once loaded */
+} TenantKey;
+
+/* All key material of a process, in one mapping excluded from core dumps. */
+typedef struct KeyMaterial
+{
+	AosKeyring	keyring;
+	int			cached;
+	TenantKey	tenant_keys[TENANT_KEY_SLOTS];
+} KeyMaterial;
+
+static KeyMaterial *keys = NULL;
+static bool keyring_loaded = false;
+static char keyring_error[512] = "the keyring was not loaded";
+static pid_t wipe_registered_pid = 0;
+
+static char *keyring_file = NULL;
+static int	active_key_version = 0;
+static char *env_credential_prefix = NULL;
+
+/* Statement start of the statement that last handed this backend a secret. */
+static TimestampTz secret_statement_start = 0;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+PG_FUNCTION_INFO_V1(aos_cus_encrypt_credential);
+PG_FUNCTION_INFO_V1(aos_cus_decrypt_credential);
+PG_FUNCTION_INFO_V1(aos_cus_validate_credential_format);
+PG_FUNCTION_INFO_V1(aos_cus_check_credential_ref);
+PG_FUNCTION_INFO_V1(aos_cus_credential_reference);
+PG_FUNCTION_INFO_V1(aos_cus_resolve_credential_sql);
+PG_FUNCTION_INFO_V1(aos_cus_rotate_encryption_key);
+PG_FUNCTION_INFO_V1(aos_cus_rotate_encryption_key_batch);
+PG_FUNCTION_INFO_V1(aos_cus_keyring_status);
+
+/* Remember that the running statement carries a secret, so no log line quotes it. */
+static void
+mark_statement_secret(void)
+{
+	secret_statement_start = GetCurrentStatementStartTimestamp();
+}
+
+/* True when the statement text calls a function that takes a credential or names the credential column. */
+static bool
+calls_secret_function(const char *query)
+{
+	static const char *const names[] = {
+		"encrypt_credential", "rotate_credential", "create_integration",
+		"validate_credential_format", "credential_ref"
+	};
+
+	for (const char *p = query; *p != '\0'; p++)
+		for (size_t i = 0; i < lengthof(names); i++)
+			if (pg_strncasecmp(p, names[i], strlen(names[i])) == 0)
+				return true;
+	return false;
+}
+
+/*
+ * emit_log_hook: hide the statement text of messages raised by a statement
+ * that handed this module a secret, that calls a secret-taking function (even
+ * one that failed before it ran, such as on a malformed uuid literal), or
+ * whose text holds something shaped like a provider key.
+ */
+static void
+hide_secret_statements(ErrorData *edata)
+{
+	if (debug_query_string != NULL &&
+		(secret_statement_start == GetCurrentStatementStartTimestamp() ||
+		 calls_secret_function(debug_query_string) ||
+		 aos_contains_plaintext_key(debug_query_string, strlen(debug_query_string))))
+	{
+		edata->hide_stmt = true;
+		/* log_statement and log_min_duration_statement lines quote the statement and its parameters. */
+		if (edata->message != NULL && strstr(edata->message, debug_query_string) != NULL)
+		{
+			edata->message = pstrdup("statement hidden by aos_cus: it carries a credential");
+			edata->detail = NULL;
+		}
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* Free (and so wipe) every cached tenant key. */
+static void
+forget_tenant_keys(void)
+{
+	for (int i = 0; i < TENANT_KEY_SLOTS; i++)
+		if (keys->tenant_keys[i].used)
+			aos_gcm_key_free(&keys->tenant_keys[i].key);
+	aos_secure_zero(keys->tenant_keys, sizeof(keys->tenant_keys));
+	keys->cached = 0;
+}
+
+/* on_proc_exit: zero the keyring and every derived key of this process. */
+static void
+wipe_key_material(int code, Datum arg)
+{
+	if (keys == NULL)
+		return;
+	forget_tenant_keys();
+	aos_secure_zero(keys, sizeof(KeyMaterial));
+}
+
+/* Make sure this process zeroes its key material when it exits. */
+static void
+register_wipe(void)
+{
+	if (wipe_registered_pid != MyProcPid)
+	{
+		on_proc_exit(wipe_key_material, (Datum) 0);
+		wipe_registered_pid = MyProcPid;
+	}
+}
+
+/* Read and parse the keyring file into keys->keyring; on failure set keyring_error. */
+static void
+load_keyring(void)
+{
+	struct stat st;
+	char	   *buf;
+	ssize_t		n;
+	int			fd;
+	char		why[256];
+
+	if (keyring_file == NULL || keyring_file[0] == '\0')
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "aos_cus.keyring_file is not set");
+		return;
+	}
+	fd = open(keyring_file, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "could not open keyring file \"%s\": %m", keyring_file);
+		return;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "keyring file \"%s\" is not a regular file", keyring_file);
+		close(fd);
+		return;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		snprintf(keyring_error, sizeof(keyring_error),
+				 "keyring file \"%s\" has group or world access (mode %04o); it must be 0600 or less",
+				 keyring_file, (unsigned int) (st.st_mode & 07777));
+		close(fd);
+		return;
+	}
+	if (st.st_size > KEYRING_FILE_MAX)
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "keyring file \"%s\" is larger than %d bytes",
+				 keyring_file, KEYRING_FILE_MAX);
+		close(fd);
+		return;
+	}
+	buf = malloc(KEYRING_FILE_MAX);
+	if (buf == NULL)
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "out of memory reading the keyring file");
+		close(fd);
+		return;
+	}
+	n = read(fd, buf, KEYRING_FILE_MAX);
+	close(fd);
+	if (n < 0)
+		snprintf(keyring_error, sizeof(keyring_error), "could not read keyring file \"%s\": %m", keyring_file);
+	else if (!aos_keyring_parse(buf, (size_t) n, &keys->keyring, why, sizeof(why)))
+		snprintf(keyring_error, sizeof(keyring_error), "keyring file \"%s\" is invalid: %s", keyring_file, why);
+	else
+		keyring_loaded = true;
+	aos_secure_zero(buf, KEYRING_FILE_MAX);
+	free(buf);
+}
+
+/* Postmaster start: map private memory for key material and load the keyring once. */
+static void
+keyring_startup(void)
+{
+	void	   *mem = mmap(NULL, sizeof(KeyMaterial), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (mem == MAP_FAILED)
+	{
+		snprintf(keyring_error, sizeof(keyring_error), "could not map memory for the keyring: %m");
+		ereport(WARNING, (errmsg("aos_cus: %s", keyring_error)));
+		return;
+	}
+#ifdef MADV_DONTDUMP
+	(void) madvise(mem, sizeof(KeyMaterial), MADV_DONTDUMP);
+#endif
+	keys = mem;
+	register_wipe();
+	load_keyring();
+	if (keyring_loaded)
+		ereport(LOG,
+				(errmsg("aos_cus: keyring \"%s\" loaded with %d key version(s), highest %u",
+						keyring_file, keys->keyring.count, aos_keyring_highest(&keys->keyring))));
+	else
+		ereport(WARNING,
+				(errmsg("aos_cus: keyring not loaded: %s", keyring_error),
+				 errhint("Credential encryption and decryption fail until the keyring is fixed and the server restarted.")));
+}
+
+/* Register the GUCs; load the keyring when preloaded; hide secret-carrying statements from the log. */
+void
+aos_cus_credentials_init(void)
+{
+	/* A PGC_POSTMASTER setting can only be defined while the postmaster loads preload libraries. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("aos_cus.keyring_file",
+								   "File with the credential encryption keys, lines \"<version>:<64 hex>\", mode 0600.",
+								   NULL,
+								   &keyring_file,
+								   "",
+								   PGC_POSTMASTER,
+								   GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.active_key_version",
+							"Keyring version used for new encryptions (0: the highest).",
+							NULL,
+							&active_key_version,
+							0, 0, (int) AOS_KEY_VERSION_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("aos_cus.env_credential_prefix",
+							   "env:// credential references may only name variables starting with this prefix.",
+							   NULL,
+							   &env_credential_prefix,
+							   "AOS_CUS_",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = hide_secret_statements;
+	if (process_shared_preload_libraries_in_progress)
+		keyring_startup();
+}
+
+/* 55000 unless the keyring is loaded; the message says why it is not. */
+static void
+require_keyring(void)
+{
+	aos_cus_require_preload("credential encryption");
+	if (!keyring_loaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the aos_cus keyring is not available"),
+				 errdetail("%s", keyring_error),
+				 errhint("Fix aos_cus.keyring_file (lines \"<version>:<64 hex>\", mode 0600) and restart the server.")));
+	register_wipe();
+}
+
+/* The version new encryptions use: aos_cus.active_key_version, or the highest. */
+static uint32_t
+active_version(void)
+{
+	uint32_t	v = active_key_version > 0 ? (uint32_t) active_key_version : aos_keyring_highest(&keys->keyring);
+
+	if (aos_keyring_find(&keys->keyring, v) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("aos_cus.active_key_version %u is not in the keyring", v),
+				 errhint("Add the version to aos_cus.keyring_file and restart, or set aos_cus.active_key_version to a loaded version.")));
+	return v;
+}
+
+/* Hash slot of a (version, tenant) pair. */
+static int
+tenant_key_slot(uint32_t version, const uint8_t *tenant)
+{
+	uint32_t	h = version * 2654435761u;
+
+	for (int i = 0; i < UUID_LEN; i++)
+		h = (h ^ tenant[i]) * 16777619u;
+	return (int) (h % TENANT_KEY_SLOTS);
+}
+
+/* The tenant's data key for a version (cached); NULL when the version is not in the keyring. */
+static const AosGcmKey *
+tenant_key(uint32_t version, const pg_uuid_t *tenant)
+{
+	const AosKeyringEntry *master = aos_keyring_find(&keys->keyring, version);
+	int			slot = tenant_key_slot(version, tenant->data);
+	TenantKey  *e;
+
+	if (master == NULL)
+		return NULL;
+	for (int probe = 0; probe < TENANT_KEY_SLOTS; probe++)
+	{
+		e = &keys->tenant_keys[(slot + probe) % TENANT_KEY_SLOTS];
+		if (!e->used)
+			break;
+		if (e->version == version && memcmp(e->tenant, tenant->data, UUID_LEN) == 0)
+			return &e->key;
+	}
+	/* Keep the table at most half full so probes stay short. */
+	if (keys->cached >= TENANT_KEY_SLOTS / 2)
+		forget_tenant_keys();
+	for (int probe = 0;; probe++)
+	{
+		e = &keys->tenant_keys[(slot + probe) % TENANT_KEY_SLOTS];
+		if (!e->used)
+			break;
+	}
+	{
+		uint8_t		derived[AOS_DATA_KEY_LEN];
+		bool		ok = aos_derive_tenant_key(master->key, version, tenant->data, derived) &&
+			aos_gcm_key_init(&e->key, derived);
+
+		aos_secure_zero(derived, sizeof(derived));
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not derive a tenant key with OpenSSL")));
+	}
+	e->used = true;
+	e->version = version;
+	memcpy(e->tenant, tenant->data, UUID_LEN);
+	keys->cached++;
+	return &e->key;
+}
+
+/* Text form of a UUID for messages. */
+static char *
+uuid_str(const pg_uuid_t *u)
+{
+	char	   *s = palloc(AOS_UUID_TEXT_LEN + 1);
+
+	aos_uuid_format(u->data, s);
+	return s;
+}
+
+/* Seal len bytes of plaintext for (tenant, integration) and return the encrypted:// reference. */
+static text *
+encrypt_to_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *plaintext, size_t len)
+{
+	uint32_t	version;
+	uint8_t		aad[AOS_AAD_LEN];
+	uint8_t    *env;
+	size_t		env_len = aos_envelope_len(len);
+	text	   *result;
+
+	require_keyring();
+	version = active_version();
+	aos_credential_aad(version, tenant->data, integration->data, aad);
+	env = palloc(env_len);
+	if (!aos_gcm_seal(tenant_key(version, tenant), aad, (const uint8_t *) plaintext, len, env))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not encrypt the credential of integration %s with OpenSSL", uuid_str(integration))));
+	result = palloc(VARHDRSZ + aos_ref_encrypted_len(version, env_len) + 1);
+	aos_ref_format_encrypted(version, env, env_len, VARDATA(result));
+	SET_VARSIZE(result, VARHDRSZ + aos_ref_encrypted_len(version, env_len));
+	pfree(env);
+	aos_cus_stat_add(AOS_STAT_CREDENTIAL_ENCRYPTED, 1);
+	return result;
+}
+
+/* Raise a decryption failure naming the integration, counted in stat_counters. */
+static void decrypt_failed(int sqlerrcode, const char *what, const pg_uuid_t *integration, const char *reason) pg_attribute_noreturn();
+
+/* Raise a decryption failure naming the integration, counted in stat_counters. */
+static void
+decrypt_failed(int sqlerrcode, const char *what, const pg_uuid_t *integration, const char *reason)
+{
+	aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPT_FAILED, 1);
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg("%s of integration %s cannot be decrypted: %s", what, uuid_str(integration), reason)));
+}
+
+/*
+ * Open an encrypted reference for (tenant, integration) into a palloc'd
+ * NUL-terminated plaintext. what names the reference in messages.
+ */
+static char *
+decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *ref, size_t ref_len,
+			int sqlerrcode, const char *what)
+{
+	AosCredRef	parsed;
+	const char *why;
+	const AosGcmKey *key;
+	uint8_t		aad[AOS_AAD_LEN];
+	uint8_t    *env;
+	char	   *plain;
+	size_t		env_len,
+				plain_len;
+
+	require_keyring();
+	if (aos_ref_parse(ref, ref_len, &parsed, &why) != AOS_REF_ENCRYPTED)
+		decrypt_failed(sqlerrcode, what, integration,
+					   parsed.kind == AOS_REF_INVALID ? why : "it is not an encrypted:// reference");
+	key = tenant_key(parsed.version, tenant);
+	if (key == NULL)
+	{
+		aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPT_FAILED, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s of integration %s uses key version %u, which is not in the keyring",
+						what, uuid_str(integration), parsed.version),
+				 errhint("Add that version back to aos_cus.keyring_file and restart the server.")));
+	}
+	env = palloc(parsed.payload_len);
+	if (!aos_b64url_decode(parsed.payload, parsed.payload_len, env, &env_len))
+		decrypt_failed(sqlerrcode, what, integration, "the payload is not base64url");
+	aos_credential_aad(parsed.version, tenant->data, integration->data, aad);
+	plain = palloc(env_len + 1);
+	if (!aos_gcm_open(key, aad, env, env_len, (uint8_t *) plain, &plain_len))
+		decrypt_failed(sqlerrcode, what, integration,
+					   "it does not authenticate for this tenant and integration (tampered, truncated or moved)");
+	plain[plain_len] = '\0';
+	pfree(env);
+	if (strlen(plain) != plain_len || pg_verify_mbstr(GetDatabaseEncoding(), plain, (int) plain_len, true) == false)
+	{
+		explicit_bzero(plain, plain_len);
+		decrypt_failed(sqlerrcode, what, integration, "the plaintext is not valid text in the database encoding");
+	}
+	aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPTED, 1);
+	return plain;
+}
+
+/* 22004 naming the argument when it is NULL. */
+static void
+require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/* Refuse an empty, oversized, padded or reference-shaped plaintext credential (22023). */
+static void
+check_plaintext(const char *s, size_t len, const char *argname)
+{
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	if (len > AOS_CREDENTIAL_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is longer than %d bytes", argname, AOS_CREDENTIAL_MAX)));
+	if (isspace((unsigned char) s[0]) || isspace((unsigned char) s[len - 1]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s has leading or trailing white space", argname),
+				 errhint("Trim the key before storing it.")));
+	if (strncmp(s, "encrypted://", 12) == 0 || strncmp(s, "vault://", 8) == 0 || strncmp(s, "env://", 6) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is already a credential reference, not a plaintext key", argname)));
+}
+
+/* SQL encrypt_credential(tenant_id, integration_id, plaintext) -> encrypted:// reference. */
+Datum
+aos_cus_encrypt_credential(PG_FUNCTION_ARGS)
+{
+	text	   *plain;
+
+	mark_statement_secret();
+	require_arg(fcinfo, 0, "tenant_id");
+	require_arg(fcinfo, 1, "integration_id");
+	require_arg(fcinfo, 2, "plaintext");
+	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
+	plain = PG_GETARG_TEXT_PP(2);
+	check_plaintext(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain), "plaintext");
+	PG_RETURN_TEXT_P(encrypt_to_ref(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1),
+									VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain)));
+}
+
+/* SQL decrypt_credential(tenant_id, integration_id, ref) -> plaintext. */
+Datum
+aos_cus_decrypt_credential(PG_FUNCTION_ARGS)
+{
+	text	   *ref;
+	char	   *plain;
+	text	   *result;
+
+	require_arg(fcinfo, 0, "tenant_id");
+	require_arg(fcinfo, 1, "integration_id");
+	require_arg(fcinfo, 2, "ref");
+	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
+	ref = PG_GETARG_TEXT_PP(2);
+	plain = decrypt_ref(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1), VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
+						ERRCODE_INVALID_PARAMETER_VALUE, "ref");
+	result = cstring_to_text(plain);
+	explicit_bzero(plain, strlen(plain));
+	pfree(plain);
+	PG_RETURN_TEXT_P(result);
+}
+
+/* Parse a reference or raise errcode naming argname (never quoting the value). */
+static AosRefKind
+parse_or_raise(const char *ref, size_t len, AosCredRef *parsed, int sqlerrcode, const char *argname)
+{
+	const char *why;
+	AosRefKind	kind = aos_ref_parse(ref, len, parsed, &why);
+
+	if (kind == AOS_REF_INVALID)
+	{
+		const char *shape = aos_plaintext_key_shape(ref, len);
+
+		mark_statement_secret();
+		if (shape != NULL)
+			ereport(ERROR,
+					(errcode(sqlerrcode),
+					 errmsg("%s looks like a plaintext %s API key, not a credential reference", argname, shape),
+					 errhint("Store keys with create_integration() or rotate_credential(), which encrypt them.")));
+		ereport(ERROR,
+				(errcode(sqlerrcode),
+				 errmsg("%s is not a valid credential reference: %s", argname, why),
+				 errhint("Use encrypted://v1/<version>/<base64url>, vault://<secret name> or env://<VARIABLE>.")));
+	}
+	return kind;
+}
+
+/* SQL validate_credential_format(ref) -> 'encrypted', 'vault' or 'env'; 22023 otherwise. */
+Datum
+aos_cus_validate_credential_format(PG_FUNCTION_ARGS)
+{
+	text	   *ref;
+	AosCredRef	parsed;
+
+	require_arg(fcinfo, 0, "ref");
+	ref = PG_GETARG_TEXT_PP(0);
+	PG_RETURN_TEXT_P(cstring_to_text(aos_ref_kind_name(parse_or_raise(VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
+																	  &parsed, ERRCODE_INVALID_PARAMETER_VALUE,
+																	  "ref"))));
+}
+
+/*
+ * CHECK on cus_integrations.credential_ref: true for a reference; otherwise
+ * 23514 with a message that never shows the value (a plain CHECK failure
+ * would print the whole row, plaintext included).
+ */
+Datum
+aos_cus_check_credential_ref(PG_FUNCTION_ARGS)
+{
+	text	   *ref = PG_GETARG_TEXT_PP(0);
+	AosCredRef	parsed;
+
+	parse_or_raise(VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref), &parsed, ERRCODE_CHECK_VIOLATION, "credential_ref");
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * SQL credential_reference(tenant_id, integration_id, credential) -> (credential_ref,
+ * credential_hint): a vault:// or env:// reference is validated and kept as is;
+ * anything else is a plaintext key, encrypted with its last four characters as hint.
+ */
+Datum
+aos_cus_credential_reference(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	text	   *cred;
+	const char *s;
+	size_t		len;
+	Datum		values[2];
+	bool		nulls[2] = {false, true};
+
+	mark_statement_secret();
+	require_arg(fcinfo, 0, "tenant_id");
+	require_arg(fcinfo, 1, "integration_id");
+	require_arg(fcinfo, 2, "credential");
+	aos_cus_assert_tenant(PG_GETARG_UUID_P(0), "tenant_id");
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "credential_reference must return a record");
+	cred = PG_GETARG_TEXT_PP(2);
+	s = VARDATA_ANY(cred);
+	len = VARSIZE_ANY_EXHDR(cred);
+	if ((len >= 8 && strncmp(s, "vault://", 8) == 0) || (len >= 6 && strncmp(s, "env://", 6) == 0))
+	{
+		AosCredRef	parsed;
+
+		parse_or_raise(s, len, &parsed, ERRCODE_INVALID_PARAMETER_VALUE, "credential");
+		values[0] = PointerGetDatum(cred);
+	}
+	else
+	{
+		size_t		hint;
+
+		check_plaintext(s, len, "credential");
+		if (pg_verify_mbstr(GetDatabaseEncoding(), s, (int) len, true) == false || memchr(s, '\0', len) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					 errmsg("credential is not valid text")));
+		values[0] = PointerGetDatum(encrypt_to_ref(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1), s, len));
+		/* The hint shows four characters only of keys long enough to keep the rest secret. */
+		hint = aos_credential_hint_offset(s, len);
+		if (pg_mbstrlen_with_len(s, (int) len) >= 16)
+		{
+			values[1] = PointerGetDatum(cstring_to_text_with_len(s + hint, (int) (len - hint)));
+			nulls[1] = false;
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* Value of vault.decrypted_secrets for a secret name (palloc'd), after checking Vault is installed. */
+static char *
+vault_secret(const char *name, const pg_uuid_t *integration)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	char	   *result;
+
+	if (SPI_execute("SELECT pg_catalog.to_regclass('vault.decrypted_secrets') IS NOT NULL", true, 1) != SPI_OK_SELECT ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("integration %s uses a vault:// credential, but Supabase Vault is not installed",
+						uuid_str(integration)),
+				 errhint("CREATE EXTENSION supabase_vault, or store the key with rotate_credential().")));
+	args[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT decrypted_secret::text FROM vault.decrypted_secrets WHERE name = $1",
+							  1, argtypes, args, NULL, true, 2) != SPI_OK_SELECT)
+		elog(ERROR, "reading vault.decrypted_secrets failed");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("integration %s names vault secret \"%s\", which %s", uuid_str(integration), name,
+						SPI_processed == 0 ? "does not exist" : "is not unique")));
+	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("vault secret \"%s\" of integration %s has no value", name, uuid_str(integration))));
+	return result;
+}
+
+/* Value of an env:// variable (palloc'd), allowed only under aos_cus.env_credential_prefix. */
+static char *
+env_secret(const char *name, const pg_uuid_t *integration)
+{
+	const char *prefix = env_credential_prefix ? env_credential_prefix : "";
+	const char *value;
+
+	if (prefix[0] == '\0' || strncmp(name, prefix, strlen(prefix)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("integration %s names environment variable \"%s\", outside aos_cus.env_credential_prefix \"%s\"",
+						uuid_str(integration), name, prefix)));
+	value = getenv(name);
+	if (value == NULL || value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("environment variable \"%s\" of integration %s is not set in the server's environment",
+						name, uuid_str(integration))));
+	return pstrdup(value);
+}
+
+/* Resolve an integration's credential to plaintext (see credentials.h). */
+char *
+aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration)
+{
+	Oid			argtypes[2] = {UUIDOID, UUIDOID};
+	Datum		args[2];
+	char	   *status;
+	char	   *ref;
+	char	   *plain;
+	char	   *name;
+	AosCredRef	parsed;
+	MemoryContext caller = CurrentMemoryContext;
+
+	aos_cus_assert_tenant(tenant, "tenant_id");
+	args[0] = UUIDPGetDatum(tenant);
+	args[1] = UUIDPGetDatum(integration);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT status, credential_ref FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading aos_cus.cus_integrations failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("integration %s of tenant %s does not exist", uuid_str(integration), uuid_str(tenant))));
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (strcmp(status, "deleted") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("integration %s is deleted; its credential was wiped", uuid_str(integration))));
+	if (ref == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("integration %s has no credential", uuid_str(integration)),
+				 errhint("Set one with rotate_credential().")));
+	switch (parse_or_raise(ref, strlen(ref), &parsed, ERRCODE_DATA_CORRUPTED, "the stored credential_ref"))
+	{
+		case AOS_REF_ENCRYPTED:
+			plain = decrypt_ref(tenant, integration, ref, strlen(ref), ERRCODE_DATA_CORRUPTED, "the stored credential");
+			break;
+		case AOS_REF_VAULT:
+			name = pnstrdup(parsed.payload, parsed.payload_len);
+			plain = vault_secret(name, integration);
+			break;
+		case AOS_REF_ENV:
+			name = pnstrdup(parsed.payload, parsed.payload_len);
+			plain = env_secret(name, integration);
+			break;
+		default:
+			elog(ERROR, "unreachable credential kind");
+	}
+	/* Copy out of SPI memory, wiping the SPI copy. */
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		char	   *out = pstrdup(plain);
+
+		MemoryContextSwitchTo(spi);
+		explicit_bzero(plain, strlen(plain));
+		SPI_finish();
+		return out;
+	}
+}
+
+/* SQL resolve_credential(tenant_id, integration_id) -> plaintext. */
+Datum
+aos_cus_resolve_credential_sql(PG_FUNCTION_ARGS)
+{
+	char	   *plain;
+	text	   *result;
+
+	require_arg(fcinfo, 0, "tenant_id");
+	require_arg(fcinfo, 1, "integration_id");
+	plain = aos_cus_resolve_credential(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1));
+	result = cstring_to_text(plain);
+	explicit_bzero(plain, strlen(plain));
+	pfree(plain);
+	PG_RETURN_TEXT_P(result);
+}
+
+/* 42501 unless the caller is an admin acting for no tenant (server-wide key operations). */
+static void
+require_server_admin(const char *fn)
+{
+	pg_uuid_t	session;
+
+	if (!aos_cus_caller_is_admin())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s requires aos_cus_admin", fn)));
+	if (aos_cus_session_tenant(&session))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s works on every tenant and cannot run while the session acts for one", fn),
+				 errhint("RESET aos_cus.tenant_id and clear request.jwt.claims first.")));
+}
+
+/* Where a rotation continues: after (tenant, id), or from the start. */
+typedef struct RotationCursor
+{
+	bool		started;
+	pg_uuid_t	tenant;
+	pg_uuid_t	id;
+} RotationCursor;
+
+/*
+ * Re-encrypt up to batch_size encrypted:// references that do not use the
+ * active version, in (tenant_id, id) order after the cursor, skipping rows
+ * locked by others, and advance the cursor. Runs inside the caller's SPI
+ * connection; memory per row is released as it goes. Returns the count.
+ */
+static int64
+rotate_batch(int batch_size, RotationCursor *cursor)
+{
+	uint32_t	version = active_version();
+	char		pattern[64];
+	Oid			selargs[4] = {TEXTOID, INT4OID, UUIDOID, UUIDOID};
+	Datum		selvals[4];
+	Oid			updargs[3] = {UUIDOID, UUIDOID, TEXTOID};
+	SPITupleTable *rows;
+	uint64		n;
+	MemoryContext row_ctx = AllocSetContextCreate(CurrentMemoryContext, "aos_cus key rotation row",
+												  ALLOCSET_SMALL_SIZES);
+
+	snprintf(pattern, sizeof(pattern), "encrypted://v1/%u/%%", version);
+	selvals[0] = CStringGetTextDatum(pattern);
+	selvals[1] = Int32GetDatum(batch_size);
+	selvals[2] = UUIDPGetDatum(&cursor->tenant);
+	selvals[3] = UUIDPGetDatum(&cursor->id);
+	if (SPI_execute_with_args(cursor->started ?
+							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
+							  "AND (tenant_id, id) > ($3, $4) "
+							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
+							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
+							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+							  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "selecting credentials to rotate failed");
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(row_ctx);
+		bool		isnull;
+		pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+		char	   *plain;
+		Datum		updvals[3];
+
+		CHECK_FOR_INTERRUPTS();
+		plain = decrypt_ref(tenant, integration, ref, strlen(ref), ERRCODE_DATA_CORRUPTED, "the stored credential");
+		updvals[0] = UUIDPGetDatum(tenant);
+		updvals[1] = UUIDPGetDatum(integration);
+		updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, integration, plain, strlen(plain)));
+		explicit_bzero(plain, strlen(plain));
+		if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3 WHERE tenant_id = $1 AND id = $2",
+								  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "updating a rotated credential failed");
+		cursor->tenant = *tenant;
+		cursor->id = *integration;
+		cursor->started = true;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_ctx);
+	}
+	SPI_freetuptable(rows);
+	MemoryContextDelete(row_ctx);
+	return (int64) n;
+}
+
+/* SQL rotate_encryption_key_batch(batch_size) -> credentials re-encrypted in this one batch. */
+Datum
+aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
+{
+	int			batch_size;
+	int64		n;
+	RotationCursor cursor = {0};
+
+	require_arg(fcinfo, 0, "batch_size");
+	batch_size = PG_GETARG_INT32(0);
+	if (batch_size < 1 || batch_size > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be between 1 and 100000")));
+	require_server_admin("rotate_encryption_key_batch()");
+	require_keyring();
+	SPI_connect();
+	n = rotate_batch(batch_size, &cursor);
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}
+
+/* SQL rotate_encryption_key(): every credential to the active version, in keyset batches of 1000 with NOTICE progress. */
+Datum
+aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
+{
+	int64		total = 0,
+				n;
+	RotationCursor cursor = {0};
+
+	require_server_admin("rotate_encryption_key()");
+	require_keyring();
+	SPI_connect();
+	while ((n = rotate_batch(1000, &cursor)) > 0)
+	{
+		total += n;
+		ereport(NOTICE,
+				(errmsg("rotate_encryption_key: %lld credentials re-encrypted under key version %u so far",
+						(long long) total, active_version())));
+	}
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/* SQL keyring_status(): per version, whether active, a fingerprint and how many credentials use it. */
+Datum
+aos_cus_keyring_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint32_t	active;
+
+	require_server_admin("keyring_status()");
+	require_keyring();
+	active = active_version();
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	/* Versions of the keyring and versions only referenced by stored credentials, with their counts. */
+	if (SPI_execute("SELECT pg_catalog.split_part(credential_ref, '/', 4)::bigint, pg_catalog.count(*) "
+					"FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://v1/%' GROUP BY 1 ORDER BY 1",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "counting credentials per key version failed");
+	for (int i = 0; i < keys->keyring.count; i++)
+	{
+		const AosKeyringEntry *e = &keys->keyring.entries[i];
+		char		fp[AOS_FINGERPRINT_LEN + 1];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		int64		count = 0;
+
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+
+			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) == e->version)
+				count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		if (!aos_key_fingerprint(e->key, fp))
+			elog(ERROR, "could not compute a key fingerprint with OpenSSL");
+		values[0] = Int64GetDatum(e->version);
+		values[1] = BoolGetDatum(e->version == active);
+		values[2] = CStringGetTextDatum(fp);
+		values[3] = Int64GetDatum(count);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		values[4];
+		bool		nulls[4] = {false, false, true, false};
+
+		if (v > 0 && v <= AOS_KEY_VERSION_MAX && aos_keyring_find(&keys->keyring, (uint32_t) v) != NULL)
+			continue;
+		values[0] = Int64GetDatum(v);
+		values[1] = BoolGetDatum(false);
+		values[2] = (Datum) 0;
+		values[3] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

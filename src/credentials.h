@@ -1,0 +1,23 @@
+/* credentials.h: the credential vault's entry points for other C modules (health probes, workers). */
+#ifndef AOS_CUS_CREDENTIALS_H
+#define AOS_CUS_CREDENTIALS_H
+
+#include "postgres.h"
+
+#include "utils/uuid.h"
+
+/*
+ * Plaintext credential of an integration: encrypted:// is decrypted, vault://
+ * read from Supabase Vault, env:// from the server's environment. Checks the
+ * tenant with aos_cus_assert_tenant(). Returns a palloc'd NUL-terminated string
+ * that the caller must wipe (explicit_bzero) and pfree as soon as it is used.
+ * Raises an error naming the integration, never the secret, on any failure.
+ * Call it inside a transaction; it reads cus_integrations through SPI with the
+ * current user's rights (row-level security applies to non-owners).
+ */
+extern char *aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration);
+
+/* Register the credential GUCs, load the keyring when preloaded, install the log filter. */
+extern void aos_cus_credentials_init(void);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * integrations.c: C helpers of integration management (the API itself is
+ * SQL in src/sql/40_integrations.sql).
+ */
+#include "aos_cus.h"
+
+#include "fmgr.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+/* Sorted names of the server's time zone database, loaded once per backend. */
+static char **zone_names = NULL;
+static int	zone_count = 0;
+
+PG_FUNCTION_INFO_V1(aos_cus_is_iana_timezone);
+
+/* qsort/bsearch comparator of two C strings held by pointer. */
+static int
+compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Read every zone name (as pg_timezone_names lists them) into zone_names. */
+static void
+load_zone_names(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	pg_tzenum  *e = pg_tzenumerate_start();
+	pg_tz	   *tz;
+	int			cap = 1024;
+	char	  **names = palloc(cap * sizeof(char *));
+	int			n = 0;
+
+	while ((tz = pg_tzenumerate_next(e)) != NULL)
+	{
+		if (n == cap)
+		{
+			cap *= 2;
+			names = repalloc(names, cap * sizeof(char *));
+		}
+		names[n++] = pstrdup(pg_get_timezone_name(tz));
+	}
+	pg_tzenumerate_end(e);
+	MemoryContextSwitchTo(old);
+	qsort(names, n, sizeof(char *), compare_names);
+	zone_names = names;
+	zone_count = n;
+}
+
+/* SQL is_iana_timezone(name): true when name is exactly a zone of pg_timezone_names. */
+Datum
+aos_cus_is_iana_timezone(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (zone_names == NULL)
+		load_zone_names();
+	PG_RETURN_BOOL(bsearch(&name, zone_names, zone_count, sizeof(char *), compare_names) != NULL);
+}
