@@ -97,11 +97,12 @@ INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider,
 VALUES (:t, :b, 's4', 'openai', 'gpt-4o', now(), 800);
 COMMIT;
 SELECT spent_microcents FROM aos_cus.current_usage(:t, :b);
--- COPY moves the counters too; a row priced later (UPDATE OF cost_microcents) adds its cost then.
+-- COPY moves the counters too; a row priced later (UPDATE OF cost_microcents) adds its cost then
+-- (a model without a price stays unpriced at insert).
 COPY aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents, output_tokens) FROM stdin;
-70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-1	openai	gpt-4o	2026-01-01 00:00:00+00	10	1
-70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-2	openai	gpt-4o	2026-01-01 00:00:01+00	20	2
-70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-3	openai	gpt-4o	2026-01-01 00:00:02+00	\N	3
+70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-1	openai	no-such-model	2026-01-01 00:00:00+00	10	1
+70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-2	openai	no-such-model	2026-01-01 00:00:01+00	20	2
+70000000-0000-4000-8000-000000000001	70000000-0000-4000-8000-0000000000b1	copy-3	openai	no-such-model	2026-01-01 00:00:02+00	\N	3
 \.
 SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
 UPDATE aos_cus.cus_llm_usage SET cost_microcents = 70 WHERE tenant_id = :t AND call_id = 'copy-3';
