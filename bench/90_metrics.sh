@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# metrics() at scale: 10,000 integrations and 200 models, in two databases of the bench cluster that
-# differ only in cus_llm_usage: empty in one, 1,000,000 rows in the other. metrics() reads shared memory
+# metrics() at scale: 10,000 integrations (each with a budget, its enforcement state in shared memory)
+# and 200 models, in two databases of the bench cluster that differ only in cus_llm_usage: empty in one,
+# 1,000,000 rows in the other. metrics() reads shared memory
 # and small catalog tables only, so the two times should be equal (ratio ~1.0). For scale, the plain-SQL
 # peer computes the same per-model cost and tokens with GROUP BY over cus_llm_usage.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROWS=${BENCH_METRICS_ROWS:-1000000}
+
+# Both databases' 10,000 integrations must fit in the enforcement table at once (its key includes the database).
+pg_sql -d postgres -c "ALTER SYSTEM SET aos_cus.max_integrations = 20000"
+bash "$REPO/scripts/cluster.sh" restart
 
 # One database with the extension, 10,000 integrations over 100 tenants and the 200 models used once each.
 setup_db() {
@@ -21,20 +26,26 @@ SELECT ('00000000-0000-4000-8000-' || lpad((g % 100)::text, 12, '0'))::uuid,
   FROM generate_series(1, 10000) g;
 UPDATE aos_cus.cus_rollup_state SET last_rollup_at = now();
 VACUUM ANALYZE aos_cus.cus_integrations;
+-- One check() per integration loads its enforcement state (budget, spend) into shared memory.
+SELECT count((aos_cus.check(tenant_id, id, 0)).decision) FROM aos_cus.cus_integrations;
 SQL
 }
 
-# Insert n usage rows spread over the 10,000 integrations and 200 models (model m-000 .. m-199).
+# Insert n usage rows: 100 per integration (integration 1 + (g / 100) % 10000) over the 200 models
+# (m-000 .. m-199), in transactions of 100,000 rows so that each touches 1,000 integrations (the
+# settlement trigger holds a lock per integration until commit).
 insert_usage() {
-	local db=$1 n=$2
-	pg_sql -d "$db" -c "
+	local db=$1 n=$2 from
+	for ((from = 1; from <= n; from += 100000)); do
+		pg_sql -d "$db" -c "
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,
                                    cost_microcents, started_at)
-SELECT ('00000000-0000-4000-8000-' || lpad(((1 + g % 10000) % 100)::text, 12, '0'))::uuid,
-       ('10000000-0000-4000-8000-' || lpad((1 + g % 10000)::text, 12, '0'))::uuid,
+SELECT ('00000000-0000-4000-8000-' || lpad(((1 + (g / 100) % 10000) % 100)::text, 12, '0'))::uuid,
+       ('10000000-0000-4000-8000-' || lpad((1 + (g / 100) % 10000)::text, 12, '0'))::uuid,
        'c' || g, 'openai', 'm-' || lpad((g % 200)::text, 3, '0'), 100 + g % 1000, 10 + g % 100,
        1000 + g % 5000, now() - interval '1 second' * (g % 86400)
-  FROM generate_series(1, $n) g"
+  FROM generate_series($from, least($from + 99999, $n)) g"
+	done
 }
 
 setup_db bench_metrics_empty
@@ -49,6 +60,7 @@ pg_sql -d bench_metrics_full -At -c "
 SELECT 'usage rows: empty db 0, full db ' || (SELECT count(*) FROM aos_cus.cus_llm_usage) ||
        '; usage_stats entries ' || (SELECT entries_used FROM aos_cus.stat_shmem WHERE area = 'usage_stats') ||
        '; integrations ' || (SELECT count(*) FROM aos_cus.cus_integrations) ||
+       ' (' || (SELECT entries_used FROM aos_cus.stat_shmem WHERE area = 'enforcement_integrations') || ' cached)' ||
        '; metrics() bytes ' || length(aos_cus.metrics())"
 
 # One measurement: 100 calls of metrics() in one statement (a warm backend, as a scraper's connection is).
@@ -69,4 +81,5 @@ BENCH_DB=bench_metrics_full compare_sql "metrics() vs GROUP BY over $ROWS usage 
 	"SELECT length(aos_cus.metrics())" \
 	"SELECT count(*) FROM (SELECT provider, model, count(*), sum(cost_microcents), sum(input_tokens), sum(output_tokens)
 	   FROM aos_cus.cus_llm_usage GROUP BY provider, model) s"
-pg_sql -d postgres -c "DROP DATABASE bench_metrics_empty" -c "DROP DATABASE bench_metrics_full"
+pg_sql -d postgres -c "DROP DATABASE bench_metrics_empty" -c "DROP DATABASE bench_metrics_full" \
+	-c "ALTER SYSTEM RESET aos_cus.max_integrations"

@@ -3,18 +3,23 @@
  * extension's state, and the C sources of the aos_cus.stat_* views.
  *
  * Every number comes from shared memory (event counters, usage per
- * provider and model) or from a cheap catalog read (the stat_health and
- * stat_rollup views over cus_integrations and cus_rollup_state); nothing
- * here reads cus_llm_usage, so the cost of a scrape does not grow with the
- * usage table. Label sets are bounded: provider (8 values), model
- * (aos_cus.usage_stats_max_models plus "other"), status x health_state
- * (12), shared-memory table names. Money is in micro-cents
- * (1 USD = 100,000,000), durations in seconds, times in Unix seconds.
+ * provider and model, enforcement decisions and budgets) or from a cheap
+ * catalog read (the stat_health and stat_rollup views over
+ * cus_integrations and cus_rollup_state); nothing here reads
+ * cus_llm_usage, so the cost of a scrape does not grow with the usage
+ * table. Label sets are bounded: provider (8 values), model
+ * (aos_cus.usage_stats_max_models plus "other" per provider), decision x
+ * reason (24), budget rows (aos_cus.metrics_max_integrations, nearest
+ * their budget first), status x health_state (12), shared-memory tables.
+ * Money is in micro-cents (1 USD = 100,000,000), durations in seconds,
+ * times in Unix seconds.
  */
 #include "aos_cus.h"
+#include "enforce.h"
 #include "stats.h"
 #include "usage_stats.h"
 #include "prom_text.h"
+#include "uuid_text.h"
 
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -43,11 +48,23 @@ static int	metrics_max_integrations = 100;
 /* Saved plans of the catalog reads, prepared once per backend. */
 static SPIPlanPtr health_plan = NULL;
 static SPIPlanPtr rollup_plan = NULL;
+static SPIPlanPtr decisions_plan = NULL;
+static SPIPlanPtr shmem_plan = NULL;
+
+/* The budget rows metrics() and stat_budget report: those nearest their budget, at most the cap. */
+typedef struct BudgetReport
+{
+	AosBudgetRow *rows;			/* every cached integration with a budget */
+	AosBudgetRatio *order;		/* rows by used ratio, descending */
+	size_t		tracked;		/* rows */
+	size_t		reported;		/* the first ones of order to report */
+} BudgetReport;
 
 PG_FUNCTION_INFO_V1(aos_cus_metrics);
 PG_FUNCTION_INFO_V1(aos_cus_stat_usage);
 PG_FUNCTION_INFO_V1(aos_cus_stat_shmem);
 PG_FUNCTION_INFO_V1(aos_cus_stat_reset);
+PG_FUNCTION_INFO_V1(aos_cus_stat_budget);
 
 /* Register aos_cus.metrics_max_integrations. */
 void
@@ -213,18 +230,106 @@ emit_rollup(StringInfo buf)
 	append_double(buf, last);
 }
 
-/* Shared-memory tables: entries used and capacity. */
+/* check() decisions per decision and reason (aos_cus.stat_decisions(); SPI connected). */
+static void
+emit_decisions(StringInfo buf)
+{
+	run_saved(&decisions_plan, "SELECT decision, reason, count FROM aos_cus.stat_decisions()");
+	family(buf, "aos_cus_decisions_total", "counter", "Enforcement decisions of check() by decision and reason.");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		appendStringInfo(buf, "aos_cus_decisions_total{decision=\"%s\",reason=\"%s\"} " INT64_FORMAT "\n",
+						 SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+						 DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
+	}
+}
+
+/* Entries used and capacity per shared-memory table (aos_cus.stat_shmem; SPI connected). */
 static void
 emit_shmem(StringInfo buf)
 {
-	int64		used,
-				capacity;
+	TupleDesc	desc;
+	bool		isnull;
 
-	aos_cus_usage_stats_fill(&used, &capacity);
+	run_saved(&shmem_plan, "SELECT area, entries_used, entries_capacity FROM aos_cus.stat_shmem");
+	desc = SPI_tuptable->tupdesc;
 	family(buf, "aos_cus_shmem_entries_used", "gauge", "Entries in use in a shared-memory table.");
-	appendStringInfo(buf, "aos_cus_shmem_entries_used{table=\"usage_stats\"} " INT64_FORMAT "\n", used);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		appendStringInfo(buf, "aos_cus_shmem_entries_used{table=\"%s\"} " INT64_FORMAT "\n",
+						 SPI_getvalue(SPI_tuptable->vals[i], desc, 1),
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 2, &isnull)));
 	family(buf, "aos_cus_shmem_entries_capacity", "gauge", "Entries a shared-memory table can hold.");
-	appendStringInfo(buf, "aos_cus_shmem_entries_capacity{table=\"usage_stats\"} " INT64_FORMAT "\n", capacity);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		appendStringInfo(buf, "aos_cus_shmem_entries_capacity{table=\"%s\"} " INT64_FORMAT "\n",
+						 SPI_getvalue(SPI_tuptable->vals[i], desc, 1),
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 3, &isnull)));
+}
+
+/* Used ratio of one budget row: spend over budget; a zero budget is exhausted (1, or +Inf once spent). */
+static double
+used_ratio(const AosBudgetRow *row)
+{
+	if (row->budget > 0)
+		return (double) row->used / (double) row->budget;
+	return row->used > 0 ? get_float8_infinity() : 1.0;
+}
+
+/* Collect the budget rows and order them by used ratio, keeping aos_cus.metrics_max_integrations. */
+static void
+budget_report(BudgetReport *report)
+{
+	report->tracked = aos_cus_enforce_budget_snapshot(&report->rows);
+	report->order = palloc(Max(report->tracked, 1) * sizeof(AosBudgetRatio));
+	for (size_t i = 0; i < report->tracked; i++)
+	{
+		report->order[i].used_ratio = used_ratio(&report->rows[i]);
+		report->order[i].index = i;
+	}
+	report->reported = aos_prom_top_ratios(report->order, report->tracked, metrics_max_integrations);
+}
+
+/* Append {tenant_id="..",integration_id=".."} of one budget row. */
+static void
+budget_labels(StringInfo buf, const char *metric, const AosBudgetRow *row)
+{
+	char		tenant[AOS_UUID_TEXT_LEN + 1];
+	char		integration[AOS_UUID_TEXT_LEN + 1];
+
+	aos_uuid_format(row->tenant.data, tenant);
+	aos_uuid_format(row->integration.data, integration);
+	appendStringInfo(buf, "%s{tenant_id=\"%s\",integration_id=\"%s\"}", metric, tenant, integration);
+}
+
+/* Budget used and warn ratios of the integrations nearest their budget. */
+static void
+emit_budget(StringInfo buf)
+{
+	BudgetReport report;
+
+	budget_report(&report);
+	family(buf, "aos_cus_budget_used_ratio", "gauge",
+		   "Spend plus reservations over budget in the current period, for the integrations nearest their budget "
+		   "(at most aos_cus.metrics_max_integrations).");
+	for (size_t i = 0; i < report.reported; i++)
+	{
+		budget_labels(buf, "aos_cus_budget_used_ratio", &report.rows[report.order[i].index]);
+		append_double(buf, report.order[i].used_ratio);
+	}
+	family(buf, "aos_cus_budget_warn_ratio", "gauge", "The integration's warn_at_pct as a ratio (same integrations).");
+	for (size_t i = 0; i < report.reported; i++)
+	{
+		const AosBudgetRow *row = &report.rows[report.order[i].index];
+
+		budget_labels(buf, "aos_cus_budget_warn_ratio", row);
+		append_double(buf, row->warn_pct / 100.0);
+	}
+	family(buf, "aos_cus_budget_integrations_omitted", "gauge",
+		   "Integrations with a budget left out of aos_cus_budget_used_ratio by aos_cus.metrics_max_integrations.");
+	appendStringInfo(buf, "aos_cus_budget_integrations_omitted %zu\n", report.tracked - report.reported);
 }
 
 /* SQL metrics(): the whole exposition as one text. */
@@ -237,11 +342,13 @@ aos_cus_metrics(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	emit_event_counters(&buf);
 	emit_usage(&buf);
-	emit_shmem(&buf);
+	emit_budget(&buf);
 
 	SPI_connect();
+	emit_decisions(&buf);
 	emit_health(&buf);
 	emit_rollup(&buf);
+	emit_shmem(&buf);
 	SPI_finish();
 
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
@@ -294,12 +401,41 @@ aos_cus_stat_shmem(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* SQL stat_reset(): zero the event counters and empty the usage table. */
+/* SQL stat_budget(): every cached integration with a budget, nearest it first; reported = within the cap. */
+Datum
+aos_cus_stat_budget(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	BudgetReport report;
+
+	aos_cus_require_preload("aos_cus.stat_budget");
+	InitMaterializedSRF(fcinfo, 0);
+	budget_report(&report);
+	for (size_t i = 0; i < report.tracked; i++)
+	{
+		const AosBudgetRow *row = &report.rows[report.order[i].index];
+		Datum		values[7];
+		bool		nulls[7] = {false};
+
+		values[0] = UUIDPGetDatum(&row->tenant);
+		values[1] = UUIDPGetDatum(&row->integration);
+		values[2] = Int64GetDatum(row->used);
+		values[3] = Int64GetDatum(row->budget);
+		values[4] = Float8GetDatum(report.order[i].used_ratio);
+		values[5] = Float8GetDatum(row->warn_pct / 100.0);
+		values[6] = BoolGetDatum(i < report.reported);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* SQL stat_reset(): zero the event and decision counters and empty the usage table. */
 Datum
 aos_cus_stat_reset(PG_FUNCTION_ARGS)
 {
 	aos_cus_require_preload("aos_cus.stat_reset()");
 	aos_cus_stats_reset();
 	aos_cus_usage_stats_reset();
+	aos_cus_enforce_reset_decisions();
 	PG_RETURN_VOID();
 }

@@ -20,6 +20,16 @@ typedef struct AosUsageStatsRow
 	uint64		output_tokens;
 } AosUsageStatsRow;
 
+/* One usage row's contribution as the settlement trigger queues it (signed: an update is -old + new). */
+typedef struct AosUsageDelta
+{
+	char		provider[AOS_USAGE_PROVIDER_LEN];
+	char		model[AOS_USAGE_MODEL_LEN];
+	int64		requests;
+	int64		input_tokens;
+	int64		output_tokens;
+} AosUsageDelta;
+
 /* Register aos_cus.usage_stats_max_models (before shared memory is sized). */
 extern void aos_cus_usage_stats_init(void);
 

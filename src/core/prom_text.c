@@ -67,13 +67,10 @@ aos_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN])
 		snprintf(out, AOS_PROM_DOUBLE_LEN, "%.0f", value);
 	else
 	{
-		/* Shortest %.Ng (N = 1..17) that round-trips. */
-		for (int digits = 1; digits <= 17; digits++)
-		{
-			snprintf(out, AOS_PROM_DOUBLE_LEN, "%.*g", digits, value);
-			if (strtod(out, NULL) == value)
-				break;
-		}
+		/* 15 significant digits read back exactly for most values; 17 always do. */
+		snprintf(out, AOS_PROM_DOUBLE_LEN, "%.15g", value);
+		if (strtod(out, NULL) != value)
+			snprintf(out, AOS_PROM_DOUBLE_LEN, "%.17g", value);
 	}
 }
 

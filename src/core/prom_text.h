@@ -16,7 +16,7 @@ size_t		aos_prom_escaped_size(const char *in);
 /* Escape a label value (backslash, double quote, newline) into out of aos_prom_escaped_size(in) bytes. */
 void		aos_prom_escape_label(const char *in, char *out);
 
-/* Format a sample value: NaN, +Inf, -Inf, integers below 1e15 in full, else the shortest round-tripping text. */
+/* Format a sample value: NaN, +Inf, -Inf, integers below 1e15 in full, else %.15g or, when that loses bits, %.17g. */
 void		aos_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN]);
 
 /* One integration's budget figures for top-N selection. */

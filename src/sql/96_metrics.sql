@@ -16,11 +16,20 @@ CREATE FUNCTION aos_cus.stat_shmem(OUT area text, OUT entries_used bigint, OUT e
     LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.stat_shmem() IS 'entries used and capacity of each shared-memory table';
 
+CREATE FUNCTION aos_cus.stat_budget(OUT tenant_id uuid, OUT integration_id uuid, OUT used_microcents bigint,
+                                    OUT budget_microcents bigint, OUT used_ratio float8, OUT warn_ratio float8,
+                                    OUT reported boolean)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'aos_cus_stat_budget'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.stat_budget() IS
+    'cached integrations with a budget, nearest it first; reported: among the aos_cus.metrics_max_integrations that metrics() shows';
+
 CREATE FUNCTION aos_cus.stat_reset() RETURNS void
     AS 'MODULE_PATHNAME', 'aos_cus_stat_reset'
     LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION aos_cus.stat_reset() IS
-    'zero the event counters and the usage counters per provider and model (Prometheus sees a counter reset)';
+    'zero the event, decision and usage counters (Prometheus sees a counter reset)';
 
 CREATE VIEW aos_cus.stat_events AS
 SELECT name, value FROM aos_cus.stat_counters();
@@ -36,8 +45,27 @@ COMMENT ON VIEW aos_cus.stat_usage IS
 CREATE VIEW aos_cus.stat_shmem AS
 SELECT area, entries_used, entries_capacity,
        round(entries_used::numeric / entries_capacity, 4) AS fill_ratio
-  FROM aos_cus.stat_shmem();
-COMMENT ON VIEW aos_cus.stat_shmem IS 'fill of each shared-memory table';
+  FROM (SELECT area, entries_used, entries_capacity FROM aos_cus.stat_shmem()
+        UNION ALL
+        SELECT 'enforcement_integrations',
+               max(value) FILTER (WHERE name = 'integrations_cached'), max(value) FILTER (WHERE name = 'max_integrations')
+          FROM aos_cus.stat_enforcement()
+        UNION ALL
+        SELECT 'enforcement_reservations',
+               max(value) FILTER (WHERE name = 'reservations_active'), max(value) FILTER (WHERE name = 'max_reservations')
+          FROM aos_cus.stat_enforcement()) AS s;
+COMMENT ON VIEW aos_cus.stat_shmem IS 'fill of each shared-memory table (usage_stats, enforcement integrations and reservations)';
+
+CREATE VIEW aos_cus.stat_decisions AS
+SELECT decision, reason, count FROM aos_cus.stat_decisions();
+COMMENT ON VIEW aos_cus.stat_decisions IS 'check() decisions per decision and reason since server start or stat_reset()';
+
+CREATE VIEW aos_cus.stat_budget AS
+SELECT tenant_id, integration_id, used_microcents, budget_microcents, used_ratio, warn_ratio
+  FROM aos_cus.stat_budget()
+ WHERE reported;
+COMMENT ON VIEW aos_cus.stat_budget IS
+    'integrations nearest their budget in the current period (cached in shared memory; at most aos_cus.metrics_max_integrations)';
 
 -- Every status x health_state pair, zeros included, so a state that empties reads 0 rather than vanishing.
 -- The counts come from an index-only scan of cus_integrations_status_health_idx (no heap, no usage rows).
@@ -67,12 +95,15 @@ CREATE FUNCTION aos_cus.metrics() RETURNS text
 COMMENT ON FUNCTION aos_cus.metrics() IS
     'Prometheus text exposition (aos_cus_* metrics) from shared memory and the stat_* views; reads no usage rows';
 
-REVOKE ALL ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_reset(), aos_cus.metrics() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.metrics() TO aos_cus_admin, pg_monitor;
+REVOKE ALL ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.stat_reset(),
+    aos_cus.metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics()
+    TO aos_cus_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_reset() TO aos_cus_admin;
 -- A view's functions run with the privileges of the view's reader: pg_monitor needs stat_counters() too.
-GRANT EXECUTE ON FUNCTION aos_cus.stat_counters() TO pg_monitor;
-REVOKE ALL ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup FROM PUBLIC;
-GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup
-    TO aos_cus_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_counters(), aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO pg_monitor;
+REVOKE ALL ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
+    aos_cus.stat_decisions, aos_cus.stat_budget FROM PUBLIC;
+GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
+    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_admin, pg_monitor;
 GRANT USAGE ON SCHEMA aos_cus TO pg_monitor;

@@ -80,7 +80,33 @@ SELECT ('00000000-0000-0000-0000-00000000000' || (k % 3))::uuid, s || '-' || h |
        LATERAL generate_series(1, n) AS x(k);
 UPDATE aos_cus.cus_rollup_state SET last_rollup_at = now() - interval '300 seconds';
 SELECT aos_cus.stat_reset();
+-- Enforcement and usage: a budget of 1,000,000 micro-cents with warn at 80%, two checks, three
+-- committed usage rows (800,000 micro-cents against the budget) and one rolled back, then a check
+-- that now warns.
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, warn_at_pct)
+VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'budgeted', 'openai',
+        'enabled', 1000000, 80);
+SELECT (aos_cus.check('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 100)).decision
+  FROM generate_series(1, 2);
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,
+                                   cost_microcents, started_at)
+VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'm1', 'openai', 'gpt-4o', 100, 20, 400000, now()),
+       ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'm2', 'openai', 'gpt-4o', 100, 20, 399950, now());
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,
+                                   cost_microcents, started_at)
+VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'm3', 'anthropic', E'claude "q"\n', 5, 1, 50, now());
+BEGIN;
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,
+                                   cost_microcents, started_at)
+VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'm4', 'openai', 'gpt-4o', 7, 7, 7, now());
+ROLLBACK;
+SELECT (aos_cus.check('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 100)).decision;
 SQL
+workload_at=$(date +%s)
+# Upper bound of the rollup lag now: 300 s plus the time since the workload set it (and a few seconds of slack).
+lag_max() {
+	echo $((300 + $(date +%s) - workload_at + 3))
+}
 
 # 1. metrics() is valid exposition text that promtool's linter accepts, as the monitoring role.
 PGUSER=aos_cus_monitor msql -c "SELECT aos_cus.metrics()" > "$WORK/metrics.prom"
@@ -111,9 +137,22 @@ check "metrics(): enabled+healthy = 3, disabled+degraded = 1, created+unknown = 
 	$COMPARE value $WORK/metrics.prom 'aos_cus_integrations{status=\"disabled\",health_state=\"degraded\"}' | grep -qx 1.0 &&
 	$COMPARE value $WORK/metrics.prom 'aos_cus_integrations{status=\"created\",health_state=\"unknown\"}' | grep -qx 4.0"
 check "metrics(): rollup lag is 300 s after a rollup 300 s ago" \
-	series_between "$WORK/metrics.prom" aos_cus_rollup_lag_seconds 300 330
+	series_between "$WORK/metrics.prom" aos_cus_rollup_lag_seconds 300 "$(lag_max)"
 check "metrics(): event counters read 0 after stat_reset()" \
 	series_is "$WORK/metrics.prom" aos_cus_ingest_inserted_total 0
+check "metrics(): gpt-4o: 2 committed requests, 799,950 micro-cents, 200 input and 40 output tokens (rollback not counted)" bash -c "
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_requests_total{provider=\"openai\",model=\"gpt-4o\"}' | grep -qx 2.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_cost_microcents_total{provider=\"openai\",model=\"gpt-4o\"}' | grep -qx 799950.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_tokens_total{provider=\"openai\",model=\"gpt-4o\",type=\"input\"}' | grep -qx 200.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_tokens_total{provider=\"openai\",model=\"gpt-4o\",type=\"output\"}' | grep -qx 40.0"
+check "metrics(): a model name with a quote and a newline is escaped" \
+	grep -qF 'aos_cus_usage_cost_microcents_total{provider="anthropic",model="claude \"q\"\n"} 50' "$WORK/metrics.prom"
+check "metrics(): decisions allowed/ok = 2, warned/budget_warning = 1" bash -c "
+	$COMPARE value $WORK/metrics.prom 'aos_cus_decisions_total{decision=\"allowed\",reason=\"ok\"}' | grep -qx 2.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_decisions_total{decision=\"warned\",reason=\"budget_warning\"}' | grep -qx 1.0"
+check "metrics(): budget used ratio 0.8 (800,000 of 1,000,000) and warn ratio 0.8 for the budgeted integration" bash -c "
+	$COMPARE value $WORK/metrics.prom 'aos_cus_budget_used_ratio{tenant_id=\"00000000-0000-0000-0000-00000000000b\",integration_id=\"00000000-0000-0000-0000-0000000000b1\"}' | grep -qx 0.8 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_budget_warn_ratio{tenant_id=\"00000000-0000-0000-0000-00000000000b\",integration_id=\"00000000-0000-0000-0000-0000000000b1\"}' | grep -qx 0.8"
 
 # 3. Alert rules: syntax and unit tests (each alert has a firing and a non-firing case).
 check "promtool check rules" bash -c "promtool check rules monitoring/prometheus/aos_cus_alerts.yml >/dev/null"
@@ -134,7 +173,7 @@ PY
 DATA_SOURCE_NAME="host=$SOCK port=$PORT user=aos_cus_monitor dbname=$DB sslmode=disable" \
 	prometheus-postgres-exporter --web.listen-address="127.0.0.1:$EXPORTER_PORT" \
 	--extend.query-path=monitoring/postgres_exporter/queries.yaml \
-	--disable-default-metrics --disable-settings-metrics --log.level=warn > "$WORK/exporter.log" 2>&1 &
+	--disable-default-metrics --disable-settings-metrics --log.level=info > "$WORK/exporter.log" 2>&1 &
 exporter_pid=$!
 for _ in $(seq 1 50); do
 	curl -sf "http://127.0.0.1:$EXPORTER_PORT/metrics" -o "$WORK/exporter.prom" && grep -q '^aos_cus_' "$WORK/exporter.prom" && break
@@ -147,7 +186,11 @@ check "exporter ran every aos_cus query without error" bash -c "
 	grep -qx 'pg_exporter_last_scrape_error 0' $WORK/exporter.prom && ! grep -qi 'error' $WORK/exporter.log"
 check "exporter: enabled+failing integrations = 2" \
 	series_is "$WORK/exporter.prom" 'aos_cus_integrations{status="enabled",health_state="failing"}' 2
-check "exporter: rollup lag is 300 s" series_between "$WORK/exporter.prom" aos_cus_rollup_lag_seconds 300 330
+check "exporter: rollup lag is 300 s" series_between "$WORK/exporter.prom" aos_cus_rollup_lag_seconds 300 "$(lag_max)"
+check "exporter: gpt-4o cost = 799,950 micro-cents" \
+	series_is "$WORK/exporter.prom" 'aos_cus_usage_cost_microcents_total{provider="openai",model="gpt-4o"}' 799950
+check "exporter: warned/budget_warning decisions = 1" \
+	series_is "$WORK/exporter.prom" 'aos_cus_decisions_total{decision="warned",reason="budget_warning"}' 1
 check "exporter: usage_stats capacity = aos_cus.usage_stats_max_models + 8" \
 	series_is "$WORK/exporter.prom" 'aos_cus_shmem_entries_capacity{table="usage_stats"}' \
 	"$(msql -c "SELECT current_setting('aos_cus.usage_stats_max_models')::int + 8")"

@@ -1,12 +1,12 @@
 -- metrics() and the stat_* views: shape, catalog-derived values, cross-tenant visibility, privileges.
 BEGIN;
-SELECT plan(27);
+SELECT plan(32);
 
 SELECT has_function('aos_cus', 'metrics', ARRAY[]::text[], 'metrics() exists');
 SELECT function_returns('aos_cus', 'metrics', ARRAY[]::text[], 'text', 'metrics() returns text');
 SELECT is_definer('aos_cus', 'metrics', ARRAY[]::text[], 'metrics() is SECURITY DEFINER (reads every tenant)');
 SELECT has_view('aos_cus', v, 'view aos_cus.' || v || ' exists')
-  FROM unnest(ARRAY['stat_events', 'stat_usage', 'stat_shmem', 'stat_health', 'stat_rollup']) AS v;
+  FROM unnest(ARRAY['stat_events', 'stat_usage', 'stat_shmem', 'stat_health', 'stat_rollup', 'stat_decisions', 'stat_budget']) AS v;
 SELECT has_function('aos_cus', 'stat_reset', ARRAY[]::text[], 'stat_reset() exists');
 
 -- Known catalog state: two tenants, integrations in several states, one deleted (not counted).
@@ -38,6 +38,12 @@ SELECT matches(aos_cus.metrics(), E'\naos_cus_rollup_lag_seconds 90(\\.[0-9]+)?\
 -- Shared-memory fill: capacity is aos_cus.usage_stats_max_models + one overflow entry per provider label.
 SELECT is((SELECT entries_capacity FROM aos_cus.stat_shmem WHERE area = 'usage_stats'),
           current_setting('aos_cus.usage_stats_max_models')::bigint + 8, 'usage_stats capacity');
+SELECT is((SELECT entries_capacity FROM aos_cus.stat_shmem WHERE area = 'enforcement_integrations'),
+          current_setting('aos_cus.max_integrations')::bigint, 'enforcement table capacity is aos_cus.max_integrations');
+
+-- Decisions: every decision x reason pair is a series, zeros included.
+SELECT is((SELECT count(*) FROM regexp_split_to_table(aos_cus.metrics(), E'\n') AS l WHERE l ~ '^aos_cus_decisions_total\{'),
+          (SELECT count(*) FROM aos_cus.stat_decisions), 'one aos_cus_decisions_total series per stat_decisions row');
 
 -- Every sample line belongs to a family with HELP and TYPE, all names start with aos_cus_.
 SELECT is((SELECT count(*) FROM regexp_split_to_table(aos_cus.metrics(), E'\n') AS l
@@ -59,6 +65,7 @@ SET LOCAL ROLE tap_monitor;
 SELECT lives_ok('SELECT aos_cus.metrics()', 'pg_monitor may call metrics()');
 SELECT lives_ok('SELECT * FROM aos_cus.stat_usage, aos_cus.stat_health, aos_cus.stat_rollup, aos_cus.stat_shmem, aos_cus.stat_events',
                 'pg_monitor may read the stat views');
+SELECT lives_ok('SELECT * FROM aos_cus.stat_decisions, aos_cus.stat_budget', 'pg_monitor may read decisions and budgets');
 SELECT throws_ok('SELECT aos_cus.stat_reset()', '42501', NULL, 'pg_monitor may not reset');
 SET LOCAL ROLE tap_metrics_app;
 SELECT throws_ok('SELECT aos_cus.metrics()', '42501', NULL, 'aos_cus_app may not call metrics()');

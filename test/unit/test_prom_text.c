@@ -34,6 +34,7 @@ main(void)
 {
 	AosBudgetRatio r[5] = {{0.5, 0}, {1.25, 1}, {0.5, 2}, {0.0, 3}, {0.9, 4}};
 	size_t		keep;
+	int			round_trips = 0;
 
 	CHECK_STR(aos_prom_provider_label("openai"), "openai");
 	CHECK_STR(aos_prom_provider_label("aws_bedrock"), "aws_bedrock");
@@ -53,7 +54,7 @@ main(void)
 
 	CHECK(formats_to(0.0, "0"));
 	CHECK(formats_to(0.8, "0.8"));
-	CHECK(formats_to(1.0 / 3.0, "0.3333333333333333"));
+	CHECK(formats_to(1.0 / 3.0, "0.33333333333333331"));
 	CHECK(formats_to(123456789012.0, "123456789012"));
 	CHECK(formats_to(9007199254740992.0, "9007199254740992"));
 	CHECK(formats_to(-2.5, "-2.5"));
@@ -64,7 +65,19 @@ main(void)
 	CHECK(formats_to(90.0, "90"));
 	CHECK(formats_to(1e15, "1e+15"));
 	CHECK(formats_to(999999999999999.0, "999999999999999"));
-	CHECK(formats_to(1795999034.629345, "1795999034.629345"));
+	CHECK(formats_to(1795999034.629345, "1795999034.6293449"));
+	CHECK(formats_to(0.850005, "0.850005"));
+
+	/* Every finite value reads back exactly. */
+	for (int i = 1; i < 2000; i++)
+	{
+		double		v = (double) i * 7919.0 / 104729.0;
+		char		out[AOS_PROM_DOUBLE_LEN];
+
+		aos_prom_format_double(v, out);
+		round_trips += strtod(out, NULL) == v;
+	}
+	CHECK(round_trips == 1999);
 
 	keep = aos_prom_top_ratios(r, 5, 3);
 	CHECK(keep == 3);
