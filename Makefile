@@ -22,7 +22,7 @@ SHLIB_LINK  = -lcrypto -lcurl
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=pgtap
 
-EXTRA_CLEAN = test/unit/*.bin
+EXTRA_CLEAN = test/unit/*.bin src/cli/aos_cus_health
 
 # No LLVM bitcode: it adds a second compiler to the build for no gain here.
 with_llvm = no
@@ -45,3 +45,27 @@ unittest: $(UNIT_BINS)
 	@scripts/run_unit.sh $(UNIT_BINS)
 
 .PHONY: unittest
+
+# The operator CLI aos_cus_health (C + libpq). PGXS's PROGRAM cannot sit beside MODULE_big,
+# so it has its own build and install rules.
+CLI         = src/cli/aos_cus_health
+CLI_CFLAGS  = -O2 -g -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir)
+CLI_LDFLAGS = -L$(shell $(PG_CONFIG) --libdir) -lpq
+
+all: $(CLI)
+
+$(CLI): src/cli/aos_cus_health.c
+	$(CC) $(CLI_CFLAGS) -o $@ $< $(CLI_LDFLAGS)
+
+install: install-cli
+
+install-cli: $(CLI)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(CLI) '$(DESTDIR)$(bindir)/aos_cus_health'
+
+uninstall: uninstall-cli
+
+uninstall-cli:
+	rm -f '$(DESTDIR)$(bindir)/aos_cus_health'
+
+.PHONY: install-cli uninstall-cli

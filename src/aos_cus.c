@@ -8,6 +8,7 @@
 #include "enforce.h"
 #include "pricing.h"
 #include "credentials.h"
+#include "health.h"
 #include "stats.h"
 #include "usage_stats.h"
 
@@ -38,6 +39,7 @@ aos_cus_shmem_size(void)
 	size = add_size(size, aos_cus_stats_shmem_size());
 	size = add_size(size, aos_cus_usage_stats_shmem_size());
 	size = add_size(size, aos_cus_enforce_shmem_size());
+	size = add_size(size, aos_cus_health_shmem_size());
 	return size;
 }
 
@@ -65,6 +67,7 @@ aos_cus_shmem_startup(void)
 	aos_cus_stats_shmem_init();
 	aos_cus_usage_stats_shmem_init();
 	aos_cus_enforce_shmem_init();
+	aos_cus_health_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -92,6 +95,7 @@ _PG_init(void)
 	aos_cus_enforce_init();
 	aos_cus_pricing_init();
 	aos_cus_credentials_init();
+	aos_cus_health_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
@@ -111,4 +115,5 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = aos_cus_shmem_startup;
+	aos_cus_health_register_worker();
 }

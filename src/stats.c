@@ -34,6 +34,10 @@ static const char *const stat_names[AOS_STAT_COUNT] = {
 	"credential_decrypted",
 	"credential_decrypt_failed",
 	"health_probes",
+	"health_probes_healthy",
+	"health_probes_degraded",
+	"health_probes_failing",
+	"health_checks_queued",
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_stat_counters);

@@ -13,7 +13,7 @@ INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider,
 SELECT '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-0000000000a1', 'c' || g, 'openai', 'gpt-4o', now()
   FROM generate_series(1, 500) g;
 });
-is($node->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.stat_counters()'), '7',
+is($node->safe_psql('postgres', 'SELECT count(*) >= 7 FROM aos_cus.stat_counters()'), 't',
 	'stat_counters() reads shared memory when preloaded');
 
 crash_and_restart($node);
