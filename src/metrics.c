@@ -41,6 +41,10 @@ static const struct
 	{AOS_STAT_CREDENTIAL_DECRYPTED, "Credentials decrypted."},
 	{AOS_STAT_CREDENTIAL_DECRYPT_FAILED, "Credential decryptions that failed authentication."},
 	{AOS_STAT_HEALTH_PROBES, "Health probes sent to providers."},
+	{AOS_STAT_HEALTH_HEALTHY, "Health probes that found the integration healthy (2xx)."},
+	{AOS_STAT_HEALTH_DEGRADED, "Health probes that found the integration degraded (429, 5xx, timeout)."},
+	{AOS_STAT_HEALTH_FAILING, "Health probes that found the integration failing (401, 403)."},
+	{AOS_STAT_HEALTH_CHECKS_QUEUED, "Health checks queued by request_health_check()."},
 };
 
 static int	metrics_max_integrations = 100;
