@@ -26,9 +26,12 @@ SELECT ('00000000-0000-4000-8000-' || lpad((g % 100)::text, 12, '0'))::uuid,
   FROM generate_series(1, 10000) g;
 UPDATE aos_cus.cus_rollup_state SET last_rollup_at = now();
 VACUUM ANALYZE aos_cus.cus_integrations;
--- One check() per integration loads its enforcement state (budget, spend) into shared memory.
-SELECT count((aos_cus.check(tenant_id, id, 0)).decision) FROM aos_cus.cus_integrations;
 SQL
+}
+
+# One check() per integration loads its enforcement state (budget, period spend) into shared memory.
+load_enforcement() {
+	pg_sql -d "$1" -Atc "SELECT count((aos_cus.check(tenant_id, id, 0)).decision) FROM aos_cus.cus_integrations" >/dev/null
 }
 
 # Insert n usage rows: 100 per integration (integration 1 + (g / 100) % 10000) over the 200 models
@@ -50,18 +53,24 @@ SELECT ('00000000-0000-4000-8000-' || lpad(((1 + (g / 100) % 10000) % 100)::text
 
 setup_db bench_metrics_empty
 setup_db bench_metrics_full
-# The 200 models reach shared memory through committed usage; the empty database then drops its rows again.
-insert_usage bench_metrics_empty 200
-pg_sql -d bench_metrics_empty -c "DELETE FROM aos_cus.cus_llm_usage" -c "VACUUM ANALYZE aos_cus.cus_llm_usage"
 echo "loading $ROWS usage rows"
 insert_usage bench_metrics_full "$ROWS"
 pg_sql -d bench_metrics_full -c "VACUUM ANALYZE aos_cus.cus_llm_usage"
-pg_sql -d bench_metrics_full -At -c "
-SELECT 'usage rows: empty db 0, full db ' || (SELECT count(*) FROM aos_cus.cus_llm_usage) ||
+# The empty database gets the same spend per integration as daily aggregates (no usage rows), so both
+# report identical budgets; the 200 models are in the (cluster-wide) usage counters already.
+pg_sql -d bench_metrics_full -c "\copy (SELECT tenant_id, integration_id, current_date, 'openai', 'm-000', count(*), sum(cost_microcents) FROM aos_cus.cus_llm_usage GROUP BY 1, 2) TO STDOUT" |
+	pg_sql -d bench_metrics_empty -c "\copy aos_cus.cus_usage_daily (tenant_id, integration_id, day, provider, model, requests, cost_microcents) FROM STDIN"
+load_enforcement bench_metrics_empty
+load_enforcement bench_metrics_full
+for db in bench_metrics_empty bench_metrics_full; do
+	pg_sql -d "$db" -At -c "
+SELECT '$db: usage rows ' || (SELECT count(*) FROM aos_cus.cus_llm_usage) ||
        '; usage_stats entries ' || (SELECT entries_used FROM aos_cus.stat_shmem WHERE area = 'usage_stats') ||
        '; integrations ' || (SELECT count(*) FROM aos_cus.cus_integrations) ||
        ' (' || (SELECT entries_used FROM aos_cus.stat_shmem WHERE area = 'enforcement_integrations') || ' cached)' ||
+       '; budget used ratio sum ' || (SELECT round(sum(used_ratio)::numeric, 6) FROM aos_cus.stat_budget) ||
        '; metrics() bytes ' || length(aos_cus.metrics())"
+done
 
 # One measurement: 100 calls of metrics() in one statement (a warm backend, as a scraper's connection is).
 SCRAPES="SELECT sum(length(aos_cus.metrics())) FROM generate_series(1, 100)"
