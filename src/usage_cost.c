@@ -1,0 +1,166 @@
+/*
+ * usage_cost.c: the BEFORE INSERT OR UPDATE trigger on cus_llm_usage that
+ * fills cost_microcents and price_id, so a plain INSERT or COPY is priced
+ * exactly as ingest_usage() is (which prices in C and passes the cost, so the
+ * trigger's WHEN (NEW.cost_microcents IS NULL) skips it). Only roles with full
+ * INSERT on the table (aos_cus_admin, the owner: restores, imports of billed
+ * history) may supply a cost; aos_cus_app may not insert that column.
+ * reprice_usage() sets the cost to NULL and lets this trigger price again.
+ * Prices come from the pricing module (pricing.h).
+ */
+#include "aos_cus.h"
+#include "pricing.h"
+#include "usage.h"
+
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+
+const char *const aos_cus_provider_names[] = {
+	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom", NULL
+};
+const char *const aos_cus_tier_names[] = {"standard", "priority", "flex", "batch", NULL};
+const char *const aos_cus_status_names[] = {"success", "error", "timeout", "cancelled", "blocked", NULL};
+const char *const aos_cus_token_columns[] = {
+	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+	"output_tokens", "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", NULL
+};
+
+/* Columns the trigger reads and writes, looked up once per query (kept in fn_extra). */
+enum
+{
+	COL_PROVIDER,
+	COL_MODEL,
+	COL_TIER,
+	COL_STARTED_AT,
+	COL_COST,
+	COL_PRICE_ID,
+	COL_TOKENS,
+	COL_COUNT = COL_TOKENS + AOS_TOKEN_BUCKETS
+};
+
+static const char *const fixed_columns[] = {
+	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id"
+};
+
+PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
+
+/* Price through the pricing module's C API. */
+bool
+aos_cus_usage_price(const char *provider, const char *model, const char *tier, TimestampTz at,
+					const int64 tokens[AOS_TOKEN_BUCKETS], int64 *cost_microcents, int64 *price_id)
+{
+	AosTokens	t;
+
+	t.input = tokens[0];
+	t.cache_read = tokens[1];
+	t.cache_write = tokens[2];
+	t.cache_write_1h = tokens[3];
+	t.output = tokens[4];
+	t.reasoning = tokens[5];
+	t.input_audio = tokens[6];
+	t.output_audio = tokens[7];
+	return aos_cus_price_call(provider, model, tier, at, &t, cost_microcents, price_id);
+}
+
+/* Normalize a raw usage block through the pricing module. */
+void
+aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS])
+{
+	AosTokens	t;
+
+	aos_cus_extract_tokens(provider, usage, &t);
+	tokens[0] = t.input;
+	tokens[1] = t.cache_read;
+	tokens[2] = t.cache_write;
+	tokens[3] = t.cache_write_1h;
+	tokens[4] = t.output;
+	tokens[5] = t.reasoning;
+	tokens[6] = t.input_audio;
+	tokens[7] = t.output_audio;
+}
+
+
+/* Attribute numbers of the columns the trigger uses, cached per query in fn_extra. */
+static int *
+usage_columns(FunctionCallInfo fcinfo, TupleDesc desc)
+{
+	int		   *cols = (int *) fcinfo->flinfo->fn_extra;
+
+	if (cols != NULL)
+		return cols;
+	cols = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(int) * COL_COUNT);
+	for (int i = 0; i < COL_COUNT; i++)
+	{
+		const char *name = i < COL_TOKENS ? fixed_columns[i] : aos_cus_token_columns[i - COL_TOKENS];
+
+		cols[i] = SPI_fnumber(desc, name);
+		if (cols[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("aos_cus_usage_price_trigger: column \"%s\" is missing", name)));
+	}
+	fcinfo->flinfo->fn_extra = cols;
+	return cols;
+}
+
+/* BEFORE INSERT OR UPDATE FOR EACH ROW: price a row that has no cost. */
+Datum
+aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	int		   *cols;
+	bool		isnull;
+	Datum		key[COL_STARTED_AT + 1];
+	int64		tokens[AOS_TOKEN_BUCKETS];
+	int64		cost;
+	int64		price_id;
+	int			replace_cols[2];
+	Datum		values[2];
+	bool		nulls[2];
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("aos_cus_usage_price_trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW")));
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	cols = usage_columns(fcinfo, desc);
+
+	(void) heap_getattr(tuple, cols[COL_COST], desc, &isnull);
+	if (!isnull)
+		return PointerGetDatum(tuple);
+
+	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)
+	{
+		Datum		d = heap_getattr(tuple, cols[COL_TOKENS + i], desc, &isnull);
+
+		tokens[i] = isnull ? 0 : DatumGetInt64(d);
+	}
+	/* The table's CHECK refuses this row right after the trigger; leave the verdict to it. */
+	if (tokens[AOS_TOKEN_REASONING] > tokens[AOS_TOKEN_OUTPUT])
+		return PointerGetDatum(tuple);
+	for (int i = COL_PROVIDER; i <= COL_STARTED_AT; i++)
+	{
+		key[i] = heap_getattr(tuple, cols[i], desc, &isnull);
+		/* NOT NULL columns: a NULL fails its constraint right after this trigger. */
+		if (isnull)
+			return PointerGetDatum(tuple);
+	}
+	nulls[0] = nulls[1] = !aos_cus_usage_price(TextDatumGetCString(key[COL_PROVIDER]),
+											   TextDatumGetCString(key[COL_MODEL]),
+											   TextDatumGetCString(key[COL_TIER]),
+											   DatumGetTimestampTz(key[COL_STARTED_AT]),
+											   tokens, &cost, &price_id);
+	replace_cols[0] = cols[COL_COST];
+	replace_cols[1] = cols[COL_PRICE_ID];
+	values[0] = nulls[0] ? (Datum) 0 : Int64GetDatum(cost);
+	values[1] = nulls[1] ? (Datum) 0 : Int64GetDatum(price_id);
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, replace_cols, values, nulls));
+}
