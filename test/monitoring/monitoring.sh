@@ -65,7 +65,7 @@ trap cleanup EXIT
 
 # A known workload in its own database: integrations in known states, a rollup 300 s ago, zeroed counters.
 pg_sql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-msql <<'SQL'
+msql >/dev/null <<'SQL'
 CREATE EXTENSION aos_cus;
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aos_cus_monitor') THEN
@@ -101,6 +101,19 @@ INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider,
 VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'm4', 'openai', 'gpt-4o', 7, 7, 7, now());
 ROLLBACK;
 SELECT (aos_cus.check('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 100)).decision;
+-- Ingest through the API on another integration: two inserted, one duplicate, one rejected.
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status)
+VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b2', 'ingested', 'openai', 'enabled');
+SELECT status FROM aos_cus.ingest_usage('00000000-0000-0000-0000-00000000000b',
+    '{"integration_id": "00000000-0000-0000-0000-0000000000b2", "call_id": "ing-1", "provider": "openai",
+      "model": "gpt-4o-mini", "input_tokens": 1000, "output_tokens": 10, "started_at": "2026-01-01T00:00:00Z"}');
+SELECT status FROM aos_cus.ingest_usage('00000000-0000-0000-0000-00000000000b',
+    '{"integration_id": "00000000-0000-0000-0000-0000000000b2", "call_id": "ing-1", "provider": "openai",
+      "model": "gpt-4o-mini", "input_tokens": 1000, "output_tokens": 10, "started_at": "2026-01-01T00:00:00Z"}');
+SELECT status FROM aos_cus.ingest_usage_batch('00000000-0000-0000-0000-00000000000b',
+    '[{"integration_id": "00000000-0000-0000-0000-0000000000b2", "call_id": "ing-2", "provider": "openai",
+       "model": "gpt-4o-mini", "input_tokens": 500, "output_tokens": 20, "started_at": "2026-01-01T00:00:00Z"},
+      {"call_id": "ing-bad", "provider": "openai"}]');
 SQL
 workload_at=$(date +%s)
 # Upper bound of the rollup lag now: 300 s plus the time since the workload set it (and a few seconds of slack).
@@ -138,8 +151,15 @@ check "metrics(): enabled+healthy = 3, disabled+degraded = 1, created+unknown = 
 	$COMPARE value $WORK/metrics.prom 'aos_cus_integrations{status=\"created\",health_state=\"unknown\"}' | grep -qx 4.0"
 check "metrics(): rollup lag is 300 s after a rollup 300 s ago" \
 	series_between "$WORK/metrics.prom" aos_cus_rollup_lag_seconds 300 "$(lag_max)"
-check "metrics(): event counters read 0 after stat_reset()" \
-	series_is "$WORK/metrics.prom" aos_cus_ingest_inserted_total 0
+check "metrics(): ingest inserted = 2, duplicate = 1, rejected = 1 after stat_reset() and the workload" bash -c "
+	$COMPARE value $WORK/metrics.prom aos_cus_ingest_inserted_total | grep -qx 2.0 &&
+	$COMPARE value $WORK/metrics.prom aos_cus_ingest_duplicate_total | grep -qx 1.0 &&
+	$COMPARE value $WORK/metrics.prom aos_cus_ingest_rejected_total | grep -qx 1.0"
+mini_cost=$(msql -c "SELECT sum(cost_microcents) FROM aos_cus.cus_llm_usage WHERE model = 'gpt-4o-mini'")
+check "ingest priced the gpt-4o-mini rows ($mini_cost micro-cents)" test "${mini_cost:-0}" -gt 0
+check "metrics(): gpt-4o-mini cost equals its two ingested rows, input tokens = 1500" bash -c "
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_cost_microcents_total{provider=\"openai\",model=\"gpt-4o-mini\"}' | grep -qx '$mini_cost.0' &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_tokens_total{provider=\"openai\",model=\"gpt-4o-mini\",type=\"input\"}' | grep -qx 1500.0"
 check "metrics(): gpt-4o: 2 committed requests, 799,950 micro-cents, 200 input and 40 output tokens (rollback not counted)" bash -c "
 	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_requests_total{provider=\"openai\",model=\"gpt-4o\"}' | grep -qx 2.0 &&
 	$COMPARE value $WORK/metrics.prom 'aos_cus_usage_cost_microcents_total{provider=\"openai\",model=\"gpt-4o\"}' | grep -qx 799950.0 &&
