@@ -1,18 +1,29 @@
 -- Enforcement: limits, reservations, and allowed, warned and blocked checks with the reason why
 \pset footer off
 SET aos_cus.tenant_id = 'd0d0d0d0-0000-4000-8000-000000000001';
--- openai-prod: $10 a month in Los Angeles time, 1M tokens a day, 600 requests a minute, enforced.
--- anthropic-prod: $1 a month, 3 requests a minute, in warn mode (warm-up: would-be blocks are warnings).
+-- The ingest step already spent money this month: each budget below is "what is spent so far + headroom".
+SELECT coalesce(sum(cost_microcents) FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a1'), 0) AS openai_month_spent,
+       coalesce(sum(input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens + output_tokens
+                    + input_audio_tokens + output_audio_tokens)
+                FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a1'
+                          AND started_at >= date_trunc('day', now(), 'America/Los_Angeles')), 0) AS openai_day_tokens,
+       coalesce(sum(cost_microcents) FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a2'), 0) AS anthropic_month_spent
+  FROM aos_cus.cus_llm_usage
+ WHERE tenant_id = aos_cus.current_tenant() AND started_at >= date_trunc('month', now(), 'America/Los_Angeles') \gset
+-- openai-prod: $10 more this month in Los Angeles time, 1M more tokens today, 600 requests a minute, enforced.
+-- anthropic-prod: $1 more this month, 3 requests a minute, in warn mode (warm-up: would-be blocks are warnings).
 UPDATE aos_cus.cus_integrations
-   SET budget_microcents = 1000000000, budget_period = 'month', token_limit = 1000000, token_period = 'day',
+   SET budget_microcents = :openai_month_spent + 1000000000, budget_period = 'month',
+       token_limit = :openai_day_tokens + 1000000, token_period = 'day',
        rpm = 600, warn_at_pct = 80, enforcement_mode = 'enforce', timezone = 'America/Los_Angeles'
  WHERE id = 'd0d0d0d0-0000-4000-8000-0000000000a1';
 UPDATE aos_cus.cus_integrations
-   SET budget_microcents = 100000000, rpm = 3, enforcement_mode = 'warn'
+   SET budget_microcents = :anthropic_month_spent + 100000000, rpm = 3, enforcement_mode = 'warn',
+       timezone = 'America/Los_Angeles'
  WHERE id = 'd0d0d0d0-0000-4000-8000-0000000000a2';
-SELECT name, status, budget_microcents / 100000000.0 AS budget_usd, budget_period, token_limit, token_period,
+SELECT name, status, round(budget_microcents / 100000000.0, 2) AS budget_usd, budget_period, token_limit, token_period,
        rpm, enforcement_mode AS mode, timezone
-  FROM aos_cus.cus_integrations ORDER BY name;
+  FROM aos_cus.cus_integrations WHERE tenant_id = aos_cus.current_tenant() ORDER BY name;
 
 \echo '== openai-prod: reserve $6 for call demo-1, then ask for more while it is in flight'
 CREATE TEMP TABLE demo_checks (step int, integration text, estimate_usd numeric, call_id text, d aos_cus.decision);
@@ -65,7 +76,7 @@ SELECT i.name, round(l.budget_used_microcents / 100000000.0, 2) AS used_usd,
        round(l.budget_remaining_microcents / 100000000.0, 2) AS remaining_usd,
        l.budget_period_end AS budget_resets_at, l.tokens_used, l.token_limit, l.requests_this_minute, l.rpm
   FROM aos_cus.cus_integrations i, aos_cus.integration_limits(i.tenant_id, i.id) l
- WHERE i.status = 'enabled' ORDER BY i.name;
+ WHERE i.tenant_id = aos_cus.current_tenant() AND i.status = 'enabled' ORDER BY i.name;
 
 \echo '== the enforcement log keeps warned and blocked decisions'
 SELECT l.decision, l.reason, coalesce(i.name, 'unknown') AS integration, count(*)
