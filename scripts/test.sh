@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test layer; ends with one line "N passed, N failed".
-# Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, TAP.
+# Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, monitoring, TAP.
 set -uo pipefail
 export AOS_CUS_INSTANCE=test
 . "$(dirname "$0")/common.sh"
@@ -93,7 +93,17 @@ cat "$OUT/isolation.log"
 [ -f "$OUT/isolation/regression.diffs" ] && head -n 200 "$OUT/isolation/regression.diffs"
 regress_tally isolation "$OUT/isolation.log"
 
-# 5. TAP tests under test/t/ with PostgreSQL::Test::Cluster (their own clusters, as postgres).
+# 5. Monitoring: promtool on metrics() and the alert rules, the dashboard's names, a real exporter scrape.
+bash test/monitoring/monitoring.sh > "$OUT/monitoring.log" 2>&1
+cat "$OUT/monitoring.log"
+line=$(grep -E '^monitoring: [0-9]+ passed, [0-9]+ failed' "$OUT/monitoring.log" | tail -n 1)
+if [ -n "$line" ]; then
+	tally monitoring "$(echo "$line" | sed -E 's/monitoring: ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')"
+else
+	tally monitoring 0 1
+fi
+
+# 6. TAP tests under test/t/ with PostgreSQL::Test::Cluster (their own clusters, as postgres).
 as_pg mkdir -p "$OUT/tap"
 (cd "$OUT/tap" && as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" REPO="$REPO" \
 	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \

@@ -10,6 +10,7 @@
 #include "credentials.h"
 #include "health.h"
 #include "stats.h"
+#include "usage_stats.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -36,6 +37,7 @@ aos_cus_shmem_size(void)
 	Size		size = 0;
 
 	size = add_size(size, aos_cus_stats_shmem_size());
+	size = add_size(size, aos_cus_usage_stats_shmem_size());
 	size = add_size(size, aos_cus_enforce_shmem_size());
 	size = add_size(size, aos_cus_health_shmem_size());
 	return size;
@@ -50,6 +52,7 @@ aos_cus_shmem_request(void)
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(aos_cus_shmem_size());
+	aos_cus_usage_stats_shmem_request();
 	aos_cus_enforce_shmem_request();
 }
 
@@ -62,6 +65,7 @@ aos_cus_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aos_cus_stats_shmem_init();
+	aos_cus_usage_stats_shmem_init();
 	aos_cus_enforce_shmem_init();
 	aos_cus_health_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -96,6 +100,8 @@ _PG_init(void)
 		return;
 
 	aos_cus_tenancy_init();
+	aos_cus_metrics_init();
+	aos_cus_usage_stats_init();
 	aos_cus_enforce_init();
 	aos_cus_pricing_init();
 	aos_cus_credentials_init();

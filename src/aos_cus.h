@@ -28,4 +28,7 @@ extern void aos_cus_assert_tenant(const pg_uuid_t *tenant, const char *argname);
 /* Register the tenancy GUCs (aos_cus.tenant_id). */
 extern void aos_cus_tenancy_init(void);
 
+/* Register the metrics GUCs (aos_cus.metrics_max_integrations). */
+extern void aos_cus_metrics_init(void);
+
 #endif

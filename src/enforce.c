@@ -48,6 +48,8 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "enforce_math.h"
+#include "prom_text.h"
+#include "usage_stats.h"
 #include "uuid_text.h"
 
 #include "access/htup_details.h"
@@ -175,6 +177,12 @@ typedef struct EnfDelta
 	int64		cost;
 	int64		tokens;
 	char	   *call_id;		/* set when a reservation may be settled */
+	/* For the usage counters per provider and model (usage_stats.c). */
+	const char *provider;		/* provider label (static) */
+	char	   *model;
+	int64		requests;
+	int64		input_tokens;
+	int64		output_tokens;
 } EnfDelta;
 
 /* started_at is folded into 15-minute buckets: every time zone offset is a multiple of it. */
@@ -201,7 +209,11 @@ static int	usage_att_tenant,
 			usage_att_integration,
 			usage_att_call_id,
 			usage_att_started_at,
-			usage_att_cost;
+			usage_att_cost,
+			usage_att_provider,
+			usage_att_model,
+			usage_att_input,
+			usage_att_output;
 static const char *const usage_token_columns[] = {
 	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
 	"output_tokens", "input_audio_tokens", "output_audio_tokens"
@@ -348,7 +360,11 @@ enforce_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			for (int i = 0; i < ndeltas; i++)
+			{
 				apply_delta(&deltas[i]);
+				aos_cus_usage_stats_add(deltas[i].provider, deltas[i].model, deltas[i].requests,
+										deltas[i].cost, deltas[i].input_tokens, deltas[i].output_tokens);
+			}
 			if (limits_changed)
 				pg_atomic_fetch_add_u64(&enf->limits_version, 1);
 			/* FALLTHROUGH */
@@ -411,7 +427,8 @@ reservation_exists(const pg_uuid_t *tenant, const char *call_id)
 
 /* Queue one delta, folding it into the previous one when nothing distinguishes them. */
 static void
-add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const char *call_id)
+add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const char *call_id,
+		  const AosUsageDelta *usage)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	TimestampTz bucket = started_at - ((started_at % ENF_BUCKET_US) + ENF_BUCKET_US) % ENF_BUCKET_US;
@@ -421,10 +438,16 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 		bucket = started_at;
 	if (call_id == NULL && last != NULL && last->call_id == NULL && last->level == level &&
 		last->bucket == bucket && memcmp(&last->key, key, sizeof(EnfKey)) == 0 &&
+		strcmp(last->provider, usage->provider) == 0 && strcmp(last->model, usage->model) == 0 &&
 		!aos_add_overflows(last->cost, cost, &last->cost))
 	{
 		if (aos_add_overflows(last->tokens, tokens, &last->tokens))
 			last->tokens = PG_INT64_MAX;
+		last->requests += usage->requests;
+		if (aos_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
+			last->input_tokens = PG_INT64_MAX;
+		if (aos_add_overflows(last->output_tokens, usage->output_tokens, &last->output_tokens))
+			last->output_tokens = PG_INT64_MAX;
 		return;
 	}
 	if (ndeltas == maxdeltas)
@@ -440,6 +463,11 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	deltas[ndeltas].cost = cost;
 	deltas[ndeltas].tokens = tokens;
 	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
+	deltas[ndeltas].provider = aos_prom_provider_label(usage->provider);
+	deltas[ndeltas].model = MemoryContextStrdup(TopTransactionContext, usage->model);
+	deltas[ndeltas].requests = usage->requests;
+	deltas[ndeltas].input_tokens = usage->input_tokens;
+	deltas[ndeltas].output_tokens = usage->output_tokens;
 	ndeltas++;
 }
 
@@ -456,6 +484,10 @@ cache_usage_columns(Relation rel)
 	usage_att_call_id = SPI_fnumber(desc, "call_id");
 	usage_att_started_at = SPI_fnumber(desc, "started_at");
 	usage_att_cost = SPI_fnumber(desc, "cost_microcents");
+	usage_att_provider = SPI_fnumber(desc, "provider");
+	usage_att_model = SPI_fnumber(desc, "model");
+	usage_att_input = SPI_fnumber(desc, "input_tokens");
+	usage_att_output = SPI_fnumber(desc, "output_tokens");
 	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
 		usage_att_tokens[i] = SPI_fnumber(desc, usage_token_columns[i]);
 	usage_relid = RelationGetRelid(rel);
@@ -473,6 +505,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	char	   *call_id = NULL;
 	TimestampTz started_at;
 	LOCKTAG		tag;
+	AosUsageDelta usage;
 
 	key.dbid = MyDatabaseId;
 	key.tenant = *DatumGetUUIDP(heap_getattr(tuple, usage_att_tenant, desc, &isnull));
@@ -495,10 +528,18 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 		if (reservation_exists(&key.tenant, c))
 			call_id = c;
 	}
+	/* Provider, model and the input/output buckets feed the usage counters per model. */
+	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_provider, desc, &isnull)),
+						   usage.provider, sizeof(usage.provider));
+	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_model, desc, &isnull)),
+						   usage.model, sizeof(usage.model));
+	usage.requests = sign;
+	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_input, desc, &isnull));
+	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_output, desc, &isnull));
 	/* Held to the end of the transaction: a rebuild of this integration waits for our settlement. */
 	integration_locktag(&tag, &key);
 	(void) LockAcquire(&tag, ShareLock, false, false);
-	add_delta(&key, started_at, sign * cost, sign * tokens, call_id);
+	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
 }
 
 /* AFTER INSERT or UPDATE OF cost_microcents row trigger on cus_llm_usage: queue the settlement. */
@@ -1567,4 +1608,51 @@ aos_cus_enforce_init(void)
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	RegisterXactCallback(enforce_xact_callback, NULL);
 	RegisterSubXactCallback(enforce_subxact_callback, NULL);
+}
+
+/* Budget position of every cached integration of this database that has a budget (metrics.c). */
+int
+aos_cus_enforce_budget_snapshot(AosBudgetRow **rows)
+{
+	HASH_SEQ_STATUS seq;
+	EnfEntry   *e;
+	TimestampTz now = GetCurrentTimestamp();
+	int			n = 0;
+
+	aos_cus_require_preload("budget statistics");
+	LWLockAcquire(enf->lock, LW_SHARED);
+	*rows = palloc(Max(hash_get_num_entries(enf_hash), 1) * sizeof(AosBudgetRow));
+	hash_seq_init(&seq, enf_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		AosBudgetRow *row = &(*rows)[n];
+		bool		keep;
+
+		if (e->key.dbid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		keep = e->lim.found && e->lim.budget >= 0;
+		row->budget = e->lim.budget;
+		row->warn_pct = e->lim.warn_pct;
+		/* Spend of a period that has ended no longer counts; the entry reloads on its next use. */
+		row->used = (now < e->budget_end ? e->spent : 0) + e->reserved_cost;
+		SpinLockRelease(&e->mutex);
+		if (!keep)
+			continue;
+		row->tenant = e->key.tenant;
+		row->integration = e->key.integration;
+		n++;
+	}
+	LWLockRelease(enf->lock);
+	return n;
+}
+
+/* Zero the decision counters (aos_cus.stat_reset()). */
+void
+aos_cus_enforce_reset_decisions(void)
+{
+	aos_cus_require_preload("aos_cus.stat_reset()");
+	for (int d = 0; d < AOS_DECISION_COUNT; d++)
+		for (int r = 0; r < AOS_REASON_COUNT; r++)
+			pg_atomic_write_u64(&enf->decisions[d][r], 0);
 }

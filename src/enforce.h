@@ -4,6 +4,18 @@
 
 #include "postgres.h"
 
+#include "utils/uuid.h"
+
+/* One cached integration's budget position in its current period (metrics.c). */
+typedef struct AosBudgetRow
+{
+	pg_uuid_t	tenant;
+	pg_uuid_t	integration;
+	int64		used;			/* settled spend plus reservations, micro-cents */
+	int64		budget;			/* budget_microcents */
+	int			warn_pct;
+} AosBudgetRow;
+
 /* Bytes of shared memory the enforcement state needs (sized by aos_cus.max_integrations). */
 extern Size aos_cus_enforce_shmem_size(void);
 
@@ -15,5 +27,11 @@ extern void aos_cus_enforce_shmem_init(void);
 
 /* Register the enforcement GUCs and, when preloaded, the transaction callbacks. */
 extern void aos_cus_enforce_init(void);
+
+/* Copy the budget rows of this database's cached integrations into palloc'd memory; returns the count. */
+extern int	aos_cus_enforce_budget_snapshot(AosBudgetRow **rows);
+
+/* Zero the decision counters (aos_cus.stat_reset()). */
+extern void aos_cus_enforce_reset_decisions(void);
 
 #endif

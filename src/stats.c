@@ -5,7 +5,8 @@
  * pg_atomic_fetch_add_u64 and read with pg_atomic_read_u64; readers may see
  * one counter a moment ahead of another, never a torn value. The array is
  * created once in the postmaster under AddinShmemInitLock. Counters are not
- * durable: they restart from zero with the server, as Prometheus expects.
+ * durable: they restart from zero with the server (or aos_cus.stat_reset()),
+ * as Prometheus expects.
  */
 #include "aos_cus.h"
 #include "stats.h"
@@ -69,6 +70,31 @@ aos_cus_stat_add(AosCusStat which, uint64 n)
 {
 	if (stats != NULL)
 		pg_atomic_fetch_add_u64(&stats->counters[which], n);
+}
+
+/* Name of a counter. */
+const char *
+aos_cus_stat_name(AosCusStat which)
+{
+	return stat_names[which];
+}
+
+/* Current value of a counter. */
+uint64
+aos_cus_stat_get(AosCusStat which)
+{
+	aos_cus_require_preload("event counters");
+	return pg_atomic_read_u64(&stats->counters[which]);
+}
+
+/* Zero every counter; an add racing with the reset lands before or after it, never torn. */
+void
+aos_cus_stats_reset(void)
+{
+	aos_cus_require_preload("event counters");
+	for (int i = 0; i < AOS_STAT_COUNT; i++)
+		pg_atomic_write_u64(&stats->counters[i], 0);
+	stats->reset_at = GetCurrentTimestamp();
 }
 
 /* SQL stat_counters(): one row (name, value) per counter. */

@@ -30,4 +30,13 @@ extern void aos_cus_stats_shmem_init(void);
 /* Add n to a counter; a no-op when the library was not preloaded. */
 extern void aos_cus_stat_add(AosCusStat which, uint64 n);
 
+/* Name of a counter as stat_counters() shows it (metrics() appends _total). */
+extern const char *aos_cus_stat_name(AosCusStat which);
+
+/* Current value of a counter (requires preload). */
+extern uint64 aos_cus_stat_get(AosCusStat which);
+
+/* Zero every counter and record the time (aos_cus.stat_reset()). */
+extern void aos_cus_stats_reset(void);
+
 #endif
