@@ -28,7 +28,7 @@
  * indexed query over cus_usage_daily and the usage rows the rollup has not
  * folded yet (see the rollup contract in 10_tables.sql). The rebuild and the
  * commit-time settlement of usage are ordered by a heavyweight lock per
- * integration: the usage trigger holds it in ShareLock until its transaction
+ * integration (striped: see integration_locktag): the usage trigger holds it in ShareLock until its transaction
  * ends (after the commit callback has applied its deltas), the rebuild takes
  * ExclusiveLock around its snapshot, query and store. So every committed row
  * is counted exactly once, either by the query or by its own settlement.
@@ -82,7 +82,9 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
-/* Lock tag field 4 that marks our per-integration heavyweight locks in pg_locks (advisory). */
+/* Number of striped heavyweight locks that order settlement and rebuilds (see integration_locktag). */
+#define ENF_LOCK_STRIPES 32
+/* Lock tag field 4 that marks those locks in pg_locks (advisory). */
 #define ENF_LOCKTAG_CLASS 0xA05C
 #define ENF_CALL_ID_MAX 255
 
@@ -399,13 +401,19 @@ enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/* Heavyweight lock tag of one integration (a hash of its key; collisions only serialize). */
+/*
+ * Heavyweight lock tag of an integration: one of ENF_LOCK_STRIPES stripes by
+ * hash of its key, so a transaction writing usage of any number of
+ * integrations holds at most ENF_LOCK_STRIPES of these locks (a bulk COPY
+ * never exhausts max_locks_per_transaction); sharing a stripe only makes a
+ * rebuild wait for a few more writers.
+ */
 static void
 integration_locktag(LOCKTAG *tag, const EnfKey *key)
 {
 	uint64		h = hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0);
 
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, ENF_LOCKTAG_CLASS);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h % ENF_LOCK_STRIPES), 0, ENF_LOCKTAG_CLASS);
 }
 
 /* True when a live reservation exists for (tenant, call_id). */
