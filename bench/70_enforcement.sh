@@ -46,8 +46,8 @@ SQL
 compare "check() vs SELECT 1 (1 client)" "$dir/check.sql" "$dir/select1.sql" -c 1 -j 1
 compare "check() vs SELECT 1 (4 clients)" "$dir/check.sql" "$dir/select1.sql" -c 4 -j 2
 # Reservations live aos_cus.reservation_ttl; a short one keeps the bench's live set small.
-PGOPTIONS='-c synchronous_commit=off -c aos_cus.reservation_ttl=200ms' \
+PGOPTIONS='-c synchronous_commit=off -c aos_cus.reservation_ttl=50ms' \
 	compare "reserving check() vs PL/pgSQL FOR UPDATE peer (4 clients, sync_commit off)" "$dir/reserve.sql" "$dir/peer.sql" -c 4 -j 2
-PGOPTIONS='-c aos_cus.reservation_ttl=200ms' \
+PGOPTIONS='-c aos_cus.reservation_ttl=50ms' \
 	compare "reserving check() vs PL/pgSQL FOR UPDATE peer (4 clients, durable)" "$dir/reserve.sql" "$dir/peer.sql" -c 4 -j 2
 rm -rf "$dir"
