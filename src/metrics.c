@@ -189,6 +189,23 @@ run_saved(SPIPlanPtr *plan, const char *sql)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\"", sql);
 }
 
+/* One sample per row of the SPI result (label1 text, label2 text, value bigint). */
+static void
+emit_two_label_rows(StringInfo buf, const char *metric, const char *label1, const char *label2)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		appendStringInfo(buf, "%s{%s=\"%s\",%s=\"%s\"} " INT64_FORMAT "\n",
+						 metric, label1, SPI_getvalue(tup, desc, 1), label2, SPI_getvalue(tup, desc, 2),
+						 DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
+	}
+}
+
 /* Integrations per status and health state (aos_cus.stat_health; SPI connected). */
 static void
 emit_health(StringInfo buf)
@@ -196,16 +213,7 @@ emit_health(StringInfo buf)
 	run_saved(&health_plan, "SELECT status, health_state, integrations FROM aos_cus.stat_health");
 	family(buf, "aos_cus_integrations", "gauge",
 		   "Integrations that are not deleted, by status and health state.");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		appendStringInfo(buf, "aos_cus_integrations{status=\"%s\",health_state=\"%s\"} " INT64_FORMAT "\n",
-						 SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-						 DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
-	}
+	emit_two_label_rows(buf, "aos_cus_integrations", "status", "health_state");
 }
 
 /* Seconds since the last rollup and its time (aos_cus.stat_rollup; SPI connected). */
@@ -240,16 +248,7 @@ emit_decisions(StringInfo buf)
 {
 	run_saved(&decisions_plan, "SELECT decision, reason, count FROM aos_cus.stat_decisions()");
 	family(buf, "aos_cus_decisions_total", "counter", "Enforcement decisions of check() by decision and reason.");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		appendStringInfo(buf, "aos_cus_decisions_total{decision=\"%s\",reason=\"%s\"} " INT64_FORMAT "\n",
-						 SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
-						 DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
-	}
+	emit_two_label_rows(buf, "aos_cus_decisions_total", "decision", "reason");
 }
 
 /* Entries used and capacity per shared-memory table (aos_cus.stat_shmem; SPI connected). */
