@@ -1,6 +1,6 @@
 # aos_cus: PGXS build. `make && make install`, then see README.md.
 EXTENSION   = aos_cus
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = aos_cus
 
 # Every C file under src/ (fmgr glue, shared memory, workers) and src/core/ (pure logic).
@@ -8,10 +8,11 @@ CORE_SRCS   = $(sort $(wildcard src/core/*.c))
 GLUE_SRCS   = $(sort $(wildcard src/*.c))
 OBJS        = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 
-# The install script is built from the ordered parts in src/sql/; upgrade scripts ship as they are.
+# The current install script is built from the ordered parts in src/sql/; released install scripts
+# (frozen, never edited) and upgrade scripts ship as they are.
 SQL_PARTS   = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(wildcard src/sql/$(EXTENSION)--*--*.sql)
+DATA        = $(filter-out src/sql/$(EXTENSION)--$(EXTVERSION).sql,$(wildcard src/sql/$(EXTENSION)--*.sql))
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc -Isrc/core
