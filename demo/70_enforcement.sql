@@ -1,26 +1,30 @@
 -- Enforcement: limits, reservations, and allowed, warned and blocked checks with the reason why
 \pset footer off
 SET aos_cus.tenant_id = 'd0d0d0d0-0000-4000-8000-000000000001';
--- The ingest step already spent money this month: each budget below is "what is spent so far + headroom".
-SELECT coalesce(sum(cost_microcents) FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a1'), 0) AS openai_month_spent,
-       coalesce(sum(input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens + output_tokens
-                    + input_audio_tokens + output_audio_tokens)
-                FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a1'
-                          AND started_at >= date_trunc('day', now(), 'America/Los_Angeles')), 0) AS openai_day_tokens,
-       coalesce(sum(cost_microcents) FILTER (WHERE integration_id = 'd0d0d0d0-0000-4000-8000-0000000000a2'), 0) AS anthropic_month_spent
-  FROM aos_cus.cus_llm_usage
- WHERE tenant_id = aos_cus.current_tenant() AND started_at >= date_trunc('month', now(), 'America/Los_Angeles') \gset
+-- The ingest step already spent money this month: each budget below is "what is spent so far + headroom",
+-- computed in SQL over the same Los Angeles periods the product enforces (limit_period_bounds).
 -- openai-prod: $10 more this month in Los Angeles time, 1M more tokens today, 600 requests a minute, enforced.
 -- anthropic-prod: $1 more this month, 3 requests a minute, in warn mode (warm-up: would-be blocks are warnings).
-UPDATE aos_cus.cus_integrations
-   SET budget_microcents = :openai_month_spent + 1000000000, budget_period = 'month',
-       token_limit = :openai_day_tokens + 1000000, token_period = 'day',
-       rpm = 600, warn_at_pct = 80, enforcement_mode = 'enforce', timezone = 'America/Los_Angeles'
- WHERE id = 'd0d0d0d0-0000-4000-8000-0000000000a1';
-UPDATE aos_cus.cus_integrations
-   SET budget_microcents = :anthropic_month_spent + 100000000, rpm = 3, enforcement_mode = 'warn',
-       timezone = 'America/Los_Angeles'
- WHERE id = 'd0d0d0d0-0000-4000-8000-0000000000a2';
+WITH spent AS (
+    SELECT u.integration_id, coalesce(sum(u.cost_microcents), 0) AS month_spent,
+           coalesce(sum(u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.cache_write_1h_tokens
+                        + u.output_tokens + u.input_audio_tokens + u.output_audio_tokens)
+                    FILTER (WHERE u.started_at >= d.period_start), 0) AS day_tokens
+      FROM aos_cus.cus_llm_usage u,
+           aos_cus.limit_period_bounds('month', 'America/Los_Angeles') m,
+           aos_cus.limit_period_bounds('day', 'America/Los_Angeles') d
+     WHERE u.tenant_id = aos_cus.current_tenant() AND u.started_at >= m.period_start AND u.started_at < m.period_end
+     GROUP BY u.integration_id
+), wanted (id, budget_headroom, token_headroom, rpm, mode) AS (
+    VALUES ('d0d0d0d0-0000-4000-8000-0000000000a1'::uuid, 1000000000::bigint, 1000000::bigint, 600, 'enforce'),
+           ('d0d0d0d0-0000-4000-8000-0000000000a2'::uuid, 100000000::bigint, NULL::bigint, 3, 'warn')
+)
+UPDATE aos_cus.cus_integrations i
+   SET budget_microcents = coalesce(s.month_spent, 0) + w.budget_headroom, budget_period = 'month',
+       token_limit = coalesce(s.day_tokens, 0) + w.token_headroom, token_period = 'day',
+       rpm = w.rpm, warn_at_pct = 80, enforcement_mode = w.mode, timezone = 'America/Los_Angeles'
+  FROM wanted w LEFT JOIN spent s ON s.integration_id = w.id
+ WHERE i.id = w.id AND i.tenant_id = aos_cus.current_tenant();
 SELECT name, status, round(budget_microcents / 100000000.0, 2) AS budget_usd, budget_period, token_limit, token_period,
        rpm, enforcement_mode AS mode, timezone
   FROM aos_cus.cus_integrations WHERE tenant_id = aos_cus.current_tenant() ORDER BY name;

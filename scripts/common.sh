@@ -50,3 +50,25 @@ open_path_for_postgres() {
 pg_sql() {
 	"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
+
+# Time is an input: with AOS_CUS_AT set (scripts' --at '<ISO 8601 instant>'), the servers and their clients
+# run under libfaketime with a clock that starts at that instant when fake_clock_start is called and runs on.
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+
+# Export the fake clock (if AOS_CUS_AT is set) so every process started from now on sees AOS_CUS_AT as "now".
+# libfaketime attaches each process to the shared memory of the first faked process of its chain and that
+# memory goes when its creator exits: a process started later would silently see the real time. So a holder
+# process that lives until this script exits owns the shared memory every other process attaches to.
+fake_clock_start() {
+	[ -n "${AOS_CUS_AT:-}" ] || return 0
+	local target holder
+	target=$(date -u -d "$AOS_CUS_AT" +%s) || { echo "--at: '$AOS_CUS_AT' is not an ISO 8601 instant" >&2; return 1; }
+	[ -r "$FAKETIME_LIB" ] || { echo "--at needs libfaketime ($FAKETIME_LIB)" >&2; return 1; }
+	export AOS_CUS_AT FAKETIME="+$((target - $(date -u +%s)))s" FAKETIME_DONT_FAKE_MONOTONIC=1
+	LD_PRELOAD=$FAKETIME_LIB sleep infinity &
+	holder=$!
+	trap "kill $holder 2>/dev/null; rm -f /dev/shm/faketime_shm_$holder /dev/shm/sem.faketime_sem_$holder" EXIT
+	sleep 0.2
+	export LD_PRELOAD=$FAKETIME_LIB FAKETIME_SHARED="/faketime_sem_$holder /faketime_shm_$holder"
+	echo "fake clock: $(date -u +%Y-%m-%dT%H:%M:%SZ) (FAKETIME=$FAKETIME)"
+}

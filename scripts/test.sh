@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test layer; ends with one line "N passed, N failed".
 # Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, monitoring, TAP.
+# Usage: scripts/test.sh [--at '<ISO 8601 instant>'] [--layers unit,fuzz,regress,pgtap,isolation,monitoring,tap]
+#                        [--tap 'test/t/070_*.pl ...']
+#   --at      servers and clients run under a fake clock that starts at that instant (libfaketime)
+#   --layers  only these layers (default: all); --tap only these TAP test files (default: test/t/*.pl)
 set -uo pipefail
 export AOS_CUS_INSTANCE=test
 . "$(dirname "$0")/common.sh"
 cd "$REPO"
+
+LAYERS=unit,fuzz,regress,pgtap,isolation,monitoring,tap
+TAP_TESTS=
+args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--at) AOS_CUS_AT=${2:?--at needs an ISO 8601 instant}; shift 2 ;;
+	--layers) LAYERS=${2:?--layers needs a list}; shift 2 ;;
+	--tap) TAP_TESTS=${2:?--tap needs test files}; shift 2 ;;
+	*) echo "test.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+# True when the layer is selected.
+want() {
+	case ",$LAYERS," in *",$1,"*) return 0 ;; *) return 1 ;; esac
+}
 
 total_passed=0 total_failed=0
 # Add one layer's counts to the totals and print them.
@@ -18,6 +38,7 @@ bash scripts/deps.sh || exit 1
 bash scripts/build.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 # 1. C unit tests of src/core/.
+if want unit; then
 out=$(make -s unittest 2>&1); echo "$out"
 line=$(echo "$out" | grep -E '^unit: ' | tail -n 1)
 if [ -n "$line" ]; then
@@ -25,8 +46,10 @@ if [ -n "$line" ]; then
 else
 	tally unit 0 1
 fi
+fi
 
 # 1b. libFuzzer targets of src/core/ (test/fuzz/), FUZZ_SECONDS each.
+if want fuzz; then
 out=$(bash scripts/run_fuzz.sh 2>&1); echo "$out"
 line=$(echo "$out" | grep -E '^fuzz: [0-9]+ passed' | tail -n 1)
 if [ -n "$line" ]; then
@@ -34,7 +57,9 @@ if [ -n "$line" ]; then
 else
 	tally fuzz 0 1
 fi
+fi
 
+fake_clock_start || exit 1
 bash scripts/cluster.sh destroy
 bash scripts/cluster.sh start || { echo "0 passed, 1 failed"; exit 1; }
 open_path_for_postgres
@@ -57,17 +82,19 @@ regress_tally() {
 }
 
 # 2. pg_regress: sql/ + expected/.
+if want regress; then
 as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
 	--user=postgres --inputdir="$REPO" --outputdir="$OUT/regress" --dbname=aos_cus_regress \
 	$(ls sql/*.sql | sed -E 's|sql/(.*)\.sql|\1|') > "$OUT/regress.log" 2>&1
 cat "$OUT/regress.log"
 [ -f "$OUT/regress/regression.diffs" ] && head -n 200 "$OUT/regress/regression.diffs"
 regress_tally regress "$OUT/regress.log"
+fi
 
 # 3. pgTAP under test/pgtap/, against a fresh install and against the oldest version updated to the current one.
 oldest=$(ls src/sql/aos_cus--*--*.sql 2>/dev/null | sed -E 's|.*aos_cus--([^-]+)--.*|\1|' | sort -V | head -n 1)
 current=$(sed -nE "s/^default_version = '(.*)'/\1/p" aos_cus.control)
-for variant in fresh upgraded; do
+want pgtap && for variant in fresh upgraded; do
 	db=aos_cus_tap_$variant
 	pg_sql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 	pg_sql -d "$db" -c "CREATE EXTENSION pgtap"
@@ -85,6 +112,7 @@ for variant in fresh upgraded; do
 done
 
 # 4. Isolation specs under test/isolation/specs/, expected output in test/isolation/expected/.
+if want isolation; then
 as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
 	--user=postgres --inputdir="$REPO/test/isolation" --outputdir="$OUT/isolation" --dbname=aos_cus_isolation \
 	--load-extension=aos_cus \
@@ -92,8 +120,10 @@ as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --h
 cat "$OUT/isolation.log"
 [ -f "$OUT/isolation/regression.diffs" ] && head -n 200 "$OUT/isolation/regression.diffs"
 regress_tally isolation "$OUT/isolation.log"
+fi
 
 # 5. Monitoring: promtool on metrics() and the alert rules, the dashboard's names, a real exporter scrape.
+if want monitoring; then
 bash test/monitoring/monitoring.sh > "$OUT/monitoring.log" 2>&1
 cat "$OUT/monitoring.log"
 line=$(grep -E '^monitoring: [0-9]+ passed, [0-9]+ failed' "$OUT/monitoring.log" | tail -n 1)
@@ -102,17 +132,22 @@ if [ -n "$line" ]; then
 else
 	tally monitoring 0 1
 fi
+fi
 
-# 6. TAP tests under test/t/ with PostgreSQL::Test::Cluster (their own clusters, as postgres).
+# 6. TAP tests under test/t/ with PostgreSQL::Test::Cluster (their own clusters, as postgres; under --at each
+# node's clock starts at the instant, see test/t/AosCusTest.pm).
+if want tap; then
 as_pg mkdir -p "$OUT/tap"
 (cd "$OUT/tap" && as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" REPO="$REPO" \
 	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \
-	prove -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" "$REPO"/test/t/*.pl) > "$OUT/tap.log" 2>&1
+	prove -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" $(ls -d ${TAP_TESTS:-test/t/*.pl} | sed "s|^|$REPO/|")) \
+	> "$OUT/tap.log" 2>&1
 cat "$OUT/tap.log"
 n=$(grep -oE 'Tests=[0-9]+' "$OUT/tap.log" | grep -oE '[0-9]+' || echo 0)
 f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/tap.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
 grep -q 'Result: PASS' "$OUT/tap.log" || [ "$f" -gt 0 ] || f=1
 tally tap "$((n - f < 0 ? 0 : n - f))" "$f"
+fi
 
 [ "${AOS_CUS_KEEP:-}" = 1 ] || bash scripts/cluster.sh stop
 echo "$total_passed passed, $total_failed failed"

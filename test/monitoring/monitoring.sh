@@ -115,10 +115,14 @@ SELECT status FROM aos_cus.ingest_usage_batch('00000000-0000-0000-0000-000000000
        "model": "gpt-4o-mini", "input_tokens": 500, "output_tokens": 20, "started_at": "2026-01-01T00:00:00Z"},
       {"call_id": "ing-bad", "provider": "openai"}]');
 SQL
-workload_at=$(date +%s)
+# Times come from the server's clock (which may be faked), never the machine's.
+server_epoch() {
+	msql -c "SELECT extract(epoch FROM now())::bigint"
+}
+workload_at=$(server_epoch)
 # Upper bound of the rollup lag now: 300 s plus the time since the workload set it (and a few seconds of slack).
 lag_max() {
-	echo $((300 + $(date +%s) - workload_at + 3))
+	echo $((300 + $(server_epoch) - workload_at + 3))
 }
 
 # 1. metrics() is valid exposition text that promtool's linter accepts, as the monitoring role.

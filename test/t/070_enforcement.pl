@@ -141,11 +141,18 @@ sleep 2;
 my $before = $node->safe_psql('postgres', qq{SELECT spent_microcents FROM aos_cus.current_usage('$T', '$CRASH')});
 crash_and_restart($node);
 $load->finish;
+# Expected sums over the periods current_usage() reports (budget 'total', tokens 'month' in UTC):
+# rows spread over 3 days straddle a month boundary in the first days of a month.
 my ($spent, $tokens, $sum_cost, $sum_tokens, $rows) = split /\|/, $node->safe_psql('postgres', qq{
-SELECT u.spent_microcents, u.tokens_used, s.cost, s.tokens, s.n
-  FROM aos_cus.current_usage('$T', '$CRASH') u,
-       (SELECT sum(cost_microcents) AS cost, sum(input_tokens) AS tokens, count(*) AS n
-          FROM aos_cus.cus_llm_usage WHERE integration_id = '$CRASH') s});
+SELECT u.spent_microcents, u.tokens_used,
+       (SELECT sum(cost_microcents) FROM aos_cus.cus_llm_usage
+         WHERE integration_id = '$CRASH'
+           AND (u.budget_period_start IS NULL OR started_at >= u.budget_period_start AND started_at < u.budget_period_end)),
+       (SELECT coalesce(sum(input_tokens), 0) FROM aos_cus.cus_llm_usage
+         WHERE integration_id = '$CRASH'
+           AND (u.token_period_start IS NULL OR started_at >= u.token_period_start AND started_at < u.token_period_end)),
+       (SELECT count(*) FROM aos_cus.cus_llm_usage WHERE integration_id = '$CRASH')
+  FROM aos_cus.current_usage('$T', '$CRASH') u});
 note "crash: $rows durable rows, spent before the crash $before, rebuilt $spent";
 cmp_ok($rows, '>', 0, 'usage rows were committed before the crash');
 is($spent, $sum_cost, 'after the crash current_usage spend equals the durable sum');

@@ -20,6 +20,7 @@ sub aos_cus_node
 	printf $fh "1:%s\n", join('', map { sprintf('%02x', int(rand(256))) } 1 .. 32);
 	close $fh;
 	chmod 0600, $keyring;
+	fake_clock_restart();
 	my $extra = $opts{extra_conf} // '';
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'aos_cus'
@@ -29,6 +30,16 @@ $extra
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION aos_cus');
 	return $node;
+}
+
+# Under scripts/test.sh --at (AOS_CUS_AT set), restart the fake clock at the instant for this node's server and
+# every client this test starts after it, so each test's cluster crosses the same boundary.
+sub fake_clock_restart
+{
+	return unless $ENV{AOS_CUS_AT};
+	my ($target, $real) = split /\n/, `env -u LD_PRELOAD -u FAKETIME sh -c 'date -u -d "\$AOS_CUS_AT" +%s && date -u +%s'`;
+	die "AOS_CUS_AT '$ENV{AOS_CUS_AT}' is not an instant" if $? != 0;
+	$ENV{FAKETIME} = sprintf('+%ds', $target - $real);
 }
 
 # SIGKILL the postmaster, wait until it and its children are gone, and start again (crash recovery).
