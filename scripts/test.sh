@@ -103,6 +103,7 @@ want pgtap && for variant in fresh upgraded; do
 	else
 		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus"
 	fi
+	"$BINDIR/pg_dump" --binary-upgrade --schema-only -d "$db" > "$OUT/schema_$variant.dump"
 	pg_prove -h "$SOCK" -p "$PORT" -U postgres -d "$db" test/pgtap/*.sql > "$OUT/pgtap_$variant.log" 2>&1
 	cat "$OUT/pgtap_$variant.log"
 	n=$(grep -oE 'Tests=[0-9]+' "$OUT/pgtap_$variant.log" | grep -oE '[0-9]+' || echo 0)
@@ -110,6 +111,19 @@ want pgtap && for variant in fresh upgraded; do
 	grep -q 'Result: PASS' "$OUT/pgtap_$variant.log" || [ "$f" -gt 0 ] || f=1
 	tally "pgtap ($variant from ${oldest:-$current})" "$((n - f < 0 ? 0 : n - f))" "$f"
 done
+# 3b. The updated schema equals the fresh one: every object, definition, grant and comment of the extension
+# (pg_dump --binary-upgrade dumps extension members), normalized for OIDs and order.
+if want pgtap; then
+	for variant in fresh upgraded; do
+		python3 test/upgrade/normalize_dump.py "$OUT/schema_$variant.dump" > "$OUT/schema_$variant.norm"
+	done
+	if diff -u "$OUT/schema_fresh.norm" "$OUT/schema_upgraded.norm" > "$OUT/schema.diff"; then
+		tally "upgrade schema (${oldest:-$current} updated = fresh $current)" 1 0
+	else
+		head -n 100 "$OUT/schema.diff"
+		tally "upgrade schema (${oldest:-$current} updated = fresh $current)" 0 1
+	fi
+fi
 
 # 4. Isolation specs under test/isolation/specs/, expected output in test/isolation/expected/.
 if want isolation; then

@@ -2,7 +2,7 @@
 -- aos_cus_admin with no tenant set sees every tenant. Every tenant table gets the same two
 -- policies through enable_tenant_rls(), so later parts of this script call it for their tables.
 CREATE FUNCTION aos_cus.enable_tenant_rls(tbl regclass) RETURNS void
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
     EXECUTE pg_catalog.format(

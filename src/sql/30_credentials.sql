@@ -37,12 +37,12 @@ COMMENT ON FUNCTION aos_cus.credential_reference(uuid, uuid, text) IS
 
 CREATE FUNCTION aos_cus.resolve_credential(tenant_id uuid, integration_id uuid) RETURNS text
     AS 'MODULE_PATHNAME', 'aos_cus_resolve_credential_sql'
-    LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = '';
+    LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.resolve_credential(uuid, uuid) IS
     'plaintext credential of an integration: encrypted:// decrypted, vault:// from Supabase Vault, env:// from the server environment';
 
 CREATE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stored record;
     current_status text;
@@ -68,20 +68,20 @@ COMMENT ON FUNCTION aos_cus.rotate_credential(uuid, uuid, text) IS
 
 CREATE FUNCTION aos_cus.rotate_encryption_key() RETURNS bigint
     AS 'MODULE_PATHNAME', 'aos_cus_rotate_encryption_key'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.rotate_encryption_key() IS
     're-encrypt every encrypted:// credential under aos_cus.active_key_version in batches of 1000 (NOTICE per batch); returns how many';
 
 CREATE FUNCTION aos_cus.rotate_encryption_key_batch(batch_size integer) RETURNS bigint
     AS 'MODULE_PATHNAME', 'aos_cus_rotate_encryption_key_batch'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.rotate_encryption_key_batch(integer) IS
     're-encrypt at most batch_size credentials under the active key version; loop with COMMIT until it returns 0';
 
 CREATE FUNCTION aos_cus.keyring_status(OUT version bigint, OUT active boolean, OUT fingerprint text, OUT credentials bigint)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'aos_cus_keyring_status'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.keyring_status() IS
     'key versions: active or not, a fingerprint that reveals nothing of the key, credentials using it (NULL fingerprint: version missing from the keyring)';
 

@@ -29,7 +29,7 @@ COMMENT ON FUNCTION aos_cus.price_providers(text) IS 'price providers searched f
 -- Matching ignores case and surrounding blanks.
 CREATE FUNCTION aos_cus.resolve_model(provider text, model text)
     RETURNS TABLE (price_provider text, canonical_model text)
-    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
@@ -88,7 +88,7 @@ CREATE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint,
     effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
     max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
     source text DEFAULT 'manual') RETURNS bigint
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
     prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
@@ -177,7 +177,7 @@ CREATE FUNCTION aos_cus.model_info(provider text, model text)
                    cache_read_price bigint, cache_write_price bigint, cache_write_1h_price bigint,
                    reasoning_price bigint, input_audio_price bigint, output_audio_price bigint,
                    context_window integer, max_output_tokens integer, aliases text[], match_pattern text, source text)
-    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = ''
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT DISTINCT ON (pg_catalog.array_position(ARRAY['standard', 'priority', 'flex', 'batch'], p.service_tier::text),
                         p.min_prompt_tokens)

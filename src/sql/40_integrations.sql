@@ -48,7 +48,7 @@ COMMENT ON FUNCTION aos_cus.is_iana_timezone(text) IS 'true when name is exactly
 -- The lifecycle, in one place: created -> enabled <-> disabled, any non-deleted state -> deleted
 -- (terminal). Any assignment of status goes through here, API call or direct UPDATE alike.
 CREATE FUNCTION aos_cus.integration_lifecycle() RETURNS trigger
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
        AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
@@ -74,7 +74,7 @@ CREATE TRIGGER cus_integrations_lifecycle BEFORE UPDATE OF status ON aos_cus.cus
 -- restores the default (no limit, 'month', 80, 'enforce', 'UTC'), absent keys are kept. Every key
 -- is checked before anything is written, so a bad limit never half-applies.
 CREATE FUNCTION aos_cus.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v jsonb := limits -> key;
     n numeric;
@@ -98,7 +98,7 @@ $$;
 COMMENT ON FUNCTION aos_cus.limit_integer(jsonb, text, bigint, bigint) IS 'limits validation helper: an integer key within [low, high], NULL when absent or null';
 
 CREATE FUNCTION aos_cus.limit_choice(limits jsonb, key text, choices text[]) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v jsonb := limits -> key;
 BEGIN
@@ -114,7 +114,7 @@ $$;
 COMMENT ON FUNCTION aos_cus.limit_choice(jsonb, text, text[]) IS 'limits validation helper: a string key from a fixed list, NULL when absent or null';
 
 CREATE FUNCTION aos_cus.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     unknown text;
     periods constant text[] := ARRAY['day', 'week', 'month', 'total'];
@@ -176,7 +176,7 @@ COMMENT ON FUNCTION aos_cus.apply_limits(aos_cus.cus_integrations, jsonb) IS
 
 -- Checks of the other writable fields, shared by create and update.
 CREATE FUNCTION aos_cus.check_integration_name(name text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL THEN
         RAISE EXCEPTION 'name must not be null' USING ERRCODE = '22004';
@@ -191,7 +191,7 @@ $$;
 COMMENT ON FUNCTION aos_cus.check_integration_name(text) IS 'validation helper: an integration name';
 
 CREATE FUNCTION aos_cus.check_integration_fields(i aos_cus.cus_integrations) RETURNS aos_cus.cus_integrations
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM aos_cus.check_integration_name(i.name);
     IF i.base_url IS NOT NULL AND (pg_catalog.length(i.base_url) > 2048 OR i.base_url !~ '^https?://[^\s]+$') THEN
@@ -210,7 +210,7 @@ COMMENT ON FUNCTION aos_cus.check_integration_fields(aos_cus.cus_integrations) I
 
 -- A patch's text field: absent keeps the old value, JSON null clears it, anything but a string is refused.
 CREATE FUNCTION aos_cus.patch_text(patch jsonb, key text, old text) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT patch ? key THEN
         RETURN old;
@@ -225,7 +225,7 @@ COMMENT ON FUNCTION aos_cus.patch_text(jsonb, text, text) IS 'patch helper: a te
 
 -- 22023 listing the keys of a JSON object that are not among the allowed ones.
 CREATE FUNCTION aos_cus.check_keys(obj jsonb, argname text, allowed text[]) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS $$
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     unknown text;
 BEGIN
@@ -246,7 +246,7 @@ COMMENT ON FUNCTION aos_cus.check_keys(jsonb, text, text[]) IS 'validation helpe
 
 -- The caller's row of an integration, locked for update; 02000 when it does not exist (or RLS hides it).
 CREATE FUNCTION aos_cus.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
 BEGIN
@@ -266,7 +266,7 @@ COMMENT ON FUNCTION aos_cus.integration_for_update(uuid, uuid) IS 'API helper: l
 
 CREATE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
                                            options jsonb DEFAULT '{}') RETURNS uuid
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
     stored record;
@@ -327,7 +327,7 @@ COMMENT ON FUNCTION aos_cus.create_integration(uuid, text, text, text, jsonb) IS
     'create an integration (status created); credential: plaintext key (encrypted at once) or vault:// / env:// reference; options: id, base_url, config, limits';
 
 CREATE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
 BEGIN
@@ -346,7 +346,7 @@ COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (cre
 
 CREATE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
                                           page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
@@ -373,7 +373,7 @@ COMMENT ON FUNCTION aos_cus.list_integrations(uuid, text, uuid, integer) IS
     'a page of integrations ordered by id after after_id (keyset); status NULL lists every status but deleted; page_size 1..1000';
 
 CREATE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
 BEGIN
@@ -410,14 +410,14 @@ COMMENT ON FUNCTION aos_cus.update_integration(uuid, uuid, jsonb) IS
     'patch name, base_url, config and limits (JSON null clears base_url or restores a limit''s default); unknown keys refused';
 
 CREATE FUNCTION aos_cus.set_limits(tenant_id uuid, integration_id uuid, limits jsonb) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = '' AS $$
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT aos_cus.update_integration(tenant_id, integration_id, pg_catalog.jsonb_build_object('limits', limits))
 $$;
 COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (SPEC 7 keys; JSON null restores a default)';
 
 -- Lifecycle moves: the trigger decides what is legal.
 CREATE FUNCTION aos_cus.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
 BEGIN
@@ -431,15 +431,15 @@ $$;
 COMMENT ON FUNCTION aos_cus.set_integration_status(uuid, uuid, text) IS 'API helper: move an integration to a status (the lifecycle trigger judges)';
 
 CREATE FUNCTION aos_cus.enable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = '' AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'enabled') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'enabled') $$;
 COMMENT ON FUNCTION aos_cus.enable_integration(uuid, uuid) IS 'created or disabled -> enabled (55000 otherwise; enabling an enabled integration is a no-op)';
 
 CREATE FUNCTION aos_cus.disable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = '' AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'disabled') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'disabled') $$;
 COMMENT ON FUNCTION aos_cus.disable_integration(uuid, uuid) IS 'enabled -> disabled (55000 otherwise; disabling a disabled integration is a no-op)';
 
 CREATE FUNCTION aos_cus.delete_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = '' AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'deleted') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'deleted') $$;
 COMMENT ON FUNCTION aos_cus.delete_integration(uuid, uuid) IS 'soft delete: status deleted, deleted_at set, credential wiped; the name can be reused';
 
 -- Privileges (SPEC 9): management is aos_cus_admin's; reads belong to every role of the extension.

@@ -52,21 +52,21 @@ GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier,
 
 CREATE FUNCTION aos_cus.ingest_usage(tenant_id uuid, record jsonb) RETURNS aos_cus.ingest_result
     AS 'MODULE_PATHNAME', 'aos_cus_ingest_usage'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.ingest_usage(uuid, jsonb) IS
     'records one LLM call, idempotent by call_id: inserted, or duplicate with the original id and cost';
 
 CREATE FUNCTION aos_cus.ingest_usage_batch(tenant_id uuid, records jsonb)
     RETURNS TABLE (ord integer, call_id text, status text, usage_id bigint, cost_microcents bigint, error text)
     AS 'MODULE_PATHNAME', 'aos_cus_ingest_usage_batch'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
     'records up to 10000 LLM calls: one row per record, inserted, duplicate or rejected (kept in cus_ingest_rejects)';
 
 -- Internal: fold the usage rows a filter selects into cus_usage_daily, adding; returns rows folded.
 -- The filter is one of the fixed texts below, never user input; $1 and $2 are snapshots, $3 and $4 days.
 CREATE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
-    RETURNS bigint LANGUAGE plpgsql SET search_path = '' AS $$
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     folded bigint;
 BEGIN
@@ -120,7 +120,7 @@ REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, 
 -- as visible; a rollup must not, or rows it inserted itself (before or after the rollup, in the same
 -- transaction) would be taken as folded. So the own xid is added to the in-progress list.
 CREATE FUNCTION aos_cus.rollup_snapshot() RETURNS pg_snapshot
-    LANGUAGE plpgsql VOLATILE SET search_path = '' AS $$
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s pg_snapshot := pg_catalog.pg_current_snapshot();
     own xid8 := pg_catalog.pg_current_xact_id_if_assigned();
@@ -140,7 +140,7 @@ REVOKE ALL ON FUNCTION aos_cus.rollup_snapshot() FROM PUBLIC;
 -- Internal: the rollup state row, locked; after a restore into another cluster (or on first use) it first
 -- rebuilds every aggregate, since restored rows carry the transaction ids of the cluster they came from.
 CREATE FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     recorded_system bigint;
     this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
@@ -165,7 +165,7 @@ COMMENT ON FUNCTION aos_cus.lock_rollup_state() IS
 REVOKE ALL ON FUNCTION aos_cus.lock_rollup_state() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.rollup_usage() RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st record;
     s pg_snapshot;
@@ -190,7 +190,7 @@ COMMENT ON FUNCTION aos_cus.rollup_usage() IS
     'folds usage rows committed since the last rollup into cus_usage_daily; returns how many; safe to run concurrently';
 
 CREATE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st record;
 BEGIN
@@ -216,7 +216,7 @@ COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
     'recomputes cus_usage_daily exactly for the UTC days from_day..to_day; returns the usage rows counted';
 
 CREATE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
-    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st record;
     changed bigint;
@@ -263,7 +263,7 @@ COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
     'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
 
 CREATE FUNCTION aos_cus.schedule_rollup(schedule text DEFAULT '*/10 * * * *') RETURNS bigint
-    LANGUAGE plpgsql SET search_path = '' AS $$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job bigint;
 BEGIN
@@ -297,7 +297,7 @@ CREATE FUNCTION aos_cus.usage_summary(tenant_id uuid, integration_id uuid DEFAUL
                                       from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
                                       to_ts timestamptz DEFAULT pg_catalog.now())
     RETURNS SETOF aos_cus.usage_summary_row
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     whole_from timestamptz;
     whole_to timestamptz;
@@ -364,7 +364,7 @@ CREATE FUNCTION aos_cus.usage_history(tenant_id uuid, integration_id uuid DEFAUL
                                       to_ts timestamptz DEFAULT pg_catalog.now(),
                                       after_id bigint DEFAULT NULL, page_size integer DEFAULT 100)
     RETURNS SETOF aos_cus.cus_llm_usage
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL OR page_size IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts, to_ts and page_size must not be null';
@@ -394,7 +394,7 @@ CREATE FUNCTION aos_cus.daily_aggregates(tenant_id uuid, integration_id uuid DEF
                                          from_day date DEFAULT (pg_catalog.now() AT TIME ZONE 'UTC')::date - 30,
                                          to_day date DEFAULT (pg_catalog.now() AT TIME ZONE 'UTC')::date)
     RETURNS SETOF aos_cus.cus_usage_daily
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF tenant_id IS NULL OR from_day IS NULL OR to_day IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_day and to_day must not be null';

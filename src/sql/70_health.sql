@@ -50,7 +50,7 @@ GRANT SELECT ON aos_cus.cus_health_history TO aos_cus_app, aos_cus_reader, aos_c
 
 CREATE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
                                       error text DEFAULT NULL) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_status text;
 BEGIN
@@ -102,7 +102,7 @@ GRANT EXECUTE ON FUNCTION aos_cus.record_health(uuid, uuid, text, integer, text)
 
 CREATE FUNCTION aos_cus.health_summary(tenant_id uuid DEFAULT NULL)
     RETURNS TABLE (state text, integrations bigint)
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
     IF health_summary.tenant_id IS NOT NULL THEN
@@ -144,7 +144,7 @@ CREATE TYPE aos_cus.stale_integration AS (
 
 CREATE FUNCTION aos_cus.stale_integrations(older_than interval DEFAULT '1 hour', tenant_id uuid DEFAULT NULL)
     RETURNS SETOF aos_cus.stale_integration
-    LANGUAGE plpgsql STABLE SET search_path = '' AS $$
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF stale_integrations.older_than IS NULL THEN
         RAISE EXCEPTION 'older_than must not be null' USING ERRCODE = '22004';
@@ -181,14 +181,14 @@ GRANT EXECUTE ON FUNCTION aos_cus.stale_integrations(interval, uuid) TO aos_cus_
 CREATE FUNCTION aos_cus.test_credentials(tenant_id uuid, integration_id uuid,
                                          OUT state text, OUT latency_ms integer, OUT error text)
     AS 'MODULE_PATHNAME', 'aos_cus_test_credentials'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.test_credentials(uuid, uuid) IS
     'probe the provider now with the integration''s credential (bounded by aos_cus.health_timeout) and record the result';
 REVOKE ALL ON FUNCTION aos_cus.test_credentials(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.test_credentials(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_worker;
 
 CREATE FUNCTION aos_cus.request_health_check(tenant_id uuid, integration_id uuid) RETURNS boolean
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_status text;
     v_checked timestamptz;

@@ -91,7 +91,7 @@ COMMENT ON VIEW aos_cus.stat_rollup IS 'when rollup_usage() last completed and t
 
 CREATE FUNCTION aos_cus.metrics() RETURNS text
     AS 'MODULE_PATHNAME', 'aos_cus_metrics'
-    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = '';
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.metrics() IS
     'Prometheus text exposition (aos_cus_* metrics) from shared memory and the stat_* views; reads no usage rows';
 
