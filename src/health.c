@@ -257,8 +257,9 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	args[0] = UUIDPGetDatum(tenant);
 	args[1] = UUIDPGetDatum(integration);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT provider, base_url, config->>'api_version', config->>'health_path', status "
-							  "FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
+	if (SPI_execute_with_args("SELECT provider, base_url, config OPERATOR(pg_catalog.->>) 'api_version',"
+							  " config OPERATOR(pg_catalog.->>) 'health_path', status FROM aos_cus.cus_integrations"
+							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the integration");
 	if (SPI_processed == 0)
