@@ -685,7 +685,8 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
 		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
 		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
-		" SELECT coalesce(pg_catalog.sum(c), 0)::bigint, coalesce(pg_catalog.sum(t), 0)::bigint FROM ("
+		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
+		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
 		/* full UTC days inside the period, already folded by the rollup */
 		"  SELECT d.cost_microcents AS c, " USAGE_TOKEN_SUM("d") " AS t"
 		"    FROM aos_cus.cus_usage_daily d, p"

@@ -21,6 +21,7 @@
  * with their raw payload and reason.
  */
 #include "aos_cus.h"
+#include "cost.h"
 #include "spi_safe.h"
 #include "stats.h"
 #include "usage.h"
@@ -427,7 +428,7 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 			return get_object(v, "metadata", INGEST_MAX_METADATA, &rec->metadata, err);
 		default:
 			rec->has_tokens = true;
-			return get_count(v, aos_cus_token_columns[k - KEY_TOKENS], PG_INT64_MAX,
+			return get_count(v, aos_cus_token_columns[k - KEY_TOKENS], AOS_TOKEN_COUNT_MAX,
 							 &rec->tokens[k - KEY_TOKENS], err);
 	}
 }
