@@ -557,7 +557,8 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_settle_trigger()", "cus_llm_usage");
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("aos_cus_usage_settle_trigger must be an AFTER ROW trigger")));
@@ -578,10 +579,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("aos_cus_limits_changed_trigger must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.limits_changed_trigger()", "cus_integrations");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);

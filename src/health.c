@@ -173,10 +173,7 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("health_queue_wake() must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.health_queue_wake()", "cus_health_checks");
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(health_xact_callback, NULL);

@@ -483,10 +483,7 @@ aos_cus_prices_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("aos_cus.prices_changed() must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.prices_changed()", "cus_model_prices");
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

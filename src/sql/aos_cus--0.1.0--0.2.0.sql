@@ -178,3 +178,28 @@ BEGIN
      ORDER BY sum(p.cost_microcents) DESC, p.integration_id, p.provider, p.model;
 END
 $$;
+
+-- Triggers (issue 13, finding 10): every trigger function raises 39P01 unless attached to its own aos_cus table.
+CREATE OR REPLACE FUNCTION aos_cus.integration_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+        RAISE EXCEPTION 'aos_cus.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
+    IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
+       AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
+                                            ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN
+        RAISE EXCEPTION 'integration % cannot go from status % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = '55000',
+                  HINT = 'Allowed: created -> enabled, enabled -> disabled, disabled -> enabled, and created, enabled or disabled -> deleted.';
+    END IF;
+    IF NEW.status = 'deleted' AND OLD.status <> 'deleted' THEN
+        -- Soft delete wipes the credential.
+        NEW.deleted_at := pg_catalog.now();
+        NEW.credential_ref := NULL;
+        NEW.credential_hint := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
