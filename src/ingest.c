@@ -762,7 +762,15 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 /* Signature of the work guarded() runs inside a subtransaction. */
 typedef void (*GuardedFn) (void *arg);
 
-/* Run fn(arg) in a subtransaction; on error roll it back and describe the error in err. */
+/* A record's own data error (classes 22 and 23): a reject. Cancels, timeouts, lock and serialization failures are not. */
+static bool
+is_record_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
+/* Run fn(arg) in a subtransaction; on a record error roll it back and describe it in err, else re-throw. */
 static bool
 guarded(GuardedFn fn, void *arg, RecordError *err)
 {
@@ -789,6 +797,9 @@ guarded(GuardedFn fn, void *arg, RecordError *err)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
+		/* query cancel, statement and lock timeouts, deadlocks: the whole batch aborts, as users expect */
+		if (!is_record_error(edata->sqlerrcode))
+			ReThrowError(edata);
 		err->sqlstate = edata->sqlerrcode;
 		err->message = edata->message;
 		ok = false;
