@@ -99,7 +99,17 @@ want pgtap && for variant in fresh upgraded; do
 	pg_sql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 	pg_sql -d "$db" -c "CREATE EXTENSION pgtap"
 	if [ "$variant" = upgraded ]; then
-		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus VERSION '${oldest:-$current}'" -c "ALTER EXTENSION aos_cus UPDATE"
+		# The oldest release, filled through its own API, updated; test/upgrade/verify.sql checks the data
+		# (and removes it, so the suite below runs on the updated database as on a fresh one).
+		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus VERSION '${oldest:-$current}'"
+		pg_sql -d "$db" -f "test/upgrade/fill_${oldest:-$current}.sql" > /dev/null
+		pg_sql -d "$db" -c "ALTER EXTENSION aos_cus UPDATE"
+		pg_prove -h "$SOCK" -p "$PORT" -U postgres -d "$db" test/upgrade/verify.sql > "$OUT/upgrade_data.log" 2>&1
+		cat "$OUT/upgrade_data.log"
+		n=$(grep -oE 'Tests=[0-9]+' "$OUT/upgrade_data.log" | grep -oE '[0-9]+' || echo 0)
+		f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/upgrade_data.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+		grep -q 'Result: PASS' "$OUT/upgrade_data.log" || [ "$f" -gt 0 ] || f=1
+		tally "upgrade data (${oldest:-$current} filled, updated)" "$((n - f < 0 ? 0 : n - f))" "$f"
 	else
 		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus"
 	fi
