@@ -59,7 +59,9 @@ for my $c (1 .. 5)
 }
 
 # Let the load run, then kill the postmaster mid-flight.
-$node->poll_query_until('postgres', "SELECT count(*) > 3000 FROM aos_cus.cus_llm_usage")
+# (On a loaded machine the rollup client may start late: wait for its first rollup as well.)
+$node->poll_query_until('postgres', "SELECT count(*) > 3000 AND (SELECT last_rollup_at IS NOT NULL FROM aos_cus.cus_rollup_state)
+  FROM aos_cus.cus_llm_usage")
   or die "load did not start";
 crash_and_restart($node);
 $_->finish for @harnesses;
