@@ -774,23 +774,6 @@ aos_cus_resolve_credential_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(result);
 }
 
-/* 42501 unless the caller is an admin acting for no tenant (server-wide key operations). */
-static void
-require_server_admin(const char *fn)
-{
-	pg_uuid_t	session;
-
-	if (!aos_cus_caller_is_admin())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s requires aos_cus_admin", fn)));
-	if (aos_cus_session_tenant(&session))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s works on every tenant and cannot run while the session acts for one", fn),
-				 errhint("RESET aos_cus.tenant_id and clear request.jwt.claims first.")));
-}
-
 /* Where a rotation continues: after (tenant, id), or from the start. */
 typedef struct RotationCursor
 {
@@ -879,7 +862,7 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be between 1 and 100000")));
-	require_server_admin("rotate_encryption_key_batch()");
+	aos_cus_assert_platform("rotate_encryption_key_batch()");
 	require_keyring();
 	SPI_connect();
 	n = rotate_batch(batch_size, &cursor);
@@ -895,7 +878,7 @@ aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 				n;
 	RotationCursor cursor = {0};
 
-	require_server_admin("rotate_encryption_key()");
+	aos_cus_assert_platform("rotate_encryption_key()");
 	require_keyring();
 	SPI_connect();
 	while ((n = rotate_batch(1000, &cursor)) > 0)
@@ -916,7 +899,7 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint32_t	active;
 
-	require_server_admin("keyring_status()");
+	aos_cus_assert_platform("keyring_status()");
 	require_keyring();
 	active = active_version();
 	InitMaterializedSRF(fcinfo, 0);
