@@ -66,7 +66,10 @@ BEGIN
 END
 $roles$;
 GRANT aos_cus_admin TO aos_cus_operator;
-GRANT USAGE ON SCHEMA aos_cus TO aos_cus_operator;
+-- Grants already held by pg_monitor (and the tenant roles) are made again after the operator's, here and below,
+-- so every privilege list reads as on a fresh install.
+REVOKE USAGE ON SCHEMA aos_cus FROM pg_monitor;
+GRANT USAGE ON SCHEMA aos_cus TO aos_cus_operator, pg_monitor;
 DO $notice$
 DECLARE
     members text;
@@ -147,6 +150,8 @@ REVOKE INSERT, UPDATE, DELETE ON aos_cus.cus_model_prices, aos_cus.cus_rollup_st
 REVOKE USAGE, UPDATE ON SEQUENCE aos_cus.cus_model_prices_id_seq FROM aos_cus_admin;
 GRANT INSERT, UPDATE, DELETE ON aos_cus.cus_model_prices, aos_cus.cus_rollup_state TO aos_cus_operator;
 GRANT USAGE, UPDATE ON SEQUENCE aos_cus.cus_model_prices_id_seq TO aos_cus_operator;
+REVOKE SELECT ON aos_cus.cus_rollup_state FROM aos_cus_app, aos_cus_reader;
+GRANT SELECT ON aos_cus.cus_rollup_state TO aos_cus_app, aos_cus_reader;
 
 
 -- Tenant binding of direct-SQL logins: a session whose session_user is listed always acts for that
@@ -422,16 +427,17 @@ REVOKE EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, d
 GRANT EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, date),
     aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) TO aos_cus_operator;
 COMMENT ON FUNCTION aos_cus.stat_counters() IS 'event counters of every tenant since server start (needs shared_preload_libraries)';
-REVOKE EXECUTE ON FUNCTION aos_cus.stat_counters() FROM aos_cus_admin, aos_cus_reader;
-GRANT EXECUTE ON FUNCTION aos_cus.stat_counters() TO aos_cus_operator;
+REVOKE EXECUTE ON FUNCTION aos_cus.stat_counters() FROM aos_cus_admin, aos_cus_reader, pg_monitor;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_counters() TO aos_cus_operator, pg_monitor;
 REVOKE EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics(),
-    aos_cus.stat_reset() FROM aos_cus_admin;
+    aos_cus.stat_reset() FROM aos_cus_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics(),
     aos_cus.stat_reset() TO aos_cus_operator;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics() TO pg_monitor;
 REVOKE SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
-    aos_cus.stat_decisions, aos_cus.stat_budget FROM aos_cus_admin;
+    aos_cus.stat_decisions, aos_cus.stat_budget FROM aos_cus_admin, pg_monitor;
 GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
-    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_operator;
+    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_operator, pg_monitor;
 REVOKE EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryption_key_batch(integer),
     aos_cus.keyring_status() FROM aos_cus_admin;
 GRANT EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryption_key_batch(integer),
