@@ -16,9 +16,9 @@
  * internal query and log-only detail of any message raised while such a
  * statement runs, and replaces its server-only lines (log_statement,
  * log_min_duration_statement, debug_print_*, auto_explain). pg_stat_statements
- * keeps the text of utility statements verbatim, so a plaintext key is refused
- * inside one (DO, EXPLAIN, CALL, COPY, EXECUTE, CREATE TABLE AS, ...): a
- * ProcessUtility_hook counts how deep this backend is in utility statements.
+ * keeps the text of utility statements verbatim, so a plaintext key written in
+ * the text of one (DO, EXPLAIN, CALL, COPY, EXECUTE, CREATE TABLE AS, ...) is
+ * refused: a ProcessUtility_hook keeps the texts of the running ones.
  */
 #include "aos_cus.h"
 #include "credentials.h"
@@ -79,9 +79,16 @@ static char *env_credential_prefix = NULL;
 /* Statement start of the statement that last handed this backend a secret. */
 static TimestampTz secret_statement_start = 0;
 static emit_log_hook_type prev_emit_log_hook = NULL;
-/* Utility statements running in this backend, and the command of the outermost one. */
+/* Utility statements running in this backend, outermost first, with the text pg_stat_statements keeps of each. */
+#define UTILITY_STACK 32
+typedef struct UtilityText
+{
+	const char *text;			/* NUL-terminated */
+	size_t		len;
+	const char *command;
+} UtilityText;
+static UtilityText utility_stack[UTILITY_STACK];
 static int	utility_depth = 0;
-static const char *utility_command = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_encrypt_credential);
@@ -155,13 +162,19 @@ hide_secret_statements(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
-/* ProcessUtility_hook: count the utility statements this backend is inside. */
+/* ProcessUtility_hook: remember the text of each utility statement while it runs. */
 static void
-count_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, ProcessUtilityContext context,
+track_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, ProcessUtilityContext context,
 			  ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (utility_depth == 0)
-		utility_command = CreateCommandName(pstmt->utilityStmt);
+	if (utility_depth < UTILITY_STACK)
+	{
+		UtilityText *u = &utility_stack[utility_depth];
+
+		u->text = queryString != NULL ? queryString + Max(pstmt->stmt_location, 0) : "";
+		u->len = pstmt->stmt_len > 0 ? (size_t) pstmt->stmt_len : strlen(u->text);
+		u->command = CreateCommandName(pstmt->utilityStmt);
+	}
 	utility_depth++;
 	PG_TRY();
 	{
@@ -177,16 +190,26 @@ count_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, Pr
 	PG_END_TRY();
 }
 
-/* 0A000 inside a utility statement, whose text pg_stat_statements would keep verbatim, key included. */
+/*
+ * 0A000 when the key is written in the text of a running utility statement
+ * (DO, EXPLAIN, CALL, COPY, CREATE TABLE AS, ...): pg_stat_statements keeps
+ * that text verbatim. Keys from data or bind parameters are not in it.
+ */
 static void
-refuse_inside_utility(const char *argname)
+refuse_key_in_utility_text(const char *key, size_t keylen, const char *argname)
 {
-	if (utility_depth > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s must not be passed inside a utility statement (%s)", argname, utility_command),
-				 errdetail("pg_stat_statements and other tools keep the text of utility statements verbatim."),
-				 errhint("Pass the key in a plain SELECT, preferably as a bind parameter.")));
+	for (int i = 0; i < Min(utility_depth, UTILITY_STACK); i++)
+	{
+		const UtilityText *u = &utility_stack[i];
+
+		for (size_t at = 0; keylen > 0 && at + keylen <= u->len; at++)
+			if (memcmp(u->text + at, key, keylen) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("%s must not be written in the text of the %s statement", argname, u->command),
+						 errdetail("pg_stat_statements and other tools keep the text of utility statements verbatim."),
+						 errhint("Pass the key in a plain SELECT, preferably as a bind parameter.")));
+	}
 }
 
 /* Free (and so wipe) every cached tenant key. */
@@ -343,7 +366,7 @@ aos_cus_credentials_init(void)
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = hide_secret_statements;
 	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = count_utility;
+	ProcessUtility_hook = track_utility;
 	if (process_shared_preload_libraries_in_progress)
 		keyring_startup();
 }
@@ -531,11 +554,11 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 	return plain;
 }
 
-/* Refuse a plaintext credential inside a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
+/* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
 static void
 check_plaintext(const char *s, size_t len, const char *argname)
 {
-	refuse_inside_utility(argname);
+	refuse_key_in_utility_text(s, len, argname);
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

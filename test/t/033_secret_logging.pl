@@ -3,7 +3,7 @@
 # log_error_verbosity = verbose, debug_print_* on, auto_explain of nested statements with parameters), over the
 # simple protocol (psql) and the extended protocol with bind parameters (pgbench -M extended), succeeding and
 # failing; utility statements that pg_stat_statements keeps verbatim (DO, EXPLAIN ANALYZE, CREATE TABLE AS, COPY)
-# are refused when they hand aos_cus a key.
+# are refused when a key is written in their text.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -61,8 +61,9 @@ my @cases = (
 	[ 0, 'rotate_credential: other tenant', "SET aos_cus.tenant_id = '$v{o}';\nSELECT aos_cus.rotate_credential(:t, :a, :s)" ],
 	[ 0, 'encrypt_credential: error after it ran', "SELECT aos_cus.encrypt_credential(:t, :a, :s)::int" ],
 	[ 1, 'credential_reference', "SELECT * FROM aos_cus.credential_reference(:t, :a, :s)" ],
-	[ 0, 'EXPLAIN ANALYZE encrypt_credential', "EXPLAIN ANALYZE SELECT aos_cus.encrypt_credential(:t, :a, :s)" ],
-	[ 0, 'EXPLAIN ANALYZE create_integration', "EXPLAIN (ANALYZE, VERBOSE) SELECT aos_cus.create_integration(:t, 'sl-x-%P', 'openai', :k)" ],
+	# A utility statement may take a key as a bind parameter (its text has $n), not written in its text.
+	[ 'extended', 'EXPLAIN ANALYZE encrypt_credential', "EXPLAIN ANALYZE SELECT aos_cus.encrypt_credential(:t, :a, :s)" ],
+	[ 'extended', 'EXPLAIN ANALYZE create_integration', "EXPLAIN ANALYZE SELECT aos_cus.create_integration(:t, 'sl-x-%P', 'openai', :k)" ],
 );
 # Statements that cannot take bind parameters: literals over both protocols.
 my @literal = (
@@ -110,13 +111,14 @@ foreach my $c (@cases, @literal)
 				$node->connstr('postgres') ]);
 			$ok = $err !~ /aborted|ERROR/;
 		}
-		is($ok ? 1 : 0, $expect_ok, "$label ($proto protocol) " . ($expect_ok ? 'succeeds' : 'fails'));
+		my $want = $expect_ok eq 'extended' ? $proto eq 'extended' : $expect_ok;
+		is($ok ? 1 : 0, $want ? 1 : 0, "$label ($proto protocol) " . ($want ? 'succeeds' : 'fails'));
 		is($found->("$out\n$err"), "", "$label ($proto protocol): no secret in what the client got back") or diag("$out\n$err");
 		$clients .= "$out\n$err\n";
 	}
 }
-like($clients, qr/must not be passed inside a utility statement \(DO\)/, 'a key inside DO is refused with a reason');
-like($clients, qr/must not be passed inside a utility statement \(EXPLAIN\)/, 'a key inside EXPLAIN is refused with a reason');
+like($clients, qr/must not be written in the text of the DO statement/, 'a key written in a DO is refused with a reason');
+like($clients, qr/must not be written in the text of the EXPLAIN statement/, 'a key written in an EXPLAIN is refused with a reason');
 
 # Canaries: the same settings do log parameters, CONTEXT, plans and parse trees of other statements.
 open(my $fh, '>', $script) or die;
