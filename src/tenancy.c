@@ -48,6 +48,7 @@ static pg_uuid_t binding_tenant;
 PG_FUNCTION_INFO_V1(aos_cus_current_tenant);
 PG_FUNCTION_INFO_V1(aos_cus_assert_tenant_sql);
 PG_FUNCTION_INFO_V1(aos_cus_assert_platform_sql);
+PG_FUNCTION_INFO_V1(aos_cus_assert_no_tenant_sql);
 PG_FUNCTION_INFO_V1(aos_cus_platform_table_guard);
 PG_FUNCTION_INFO_V1(aos_cus_tenant_logins_changed);
 
@@ -326,6 +327,15 @@ aos_cus_assert_platform_sql(PG_FUNCTION_ARGS)
 	aos_cus_require_arg(fcinfo, 0, "what");
 	aos_cus_assert_platform(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
+}
+
+/* SQL assert_no_tenant(what text): true, or 42501 while the session acts for a tenant (views over every tenant). */
+Datum
+aos_cus_assert_no_tenant_sql(PG_FUNCTION_ARGS)
+{
+	aos_cus_require_arg(fcinfo, 0, "what");
+	aos_cus_assert_no_tenant(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_BOOL(true);
 }
 
 /* Statement trigger on global tables: no session acting for a tenant writes them (installs excepted). */

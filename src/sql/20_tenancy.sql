@@ -43,6 +43,14 @@ COMMENT ON FUNCTION aos_cus.assert_platform(text) IS
 REVOKE ALL ON FUNCTION aos_cus.assert_platform(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.assert_platform(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 
+CREATE FUNCTION aos_cus.assert_no_tenant(what text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_assert_no_tenant_sql'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.assert_no_tenant(text) IS
+    'true, or 42501 while the session acts for a tenant (guards views over every tenant)';
+REVOKE ALL ON FUNCTION aos_cus.assert_no_tenant(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.assert_no_tenant(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, pg_monitor;
+
 -- Global tables: no session acting for a tenant writes them, whatever its grants (the operator included).
 CREATE FUNCTION aos_cus.platform_table_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_platform_table_guard'

@@ -79,6 +79,7 @@ SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
               WHERE status <> 'deleted'
               GROUP BY status, health_state) AS c
          ON c.status = s.status AND c.health_state = h.health_state
+ WHERE aos_cus.assert_no_tenant('stat_health')
  ORDER BY s.so, h.ho;
 COMMENT ON VIEW aos_cus.stat_health IS 'integrations that are not deleted, by status and health state (every tenant)';
 

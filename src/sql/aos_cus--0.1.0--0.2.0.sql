@@ -444,3 +444,23 @@ GRANT EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryp
     aos_cus.keyring_status() TO aos_cus_operator;
 REVOKE EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() FROM aos_cus_admin, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_operator;
+CREATE FUNCTION aos_cus.assert_no_tenant(what text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_assert_no_tenant_sql'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.assert_no_tenant(text) IS
+    'true, or 42501 while the session acts for a tenant (guards views over every tenant)';
+REVOKE ALL ON FUNCTION aos_cus.assert_no_tenant(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.assert_no_tenant(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, pg_monitor;
+
+-- stat_health counts every tenant's integrations: refused while the session acts for a tenant.
+CREATE OR REPLACE VIEW aos_cus.stat_health AS
+SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
+  FROM unnest(ARRAY['created', 'enabled', 'disabled']) WITH ORDINALITY AS s(status, so)
+ CROSS JOIN unnest(ARRAY['unknown', 'healthy', 'degraded', 'failing']) WITH ORDINALITY AS h(health_state, ho)
+  LEFT JOIN (SELECT status, health_state, count(*) AS integrations
+               FROM aos_cus.cus_integrations
+              WHERE status <> 'deleted'
+              GROUP BY status, health_state) AS c
+         ON c.status = s.status AND c.health_state = h.health_state
+ WHERE aos_cus.assert_no_tenant('stat_health')
+ ORDER BY s.so, h.ho;

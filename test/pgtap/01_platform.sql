@@ -1,7 +1,7 @@
 -- Issue 13, findings 4 and 11: the platform operator apart from tenant admins, and tenant binding of logins.
 -- Each attack of the issue is replayed as written (tenant A's claims, a member of aos_cus_admin).
 BEGIN;
-SELECT plan(56);
+SELECT plan(57);
 
 CREATE ROLE p_admin IN ROLE aos_cus_admin;
 CREATE ROLE p_reader IN ROLE aos_cus_reader;
@@ -83,6 +83,8 @@ SELECT throws_ok($$SELECT aos_cus.reprice_usage('-infinity', 'infinity', false)$
 SELECT throws_ok($$SELECT * FROM aos_cus.stat_budget()$$, '42501', NULL, 'operator with claims: stat_budget refused');
 SELECT throws_ok($$SELECT aos_cus.stat_reset()$$, '42501', NULL, 'operator with claims: stat_reset refused');
 SELECT throws_ok($$SELECT aos_cus.metrics()$$, '42501', NULL, 'operator with claims: metrics refused');
+SELECT throws_ok($$SELECT * FROM aos_cus.stat_health$$, '42501', 'stat_health spans every tenant and cannot run while the session acts for one',
+    'operator with claims: stat_health refused');
 SELECT throws_ok($$SELECT * FROM aos_cus.keyring_status()$$, '42501', NULL, 'operator with claims: keyring_status refused');
 SELECT is((SELECT array_agg(DISTINCT tenant_id::text) FROM aos_cus.cus_integrations), '{aaaaaaaa-0000-4000-8000-000000000001}',
     'operator with claims sees its tenant only');
