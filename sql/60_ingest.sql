@@ -175,7 +175,10 @@ VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-0000000
 RESET ROLE;
 SELECT cost_microcents FROM aos_cus.cus_llm_usage WHERE call_id = 'app-cost';
 
--- Rollups: incremental, idempotent, equal to a full GROUP BY recompute, late rows included.
+-- Rollups: incremental, idempotent, equal to a full GROUP BY recompute, late rows included. They span every
+-- tenant: the operator (here the superuser) runs them acting for no tenant.
+SELECT aos_cus.rollup_usage();
+RESET aos_cus.tenant_id;
 CREATE VIEW pg_temp.recompute AS
 SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider::text, model,
        count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
@@ -212,6 +215,7 @@ SELECT pg_temp.mismatches() AS after_reprice;
 SELECT aos_cus.reprice_usage('2026-01-01', '2026-12-31') AS repriced_again;
 SELECT aos_cus.reprice_usage(NULL, now());
 SELECT aos_cus.rollup_usage() AS folded, pg_temp.mismatches();
+SET aos_cus.tenant_id = 'aaaaaaaa-0000-4000-8000-000000000001';
 
 -- Reads: summary (exact, including rows not rolled up yet), keyset history, daily aggregates.
 SELECT pg_temp.try(pg_temp.rec('{"call_id": "fresh", "started_at": "2026-03-01T12:00:00Z"}')) IS NOT NULL AS ingested;
@@ -234,7 +238,9 @@ SELECT * FROM aos_cus.daily_aggregates('aaaaaaaa-0000-4000-8000-000000000001', N
 SELECT * FROM aos_cus.usage_summary('bbbbbbbb-0000-4000-8000-000000000002');
 SELECT * FROM aos_cus.usage_summary(NULL);
 
--- Scheduling needs pg_cron in this database.
+-- Scheduling needs pg_cron in this database (and, like the counters, a session acting for no tenant).
+SELECT aos_cus.schedule_rollup();
+RESET aos_cus.tenant_id;
 SELECT aos_cus.schedule_rollup();
 SELECT aos_cus.schedule_rollup(NULL);
 -- Counters.

@@ -96,7 +96,7 @@ aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
-/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table>. */
+/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or any). */
 void
 aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table)
 {
@@ -109,10 +109,10 @@ aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const cha
 				 errmsg("%s must be called as a trigger", fname)));
 	rel = td->tg_relation;
 	if (RelationGetNamespace(rel) != get_namespace_oid("aos_cus", false) ||
-		strcmp(RelationGetRelationName(rel), table) != 0)
+		(table != NULL && strcmp(RelationGetRelationName(rel), table) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s may only be attached to aos_cus.%s, not to %s", fname, table,
+				 errmsg("%s may only be attached to aos_cus.%s, not to %s", fname, table ? table : "* (its own tables)",
 						quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												   RelationGetRelationName(rel)))));
 }

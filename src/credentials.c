@@ -10,10 +10,15 @@
  * AES-256-GCM (random 96-bit nonce, AAD = version, tenant id, integration id)
  * into encrypted://v1/<version>/<base64url>.
  *
- * Statements that hand a secret to this module may carry it in their text, so
- * an emit_log_hook hides the statement text (log_min_error_statement) of any
- * message raised while such a statement runs, and replaces log_statement and
- * log_min_duration_statement lines that would quote it or its parameters.
+ * Statements that hand a secret to this module may carry it in their text or
+ * bind parameters, so an emit_log_hook hides the statement text
+ * (log_min_error_statement), CONTEXT (bind parameters, PL/pgSQL statements),
+ * internal query and log-only detail of any message raised while such a
+ * statement runs, and replaces its server-only lines (log_statement,
+ * log_min_duration_statement, debug_print_*, auto_explain). pg_stat_statements
+ * keeps the text of utility statements verbatim, so a plaintext key written in
+ * the text of one (DO, EXPLAIN, CALL, COPY, EXECUTE, CREATE TABLE AS, ...) is
+ * refused: a ProcessUtility_hook keeps the texts of the running ones.
  */
 #include "aos_cus.h"
 #include "credentials.h"
@@ -34,6 +39,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
@@ -73,6 +79,17 @@ static char *env_credential_prefix = NULL;
 /* Statement start of the statement that last handed this backend a secret. */
 static TimestampTz secret_statement_start = 0;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+/* Utility statements running in this backend, outermost first, with the text pg_stat_statements keeps of each. */
+#define UTILITY_STACK 32
+typedef struct UtilityText
+{
+	const char *text;			/* NUL-terminated */
+	size_t		len;
+	const char *command;
+} UtilityText;
+static UtilityText utility_stack[UTILITY_STACK];
+static int	utility_depth = 0;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_encrypt_credential);
 PG_FUNCTION_INFO_V1(aos_cus_decrypt_credential);
@@ -108,22 +125,34 @@ calls_secret_function(const char *query)
 }
 
 /*
- * emit_log_hook: hide the statement text of messages raised by a statement
- * that handed this module a secret, that calls a secret-taking function (even
- * one that failed before it ran, such as on a malformed uuid literal), or
- * whose text holds something shaped like a provider key.
+ * emit_log_hook: for a statement that handed this module a secret, that calls
+ * a secret-taking function (even one that failed before it ran, such as on a
+ * malformed uuid literal), or whose text holds something shaped like a
+ * provider key, hide everything that may quote its text or parameters; and
+ * replace any server-only line that itself names such a function or holds
+ * such a key.
  */
 static void
 hide_secret_statements(ErrorData *edata)
 {
-	if (debug_query_string != NULL &&
-		(secret_statement_start == GetCurrentStatementStartTimestamp() ||
-		 calls_secret_function(debug_query_string) ||
-		 aos_contains_plaintext_key(debug_query_string, strlen(debug_query_string))))
+	/* A portal dropped at Sync logs (auto_explain) with no statement set: its message quotes the query. */
+	if ((debug_query_string != NULL &&
+		 (secret_statement_start == GetCurrentStatementStartTimestamp() ||
+		  calls_secret_function(debug_query_string) ||
+		  aos_contains_plaintext_key(debug_query_string, strlen(debug_query_string)))) ||
+		(edata->elevel <= LOG_SERVER_ONLY && edata->message != NULL &&
+		 (calls_secret_function(edata->message) ||
+		  aos_contains_plaintext_key(edata->message, strlen(edata->message)))))
 	{
 		edata->hide_stmt = true;
-		/* log_statement and log_min_duration_statement lines quote the statement and its parameters. */
-		if (edata->message != NULL && strstr(edata->message, debug_query_string) != NULL)
+		/* CONTEXT holds bind parameters (log_parameter_max_length_on_error) and PL/pgSQL statement texts. */
+		edata->hide_ctx = true;
+		edata->context = NULL;
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+		edata->detail_log = NULL;
+		/* Server-only lines quote the statement, its parameters or its plan (debug_print_*, auto_explain). */
+		if (edata->elevel <= LOG_SERVER_ONLY)
 		{
 			edata->message = pstrdup("statement hidden by aos_cus: it carries a credential");
 			edata->detail = NULL;
@@ -131,6 +160,56 @@ hide_secret_statements(ErrorData *edata)
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/* ProcessUtility_hook: remember the text of each utility statement while it runs. */
+static void
+track_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, ProcessUtilityContext context,
+			  ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (utility_depth < UTILITY_STACK)
+	{
+		UtilityText *u = &utility_stack[utility_depth];
+
+		u->text = queryString != NULL ? queryString + Max(pstmt->stmt_location, 0) : "";
+		u->len = pstmt->stmt_len > 0 ? (size_t) pstmt->stmt_len : strlen(u->text);
+		u->command = CreateCommandName(pstmt->utilityStmt);
+	}
+	utility_depth++;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		utility_depth--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * 0A000 when the key is written in the text of a running utility statement
+ * (DO, EXPLAIN, CALL, COPY, CREATE TABLE AS, ...): pg_stat_statements keeps
+ * that text verbatim. Keys from data or bind parameters are not in it.
+ */
+static void
+refuse_key_in_utility_text(const char *key, size_t keylen, const char *argname)
+{
+	for (int i = 0; i < Min(utility_depth, UTILITY_STACK); i++)
+	{
+		const UtilityText *u = &utility_stack[i];
+
+		for (size_t at = 0; keylen > 0 && at + keylen <= u->len; at++)
+			if (memcmp(u->text + at, key, keylen) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("%s must not be written in the text of the %s statement", argname, u->command),
+						 errdetail("pg_stat_statements and other tools keep the text of utility statements verbatim."),
+						 errhint("Pass the key in a plain SELECT, preferably as a bind parameter.")));
+	}
 }
 
 /* Free (and so wipe) every cached tenant key. */
@@ -286,6 +365,8 @@ aos_cus_credentials_init(void)
 							   NULL, NULL, NULL);
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = hide_secret_statements;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = track_utility;
 	if (process_shared_preload_libraries_in_progress)
 		keyring_startup();
 }
@@ -473,10 +554,11 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 	return plain;
 }
 
-/* Refuse an empty, oversized, padded or reference-shaped plaintext credential (22023). */
+/* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
 static void
 check_plaintext(const char *s, size_t len, const char *argname)
 {
+	refuse_key_in_utility_text(s, len, argname);
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -775,23 +857,6 @@ aos_cus_resolve_credential_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(result);
 }
 
-/* 42501 unless the caller is an admin acting for no tenant (server-wide key operations). */
-static void
-require_server_admin(const char *fn)
-{
-	pg_uuid_t	session;
-
-	if (!aos_cus_caller_is_admin())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s requires aos_cus_admin", fn)));
-	if (aos_cus_session_tenant(&session))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s works on every tenant and cannot run while the session acts for one", fn),
-				 errhint("RESET aos_cus.tenant_id and clear request.jwt.claims first.")));
-}
-
 /* Where a rotation continues: after (tenant, id), or from the start. */
 typedef struct RotationCursor
 {
@@ -881,7 +946,7 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be between 1 and 100000")));
-	require_server_admin("rotate_encryption_key_batch()");
+	aos_cus_assert_platform("rotate_encryption_key_batch()");
 	require_keyring();
 	SPI_connect();
 	n = rotate_batch(batch_size, &cursor);
@@ -897,7 +962,7 @@ aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 				n;
 	RotationCursor cursor = {0};
 
-	require_server_admin("rotate_encryption_key()");
+	aos_cus_assert_platform("rotate_encryption_key()");
 	require_keyring();
 	SPI_connect();
 	while ((n = rotate_batch(1000, &cursor)) > 0)
@@ -918,7 +983,7 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint32_t	active;
 
-	require_server_admin("keyring_status()");
+	aos_cus_assert_platform("keyring_status()");
 	require_keyring();
 	active = active_version();
 	InitMaterializedSRF(fcinfo, 0);

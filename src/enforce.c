@@ -1509,6 +1509,7 @@ aos_cus_stat_decisions(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	aos_cus_require_preload("aos_cus.stat_decisions()");
+	aos_cus_assert_no_tenant("aos_cus.stat_decisions()");
 	InitMaterializedSRF(fcinfo, 0);
 	for (int d = 0; d < AOS_DECISION_COUNT; d++)
 		for (int r = 0; r < AOS_REASON_COUNT; r++)
@@ -1535,6 +1536,7 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 	};
 
 	aos_cus_require_preload("aos_cus.stat_enforcement()");
+	aos_cus_assert_no_tenant("aos_cus.stat_enforcement()");
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(enf->lock, LW_SHARED);
 	stat[0] = hash_get_num_entries(enf_hash);

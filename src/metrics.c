@@ -334,6 +334,7 @@ aos_cus_metrics(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	aos_cus_require_preload("aos_cus.metrics()");
+	aos_cus_assert_no_tenant("aos_cus.metrics()");
 	initStringInfo(&buf);
 	emit_event_counters(&buf);
 	emit_usage(&buf);
@@ -358,6 +359,7 @@ aos_cus_stat_usage(PG_FUNCTION_ARGS)
 	int			n;
 
 	aos_cus_require_preload("aos_cus.stat_usage");
+	aos_cus_assert_no_tenant("aos_cus.stat_usage()");
 	InitMaterializedSRF(fcinfo, 0);
 	n = aos_cus_usage_stats_snapshot(&rows);
 	for (int i = 0; i < n; i++)
@@ -387,6 +389,7 @@ aos_cus_stat_shmem(PG_FUNCTION_ARGS)
 				capacity;
 
 	aos_cus_require_preload("aos_cus.stat_shmem");
+	aos_cus_assert_no_tenant("aos_cus.stat_shmem()");
 	InitMaterializedSRF(fcinfo, 0);
 	aos_cus_usage_stats_fill(&used, &capacity);
 	values[0] = CStringGetTextDatum("usage_stats");
@@ -404,6 +407,7 @@ aos_cus_stat_budget(PG_FUNCTION_ARGS)
 	BudgetReport report;
 
 	aos_cus_require_preload("aos_cus.stat_budget");
+	aos_cus_assert_no_tenant("aos_cus.stat_budget()");
 	InitMaterializedSRF(fcinfo, 0);
 	budget_report(&report);
 	for (size_t i = 0; i < report.tracked; i++)
@@ -429,6 +433,7 @@ Datum
 aos_cus_stat_reset(PG_FUNCTION_ARGS)
 {
 	aos_cus_require_preload("aos_cus.stat_reset()");
+	aos_cus_assert_no_tenant("aos_cus.stat_reset()");
 	aos_cus_stats_reset();
 	aos_cus_usage_stats_reset();
 	aos_cus_enforce_reset_decisions();

@@ -104,6 +104,7 @@ aos_cus_stat_counters(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	aos_cus_require_preload("aos_cus.stat_counters()");
+	aos_cus_assert_no_tenant("aos_cus.stat_counters()");
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < AOS_STAT_COUNT; i++)
 	{

@@ -41,7 +41,7 @@ usage(FILE *stream)
 			"  --summary            print integrations per health state in SCOPE, probe nothing\n"
 			"Scope (one of):\n"
 			"  --tenant ID          one tenant (alone, it means --all for that tenant)\n"
-			"  --all-tenants        every tenant (needs aos_cus_admin)\n"
+			"  --all-tenants        every tenant (needs aos_cus_operator)\n"
 			"Connection:\n"
 			"  -d, --dbname=CONNINFO  database name or libpq connection string (default: PG* environment)\n"
 			"  -h, --help             show this help\n\n"

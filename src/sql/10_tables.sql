@@ -4,13 +4,13 @@ CREATE FUNCTION aos_cus.current_tenant() RETURNS uuid
     AS 'MODULE_PATHNAME', 'aos_cus_current_tenant'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.current_tenant() IS
-    'tenant the session acts for: request.jwt.claims ->> ''tenant_id'', else aos_cus.tenant_id, else NULL';
+    'tenant the session acts for: its login''s binding, else request.jwt.claims ->> ''tenant_id'', else aos_cus.tenant_id, else NULL';
 
 CREATE FUNCTION aos_cus.assert_tenant(tenant_id uuid) RETURNS void
     AS 'MODULE_PATHNAME', 'aos_cus_assert_tenant_sql'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.assert_tenant(uuid) IS
-    'raises 42501 unless the session acts for tenant_id (or has no tenant and is aos_cus_admin)';
+    'raises 42501 unless the session acts for tenant_id (or has no tenant and is aos_cus_operator)';
 
 -- Enumerations shared by several tables, as domains so every CHECK is written once.
 CREATE DOMAIN aos_cus.provider AS text

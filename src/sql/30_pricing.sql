@@ -99,6 +99,7 @@ DECLARE
     latest aos_cus.cus_model_prices;
     new_id bigint;
 BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
     IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
        OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
        OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
@@ -168,7 +169,7 @@ $$;
 COMMENT ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) IS
     'adds a price version (micro-cents per 1M tokens) effective from effective_from; returns its id';
 REVOKE ALL ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) TO aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) TO aos_cus_operator;
 
 -- The model a name resolves to, with every price row in force now (one per tier and threshold).
 CREATE FUNCTION aos_cus.model_info(provider text, model text)

@@ -184,6 +184,7 @@ DECLARE
     s pg_snapshot;
     folded bigint;
 BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
     st := aos_cus.lock_rollup_state();
     IF st.rebuilt IS NOT NULL THEN
         folded := st.rebuilt;
@@ -207,6 +208,7 @@ CREATE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
 DECLARE
     st record;
 BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
     IF from_day IS NULL OR to_day IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
     END IF;
@@ -234,6 +236,7 @@ DECLARE
     st record;
     changed bigint;
 BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
     IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
     END IF;
@@ -280,6 +283,7 @@ CREATE FUNCTION aos_cus.schedule_rollup(schedule text DEFAULT '*/10 * * * *') RE
 DECLARE
     job bigint;
 BEGIN
+    PERFORM aos_cus.assert_platform('schedule_rollup()');
     IF schedule IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'schedule must not be null';
     END IF;
@@ -436,8 +440,9 @@ REVOKE ALL ON FUNCTION aos_cus.ingest_usage(uuid, jsonb), aos_cus.ingest_usage_b
     aos_cus.daily_aggregates(uuid, uuid, date, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.ingest_usage(uuid, jsonb), aos_cus.ingest_usage_batch(uuid, jsonb)
     TO aos_cus_admin, aos_cus_app;
+-- Rollups and repricing span every tenant: the operator's alone (a tenant admin cannot reprice even its own rows).
 GRANT EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, date),
-    aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) TO aos_cus_admin;
+    aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) TO aos_cus_operator;
 GRANT EXECUTE ON FUNCTION aos_cus.usage_summary(uuid, uuid, timestamptz, timestamptz),
     aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer),
     aos_cus.daily_aggregates(uuid, uuid, date, date) TO aos_cus_admin, aos_cus_app, aos_cus_reader;

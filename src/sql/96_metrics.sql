@@ -1,6 +1,6 @@
 -- Observability (metrics.c, usage_stats.c): metrics() in Prometheus text format and the stat_* views.
 -- They read shared memory and small catalog tables, never cus_llm_usage. They report every tenant,
--- so they are for aos_cus_admin and monitoring roles (pg_monitor), not for tenant-scoped roles.
+-- so they are for aos_cus_operator and monitoring roles (pg_monitor), never for a session acting for a tenant.
 
 CREATE FUNCTION aos_cus.stat_usage(OUT provider text, OUT model text, OUT requests bigint,
                                    OUT cost_microcents bigint, OUT input_tokens bigint, OUT output_tokens bigint)
@@ -79,6 +79,7 @@ SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
               WHERE status <> 'deleted'
               GROUP BY status, health_state) AS c
          ON c.status = s.status AND c.health_state = h.health_state
+ WHERE aos_cus.assert_no_tenant('stat_health')
  ORDER BY s.so, h.ho;
 COMMENT ON VIEW aos_cus.stat_health IS 'integrations that are not deleted, by status and health state (every tenant)';
 
@@ -98,12 +99,12 @@ COMMENT ON FUNCTION aos_cus.metrics() IS
 REVOKE ALL ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.stat_reset(),
     aos_cus.metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics()
-    TO aos_cus_admin, pg_monitor;
-GRANT EXECUTE ON FUNCTION aos_cus.stat_reset() TO aos_cus_admin;
+    TO aos_cus_operator, pg_monitor;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_reset() TO aos_cus_operator;
 -- A view's functions run with the privileges of the view's reader: pg_monitor needs stat_counters() too.
 GRANT EXECUTE ON FUNCTION aos_cus.stat_counters(), aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO pg_monitor;
 REVOKE ALL ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
     aos_cus.stat_decisions, aos_cus.stat_budget FROM PUBLIC;
 GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
-    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_admin, pg_monitor;
+    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_operator, pg_monitor;
 GRANT USAGE ON SCHEMA aos_cus TO pg_monitor;

@@ -203,3 +203,419 @@ BEGIN
     RETURN NEW;
 END
 $$;
+
+-- Security (issue 13, findings 4 and 11): the platform operator apart from tenant admins, and tenant binding
+-- of direct-SQL logins. What changes for an existing install: aos_cus_admin still manages its tenant's
+-- integrations, credentials and usage, but acting for no tenant (every tenant's rows), prices (set_price and
+-- writes to cus_model_prices), rollup_usage / rebuild_daily / reprice_usage / schedule_rollup and
+-- cus_rollup_state, cross-tenant statistics (stat_*, metrics(), stat_reset) and key rotation (rotate_encryption_key*,
+-- keyring_status) now need the new role aos_cus_operator (itself a member of aos_cus_admin), and never run while
+-- the session acts for a tenant. Roles that did those things as members of aos_cus_admin (platform logins, the
+-- owner of the pg_cron job aos_cus_rollup) need GRANT aos_cus_operator TO <role>: the NOTICE below lists the
+-- members of aos_cus_admin to review. Nothing is granted automatically, so no tenant role gains the platform.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'aos_cus_operator') THEN
+        CREATE ROLE aos_cus_operator NOLOGIN;
+    END IF;
+END
+$roles$;
+GRANT aos_cus_admin TO aos_cus_operator;
+-- Grants already held by pg_monitor (and the tenant roles) are made again after the operator's, here and below,
+-- so every privilege list reads as on a fresh install.
+REVOKE USAGE ON SCHEMA aos_cus FROM pg_monitor;
+GRANT USAGE ON SCHEMA aos_cus TO aos_cus_operator, pg_monitor;
+DO $notice$
+DECLARE
+    members text;
+BEGIN
+    SELECT pg_catalog.string_agg(m.rolname, ', ' ORDER BY m.rolname) INTO members
+      FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles m ON m.oid = a.member
+     WHERE a.roleid = 'aos_cus_admin'::regrole AND m.rolname <> 'aos_cus_operator';
+    IF members IS NOT NULL THEN
+        RAISE NOTICE 'aos_cus 0.2.0: members of aos_cus_admin no longer act for every tenant nor run platform operations: %', members
+            USING HINT = 'GRANT aos_cus_operator TO the roles among them that are the platform''s own (not a tenant''s).';
+    END IF;
+END
+$notice$;
+
+CREATE OR REPLACE FUNCTION aos_cus.enable_tenant_rls(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY tenant_isolation ON %s USING (tenant_id = aos_cus.current_tenant()) '
+        'WITH CHECK (tenant_id = aos_cus.current_tenant())', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY operator_all ON %s TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL) '
+        'WITH CHECK (aos_cus.current_tenant() IS NULL)', tbl);
+END
+$$;
+
+DROP POLICY admin_all ON aos_cus.cus_integrations;
+CREATE POLICY operator_all ON aos_cus.cus_integrations TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_llm_usage;
+CREATE POLICY operator_all ON aos_cus.cus_llm_usage TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_usage_daily;
+CREATE POLICY operator_all ON aos_cus.cus_usage_daily TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_ingest_rejects;
+CREATE POLICY operator_all ON aos_cus.cus_ingest_rejects TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_enforcement_log;
+CREATE POLICY operator_all ON aos_cus.cus_enforcement_log TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_health_checks;
+CREATE POLICY operator_all ON aos_cus.cus_health_checks TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+DROP POLICY admin_all ON aos_cus.cus_health_history;
+CREATE POLICY operator_all ON aos_cus.cus_health_history TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL)
+    WITH CHECK (aos_cus.current_tenant() IS NULL);
+
+COMMENT ON FUNCTION aos_cus.current_tenant() IS
+    'tenant the session acts for: its login''s binding, else request.jwt.claims ->> ''tenant_id'', else aos_cus.tenant_id, else NULL';
+COMMENT ON FUNCTION aos_cus.assert_tenant(uuid) IS
+    'raises 42501 unless the session acts for tenant_id (or has no tenant and is aos_cus_operator)';
+
+CREATE FUNCTION aos_cus.assert_platform(what text) RETURNS void
+    AS 'MODULE_PATHNAME', 'aos_cus_assert_platform_sql'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.assert_platform(text) IS
+    'raises 42501 unless the caller is aos_cus_operator (or superuser) and the session acts for no tenant';
+REVOKE ALL ON FUNCTION aos_cus.assert_platform(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.assert_platform(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+
+-- Global tables: no session acting for a tenant writes them, whatever its grants (the operator included).
+CREATE FUNCTION aos_cus.platform_table_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_platform_table_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.platform_table_guard() IS
+    'trigger: 42501 when a session acting for a tenant writes a table shared by every tenant';
+REVOKE ALL ON FUNCTION aos_cus.platform_table_guard() FROM PUBLIC;
+CREATE TRIGGER cus_model_prices_platform_guard
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_model_prices
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+CREATE TRIGGER cus_rollup_state_platform_guard
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_rollup_state
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+-- Prices and rollup bookkeeping are the operator's; tenant roles read them.
+REVOKE INSERT, UPDATE, DELETE ON aos_cus.cus_model_prices, aos_cus.cus_rollup_state FROM aos_cus_admin;
+REVOKE USAGE, UPDATE ON SEQUENCE aos_cus.cus_model_prices_id_seq FROM aos_cus_admin;
+GRANT INSERT, UPDATE, DELETE ON aos_cus.cus_model_prices, aos_cus.cus_rollup_state TO aos_cus_operator;
+GRANT USAGE, UPDATE ON SEQUENCE aos_cus.cus_model_prices_id_seq TO aos_cus_operator;
+REVOKE SELECT ON aos_cus.cus_rollup_state FROM aos_cus_app, aos_cus_reader;
+GRANT SELECT ON aos_cus.cus_rollup_state TO aos_cus_app, aos_cus_reader;
+
+
+-- Tenant binding of direct-SQL logins: a session whose session_user is listed always acts for that
+-- tenant; a claim or aos_cus.tenant_id naming another raises 42501 (tenancy.c reads this table).
+CREATE TABLE aos_cus.cus_tenant_logins (
+    login      regrole PRIMARY KEY,
+    tenant_id  uuid NOT NULL,
+    bound_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aos_cus.cus_tenant_logins IS 'login roles bound to a tenant: sessions of that login always act for it';
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_tenant_logins');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_tenant_logins', '');
+CREATE TRIGGER cus_tenant_logins_platform_guard
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_tenant_logins
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+CREATE FUNCTION aos_cus.tenant_logins_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_tenant_logins_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.tenant_logins_changed() IS 'trigger: sends a relcache invalidation so sessions re-read their binding';
+REVOKE ALL ON FUNCTION aos_cus.tenant_logins_changed() FROM PUBLIC;
+CREATE TRIGGER cus_tenant_logins_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_tenant_logins
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.tenant_logins_changed();
+REVOKE ALL ON aos_cus.cus_tenant_logins FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_tenant_logins TO aos_cus_operator;
+
+
+CREATE FUNCTION aos_cus.bind_login(login regrole, tenant_id uuid) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF bind_login.login IS NULL OR bind_login.tenant_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login and tenant_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('bind_login()');
+    IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) bind_login.login) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('login %s is a role without LOGIN', bind_login.login),
+            HINT = 'Bindings follow session_user: bind each login role, not a group role it is a member of.';
+    END IF;
+    INSERT INTO aos_cus.cus_tenant_logins AS l (login, tenant_id) VALUES (bind_login.login, bind_login.tenant_id)
+        ON CONFLICT ON CONSTRAINT cus_tenant_logins_pkey
+        DO UPDATE SET tenant_id = EXCLUDED.tenant_id, bound_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION aos_cus.bind_login(regrole, uuid) IS
+    'binds a login role to a tenant: its sessions always act for that tenant (aos_cus_operator only)';
+
+CREATE FUNCTION aos_cus.unbind_login(login regrole) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF unbind_login.login IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('unbind_login()');
+    DELETE FROM aos_cus.cus_tenant_logins l WHERE l.login OPERATOR(pg_catalog.=) unbind_login.login;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.unbind_login(regrole) IS
+    'removes the tenant binding of a login role; true when there was one (aos_cus_operator only)';
+REVOKE ALL ON FUNCTION aos_cus.bind_login(regrole, uuid), aos_cus.unbind_login(regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.bind_login(regrole, uuid), aos_cus.unbind_login(regrole) TO aos_cus_operator;
+
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier %L is not a known service tier', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'source must not start with "langfuse: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) FROM aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) TO aos_cus_operator;
+
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus.rollup_snapshot();
+        folded := aos_cus.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    DELETE FROM aos_cus.cus_ingest_rejects WHERE rejected_at < pg_catalog.now() - interval '30 days';
+    RETURN folded;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    RETURN aos_cus.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    changed bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus.lock_rollup_state();
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, (u.started_at AT TIME ZONE 'UTC')::date AS day, u.provider, u.model,
+                  u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta AS (
+        SELECT tenant_id, integration_id, day, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    RETURN changed;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION aos_cus.schedule_rollup(schedule text DEFAULT '*/10 * * * *') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('schedule_rollup()');
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'schedule must not be null';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'schedule_rollup requires the pg_cron extension in this database',
+            HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, '
+                   'restart, and run CREATE EXTENSION pg_cron.';
+    END IF;
+    -- Named job: scheduling again replaces the schedule instead of adding a second job.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+        USING 'aos_cus_rollup', schedule, 'SELECT aos_cus.rollup_usage()';
+    RETURN job;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, date),
+    aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) FROM aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, date),
+    aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) TO aos_cus_operator;
+COMMENT ON FUNCTION aos_cus.stat_counters() IS 'event counters of every tenant since server start (needs shared_preload_libraries)';
+REVOKE EXECUTE ON FUNCTION aos_cus.stat_counters() FROM aos_cus_admin, aos_cus_reader, pg_monitor;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_counters() TO aos_cus_operator, pg_monitor;
+REVOKE EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics(),
+    aos_cus.stat_reset() FROM aos_cus_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics(),
+    aos_cus.stat_reset() TO aos_cus_operator;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_usage(), aos_cus.stat_shmem(), aos_cus.stat_budget(), aos_cus.metrics() TO pg_monitor;
+REVOKE SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
+    aos_cus.stat_decisions, aos_cus.stat_budget FROM aos_cus_admin, pg_monitor;
+GRANT SELECT ON aos_cus.stat_events, aos_cus.stat_usage, aos_cus.stat_shmem, aos_cus.stat_health, aos_cus.stat_rollup,
+    aos_cus.stat_decisions, aos_cus.stat_budget TO aos_cus_operator, pg_monitor;
+REVOKE EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryption_key_batch(integer),
+    aos_cus.keyring_status() FROM aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryption_key_batch(integer),
+    aos_cus.keyring_status() TO aos_cus_operator;
+REVOKE EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() FROM aos_cus_admin, aos_cus_reader;
+GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_operator;
+CREATE FUNCTION aos_cus.assert_no_tenant(what text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_assert_no_tenant_sql'
+    LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.assert_no_tenant(text) IS
+    'true, or 42501 while the session acts for a tenant (guards views over every tenant)';
+REVOKE ALL ON FUNCTION aos_cus.assert_no_tenant(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.assert_no_tenant(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, pg_monitor;
+
+-- stat_health counts every tenant's integrations: refused while the session acts for a tenant.
+CREATE OR REPLACE VIEW aos_cus.stat_health AS
+SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
+  FROM unnest(ARRAY['created', 'enabled', 'disabled']) WITH ORDINALITY AS s(status, so)
+ CROSS JOIN unnest(ARRAY['unknown', 'healthy', 'degraded', 'failing']) WITH ORDINALITY AS h(health_state, ho)
+  LEFT JOIN (SELECT status, health_state, count(*) AS integrations
+               FROM aos_cus.cus_integrations
+              WHERE status <> 'deleted'
+              GROUP BY status, health_state) AS c
+         ON c.status = s.status AND c.health_state = h.health_state
+ WHERE aos_cus.assert_no_tenant('stat_health')
+ ORDER BY s.so, h.ho;

@@ -1,8 +1,10 @@
--- Row-level security: for every tenant table and every role, tenant A sees and writes only A's rows.
+-- Row-level security: for every tenant table and every role, tenant A sees and writes only A's rows;
+-- only aos_cus_operator acting for no tenant sees every tenant.
 BEGIN;
-SELECT plan(48);
+SELECT plan(52);
 
 CREATE ROLE tap_admin IN ROLE aos_cus_admin;
+CREATE ROLE tap_operator IN ROLE aos_cus_operator;
 CREATE ROLE tap_app IN ROLE aos_cus_app;
 CREATE ROLE tap_reader IN ROLE aos_cus_reader;
 CREATE ROLE tap_worker IN ROLE aos_cus_worker;
@@ -65,9 +67,13 @@ SELECT is(pg_temp.visible('cus_integrations'), '{}', 'worker with no tenant sees
 SELECT is(pg_temp.visible('cus_llm_usage'), '{}', 'worker with no tenant sees no usage');
 SELECT is(pg_temp.visible('cus_usage_daily'), '{}', 'worker with no tenant sees no daily rows');
 SET ROLE tap_admin;
-SELECT is(pg_temp.visible('cus_integrations'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'admin with no tenant sees every integration');
-SELECT is(pg_temp.visible('cus_llm_usage'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'admin with no tenant sees all usage');
-SELECT is(pg_temp.visible('cus_usage_daily'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'admin with no tenant sees all daily rows');
+SELECT is(pg_temp.visible('cus_integrations'), '{}', 'tenant admin with no tenant sees no integrations');
+SELECT is(pg_temp.visible('cus_llm_usage'), '{}', 'tenant admin with no tenant sees no usage');
+SELECT is(pg_temp.visible('cus_usage_daily'), '{}', 'tenant admin with no tenant sees no daily rows');
+SET ROLE tap_operator;
+SELECT is(pg_temp.visible('cus_integrations'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'operator with no tenant sees every integration');
+SELECT is(pg_temp.visible('cus_llm_usage'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'operator with no tenant sees all usage');
+SELECT is(pg_temp.visible('cus_usage_daily'), '{aaaaaaaa-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000002}', 'operator with no tenant sees all daily rows');
 RESET ROLE;
 
 -- Writes: acting for A, no role can write B's rows, and only the granted writes succeed for A.
@@ -105,8 +111,11 @@ SELECT results_eq($$WITH u AS (UPDATE aos_cus.cus_llm_usage SET model = model RE
 RESET ROLE;
 RESET aos_cus.tenant_id;
 SET ROLE tap_admin;
+SELECT throws_ok($$INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider) VALUES ('bbbbbbbb-0000-0000-0000-000000000002', 'b2', 'openai')$$,
+    '42501', NULL, 'tenant admin with no tenant cannot write any tenant');
+SET ROLE tap_operator;
 SELECT lives_ok($$INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider) VALUES ('bbbbbbbb-0000-0000-0000-000000000002', 'b2', 'openai')$$,
-    'admin with no tenant can write any tenant');
+    'operator with no tenant can write any tenant');
 RESET ROLE;
 
 -- Schema guarantees: tenant_id leads every key of every tenant table.

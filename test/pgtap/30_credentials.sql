@@ -1,8 +1,9 @@
 -- Credential vault: round trip, tamper, transplant, references, CHECK, resolve, rotation, privileges, bad input.
 BEGIN;
-SELECT plan(102);
+SELECT plan(103);
 
 CREATE ROLE tap_c_admin IN ROLE aos_cus_admin;
+CREATE ROLE tap_c_operator IN ROLE aos_cus_operator;
 CREATE ROLE tap_c_app IN ROLE aos_cus_app;
 CREATE ROLE tap_c_reader IN ROLE aos_cus_reader;
 CREATE ROLE tap_c_worker IN ROLE aos_cus_worker;
@@ -246,6 +247,9 @@ SET ROLE tap_c_admin;
 SELECT is(aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101'),
           'sk-proj-rotated-0123456789abcdefWXYZ', 'admin resolves');
 RESET aos_cus.tenant_id;
+SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key()$$, '42501', NULL,
+    'a tenant admin cannot rotate the key');
+SET ROLE tap_c_operator;
 SELECT is(aos_cus.rotate_encryption_key(), 0::bigint, 'with one key version there is nothing to rotate');
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(0)$$, '22023', NULL, 'batch_size 0 refused');
 SELECT ok((SELECT bool_and(fingerprint ~ '^[0-9a-f]{16}$') FROM aos_cus.keyring_status()), 'fingerprints are 16 hex digits');

@@ -9,7 +9,7 @@
 \set bedrock `cat test/fixtures/usage/bedrock_converse.json`
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(156);
+SELECT plan(158);
 
 -- Cost of an extract_usage() result at a model's standard price now.
 CREATE FUNCTION pg_temp.cost_of(provider text, model text, u jsonb) RETURNS bigint LANGUAGE sql AS $$
@@ -152,11 +152,15 @@ SELECT is((SELECT sum(aos_cus.cost_microcents('openai', 'gpt-4.1', i, i)) FROM p
 RESET force_parallel_mode;
 SELECT is(aos_cus.cost_microcents('openai', 'gpt-4.1', 1000000, 0), 200000000::bigint, 'and again outside parallel mode');
 
--- Roles: aos_cus_admin sets prices; aos_cus_app and aos_cus_reader price calls but cannot change prices.
+-- Roles: aos_cus_operator sets prices; a tenant's admin, aos_cus_app and aos_cus_reader price calls but cannot change prices.
+CREATE ROLE pricing_tap_operator IN ROLE aos_cus_operator;
 CREATE ROLE pricing_tap_admin IN ROLE aos_cus_admin;
 CREATE ROLE pricing_tap_app IN ROLE aos_cus_app;
+SET LOCAL ROLE pricing_tap_operator;
+SELECT ok(aos_cus.set_price('custom', 'role-model', 10, 20, effective_from => '2020-01-01+00') > 0, 'aos_cus_operator may set_price');
 SET LOCAL ROLE pricing_tap_admin;
-SELECT ok(aos_cus.set_price('custom', 'role-model', 10, 20, effective_from => '2020-01-01+00') > 0, 'aos_cus_admin may set_price');
+SELECT throws_ok($$SELECT aos_cus.set_price('custom', 'role-model', 1, 1)$$, '42501', NULL, 'aos_cus_admin may not set_price');
+SELECT throws_ok($$UPDATE aos_cus.cus_model_prices SET input_price = 0$$, '42501', NULL, 'aos_cus_admin may not update prices');
 SET LOCAL ROLE pricing_tap_app;
 SELECT is(aos_cus.cost_microcents('custom', 'role-model', 1000000, 1000000), 30::bigint, 'aos_cus_app may price calls');
 SELECT throws_ok($$SELECT aos_cus.set_price('custom', 'role-model', 1, 1)$$, '42501', NULL, 'aos_cus_app may not set_price');

@@ -1,7 +1,7 @@
 -- Every aos_cus trigger function refuses a table other than its own (security review, finding 10: attaching
 -- usage_settle_trigger to a table with other column types crashed the server with SIGSEGV).
 BEGIN;
-SELECT plan(8);
+SELECT plan(10);
 
 CREATE TABLE public.not_usage (tenant_id int, integration_id text, call_id int, started_at text, cost_microcents text,
                                status text, id int);
@@ -43,12 +43,25 @@ SELECT throws_ok($$UPDATE public.not_usage SET status = 'deleted'$$, '39P01',
     'integration_lifecycle on another table raises');
 DROP TRIGGER t6 ON public.not_usage;
 
+CREATE TRIGGER t7 BEFORE UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 6$$, '39P01',
+    'aos_cus.platform_table_guard() may only be attached to aos_cus.* (its own tables), not to public.not_usage',
+    'platform_table_guard on a table outside aos_cus raises');
+DROP TRIGGER t7 ON public.not_usage;
+
+CREATE TRIGGER t8 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.tenant_logins_changed();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 7$$, '39P01',
+    'aos_cus.tenant_logins_changed() may only be attached to aos_cus.cus_tenant_logins, not to public.not_usage',
+    'tenant_logins_changed on another table raises');
+DROP TRIGGER t8 ON public.not_usage;
+
 SELECT is((SELECT count(*) FROM public.not_usage), 1::bigint, 'no refused statement changed the table');
 -- Every trigger function of aos_cus is among those above.
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'aos_cus'::regnamespace AND p.prorettype = 'trigger'::regtype),
-          ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'prices_changed',
-                'usage_price_trigger', 'usage_settle_trigger'], 'every aos_cus trigger function is covered');
+          ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'platform_table_guard',
+                'prices_changed', 'tenant_logins_changed', 'usage_price_trigger', 'usage_settle_trigger'],
+          'every aos_cus trigger function is covered');
 
 SELECT * FROM finish();
 ROLLBACK;

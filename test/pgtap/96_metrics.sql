@@ -1,6 +1,6 @@
 -- metrics() and the stat_* views: shape, catalog-derived values, cross-tenant visibility, privileges.
 BEGIN;
-SELECT plan(32);
+SELECT plan(38);
 
 SELECT has_function('aos_cus', 'metrics', ARRAY[]::text[], 'metrics() exists');
 SELECT function_returns('aos_cus', 'metrics', ARRAY[]::text[], 'text', 'metrics() returns text');
@@ -51,15 +51,18 @@ SELECT is((SELECT count(*) FROM regexp_split_to_table(aos_cus.metrics(), E'\n') 
 SELECT is((SELECT count(*) FROM regexp_split_to_table(aos_cus.metrics(), E'\n') AS l
             WHERE l ~ '^# TYPE \S+ counter$' AND l !~ '_total counter$'), 0::bigint, 'counters end in _total');
 
--- A tenant setting does not narrow metrics(): it is an operator view of every tenant.
-SET LOCAL aos_cus.tenant_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+-- metrics() counts every tenant, so a session acting for one may not call it (issue 13).
 SELECT matches(aos_cus.metrics(), E'\naos_cus_integrations\\{status="enabled",health_state="failing"\\} 2\n',
-               'metrics() counts every tenant even with a tenant set');
+               'metrics() counts every tenant');
+SET LOCAL aos_cus.tenant_id = 'aaaaaaaa-0000-0000-0000-000000000001';
+SELECT throws_ok('SELECT aos_cus.metrics()', '42501', NULL, 'metrics() refused while acting for a tenant');
+SELECT throws_ok('SELECT * FROM aos_cus.stat_usage', '42501', NULL, 'stat_usage refused while acting for a tenant');
 RESET aos_cus.tenant_id;
 
--- Privileges: pg_monitor and aos_cus_admin read; tenant roles do not; only admins reset.
+-- Privileges: pg_monitor and aos_cus_operator read; tenant roles (aos_cus_admin included) do not; only the operator resets.
 CREATE ROLE tap_monitor IN ROLE pg_monitor;
 CREATE ROLE tap_metrics_admin IN ROLE aos_cus_admin;
+CREATE ROLE tap_metrics_operator IN ROLE aos_cus_operator;
 CREATE ROLE tap_metrics_app IN ROLE aos_cus_app;
 SET LOCAL ROLE tap_monitor;
 SELECT lives_ok('SELECT aos_cus.metrics()', 'pg_monitor may call metrics()');
@@ -70,6 +73,12 @@ SELECT throws_ok('SELECT aos_cus.stat_reset()', '42501', NULL, 'pg_monitor may n
 SET LOCAL ROLE tap_metrics_app;
 SELECT throws_ok('SELECT aos_cus.metrics()', '42501', NULL, 'aos_cus_app may not call metrics()');
 SELECT throws_ok('SELECT * FROM aos_cus.stat_health', '42501', NULL, 'aos_cus_app may not read stat_health');
+SET LOCAL ROLE tap_metrics_admin;
+SELECT throws_ok('SELECT aos_cus.metrics()', '42501', NULL, 'aos_cus_admin may not call metrics()');
+SELECT throws_ok('SELECT * FROM aos_cus.stat_budget', '42501', NULL, 'aos_cus_admin may not read stat_budget');
+SELECT throws_ok('SELECT aos_cus.stat_reset()', '42501', NULL, 'aos_cus_admin may not reset');
+SET LOCAL ROLE tap_metrics_operator;
+SELECT lives_ok('SELECT aos_cus.metrics(), aos_cus.stat_reset()', 'aos_cus_operator may call metrics() and reset');
 RESET ROLE;
 
 SELECT * FROM finish();

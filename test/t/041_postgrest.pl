@@ -63,6 +63,14 @@ refused('22023', "SELECT aos_cus.decrypt_credential('$A', '$b1', '$b_ref')", "de
 refused('42501', "SELECT * FROM aos_cus.keyring_status()", 'keyring_status while acting for a tenant');
 refused('42501', "SELECT aos_cus.rotate_encryption_key()", 'rotate_encryption_key while acting for a tenant');
 refused('42501', "INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider) VALUES ('$B', 'planted', 'openai')", 'direct INSERT for B');
+# Issue 13, finding 4: what spans every tenant is the operator's, never a tenant's admin.
+refused('42501', "SELECT aos_cus.set_price('openai', 'gpt-4o', 0, 0, effective_from => '2001-01-01')", 'set_price');
+refused('42501', "UPDATE aos_cus.cus_model_prices SET input_price = 0", 'UPDATE cus_model_prices');
+refused('42501', "SELECT aos_cus.reprice_usage('-infinity', 'infinity', false)", 'reprice_usage across tenants');
+refused('42501', "UPDATE aos_cus.cus_rollup_state SET last_rollup_at = now()", 'UPDATE cus_rollup_state');
+refused('42501', "SELECT * FROM aos_cus.stat_budget()", 'stat_budget');
+refused('42501', "SELECT aos_cus.stat_reset()", 'stat_reset');
+refused('42501', "SELECT aos_cus.bind_login('authenticator', '$A')", 'bind_login');
 
 my ($ret, $out, $err) = request('tenant_admin', $A, "SELECT string_agg(id::text, ',') FROM aos_cus.list_integrations('$A')");
 is($out, $a1, 'list_integrations for A returns A only');
@@ -90,6 +98,26 @@ like($err, qr/ERROR:  42501: permission denied for function resolve_credential/,
 like($err, qr/ERROR:  42501: permission denied for schema aos_cus/, 'web_anon has no rights');
 ($ret, $out, $err) = request('web_anon', $A, 'SELECT count(*) FROM aos_cus.cus_integrations');
 like($err, qr/ERROR:  42501: permission denied for schema aos_cus/, 'web_anon cannot read tables');
+
+# A JWT without a tenant_id gives a tenant's admin nothing (only aos_cus_operator acts for no tenant).
+($ret, $out, $err) = $node->psql('postgres', qq{BEGIN; SET LOCAL ROLE tenant_admin;
+SELECT set_config('request.jwt.claims', '{"role":"tenant_admin"}', true) IS NOT NULL;
+SELECT count(*) FROM aos_cus.cus_integrations; COMMIT;});
+is((split /\n/, $out)[-1], '0', 'tenant_admin without a tenant claim sees no tenant');
+is($node->safe_psql('postgres', "SELECT pg_has_role('authenticator', 'aos_cus_operator', 'MEMBER')"), 'f',
+	'no JWT role of the example can become the operator');
+
+# Issue 13, finding 11: a direct-SQL login bound to tenant A always acts for A.
+$node->safe_psql('postgres', "CREATE ROLE acme_ops LOGIN IN ROLE aos_cus_admin; SELECT aos_cus.bind_login('acme_ops', '$A')");
+($ret, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM aos_cus.cus_integrations", extra_params => [ '-U', 'acme_ops' ]);
+is($out, '1', 'a bound login sees its tenant with nothing set');
+($ret, $out, $err) = $node->psql('postgres', "SET aos_cus.tenant_id = '$B'; SELECT aos_cus.list_integrations('$B')",
+	extra_params => [ '-U', 'acme_ops', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  42501: aos_cus.tenant_id names another tenant than the one login role "acme_ops" is bound to/,
+	'a bound login setting tenant B gets 42501');
+($ret, $out, $err) = $node->psql('postgres', qq{SELECT set_config('request.jwt.claims', '{"tenant_id":"$B"}', false);
+SELECT count(*) FROM aos_cus.cus_integrations}, extra_params => [ '-U', 'acme_ops', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  42501: request.jwt.claims tenant_id names another tenant/, 'a bound login claiming tenant B gets 42501');
 
 is($node->safe_psql('postgres', "SELECT row(name, status, credential_ref, credential_hint, rpm, updated_at)::text FROM aos_cus.cus_integrations WHERE id = '$b1'"),
 	$b_before, "tenant B's integration is unchanged after every attempt");
