@@ -48,3 +48,8 @@ ALTER FUNCTION aos_cus.test_credentials(uuid,uuid) SET search_path = pg_catalog,
 ALTER FUNCTION aos_cus.update_integration(uuid,uuid,jsonb) SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION aos_cus.usage_history(uuid,uuid,timestamp with time zone,timestamp with time zone,bigint,integer) SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION aos_cus.usage_summary(uuid,uuid,timestamp with time zone,timestamp with time zone) SET search_path = pg_catalog, pg_temp;
+
+-- Security (issue 13, finding 7): the enforcement log is pruned per tenant by its primary key (tenant_id, id),
+-- so one tenant's refusals no longer erase another's rows; the global id index pruning used is gone.
+DROP INDEX aos_cus.cus_enforcement_log_id_idx;
+COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows per tenant kept';
