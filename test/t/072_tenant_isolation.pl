@@ -2,7 +2,7 @@
 #  - A floods 10,000 reserving checks: only A meets its quota (53400 naming aos_cus.max_reservations_per_tenant),
 #    B still reserves, and A's expired reservations are released globally, not only when A checks again;
 #  - A checks 10,000 random (unknown) integration ids: no entry is created, B's rpm window survives (no extra
-#    admissions in the same minute);
+#    admissions in the same minute); with real integrations A stops at its entry quota, evicting no live window;
 #  - B's check() latency with A flooding in the background, against B alone (the ratio is reported);
 #  - A's 3,000 blocked checks do not prune B's enforcement log rows (retention per tenant).
 use strict;
@@ -96,6 +96,38 @@ SKIP:
 	skip "the sequence crossed a minute ($m0 to $m1)", 1 if $m0 ne $m1;
 	is($again, 0, "B's rate window survived A's flood: no extra admissions in the same minute");
 }
+
+# 2b. Real integrations: A at its entry quota (a quarter of 1000) whose entries all hold live rate windows gets
+# 53400 naming aos_cus.max_integrations_per_tenant; it evicts none of them, and B still gets new entries.
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, rpm)
+SELECT '$A', gen_random_uuid(), 'ar' || n, 'openai', 'enabled', 1000 FROM generate_series(1, 300) n;
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status)
+VALUES ('$B', '73000000-0000-4000-8000-0000000000b4', 'b-new', 'openai', 'enabled');
+CREATE FUNCTION a_rate_checks(OUT admitted int, OUT refused int, OUT msg text) LANGUAGE plpgsql AS \$\$
+DECLARE i record;
+BEGIN
+    admitted := 0; refused := 0;
+    FOR i IN SELECT id FROM aos_cus.cus_integrations WHERE tenant_id = '$A' AND name LIKE 'ar%' LOOP
+        BEGIN
+            PERFORM aos_cus.check('$A', i.id);
+            admitted := admitted + 1;
+        EXCEPTION WHEN configuration_limit_exceeded THEN
+            refused := refused + 1;
+            msg := coalesce(msg, SQLERRM);
+        END;
+    END LOOP;
+END \$\$;
+});
+my $evictions = $node->safe_psql('postgres', "$stat 'evictions'");
+my ($radm, $rref, $rmsg) = split /\|/, $node->safe_psql('postgres', 'SELECT * FROM a_rate_checks()');
+note "A: $radm rate-limited integrations cached, $rref refused: $rmsg";
+is($radm, 250, 'A caches exactly its quota of integrations');
+like($rmsg // '', qr/aos_cus\.max_integrations_per_tenant \(250\) reached by tenant $A/, '53400 names the setting and the tenant');
+is($node->safe_psql('postgres', qq{SELECT decision FROM aos_cus.check('$B', '73000000-0000-4000-8000-0000000000b4')}),
+	'allowed', 'B still gets a new entry');
+is($node->safe_psql('postgres', "$stat 'evictions'") - $evictions, 1,
+	"only A's own plain entry was evicted, none of its live rate windows");
 
 # 3. Latency of B's check(): median of three runs of 20,000 calls, alone and while A floods on one client
 # (random ids and reservations). Both run on the same 2 shared cores, so the ratio includes CPU sharing.
