@@ -5,39 +5,62 @@
  *   - an integration hash keyed by (database, tenant_id, integration_id), sized by
  *     aos_cus.max_integrations: cached limits, the budget and token periods
  *     with their settled spend and tokens, reserved amounts, the rpm and tpm
- *     sliding windows and the alert flags of the current periods;
+ *     sliding windows and the alert flags of the current periods. Only
+ *     integrations that exist get an entry: an unknown id is answered
+ *     integration_not_found from the durable tables and leaves no trace;
+ *   - a tenant hash keyed by (database, tenant_id): each tenant's count of
+ *     entries and reservations, held to aos_cus.max_integrations_per_tenant
+ *     and aos_cus.max_reservations_per_tenant, so one tenant cannot fill the
+ *     tables for the others (only the tenant over its quota gets 53400);
  *   - a reservation hash keyed by (database, tenant_id, call_id), sized by
- *     aos_cus.max_reservations; each reservation is also linked, in creation
- *     order, into its integration's list so expiry pops from the head;
+ *     aos_cus.max_reservations; every reservation is also linked into one
+ *     global list in expiry order (one TTL: creation order, an O(1) append),
+ *     popped by every check before reservations are counted;
+ *   - LRU lists of entries in use order, one pair for the whole table and one
+ *     per tenant: "plain" entries without rpm/tpm and "rate" entries with one.
+ *     Eviction looks at the list heads only: an entry holding reservations is
+ *     unlinked when met there (relinked when its last reservation goes), and a
+ *     rate entry whose window is live (admissions in the current or previous
+ *     minute) is never evicted, as that would reset its window and admit more
+ *     than the limit; being used in order, a live head means no rate entry is
+ *     evictable. A tenant at its entry quota evicts its own least recently
+ *     used entry; a full table evicts the global one; when nothing is
+ *     evictable, 53400;
  *   - decision counters per (decision, reason) and a limits version, atomics.
  *
  * Locking rules (in this order, never the reverse):
- *   1. EnfShared->lock (LWLock): the integration hash. Entries are created,
- *      reloaded and evicted only with it held exclusively; lookups and counter
- *      updates hold it shared, which keeps the entry from going away.
- *   2. EnfShared->res_lock (LWLock): the reservation hash and every entry's
- *      reservation list, exclusive for any change, taken only while holding
- *      (1) at least shared.
- *   3. EnfEntry->mutex (spinlock): the entry's counters, windows, limits and
- *      flags. Held for a few straight-line instructions: no calls that can
- *      error or allocate.
- *   Decision counters and the limits version are atomics and need no lock.
+ *   1. EnfShared->lock (LWLock): the integration and tenant hashes. Entries
+ *      are created, reloaded and evicted only with it held exclusively
+ *      (which also guards the LRU lists); lookups and counter updates hold it
+ *      shared, which keeps the entry and its tenant from going away.
+ *   2. EnfShared->res_lock (LWLock): the reservation hash, the expiry list and
+ *      the reservation counts, exclusive for any change, taken only while
+ *      holding (1) at least shared.
+ *   3. EnfEntry->mutex and EnfShared->lru_mutex (spinlocks, never nested):
+ *      the entry's counters, windows, limits and flags; the LRU lists while
+ *      (1) is held shared. Held for a few straight-line instructions.
+ *   Decision counters, the limits version and the next expiry are atomics.
  *
  * Shared memory is a cache of the durable tables. An entry is (re)built on
  * first use, when its period ends and when the limits version moved, by one
  * indexed query over cus_usage_daily and the usage rows the rollup has not
  * folded yet (see the rollup contract in 10_tables.sql). The rebuild and the
  * commit-time settlement of usage are ordered by a heavyweight lock per
- * integration (striped: see integration_locktag): the usage trigger holds it in ShareLock until its transaction
- * ends (after the commit callback has applied its deltas), the rebuild takes
- * ExclusiveLock around its snapshot, query and store. So every committed row
- * is counted exactly once, either by the query or by its own settlement.
+ * integration (striped: see stripe_locktag). A usage writer takes it in
+ * ShareLock only when it commits (XACT_EVENT_PRE_COMMIT, before its rows
+ * become visible) and keeps it until its commit callback has applied its
+ * deltas; the rebuild tries ExclusiveLock around its snapshot, query and
+ * store without ever waiting. With the lock, every committed row is counted
+ * exactly once, either by the query or by its own settlement. When a commit
+ * of the same stripe holds it at that instant, a cached entry is kept as it
+ * is and a missing one is stored from the query but marked stale, so it is
+ * rebuilt on its next use: only rows of the commits in progress at that
+ * instant may be off until then. So check() never waits for another
+ * transaction: an open transaction that wrote usage holds no such lock.
  *
  * Limits changes: a statement trigger on cus_integrations bumps the limits
  * version at commit; an entry loaded under an older version reloads on its
- * next use. A full table evicts the least recently used entry that holds no
- * reservation (its spend is rebuilt on next use; its rate windows and alert
- * flags are lost); when every entry holds reservations, check() raises 53400.
+ * next use, keeping its reservations, rate windows and alert flags.
  *
  * Rate limits use a sliding-window counter over calendar minutes (UTC): the
  * previous minute's count weighted by the part of it still inside the last
@@ -83,7 +106,7 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
-/* Number of striped heavyweight locks that order settlement and rebuilds (see integration_locktag). */
+/* Number of striped heavyweight locks that order settlement and rebuilds (see stripe_locktag). */
 #define ENF_LOCK_STRIPES 32
 /* Lock tag field 4 that marks those locks in pg_locks (advisory). */
 #define ENF_LOCKTAG_CLASS 0xA05C
@@ -122,10 +145,37 @@ typedef struct EnfLimits
 #define ENF_ALERT_WARN 1
 #define ENF_ALERT_FULL 2
 
+/* Entries in use order, oldest first: without rate limits, and with rpm or tpm. */
+typedef struct EnfLru
+{
+	dlist_head	plain;
+	dlist_head	rate;
+} EnfLru;
+
+typedef struct EnfTenantKey
+{
+	Oid			dbid;
+	pg_uuid_t	tenant;
+} EnfTenantKey;
+
+/* One tenant's share of the tables (exists while it has entries). */
+typedef struct EnfTenant
+{
+	EnfTenantKey key;			/* hash key: must be first */
+	int			nentries;		/* EnfShared->lock */
+	int			nreservations;	/* EnfShared->res_lock */
+	EnfLru		lru;			/* its entries (lru_node_tenant) */
+} EnfTenant;
+
 typedef struct EnfEntry
 {
 	EnfKey		key;			/* hash key: must be first */
 	slock_t		mutex;
+	EnfTenant  *tenant;
+	dlist_node	lru_node;		/* in EnfShared->lru */
+	dlist_node	lru_node_tenant;	/* in tenant->lru */
+	bool		lru_linked;		/* false while unlinked for holding reservations */
+	bool		lru_rate;		/* in the rate lists (rpm or tpm set) */
 	uint64		limits_version; /* EnfShared->limits_version when loaded */
 	EnfLimits	lim;
 	TimestampTz budget_start;
@@ -142,7 +192,6 @@ typedef struct EnfEntry
 	uint8		budget_alerts;
 	uint8		token_alerts;
 	TimestampTz last_used;
-	dlist_head	reservations;	/* EnfReservation, oldest first (res_lock) */
 } EnfEntry;
 
 typedef struct EnfResKey
@@ -159,13 +208,17 @@ typedef struct EnfReservation
 	int64		cost;
 	int64		tokens;
 	TimestampTz expires_at;
-	dlist_node	node;
+	dlist_node	node;			/* in EnfShared->expiry */
 } EnfReservation;
 
 typedef struct EnfShared
 {
 	LWLock	   *lock;
 	LWLock	   *res_lock;
+	slock_t		lru_mutex;
+	EnfLru		lru;			/* every entry (lru_node) */
+	dlist_head	expiry;			/* every reservation, soonest expiry first (res_lock) */
+	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 decisions[AOS_DECISION_COUNT][AOS_REASON_COUNT];
@@ -194,9 +247,12 @@ typedef struct EnfDelta
 static EnfShared *enf = NULL;
 static HTAB *enf_hash = NULL;
 static HTAB *res_hash = NULL;
+static HTAB *tenant_hash = NULL;
 
 static int	max_integrations = 10000;
 static int	max_reservations = 10000;
+static int	max_integrations_per_tenant = 2500;
+static int	max_reservations_per_tenant = 2500;
 static int	reservation_ttl_ms = 600000;
 static int	log_max_rows = 100000;
 
@@ -243,13 +299,15 @@ PG_FUNCTION_INFO_V1(aos_cus_limits_changed_trigger);
 
 /* ---------- shared memory ---------- */
 
-/* Bytes of shared memory for the state (both hashes and the header). */
+/* Bytes of shared memory for the state (the hashes and the header). */
 Size
 aos_cus_enforce_shmem_size(void)
 {
 	Size		size = MAXALIGN(sizeof(EnfShared));
 
 	size = add_size(size, hash_estimate_size(max_integrations, sizeof(EnfEntry)));
+	/* A tenant exists only with an entry; one more while a new tenant's first entry is made. */
+	size = add_size(size, hash_estimate_size(max_integrations + 1, sizeof(EnfTenant)));
 	size = add_size(size, hash_estimate_size(max_reservations, sizeof(EnfReservation)));
 	return size;
 }
@@ -275,6 +333,11 @@ aos_cus_enforce_shmem_init(void)
 
 		enf->lock = &locks[0].lock;
 		enf->res_lock = &locks[1].lock;
+		SpinLockInit(&enf->lru_mutex);
+		dlist_init(&enf->lru.plain);
+		dlist_init(&enf->lru.rate);
+		dlist_init(&enf->expiry);
+		pg_atomic_init_u64(&enf->next_expiry, (uint64) PG_INT64_MAX);
 		pg_atomic_init_u64(&enf->limits_version, 1);
 		pg_atomic_init_u64(&enf->evictions, 0);
 		for (int d = 0; d < AOS_DECISION_COUNT; d++)
@@ -289,6 +352,177 @@ aos_cus_enforce_shmem_init(void)
 	info.entrysize = sizeof(EnfReservation);
 	res_hash = ShmemInitHash("aos_cus enforcement reservations", max_reservations, max_reservations,
 							 &info, HASH_ELEM | HASH_BLOBS);
+	info.keysize = sizeof(EnfTenantKey);
+	info.entrysize = sizeof(EnfTenant);
+	tenant_hash = ShmemInitHash("aos_cus enforcement tenants", max_integrations + 1, max_integrations + 1,
+								&info, HASH_ELEM | HASH_BLOBS);
+}
+
+/* ---------- LRU lists and the expiry list ---------- */
+
+/* The list of lru that e belongs in. */
+static dlist_head *
+lru_list(EnfLru *lru, const EnfEntry *e)
+{
+	return e->lru_rate ? &lru->rate : &lru->plain;
+}
+
+/* Append e to its global and tenant lists (lock exclusive, or shared with lru_mutex). */
+static void
+lru_link(EnfEntry *e)
+{
+	dlist_push_tail(lru_list(&enf->lru, e), &e->lru_node);
+	dlist_push_tail(lru_list(&e->tenant->lru, e), &e->lru_node_tenant);
+	e->lru_linked = true;
+}
+
+/* Take e out of its lists, if in them (same locking as lru_link). */
+static void
+lru_unlink(EnfEntry *e)
+{
+	if (!e->lru_linked)
+		return;
+	dlist_delete(&e->lru_node);
+	dlist_delete(&e->lru_node_tenant);
+	e->lru_linked = false;
+}
+
+/* e was used: move it to the tails of its lists (lock held shared). */
+static void
+lru_touch(EnfEntry *e)
+{
+	SpinLockAcquire(&enf->lru_mutex);
+	if (e->lru_linked)
+	{
+		dlist_move_tail(lru_list(&enf->lru, e), &e->lru_node);
+		dlist_move_tail(lru_list(&e->tenant->lru, e), &e->lru_node_tenant);
+	}
+	SpinLockRelease(&enf->lru_mutex);
+}
+
+/* Whether a rate limit of e still counts admissions at now (evicting it would reset them). */
+static bool
+rate_live(const EnfEntry *e, TimestampTz now)
+{
+	return (e->lim.rpm >= 0 && aos_rate_live(&e->requests, now)) ||
+		(e->lim.tpm >= 0 && aos_rate_live(&e->token_rate, now));
+}
+
+/*
+ * The least recently used evictable entry of lru, or NULL (lock exclusive).
+ * Looks at each list's head only: entries holding reservations met there are
+ * unlinked (relinked by release_reservation), a live rate head ends the rate list.
+ */
+static EnfEntry *
+lru_victim(EnfLru *lru, TimestampTz now)
+{
+	EnfEntry   *victim = NULL;
+	bool		global = lru == &enf->lru;
+
+	for (int rate = 0; rate <= 1; rate++)
+	{
+		dlist_head *list = rate ? &lru->rate : &lru->plain;
+
+		while (!dlist_is_empty(list))
+		{
+			dlist_node *n = dlist_head_node(list);
+			EnfEntry   *e = global ? dlist_container(EnfEntry, lru_node, n) :
+				dlist_container(EnfEntry, lru_node_tenant, n);
+
+			if (e->nreservations > 0)
+			{
+				lru_unlink(e);
+				continue;
+			}
+			if (!(rate && rate_live(e, now)) && (victim == NULL || e->last_used < victim->last_used))
+				victim = e;
+			break;
+		}
+	}
+	return victim;
+}
+
+/* Publish the expiry list's first deadline for the lock-free peek (res_lock exclusive). */
+static void
+publish_next_expiry(void)
+{
+	int64		next = PG_INT64_MAX;
+
+	if (!dlist_is_empty(&enf->expiry))
+		next = dlist_head_element(EnfReservation, node, &enf->expiry)->expires_at;
+	pg_atomic_write_u64(&enf->next_expiry, (uint64) next);
+}
+
+/* Release one reservation: its amounts, counts and list places (lock at least shared, res_lock exclusive). */
+static void
+release_reservation(EnfReservation *r)
+{
+	EnfEntry   *e = r->entry;
+	bool		unpinned;
+
+	SpinLockAcquire(&e->mutex);
+	e->reserved_cost -= r->cost;
+	e->reserved_tokens -= r->tokens;
+	e->nreservations--;
+	unpinned = e->nreservations == 0;
+	SpinLockRelease(&e->mutex);
+	e->tenant->nreservations--;
+	if (unpinned)
+	{
+		SpinLockAcquire(&enf->lru_mutex);
+		if (!e->lru_linked)
+			lru_link(e);
+		SpinLockRelease(&enf->lru_mutex);
+	}
+	dlist_delete(&r->node);
+	hash_search(res_hash, &r->key, HASH_REMOVE, NULL);
+}
+
+/* Release every reservation whose time is up, soonest first, across all tenants (res_lock exclusive). */
+static void
+expire_reservations(TimestampTz now)
+{
+	while (!dlist_is_empty(&enf->expiry))
+	{
+		EnfReservation *r = dlist_head_element(EnfReservation, node, &enf->expiry);
+
+		if (r->expires_at > now)
+			break;
+		release_reservation(r);
+	}
+	publish_next_expiry();
+}
+
+/* Expire due reservations if the lock-free peek says some are due (lock held at least shared). */
+static void
+expire_if_due(TimestampTz now)
+{
+	if ((int64) pg_atomic_read_u64(&enf->next_expiry) > now)
+		return;
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	expire_reservations(now);
+	LWLockRelease(enf->res_lock);
+}
+
+/* Link r into the expiry list by its deadline, from the tail: with one TTL that is the tail itself. */
+static void
+insert_by_expiry(EnfReservation *r)
+{
+	dlist_iter	it;
+
+	dlist_reverse_foreach(it, &enf->expiry)
+	{
+		EnfReservation *o = dlist_container(EnfReservation, node, it.cur);
+
+		if (o->expires_at <= r->expires_at)
+		{
+			dlist_insert_after(it.cur, &r->node);
+			publish_next_expiry();
+			return;
+		}
+	}
+	dlist_push_head(&enf->expiry, &r->node);
+	publish_next_expiry();
 }
 
 /* ---------- transaction-local settlement ---------- */
@@ -302,6 +536,46 @@ sat_add(int64 a, int64 b)
 	if (aos_add_overflows(a, b, &r))
 		return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
 	return r;
+}
+
+/*
+ * Heavyweight lock tag of settlement stripe n. An integration's stripe is a
+ * hash of its key, so a committing transaction that wrote usage of any number
+ * of integrations takes at most ENF_LOCK_STRIPES of these locks (a bulk COPY
+ * never exhausts max_locks_per_transaction); sharing a stripe only makes a
+ * rebuild meet a few more commits.
+ */
+static void
+stripe_locktag(LOCKTAG *tag, uint32 n)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, n, 0, ENF_LOCKTAG_CLASS);
+}
+
+/* The settlement stripe of an integration. */
+static uint32
+stripe_of(const EnfKey *key)
+{
+	return (uint32) (hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0) % ENF_LOCK_STRIPES);
+}
+
+/* Before the commit makes our usage visible: hold the stripes of its deltas until the deltas are applied. */
+static void
+lock_settlement_stripes(void)
+{
+	uint32		stripes = 0;
+
+	StaticAssertStmt(ENF_LOCK_STRIPES <= 32, "stripes must fit in a uint32 bitmap");
+	for (int i = 0; i < ndeltas; i++)
+		stripes |= UINT32_C(1) << stripe_of(&deltas[i].key);
+	for (uint32 n = 0; n < ENF_LOCK_STRIPES; n++)
+	{
+		LOCKTAG		tag;
+
+		if (!(stripes & (UINT32_C(1) << n)))
+			continue;
+		stripe_locktag(&tag, n);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+	}
 }
 
 /* Apply one delta to its entry, if cached; called at commit with no error possible. */
@@ -334,13 +608,8 @@ apply_delta(const EnfDelta *d)
 		r = hash_search(res_hash, &rk, HASH_FIND, NULL);
 		if (r != NULL)
 		{
-			SpinLockAcquire(&r->entry->mutex);
-			r->entry->reserved_cost -= r->cost;
-			r->entry->reserved_tokens -= r->tokens;
-			r->entry->nreservations--;
-			SpinLockRelease(&r->entry->mutex);
-			dlist_delete(&r->node);
-			hash_search(res_hash, &rk, HASH_REMOVE, NULL);
+			release_reservation(r);
+			publish_next_expiry();
 		}
 		LWLockRelease(enf->res_lock);
 	}
@@ -353,6 +622,9 @@ enforce_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			lock_settlement_stripes();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (ndeltas > 0 || limits_changed)
 				ereport(ERROR,
@@ -400,21 +672,6 @@ enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		for (int i = ndeltas - 1; i >= 0 && deltas[i].level >= level; i--)
 			deltas[i].level = level - 1;
 	}
-}
-
-/*
- * Heavyweight lock tag of an integration: one of ENF_LOCK_STRIPES stripes by
- * hash of its key, so a transaction writing usage of any number of
- * integrations holds at most ENF_LOCK_STRIPES of these locks (a bulk COPY
- * never exhausts max_locks_per_transaction); sharing a stripe only makes a
- * rebuild wait for a few more writers.
- */
-static void
-integration_locktag(LOCKTAG *tag, const EnfKey *key)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0);
-
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h % ENF_LOCK_STRIPES), 0, ENF_LOCKTAG_CLASS);
 }
 
 /* True when a live reservation exists for (tenant, call_id). */
@@ -513,7 +770,6 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	int64		tokens = 0;
 	char	   *call_id = NULL;
 	TimestampTz started_at;
-	LOCKTAG		tag;
 	AosUsageDelta usage;
 
 	key.dbid = MyDatabaseId;
@@ -545,9 +801,6 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	usage.requests = sign;
 	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_input, desc, &isnull));
 	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_output, desc, &isnull));
-	/* Held to the end of the transaction: a rebuild of this integration waits for our settlement. */
-	integration_locktag(&tag, &key);
-	(void) LockAcquire(&tag, ShareLock, false, false);
 	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
 }
 
@@ -824,28 +1077,101 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	aos_cus_unelevate(&elevation);
 }
 
-/* Make room for one entry: evict the least recently used one holding no reservation. */
+/* 53400 for a full table or quota: release the hash lock first. */
 static void
-evict_one(void)
+capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const char *what)
 {
-	HASH_SEQ_STATUS scan;
-	EnfEntry   *e;
-	EnfEntry   *victim = NULL;
+	char		id[AOS_UUID_TEXT_LEN + 1];
 
-	hash_seq_init(&scan, enf_hash);
-	while ((e = hash_seq_search(&scan)) != NULL)
-		if (e->nreservations == 0 && (victim == NULL || e->last_used < victim->last_used))
-			victim = e;
-	if (victim == NULL)
-	{
-		LWLockRelease(enf->lock);
+	LWLockRelease(enf->lock);
+	if (tenant == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("aos_cus.max_integrations (%d) entries are all holding reservations", max_integrations),
-				 errhint("Raise aos_cus.max_integrations (needs a restart).")));
-	}
-	hash_search(enf_hash, &victim->key, HASH_REMOVE, NULL);
+				 errmsg("%s (%d) %s", setting, value, what),
+				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
+						 setting)));
+	aos_uuid_format(tenant->data, id);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
+			 errhint("Raise %s, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).",
+					 setting)));
+}
+
+/* Evict e: out of its lists, its tenant's count and the hash (lock exclusive). */
+static void
+evict_entry(EnfEntry *e)
+{
+	EnfTenant  *t = e->tenant;
+
+	lru_unlink(e);
+	if (--t->nentries == 0)
+		hash_search(tenant_hash, &t->key, HASH_REMOVE, NULL);
+	hash_search(enf_hash, &e->key, HASH_REMOVE, NULL);
 	pg_atomic_fetch_add_u64(&enf->evictions, 1);
+}
+
+/*
+ * Make a new, empty entry for key (lock exclusive). A tenant at its quota
+ * evicts its own least recently used entry, a full table the global one;
+ * 53400 when nothing there may be evicted.
+ */
+static EnfEntry *
+create_entry(const EnfKey *key, TimestampTz now)
+{
+	EnfTenantKey tk;
+	EnfTenant  *t;
+	EnfEntry   *e;
+	int			quota = Min(max_integrations_per_tenant, max_integrations);
+	bool		found;
+
+	memset(&tk, 0, sizeof(tk));
+	tk.dbid = key->dbid;
+	tk.tenant = key->tenant;
+	t = hash_search(tenant_hash, &tk, HASH_FIND, NULL);
+	if (t != NULL && t->nentries >= quota)
+	{
+		EnfEntry   *victim = lru_victim(&t->lru, now);
+
+		if (victim == NULL)
+			capacity_error("aos_cus.max_integrations_per_tenant", quota, &key->tenant,
+						   "its cached integrations all hold reservations or live rate windows");
+		evict_entry(victim);
+	}
+	else if (hash_get_num_entries(enf_hash) >= max_integrations)
+	{
+		EnfEntry   *victim = lru_victim(&enf->lru, now);
+
+		if (victim == NULL)
+			capacity_error("aos_cus.max_integrations", max_integrations, NULL,
+						   "entries all hold reservations or live rate windows");
+		evict_entry(victim);
+	}
+	/* The eviction may have removed this very tenant. */
+	t = hash_search(tenant_hash, &tk, HASH_ENTER_NULL, &found);
+	e = t == NULL ? NULL : hash_search(enf_hash, key, HASH_ENTER_NULL, NULL);
+	if (e == NULL)
+	{
+		if (t != NULL && !found)
+			hash_search(tenant_hash, &tk, HASH_REMOVE, NULL);
+		LWLockRelease(enf->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of aos_cus enforcement shared memory")));
+	}
+	if (!found)
+	{
+		t->nentries = t->nreservations = 0;
+		dlist_init(&t->lru.plain);
+		dlist_init(&t->lru.rate);
+	}
+	t->nentries++;
+	memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
+	SpinLockInit(&e->mutex);
+	e->tenant = t;
+	e->budget_start = e->token_start = DT_NOEND;	/* differs from any real start */
+	lru_link(e);
+	return e;
 }
 
 /* Alert flags already earned by usage found at load time (not announced again). */
@@ -863,50 +1189,53 @@ reached_flags(int64 used, int64 limit, int warn_pct)
 	return flags;
 }
 
+/* What load_entry did. */
+typedef enum EnfLoad
+{
+	ENF_LOAD_STORED,			/* the entry is (re)built */
+	ENF_LOAD_BUSY,				/* a commit holds the stripe: the cached entry stays as it is */
+	ENF_LOAD_UNKNOWN			/* no such integration and no entry: nothing stored */
+} EnfLoad;
+
 /*
- * (Re)build the entry of key from the durable tables. The ExclusiveLock waits
- * for every transaction that wrote usage of this integration to finish its
- * settlement, and keeps new ones out until the entry is stored. With wait
- * false (a reload of an existing entry) a busy lock returns false at once.
+ * (Re)build the entry of key from the durable tables. The stripe's
+ * ExclusiveLock, tried without waiting, keeps commits of usage of this
+ * integration out between the snapshot and the store. When a commit holds it,
+ * a cached entry is kept; a missing one is stored from the query anyway but
+ * marked stale (limits_version 0), so its next use rebuilds it.
  */
-static bool
-load_entry(const EnfKey *key, TimestampTz now, bool wait)
+static EnfLoad
+load_entry(const EnfKey *key, TimestampTz now, bool cached)
 {
 	LOCKTAG		tag;
 	EnfLoaded	l;
 	uint64		version;
 	EnfEntry   *e;
-	bool		found;
+	bool		locked;
+	bool		rate;
 
-	integration_locktag(&tag, key);
-	if (LockAcquire(&tag, ExclusiveLock, false, !wait) == LOCKACQUIRE_NOT_AVAIL)
-		return false;
-	version = pg_atomic_read_u64(&enf->limits_version);
+	stripe_locktag(&tag, stripe_of(key));
+	locked = LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!locked && cached)
+		return ENF_LOAD_BUSY;
+	version = locked ? pg_atomic_read_u64(&enf->limits_version) : 0;
 	read_durable_state(key, now, &l);
 
 	LWLockAcquire(enf->lock, LW_EXCLUSIVE);
 	e = hash_search(enf_hash, key, HASH_FIND, NULL);
-	if (e == NULL && hash_get_num_entries(enf_hash) >= max_integrations)
-		evict_one();
-	e = hash_search(enf_hash, key, HASH_ENTER_NULL, &found);
-	if (e == NULL)
+	if (e == NULL && !l.lim.found)
 	{
 		LWLockRelease(enf->lock);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of aos_cus enforcement shared memory")));
+		if (locked)
+			LockRelease(&tag, ExclusiveLock, false);
+		return ENF_LOAD_UNKNOWN;
 	}
-	if (!found)
-	{
-		memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
-		SpinLockInit(&e->mutex);
-		dlist_init(&e->reservations);
-		e->budget_start = e->token_start = DT_NOEND;	/* differs from any real start */
-	}
+	if (e == NULL)
+		e = create_entry(key, now);
 	SpinLockAcquire(&e->mutex);
-	if (!found || e->budget_start != l.budget_start)
+	if (e->budget_start != l.budget_start)
 		e->budget_alerts = reached_flags(l.spent + e->reserved_cost, l.lim.budget, l.lim.warn_pct);
-	if (!found || e->token_start != l.token_start)
+	if (e->token_start != l.token_start)
 		e->token_alerts = reached_flags(l.tokens + e->reserved_tokens, l.lim.token_limit, l.lim.warn_pct);
 	e->lim = l.lim;
 	e->budget_start = l.budget_start;
@@ -918,9 +1247,19 @@ load_entry(const EnfKey *key, TimestampTz now, bool wait)
 	e->limits_version = version;
 	e->last_used = now;
 	SpinLockRelease(&e->mutex);
+	/* Limits with or without a rate decide which lists it is in. */
+	rate = l.lim.rpm >= 0 || l.lim.tpm >= 0;
+	if (e->lru_rate != rate && e->lru_linked)
+	{
+		lru_unlink(e);
+		e->lru_rate = rate;
+		lru_link(e);
+	}
+	e->lru_rate = rate;
 	LWLockRelease(enf->lock);
-	LockRelease(&tag, ExclusiveLock, false);
-	return true;
+	if (locked)
+		LockRelease(&tag, ExclusiveLock, false);
+	return ENF_LOAD_STORED;
 }
 
 /* ---------- the decision ---------- */
@@ -959,54 +1298,18 @@ typedef struct EnfResult
 	uint8		new_token_alerts;
 } EnfResult;
 
-/* Release reservations of e whose time is up (res_lock held exclusively). */
-static void
-expire_reservations(EnfEntry *e, TimestampTz now)
-{
-	while (!dlist_is_empty(&e->reservations))
-	{
-		EnfReservation *r = dlist_head_element(EnfReservation, node, &e->reservations);
-
-		if (r->expires_at > now)
-			break;
-		SpinLockAcquire(&e->mutex);
-		e->reserved_cost -= r->cost;
-		e->reserved_tokens -= r->tokens;
-		e->nreservations--;
-		SpinLockRelease(&e->mutex);
-		dlist_delete(&r->node);
-		hash_search(res_hash, &r->key, HASH_REMOVE, NULL);
-	}
-}
-
-/* Link r into e's list ordered by expiry (from the tail: with one TTL that is the tail itself). */
-static void
-insert_by_expiry(EnfEntry *e, EnfReservation *r)
-{
-	dlist_iter	it;
-
-	dlist_reverse_foreach(it, &e->reservations)
-	{
-		EnfReservation *o = dlist_container(EnfReservation, node, it.cur);
-
-		if (o->expires_at <= r->expires_at)
-		{
-			dlist_insert_after(it.cur, &r->node);
-			return;
-		}
-	}
-	dlist_push_head(&e->reservations, &r->node);
-}
-
 /*
  * Look up key and return it with enf->lock held shared, loading it first when
- * missing or stale. A stale entry whose reload would wait for an in-flight
- * usage writer is used as it is: the reload happens on a later call.
+ * missing or stale; NULL (no lock held) for an integration that does not
+ * exist. A stale entry whose reload meets a commit in progress is used as it
+ * is: the reload happens on a later call.
  */
 static EnfEntry *
 fresh_entry(const EnfKey *key, TimestampTz now)
 {
-	for (int attempt = 0;; attempt++)
+	bool		loaded = false;
+
+	for (;;)
 	{
 		EnfEntry   *e;
 		bool		stale = true;
@@ -1020,12 +1323,36 @@ fresh_entry(const EnfKey *key, TimestampTz now)
 			stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
 			SpinLockRelease(&e->mutex);
 		}
-		if (!stale || (e != NULL && attempt > 0))
+		if (e != NULL && (!stale || loaded))
 			return e;
 		LWLockRelease(enf->lock);
-		if (!load_entry(key, now, e == NULL))
-			attempt++;			/* busy: the next lookup returns the cached entry */
+		switch (load_entry(key, now, e != NULL))
+		{
+			case ENF_LOAD_UNKNOWN:
+				return NULL;
+			case ENF_LOAD_STORED:
+			case ENF_LOAD_BUSY:
+				loaded = true;	/* the next lookup returns what is cached */
+				break;
+		}
 	}
+}
+
+/* The decision on an integration that does not exist. */
+static void
+decide_unknown(EnfResult *res)
+{
+	AosVerdicts v;
+
+	memset(&v, 0, sizeof(v));
+	memset(res, 0, sizeof(*res));
+	res->decision = aos_decide(&v, &res->reason);
+	res->retry_ms = -1;
+	res->budget_limit = res->token_limit = -1;
+	TIMESTAMP_NOBEGIN(res->budget_start);
+	TIMESTAMP_NOEND(res->budget_end);
+	res->token_start = res->budget_start;
+	res->token_end = res->budget_end;
 }
 
 /* Decide one request against shared memory; fills res. */
@@ -1042,14 +1369,21 @@ decide(const EnfRequest *req, EnfResult *res)
 	int64		used_cost,
 				used_tokens;
 
+	if (e == NULL)
+	{
+		decide_unknown(res);
+		return;
+	}
 	if (reserve)
 	{
+		int			quota = Min(max_reservations_per_tenant, max_reservations);
+
 		memset(&rk, 0, sizeof(rk));
 		rk.dbid = MyDatabaseId;
 		rk.tenant = req->key.tenant;
 		strlcpy(rk.call_id, req->call_id, sizeof(rk.call_id));
 		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
-		expire_reservations(e, now);
+		expire_reservations(now);
 		old = hash_search(res_hash, &rk, HASH_FIND, NULL);
 		if (old != NULL && old->entry != e)
 		{
@@ -1059,16 +1393,21 @@ decide(const EnfRequest *req, EnfResult *res)
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("call_id \"%s\" already holds a reservation on another integration", req->call_id)));
 		}
+		if (old == NULL && e->tenant->nreservations >= quota)
+		{
+			LWLockRelease(enf->res_lock);
+			capacity_error("aos_cus.max_reservations_per_tenant", quota, &req->key.tenant,
+						   "its reservations are all in use");
+		}
 		if (old == NULL && hash_get_num_entries(res_hash) >= max_reservations)
 		{
 			LWLockRelease(enf->res_lock);
-			LWLockRelease(enf->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("aos_cus.max_reservations (%d) reservations are all in use", max_reservations),
-					 errhint("Raise aos_cus.max_reservations (needs a restart) or lower aos_cus.reservation_ttl.")));
+			capacity_error("aos_cus.max_reservations", max_reservations, NULL, "reservations are all in use");
 		}
 	}
+	else
+		expire_if_due(now);
+	lru_touch(e);
 
 	SpinLockAcquire(&e->mutex);
 	e->last_used = now;
@@ -1151,13 +1490,14 @@ decide(const EnfRequest *req, EnfResult *res)
 			{
 				r = hash_search(res_hash, &rk, HASH_ENTER, NULL);
 				r->entry = e;
+				e->tenant->nreservations++;
 			}
 			else
 				dlist_delete(&r->node);
 			r->cost = req->est_cost;
 			r->tokens = req->est_tokens;
 			r->expires_at = now + (int64) reservation_ttl_ms * 1000;
-			insert_by_expiry(e, r);
+			insert_by_expiry(r);
 		}
 		LWLockRelease(enf->res_lock);
 	}
@@ -1184,7 +1524,12 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 		" estimated_cost_microcents, estimated_tokens, budget_used_microcents, budget_limit_microcents,"
 		" tokens_used, token_limit, retry_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 		" RETURNING id";
-	static const char *prune_sql = "DELETE FROM aos_cus.cus_enforcement_log WHERE id OPERATOR(pg_catalog.<=) $1";
+	/* Everything of this tenant older than its newest aos_cus.enforcement_log_max_rows, by the primary key. */
+	static const char *prune_sql =
+		"DELETE FROM aos_cus.cus_enforcement_log"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.<=)"
+		"  (SELECT l.id FROM aos_cus.cus_enforcement_log l WHERE l.tenant_id OPERATOR(pg_catalog.=) $1"
+		"    ORDER BY l.id DESC OFFSET $2 LIMIT 1)";
 	Oid			types[12] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Datum		values[12];
@@ -1216,13 +1561,15 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	if (SPI_execute_plan(aos_cus_keep_plan(&log_plan, insert_sql, 12, types), values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: enforcement log insert failed");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/* Keep at most aos_cus.enforcement_log_max_rows (plus one pruning step) rows. */
-	if (id % 1000 == 0 && id > log_max_rows)
+	/* Keep at most aos_cus.enforcement_log_max_rows rows per tenant (plus about one pruning step). */
+	if (id % 1000 == 0)
 	{
-		Oid			ptype = INT8OID;
-		Datum		cutoff = Int64GetDatum(id - log_max_rows);
+		Oid			ptypes[2] = {UUIDOID, INT8OID};
+		Datum		pvalues[2];
 
-		if (SPI_execute_plan(aos_cus_keep_plan(&prune_plan, prune_sql, 1, &ptype), &cutoff, NULL, false, 0) != SPI_OK_DELETE)
+		pvalues[0] = UUIDPGetDatum(&req->key.tenant);
+		pvalues[1] = Int64GetDatum((int64) log_max_rows);
+		if (SPI_execute_plan(aos_cus_keep_plan(&prune_plan, prune_sql, 2, ptypes), pvalues, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "aos_cus: enforcement log pruning failed");
 	}
 	SPI_finish();
@@ -1462,16 +1809,17 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	read_request(fcinfo, "aos_cus.current_usage()", &req);
 	now = GetCurrentTimestamp();
 	e = fresh_entry(&req.key, now);
-	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
-	expire_reservations(e, now);
-	LWLockRelease(enf->res_lock);
-	SpinLockAcquire(&e->mutex);
-	aos_rate_advance(&e->requests, now);
-	aos_rate_advance(&e->token_rate, now);
-	copy = *e;
-	SpinLockRelease(&e->mutex);
-	LWLockRelease(enf->lock);
-	if (!copy.lim.found)
+	if (e != NULL)
+	{
+		expire_if_due(now);
+		SpinLockAcquire(&e->mutex);
+		aos_rate_advance(&e->requests, now);
+		aos_rate_advance(&e->token_rate, now);
+		copy = *e;
+		SpinLockRelease(&e->mutex);
+		LWLockRelease(enf->lock);
+	}
+	if (e == NULL || !copy.lim.found)
 	{
 		char		id[AOS_UUID_TEXT_LEN + 1];
 
@@ -1569,7 +1917,7 @@ aos_cus_enforce_init(void)
 							&reservation_ttl_ms, 600000, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.enforcement_log_max_rows",
-							"Rows kept in aos_cus.cus_enforcement_log (older ones are pruned).",
+							"Rows kept per tenant in aos_cus.cus_enforcement_log (older ones are pruned).",
 							NULL,
 							&log_max_rows, 100000, 1000, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
@@ -1586,6 +1934,17 @@ aos_cus_enforce_init(void)
 							NULL,
 							&max_reservations, 10000, 16, 10000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* Per-tenant shares default to a quarter of the sizes just read. */
+	DefineCustomIntVariable("aos_cus.max_integrations_per_tenant",
+							"Cached integrations one tenant may hold in shared memory.",
+							"A tenant at its quota evicts its own least recently used entry. Default: a quarter of aos_cus.max_integrations.",
+							&max_integrations_per_tenant, Max(max_integrations / 4, 1), 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.max_reservations_per_tenant",
+							"Reservations one tenant may hold in shared memory.",
+							"Default: a quarter of aos_cus.max_reservations.",
+							&max_reservations_per_tenant, Max(max_reservations / 4, 1), 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	RegisterXactCallback(enforce_xact_callback, NULL);
 	RegisterSubXactCallback(enforce_subxact_callback, NULL);
 }

@@ -65,6 +65,17 @@ aos_rate_advance(AosRateWindow *w, int64_t now_us)
 	w->minute = minute;
 }
 
+/* Admissions in now's minute, or in the one before it, still weigh on the next decision. */
+bool
+aos_rate_live(const AosRateWindow *w, int64_t now_us)
+{
+	int64_t		minute = floor_div(now_us, AOS_RATE_WINDOW_US);
+
+	if (w->minute == minute)
+		return w->curr > 0 || w->prev > 0;
+	return w->minute == minute - 1 && w->curr > 0;
+}
+
 /* Amount admitted in the current minute. */
 int64_t
 aos_rate_current(const AosRateWindow *w)

@@ -95,6 +95,9 @@ void		aos_rate_advance(AosRateWindow *w, int64_t now_us);
 bool		aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 							int64_t amount, int64_t *retry_ms);
 
+/* True while admissions of the window still count at now_us (current or previous minute): resetting it would admit more. */
+bool		aos_rate_live(const AosRateWindow *w, int64_t now_us);
+
 /* Amount admitted in the current minute (after aos_rate_advance). */
 int64_t		aos_rate_current(const AosRateWindow *w);
 

@@ -13,7 +13,7 @@ CREATE TYPE aos_cus.decision AS (
 );
 COMMENT ON TYPE aos_cus.decision IS 'result of check(): allowed, warned or blocked, why, and the usage it was decided on';
 
--- Warned and blocked decisions; pruned to aos_cus.enforcement_log_max_rows by check() itself.
+-- Warned and blocked decisions; pruned to aos_cus.enforcement_log_max_rows per tenant by check() itself.
 CREATE SEQUENCE aos_cus.cus_enforcement_log_id_seq AS bigint;
 CREATE TABLE aos_cus.cus_enforcement_log (
     tenant_id                  uuid NOT NULL,
@@ -34,9 +34,8 @@ CREATE TABLE aos_cus.cus_enforcement_log (
     PRIMARY KEY (tenant_id, id)
 );
 ALTER SEQUENCE aos_cus.cus_enforcement_log_id_seq OWNED BY aos_cus.cus_enforcement_log.id;
-COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows kept';
--- Pruning deletes the oldest ids; reads go per tenant and integration, newest first.
-CREATE INDEX cus_enforcement_log_id_idx ON aos_cus.cus_enforcement_log (id);
+COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows per tenant kept';
+-- Pruning deletes a tenant's oldest ids by the primary key (tenant_id, id); reads go per tenant and integration, newest first.
 CREATE INDEX cus_enforcement_log_integration_idx ON aos_cus.cus_enforcement_log (tenant_id, integration_id, logged_at);
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_enforcement_log');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_enforcement_log', '');

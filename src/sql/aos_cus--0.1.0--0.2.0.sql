@@ -619,3 +619,8 @@ SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
          ON c.status = s.status AND c.health_state = h.health_state
  WHERE aos_cus.assert_no_tenant('stat_health')
  ORDER BY s.so, h.ho;
+
+-- Security (issue 13, finding 7): the enforcement log is pruned per tenant by its primary key (tenant_id, id),
+-- so one tenant's refusals no longer erase another's rows; the global id index pruning used is gone.
+DROP INDEX aos_cus.cus_enforcement_log_id_idx;
+COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows per tenant kept';

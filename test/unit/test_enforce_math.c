@@ -119,6 +119,31 @@ test_precedence(void)
 	CHECK_STR(aos_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
 }
 
+/* A window is live while its admissions still weigh: this minute or the next, not after. */
+static void
+test_rate_live(void)
+{
+	AosRateWindow w = {0, 0, 0};
+	int64_t		t0 = 1000 * MIN;
+
+	aos_rate_advance(&w, t0);
+	CHECK(!aos_rate_live(&w, t0));
+	w.curr = 1;
+	CHECK(aos_rate_live(&w, t0 + MIN - 1));
+	/* Not yet advanced into the next minute: still live there, dead after it. */
+	CHECK(aos_rate_live(&w, t0 + MIN + MIN - 1));
+	CHECK(!aos_rate_live(&w, t0 + 2 * MIN));
+	/* Advanced: the count moved to prev and keeps the window live through that minute. */
+	aos_rate_advance(&w, t0 + MIN);
+	CHECK(w.prev == 1 && w.curr == 0);
+	CHECK(aos_rate_live(&w, t0 + MIN + MIN / 2));
+	CHECK(!aos_rate_live(&w, t0 + 2 * MIN));
+	/* Negative times floor like the window does. */
+	aos_rate_advance(&w, -1);
+	w.curr = 1;
+	CHECK(aos_rate_live(&w, -1) && aos_rate_live(&w, MIN - 1) && !aos_rate_live(&w, MIN));
+}
+
 /* Run every enforcement math case. */
 int
 main(void)
@@ -129,6 +154,7 @@ main(void)
 	CHECK(aos_add_overflows(INT64_MAX, 1, &out));
 	test_limits();
 	test_rate();
+	test_rate_live();
 	test_precedence();
 	return UNIT_DONE();
 }
