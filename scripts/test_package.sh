@@ -128,6 +128,7 @@ status=0
 dpkg -i "$deb" || status=1
 dpkg -S "$PKGLIB/aos_cus.so" "$SHARE/extension/aos_cus.control" "$BIN/aos_cus_health" || status=1
 result "make install removed, dpkg -i installs $pkg" $status
+[ $status -eq 0 ] || finish
 
 # 6. The regression suite on a throwaway cluster preloading the packaged library.
 bash scripts/cluster.sh destroy
