@@ -25,8 +25,8 @@ REGRESS_OPTS = --inputdir=. --load-extension=pgtap
 
 EXTRA_CLEAN = test/unit/*.bin src/cli/aos_cus_health
 
-# No LLVM bitcode: it adds a second compiler to the build for no gain here.
-with_llvm = no
+# No LLVM bitcode: it adds a second compiler to the build for no gain here. `override`, as PGXS sets it again.
+override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -48,7 +48,7 @@ unittest: $(UNIT_BINS)
 .PHONY: unittest
 
 # The operator CLI aos_cus_health (C + libpq). PGXS's PROGRAM cannot sit beside MODULE_big,
-# so it has its own build and install rules.
+# so it has its own build and install rules; like PROGRAM it takes PostgreSQL's CPPFLAGS and LDFLAGS (hardening).
 CLI         = src/cli/aos_cus_health
 CLI_CFLAGS  = -O2 -g -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir)
 CLI_LDFLAGS = -L$(shell $(PG_CONFIG) --libdir) -lpq
@@ -56,7 +56,7 @@ CLI_LDFLAGS = -L$(shell $(PG_CONFIG) --libdir) -lpq
 all: $(CLI)
 
 $(CLI): src/cli/aos_cus_health.c
-	$(CC) $(CLI_CFLAGS) -o $@ $< $(CLI_LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CLI_CFLAGS) -o $@ $< $(LDFLAGS) $(CLI_LDFLAGS)
 
 install: install-cli
 
