@@ -8,7 +8,8 @@
  * link-local, private, unspecified and reserved addresses are refused unless
  * aos_cus.egress_allowed_networks lists them; only https is spoken unless
  * aos_cus.egress_allow_http is on; proxies from the environment are ignored
- * (a proxy would connect to the target past the check). Both settings are
+ * (a proxy would connect to the target past the check), and no connection is
+ * reused (a pooled one may have been checked under an older policy). Both settings are
  * superuser-only; the health worker reads them from the configuration files.
  */
 #include "aos_cus.h"
@@ -110,6 +111,9 @@ aos_cus_egress_apply(CURL *easy, const char *url, AosEgressGuard *guard)
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, protocols);
 	curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
 	curl_easy_setopt(easy, CURLOPT_PROXY, "");
+	/* A fresh, checked connection each time: a pooled one may predate a change of the policy. */
+	curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_allowed_socket);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, guard);
 	return NULL;

@@ -122,6 +122,7 @@ sub probe_at
 my $before = received();
 for my $case (
 	[ 'https', "",                                   'https://127.0.0.1' ],
+	[ 'https, IPv4-mapped IPv6', "",                 'https://[::ffff:127.0.0.1]' ],
 	[ 'http allowed', "SET aos_cus.egress_allow_http = on;", 'http://127.0.0.1' ],
 	[ 'http allowed, localhost', "SET aos_cus.egress_allow_http = on;", 'http://localhost' ])
 {
@@ -147,6 +148,8 @@ my $allow = "SET aos_cus.egress_allow_http = on; SET aos_cus.egress_allowed_netw
 my ($allowed_out) = probe_at('operator allowed', "http://127.0.0.1:$open", $allow);
 like($allowed_out, qr/^healthy\|/, 'with aos_cus.egress_allowed_networks = 127.0.0.1/32 the listener is probed');
 like(received(), qr/Authorization: Bearer \Q$tenant_key\E/, 'the listener received the tenant\'s own key');
+my ($metadata_out) = probe_at('metadata', 'http://169.254.169.254', $allow);
+like($metadata_out, qr/^failing\|0\|egress refused: /, 'the allowance is exact: a link-local address (cloud metadata) stays refused');
 
 my $all = received();
 unlike($all, qr/\Q$platform_key\E/, 'the listener never received the platform key');
