@@ -152,10 +152,10 @@ fi
 # node's clock starts at the instant, see test/t/AosCusTest.pm).
 if want tap; then
 as_pg mkdir -p "$OUT/tap"
+tap_files=$(ls -d ${TAP_TESTS:-test/t/*.pl} | sed "s|^|$REPO/|")
 (cd "$OUT/tap" && as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" REPO="$REPO" \
 	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \
-	prove -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" $(ls -d ${TAP_TESTS:-test/t/*.pl} | sed "s|^|$REPO/|")) \
-	> "$OUT/tap.log" 2>&1
+	prove --timer -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" $tap_files) > "$OUT/tap.log" 2>&1
 cat "$OUT/tap.log"
 n=$(grep -oE 'Tests=[0-9]+' "$OUT/tap.log" | grep -oE '[0-9]+' || echo 0)
 f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/tap.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')

@@ -13,12 +13,16 @@
 #include "stats.h"
 #include "usage_stats.h"
 
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 PG_MODULE_MAGIC;
 
@@ -91,6 +95,27 @@ aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table>. */
+void
+aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be called as a trigger", fname)));
+	rel = td->tg_relation;
+	if (RelationGetNamespace(rel) != get_namespace_oid("aos_cus", false) ||
+		strcmp(RelationGetRelationName(rel), table) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s may only be attached to aos_cus.%s, not to %s", fname, table,
+						quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												   RelationGetRelationName(rel)))));
 }
 
 /* Module load: GUCs always; shared memory and workers only when preloaded. */

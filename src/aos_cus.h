@@ -16,6 +16,9 @@ extern void aos_cus_require_preload(const char *feature);
 /* Raise 22004 naming the argument when argument n is NULL. */
 extern void aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name);
 
+/* Raise 39P01 unless called as a trigger on aos_cus.<table> (attached elsewhere it would misread rows). */
+extern void aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table);
+
 /* Session tenant from request.jwt.claims ->> 'tenant_id' or aos_cus.tenant_id; false when unset. */
 extern bool aos_cus_session_tenant(pg_uuid_t *out);
 

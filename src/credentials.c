@@ -690,7 +690,7 @@ vault_secret(const char *name, const pg_uuid_t *integration)
 						uuid_str(integration)),
 				 errhint("CREATE EXTENSION supabase_vault, or store the key with rotate_credential().")));
 	args[0] = CStringGetTextDatum(name);
-	if (SPI_execute_with_args("SELECT decrypted_secret::text FROM vault.decrypted_secrets WHERE name = $1",
+	if (SPI_execute_with_args("SELECT decrypted_secret::pg_catalog.text FROM vault.decrypted_secrets WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 2) != SPI_OK_SELECT)
 		elog(ERROR, "reading vault.decrypted_secrets failed");
 	if (SPI_processed != 1)
@@ -744,7 +744,8 @@ aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration
 	args[0] = UUIDPGetDatum(tenant);
 	args[1] = UUIDPGetDatum(integration);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT status, credential_ref FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
+	if (SPI_execute_with_args("SELECT status, credential_ref FROM aos_cus.cus_integrations"
+							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading aos_cus.cus_integrations failed");
 	if (SPI_processed == 0)
@@ -914,11 +915,11 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 	selvals[3] = UUIDPGetDatum(&cursor->id);
 	if (SPI_execute_with_args(cursor->started ?
 							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
-							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
-							  "AND (tenant_id, id) > ($3, $4) "
+							  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+							  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
 							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
 							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
-							  "WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE $1 "
+							  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
 							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
 							  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "selecting credentials to rotate failed");
@@ -940,7 +941,8 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		updvals[1] = UUIDPGetDatum(integration);
 		updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, integration, plain, strlen(plain)));
 		explicit_bzero(plain, strlen(plain));
-		if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3 WHERE tenant_id = $1 AND id = $2",
+		if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3"
+								  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 								  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "updating a rotated credential failed");
 		cursor->tenant = *tenant;
@@ -1012,7 +1014,7 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* Versions of the keyring and versions only referenced by stored credentials, with their counts. */
 	if (SPI_execute("SELECT pg_catalog.split_part(credential_ref, '/', 4)::bigint, pg_catalog.count(*) "
-					"FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://v1/%' GROUP BY 1 ORDER BY 1",
+					"FROM aos_cus.cus_integrations WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://v1/%' GROUP BY 1 ORDER BY 1",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "counting credentials per key version failed");
 	for (int i = 0; i < keys->keyring.count; i++)

@@ -49,6 +49,7 @@
 #include "enforce.h"
 #include "enforce_math.h"
 #include "prom_text.h"
+#include "spi_safe.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
 
@@ -556,7 +557,8 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_settle_trigger()", "cus_llm_usage");
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("aos_cus_usage_settle_trigger must be an AFTER ROW trigger")));
@@ -577,10 +579,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("aos_cus_limits_changed_trigger must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.limits_changed_trigger()", "cus_integrations");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
@@ -666,42 +665,14 @@ aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
-/* Run SPI plans as the owner of the enforcement tables, so RLS and grants of the caller do not apply. */
-static Oid
-tables_owner(void)
-{
-	Oid			nsp = get_namespace_oid("aos_cus", false);
-	Oid			relid = get_relname_relid("cus_integrations", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("aos_cus.cus_integrations does not exist")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/* Prepare (once per backend) a statement kept across transactions. */
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*slot = p;
-	}
-	return *slot;
-}
+/* The tokens a usage or daily row counts against token limits (every bucket but reasoning, part of output). */
+#define USAGE_TOKEN_SUM(t) \
+	t ".input_tokens OPERATOR(pg_catalog.+) " t ".cache_read_tokens OPERATOR(pg_catalog.+) " t ".cache_write_tokens" \
+	" OPERATOR(pg_catalog.+) " t ".cache_write_1h_tokens OPERATOR(pg_catalog.+) " t ".output_tokens" \
+	" OPERATOR(pg_catalog.+) " t ".input_audio_tokens OPERATOR(pg_catalog.+) " t ".output_audio_tokens"
+/* A usage row not written by this transaction ($5: its xid8, or NULL), which settles it at commit itself. */
+#define NOT_OWN_XID(t) \
+	"($5 IS NULL OR " t ".ingest_xid OPERATOR(pg_catalog.<>) $5)"
 
 /* Settled cost and tokens of one integration in [from, to), read under snapshot. */
 static void
@@ -709,32 +680,35 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 				   int64 *cost, int64 *tokens)
 {
 	static const char *sql =
-		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') + interval '1 day' - interval '1 microsecond')::date) AS d1,"
-		"                  (($4 AT TIME ZONE 'UTC')::date) AS d2)"
-		" SELECT coalesce(sum(c), 0)::bigint, coalesce(sum(t), 0)::bigint FROM ("
+		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
+		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
+		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
+		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
+		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
 		/* full UTC days inside the period, already folded by the rollup */
-		"  SELECT d.cost_microcents AS c, d.input_tokens + d.cache_read_tokens + d.cache_write_tokens"
-		"         + d.cache_write_1h_tokens + d.output_tokens + d.input_audio_tokens + d.output_audio_tokens AS t"
+		"  SELECT d.cost_microcents AS c, " USAGE_TOKEN_SUM("d") " AS t"
 		"    FROM aos_cus.cus_usage_daily d, p"
-		"   WHERE d.tenant_id = $1 AND d.integration_id = $2 AND d.day >= p.d1 AND d.day < p.d2"
+		"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND d.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND d.day OPERATOR(pg_catalog.>=) p.d1 AND d.day OPERATOR(pg_catalog.<) p.d2"
 		"  UNION ALL"
 		/* partial UTC days at the period's edges, from the raw rows */
-		"  SELECT coalesce(u.cost_microcents, 0), u.input_tokens + u.cache_read_tokens + u.cache_write_tokens"
-		"         + u.cache_write_1h_tokens + u.output_tokens + u.input_audio_tokens + u.output_audio_tokens"
+		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
 		"    FROM aos_cus.cus_llm_usage u, p"
-		"   WHERE u.tenant_id = $1 AND u.integration_id = $2 AND u.started_at >= $3 AND u.started_at < $4"
-		"     AND (u.started_at < (p.d1::timestamp AT TIME ZONE 'UTC') OR u.started_at >= (p.d2::timestamp AT TIME ZONE 'UTC'))"
-		"     AND u.ingest_xid IS DISTINCT FROM $5"
+		"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4"
+		"     AND (u.started_at OPERATOR(pg_catalog.<) (p.d1::timestamp AT TIME ZONE 'UTC')"
+		"          OR u.started_at OPERATOR(pg_catalog.>=) (p.d2::timestamp AT TIME ZONE 'UTC'))"
+		"     AND " NOT_OWN_XID("u")
 		"  UNION ALL"
 		/* rows of the full days the rollup has not folded yet */
-		"  SELECT coalesce(u.cost_microcents, 0), u.input_tokens + u.cache_read_tokens + u.cache_write_tokens"
-		"         + u.cache_write_1h_tokens + u.output_tokens + u.input_audio_tokens + u.output_audio_tokens"
+		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
 		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
-		"   WHERE u.ingest_xid >= pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
+		"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
 		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
-		"     AND u.tenant_id = $1 AND u.integration_id = $2"
-		"     AND u.started_at >= (p.d1::timestamp AT TIME ZONE 'UTC') AND u.started_at < (p.d2::timestamp AT TIME ZONE 'UTC')"
-		"     AND u.ingest_xid IS DISTINCT FROM $5"
+		"     AND u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND u.started_at OPERATOR(pg_catalog.>=) (p.d1::timestamp AT TIME ZONE 'UTC')"
+		"     AND u.started_at OPERATOR(pg_catalog.<) (p.d2::timestamp AT TIME ZONE 'UTC')"
+		"     AND " NOT_OWN_XID("u")
 		" ) x";
 	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
 	Datum		values[5];
@@ -750,7 +724,7 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 	values[4] = FullTransactionIdGetDatum(own);
 	if (!FullTransactionIdIsValid(own))
 		nulls[4] = 'n';
-	rc = SPI_execute_snapshot(keep_plan(&usage_plan, sql, 5, types), values, nulls,
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&usage_plan, sql, 5, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: period usage query failed: %s", SPI_result_code_string(rc));
@@ -775,13 +749,12 @@ static void
 read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 {
 	static const char *sql =
-		"SELECT status, budget_microcents, budget_period::text, token_limit, token_period::text,"
+		"SELECT status, budget_microcents, budget_period::pg_catalog.text, token_limit, token_period::pg_catalog.text,"
 		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone"
-		"  FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2";
+		"  FROM aos_cus.cus_integrations WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2";
 	Oid			types[2] = {UUIDOID, UUIDOID};
 	Datum		values[2];
-	Oid			save_user;
-	int			save_sec;
+	AosElevation elevation;
 	Snapshot	snapshot;
 	int			rc;
 
@@ -792,14 +765,13 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	out->token_start = out->budget_start;
 	out->token_end = out->budget_end;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(tables_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	aos_cus_elevate(&elevation);
 	SPI_connect();
 	/* Latest snapshot, not the transaction's: a repeatable-read caller must still see every commit. */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	values[0] = UUIDPGetDatum(&key->tenant);
 	values[1] = UUIDPGetDatum(&key->integration);
-	rc = SPI_execute_snapshot(keep_plan(&limits_plan, sql, 2, types), values, NULL,
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&limits_plan, sql, 2, types), values, NULL,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus: limits query failed: %s", SPI_result_code_string(rc));
@@ -849,7 +821,7 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	}
 	UnregisterSnapshot(snapshot);
 	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
+	aos_cus_unelevate(&elevation);
 }
 
 /* Make room for one entry: evict the least recently used one holding no reservation. */
@@ -1212,13 +1184,12 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 		" estimated_cost_microcents, estimated_tokens, budget_used_microcents, budget_limit_microcents,"
 		" tokens_used, token_limit, retry_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 		" RETURNING id";
-	static const char *prune_sql = "DELETE FROM aos_cus.cus_enforcement_log WHERE id <= $1";
+	static const char *prune_sql = "DELETE FROM aos_cus.cus_enforcement_log WHERE id OPERATOR(pg_catalog.<=) $1";
 	Oid			types[12] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 	Datum		values[12];
 	char		nulls[12];
-	Oid			save_user;
-	int			save_sec;
+	AosElevation elevation;
 	bool		isnull;
 	int64		id;
 
@@ -1240,10 +1211,9 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	values[11] = Int64GetDatum(res->retry_ms);
 	nulls[11] = res->retry_ms < 0 ? 'n' : ' ';
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(tables_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	aos_cus_elevate(&elevation);
 	SPI_connect();
-	if (SPI_execute_plan(keep_plan(&log_plan, insert_sql, 12, types), values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+	if (SPI_execute_plan(aos_cus_keep_plan(&log_plan, insert_sql, 12, types), values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: enforcement log insert failed");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* Keep at most aos_cus.enforcement_log_max_rows (plus one pruning step) rows. */
@@ -1252,11 +1222,11 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 		Oid			ptype = INT8OID;
 		Datum		cutoff = Int64GetDatum(id - log_max_rows);
 
-		if (SPI_execute_plan(keep_plan(&prune_plan, prune_sql, 1, &ptype), &cutoff, NULL, false, 0) != SPI_OK_DELETE)
+		if (SPI_execute_plan(aos_cus_keep_plan(&prune_plan, prune_sql, 1, &ptype), &cutoff, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "aos_cus: enforcement log pruning failed");
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
+	aos_cus_unelevate(&elevation);
 }
 
 /* Format a timestamptz as JSON: ISO 8601 in UTC ("...Z"), or null for an infinite bound. */

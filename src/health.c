@@ -173,10 +173,7 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("health_queue_wake() must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.health_queue_wake()", "cus_health_checks");
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(health_xact_callback, NULL);
@@ -257,8 +254,9 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	args[0] = UUIDPGetDatum(tenant);
 	args[1] = UUIDPGetDatum(integration);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT provider, base_url, config->>'api_version', config->>'health_path', status "
-							  "FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
+	if (SPI_execute_with_args("SELECT provider, base_url, config OPERATOR(pg_catalog.->>) 'api_version',"
+							  " config OPERATOR(pg_catalog.->>) 'health_path', status FROM aos_cus.cus_integrations"
+							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the integration");
 	if (SPI_processed == 0)

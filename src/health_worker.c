@@ -27,6 +27,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -173,10 +174,12 @@ claim_checks(int slots, bool queue_stale)
 	if (SPI_execute_with_args("WITH c AS (SELECT tenant_id, id FROM aos_cus.cus_health_checks "
 							  "  WHERE claimed_at IS NULL ORDER BY requested_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
 							  "UPDATE aos_cus.cus_health_checks q SET claimed_at = pg_catalog.now() "
-							  "FROM c JOIN aos_cus.cus_integrations i ON i.tenant_id = c.tenant_id "
-							  "WHERE q.tenant_id = c.tenant_id AND q.id = c.id AND i.id = q.integration_id "
+							  "FROM c JOIN aos_cus.cus_integrations i ON i.tenant_id OPERATOR(pg_catalog.=) c.tenant_id "
+							  "WHERE q.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND q.id OPERATOR(pg_catalog.=) c.id"
+							  "  AND i.id OPERATOR(pg_catalog.=) q.integration_id "
 							  "RETURNING q.tenant_id, q.integration_id, q.id, i.provider, i.base_url, "
-							  "  i.config->>'api_version', i.config->>'health_path', i.status",
+							  "  i.config OPERATOR(pg_catalog.->>) 'api_version', i.config OPERATOR(pg_catalog.->>) 'health_path',"
+							  "  i.status",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "aos_cus health worker: could not claim checks");
 	claimed = (int) SPI_processed;
@@ -236,7 +239,7 @@ record_probe(HealthProbe *p)
 			SPI_execute_with_args("SELECT aos_cus.record_health($1, $2, $3, $4, $5)",
 								  5, types, args, nulls, false, 0);
 		}
-		SPI_execute_with_args("DELETE FROM aos_cus.cus_health_checks WHERE tenant_id = $1 AND id = $2",
+		SPI_execute_with_args("DELETE FROM aos_cus.cus_health_checks WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 							  2, del_types, del_args, NULL, false, 0);
 		end_work();
 	}
@@ -249,7 +252,7 @@ record_probe(HealthProbe *p)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		/* still drop the queue row, or it would be claimed again at the next start */
 		begin_work("aos_cus health worker: dropping a check");
-		SPI_execute_with_args("DELETE FROM aos_cus.cus_health_checks WHERE tenant_id = $1 AND id = $2",
+		SPI_execute_with_args("DELETE FROM aos_cus.cus_health_checks WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
 							  2, del_types, del_args, NULL, false, 0);
 		end_work();
 	}
@@ -288,6 +291,8 @@ aos_cus_health_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(aos_cus_health_database, NULL, 0);
+	/* The worker runs as the bootstrap superuser: nothing from a schema of a database user may run in it. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	probe_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health probes", ALLOCSET_DEFAULT_SIZES);
 	claim_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health claims", ALLOCSET_DEFAULT_SIZES);

@@ -21,6 +21,8 @@
  * with their raw payload and reason.
  */
 #include "aos_cus.h"
+#include "cost.h"
+#include "spi_safe.h"
 #include "stats.h"
 #include "usage.h"
 #include "usage_record.h"
@@ -426,7 +428,7 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 			return get_object(v, "metadata", INGEST_MAX_METADATA, &rec->metadata, err);
 		default:
 			rec->has_tokens = true;
-			return get_count(v, aos_cus_token_columns[k - KEY_TOKENS], PG_INT64_MAX,
+			return get_count(v, aos_cus_token_columns[k - KEY_TOKENS], AOS_TOKEN_COUNT_MAX,
 							 &rec->tokens[k - KEY_TOKENS], err);
 	}
 }
@@ -564,18 +566,6 @@ check_buckets(const UsageRecord *rec, RecordError *err)
 	return true;
 }
 
-/* Prepare and keep one plan. */
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, const Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) types);
-
-	if (plan == NULL)
-		elog(ERROR, "aos_cus: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
 /* Prepare every plan on first use in this backend. */
 static void
 prepare_plans(void)
@@ -594,15 +584,18 @@ prepare_plans(void)
 	for (int i = 1; i <= USAGE_NCOLS; i++)
 		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
 	appendStringInfoString(&sql, ") ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING id, cost_microcents");
-	plan_insert_one = keep_plan(sql.data, USAGE_NCOLS, usage_types);
+	aos_cus_keep_plan(&plan_insert_one, sql.data, USAGE_NCOLS, usage_types);
 
-	plan_find_one = keep_plan("SELECT id, cost_microcents FROM aos_cus.cus_llm_usage WHERE tenant_id = $1 AND call_id = $2",
-							  2, find_one_types);
-	plan_find_many = keep_plan("SELECT call_id, id, cost_microcents FROM aos_cus.cus_llm_usage "
-							   "WHERE tenant_id = $1 AND call_id = ANY ($2)", 2, find_many_types);
-	plan_integration = keep_plan("SELECT provider::text FROM aos_cus.cus_integrations WHERE tenant_id = $1 AND id = $2",
-								 2, integration_types);
-	plan_reject = keep_plan("INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, ord, call_id, reason, sqlstate, payload, payload_bytes) "
+	aos_cus_keep_plan(&plan_find_one, "SELECT id, cost_microcents FROM aos_cus.cus_llm_usage"
+					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) $2",
+					  2, find_one_types);
+	aos_cus_keep_plan(&plan_find_many, "SELECT call_id, id, cost_microcents FROM aos_cus.cus_llm_usage"
+					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) ANY ($2)",
+					  2, find_many_types);
+	aos_cus_keep_plan(&plan_integration, "SELECT provider::pg_catalog.text FROM aos_cus.cus_integrations"
+					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+					  2, integration_types);
+	aos_cus_keep_plan(&plan_reject, "INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, ord, call_id, reason, sqlstate, payload, payload_bytes) "
 							"VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, reject_types);
 	pfree(sql.data);
 }
@@ -916,10 +909,11 @@ insert_many_plan(Oid *row_type)
 		types[1] = get_array_type(*row_type);
 		if (plan_insert_many != NULL)
 			SPI_freeplan(plan_insert_many);
-		plan_insert_many = keep_plan("INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
-									 "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u "
-									 "ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, id, cost_microcents",
-									 2, types);
+		plan_insert_many = NULL;
+		aos_cus_keep_plan(&plan_insert_many, "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
+						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u "
+						  "ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, id, cost_microcents",
+						  2, types);
 		planned_type = *row_type;
 	}
 	return plan_insert_many;

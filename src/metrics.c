@@ -19,6 +19,7 @@
 #include "stats.h"
 #include "usage_stats.h"
 #include "prom_text.h"
+#include "spi_safe.h"
 #include "uuid_text.h"
 
 #include "executor/spi.h"
@@ -176,16 +177,7 @@ emit_usage(StringInfo buf)
 static void
 run_saved(SPIPlanPtr *plan, const char *sql)
 {
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, 0, NULL);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	if (SPI_execute_plan(*plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(aos_cus_keep_plan(plan, sql, 0, NULL), NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\"", sql);
 }
 

@@ -23,6 +23,7 @@
  */
 #include "aos_cus.h"
 #include "pricing.h"
+#include "spi_safe.h"
 #include "token_estimate.h"
 
 #include "access/xact.h"
@@ -153,12 +154,13 @@ column_price(HeapTuple tup, TupleDesc desc, int col)
 
 /* Every row that can price a (provider, model, tier): the tier's rows and the standard rows. */
 static const char *const load_sql =
-"SELECT p.id, p.service_tier::text, p.min_prompt_tokens, p.effective_from,"
+"SELECT p.id, p.service_tier::pg_catalog.text, p.min_prompt_tokens, p.effective_from,"
 " p.input_price, p.cache_read_price, p.cache_write_price, p.cache_write_1h_price,"
 " p.output_price, p.reasoning_price, p.input_audio_price, p.output_audio_price, r.canonical_model"
 " FROM aos_cus.resolve_model($1, $2) r"
-" JOIN aos_cus.cus_model_prices p ON p.provider = r.price_provider AND p.model = r.canonical_model"
-" WHERE p.service_tier IN ($3, 'standard')";
+" JOIN aos_cus.cus_model_prices p"
+"   ON p.provider OPERATOR(pg_catalog.=) r.price_provider AND p.model OPERATOR(pg_catalog.=) r.canonical_model"
+" WHERE p.service_tier::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[$3, 'standard'])";
 
 /* Read every row that can price key (in cxt) with the latest snapshot (the query's in parallel mode). */
 static void
@@ -171,15 +173,7 @@ price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (load_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(load_sql, 3, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		load_plan = plan;
-	}
+	aos_cus_keep_plan(&load_plan, load_sql, 3, argtypes);
 	args[0] = CStringGetTextDatum(aos_provider_names[key->provider]);
 	args[1] = PointerGetDatum(cstring_to_text_with_len(key->model, key->len));
 	args[2] = CStringGetTextDatum(aos_tier_names[key->tier]);
@@ -489,10 +483,7 @@ aos_cus_prices_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("aos_cus.prices_changed() must be called as a trigger")));
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.prices_changed()", "cus_model_prices");
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -124,7 +124,8 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2];
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_price_trigger()", "cus_llm_usage");
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

@@ -56,23 +56,24 @@ member_object(JsonbContainer *obj, const char *key, const char *where)
 	return v->val.binary.data;
 }
 
-/* A non-negative integer JSON value as int64; 22023 naming where/key otherwise. */
+/* A token count JSON value (0..AOS_TOKEN_COUNT_MAX); 22023 or 22003 naming where/key otherwise. */
 static int64
 count_value(JsonbValue *v, const char *where, const char *key)
 {
 	char	   *text;
-	char	   *end;
-	long long	n;
 
 	if (v->type == jbvNumeric)
 	{
 		text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		if (text[0] >= '0' && text[0] <= '9' && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 19)
+		if (text[0] >= '0' && text[0] <= '9' && strspn(text, "0123456789") == strlen(text))
 		{
-			errno = 0;
-			n = strtoll(text, &end, 10);
-			if (errno == 0 && *end == '\0')
-				return (int64) n;
+			/* 13 digits hold AOS_TOKEN_COUNT_MAX (10^12); longer numbers are out of range unparsed */
+			if (strlen(text) <= 13 && strtoll(text, NULL, 10) <= AOS_TOKEN_COUNT_MAX)
+				return (int64) strtoll(text, NULL, 10);
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("response %s%s is out of range: %s (at most " INT64_FORMAT ")",
+							where, key, text, AOS_TOKEN_COUNT_MAX)));
 		}
 	}
 	ereport(ERROR,
@@ -122,6 +123,11 @@ gemini_audio(JsonbContainer *usage, const char *key)
 			int64		n = count_member(item->val.binary.data, "tokenCount", "usageMetadata.promptTokensDetails[].");
 
 			sum = (sum < 0 ? 0 : sum) + (n < 0 ? 0 : n);
+			if (sum > AOS_TOKEN_COUNT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("response usageMetadata.%s AUDIO tokenCount sum is out of range (at most " INT64_FORMAT ")",
+								key, AOS_TOKEN_COUNT_MAX)));
 		}
 	}
 	return sum;

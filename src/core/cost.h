@@ -11,6 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/*
+ * The largest token count one call may report per bucket (10^12): the sum of a call's buckets and its cost at
+ * any stored price fit in int64 with room; sums over many calls saturate at INT64_MAX (README "Bounds").
+ */
+#define AOS_TOKEN_COUNT_MAX INT64_C(1000000000000)
+
 /* Token buckets of one call (SPEC 4); disjoint except that output includes reasoning. */
 typedef struct AosTokens
 {

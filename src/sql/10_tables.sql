@@ -126,6 +126,10 @@ CREATE TABLE aos_cus.cus_llm_usage (
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 );
+-- One bound per count (AOS_TOKEN_COUNT_MAX in src/core/cost.h): no sum over a call's buckets can overflow.
+ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_bounded
+    CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+                    reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
 ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
 COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents';
 CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);

@@ -50,6 +50,10 @@ COMMENT ON FUNCTION aos_cus.is_iana_timezone(text) IS 'true when name is exactly
 CREATE FUNCTION aos_cus.integration_lifecycle() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+        RAISE EXCEPTION 'aos_cus.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
     IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
        AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
                                             ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN

@@ -65,6 +65,14 @@ COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
 
 -- Internal: fold the usage rows a filter selects into cus_usage_daily, adding; returns rows folded.
 -- The filter is one of the fixed texts below, never user input; $1 and $2 are snapshots, $3 and $4 days.
+-- Sums over many calls saturate at the largest bigint instead of failing (README "Bounds"): one tenant's rows
+-- can never make a rollup, a read or check() fail for anyone.
+CREATE FUNCTION aos_cus.saturate(n numeric) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.int8(LEAST(n, 9223372036854775807::numeric));
+COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, or 9223372036854775807 when larger';
+GRANT EXECUTE ON FUNCTION aos_cus.saturate(numeric) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+
 CREATE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
     RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -74,13 +82,18 @@ BEGIN
         WITH g AS (
             SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
                    count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
-                   sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
-                   sum(cache_write_tokens) AS cache_write_tokens, sum(cache_write_1h_tokens) AS cache_write_1h_tokens,
-                   sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
-                   sum(input_audio_tokens) AS input_audio_tokens, sum(output_audio_tokens) AS output_audio_tokens,
-                   coalesce(sum(cost_microcents), 0) AS cost_microcents,
+                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
                    count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
-                   coalesce(sum(latency_ms), 0) AS latency_sum_ms, coalesce(max(latency_ms), 0) AS latency_max_ms
+                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
               FROM aos_cus.cus_llm_usage
              WHERE %s
              GROUP BY 1, 2, 3, 4, 5),
@@ -94,17 +107,17 @@ BEGIN
             ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
                 requests = d.requests + excluded.requests,
                 errors = d.errors + excluded.errors,
-                input_tokens = d.input_tokens + excluded.input_tokens,
-                cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
-                cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
-                cache_write_1h_tokens = d.cache_write_1h_tokens + excluded.cache_write_1h_tokens,
-                output_tokens = d.output_tokens + excluded.output_tokens,
-                reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
-                input_audio_tokens = d.input_audio_tokens + excluded.input_audio_tokens,
-                output_audio_tokens = d.output_audio_tokens + excluded.output_audio_tokens,
-                cost_microcents = d.cost_microcents + excluded.cost_microcents,
+                input_tokens = aos_cus.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
                 unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
-                latency_sum_ms = d.latency_sum_ms + excluded.latency_sum_ms,
+                latency_sum_ms = aos_cus.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
                 updated_at = pg_catalog.now())
         SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
@@ -345,10 +358,12 @@ BEGIN
                r.output_audio_tokens, coalesce(r.cost_microcents, 0), coalesce(r.latency_ms, 0), coalesce(r.latency_ms, 0)
           FROM raw r)
     SELECT p.integration_id, p.provider, p.model, sum(p.requests)::bigint, sum(p.errors)::bigint,
-           sum(p.unpriced_requests)::bigint, sum(p.input_tokens)::bigint, sum(p.cache_read_tokens)::bigint,
-           sum(p.cache_write_tokens)::bigint, sum(p.cache_write_1h_tokens)::bigint, sum(p.output_tokens)::bigint,
-           sum(p.reasoning_tokens)::bigint, sum(p.input_audio_tokens)::bigint, sum(p.output_audio_tokens)::bigint,
-           sum(p.cost_microcents)::bigint, pg_catalog.round(sum(p.cost_microcents) / 100000000.0, 8),
+           sum(p.unpriced_requests)::bigint, aos_cus.saturate(sum(p.input_tokens)),
+           aos_cus.saturate(sum(p.cache_read_tokens)), aos_cus.saturate(sum(p.cache_write_tokens)),
+           aos_cus.saturate(sum(p.cache_write_1h_tokens)), aos_cus.saturate(sum(p.output_tokens)),
+           aos_cus.saturate(sum(p.reasoning_tokens)), aos_cus.saturate(sum(p.input_audio_tokens)),
+           aos_cus.saturate(sum(p.output_audio_tokens)), aos_cus.saturate(sum(p.cost_microcents)),
+           pg_catalog.round(sum(p.cost_microcents) / 100000000.0, 8),
            pg_catalog.round(sum(p.latency_sum_ms)::numeric / sum(p.requests), 1), max(p.latency_max_ms)
       FROM parts p
      WHERE usage_summary.integration_id IS NULL OR p.integration_id = usage_summary.integration_id

@@ -263,8 +263,8 @@ SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_to
     'response usage.prompt_tokens must be a non-negative integer token count', 'negative count');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": 1.5, "completion_tokens": 1}}')$$, '22023', NULL, 'fractional count');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": "12", "completion_tokens": 1}}')$$, '22023', NULL, 'string count');
-SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": 99999999999999999999, "completion_tokens": 1}}')$$, '22023', NULL,
-    'count beyond bigint');
+SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": 99999999999999999999, "completion_tokens": 1}}')$$, '22003',
+    'response usage.prompt_tokens is out of range: 99999999999999999999 (at most 1000000000000)', 'count beyond bigint');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 11}}}')$$,
     '22023', NULL, 'cached > prompt');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '{"usage": {"prompt_tokens": 10, "completion_tokens": 1, "completion_tokens_details": {"reasoning_tokens": 2}}}')$$,

@@ -1,0 +1,54 @@
+-- Every aos_cus trigger function refuses a table other than its own (security review, finding 10: attaching
+-- usage_settle_trigger to a table with other column types crashed the server with SIGSEGV).
+BEGIN;
+SELECT plan(8);
+
+CREATE TABLE public.not_usage (tenant_id int, integration_id text, call_id int, started_at text, cost_microcents text,
+                               status text, id int);
+INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3);
+
+CREATE TRIGGER t1 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
+SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
+    'aos_cus.usage_settle_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
+    'usage_settle_trigger on another table raises (no crash)');
+DROP TRIGGER t1 ON public.not_usage;
+
+CREATE TRIGGER t2 BEFORE INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_price_trigger();
+SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', NULL, 'enabled', 3)$$, '39P01',
+    'aos_cus.usage_price_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
+    'usage_price_trigger on another table raises');
+DROP TRIGGER t2 ON public.not_usage;
+
+CREATE TRIGGER t3 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 4$$, '39P01',
+    'aos_cus.limits_changed_trigger() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
+    'limits_changed_trigger on another table raises');
+DROP TRIGGER t3 ON public.not_usage;
+
+CREATE TRIGGER t4 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.health_queue_wake();
+SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
+    'aos_cus.health_queue_wake() may only be attached to aos_cus.cus_health_checks, not to public.not_usage',
+    'health_queue_wake on another table raises');
+DROP TRIGGER t4 ON public.not_usage;
+
+CREATE TRIGGER t5 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.prices_changed();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 5$$, '39P01',
+    'aos_cus.prices_changed() may only be attached to aos_cus.cus_model_prices, not to public.not_usage',
+    'prices_changed on another table raises');
+DROP TRIGGER t5 ON public.not_usage;
+
+CREATE TRIGGER t6 BEFORE UPDATE ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.integration_lifecycle();
+SELECT throws_ok($$UPDATE public.not_usage SET status = 'deleted'$$, '39P01',
+    'aos_cus.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
+    'integration_lifecycle on another table raises');
+DROP TRIGGER t6 ON public.not_usage;
+
+SELECT is((SELECT count(*) FROM public.not_usage), 1::bigint, 'no refused statement changed the table');
+-- Every trigger function of aos_cus is among those above.
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
+            WHERE p.pronamespace = 'aos_cus'::regnamespace AND p.prorettype = 'trigger'::regtype),
+          ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'prices_changed',
+                'usage_price_trigger', 'usage_settle_trigger'], 'every aos_cus trigger function is covered');
+
+SELECT * FROM finish();
+ROLLBACK;
