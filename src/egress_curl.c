@@ -53,7 +53,7 @@ assign_allowed_networks(const char *newval, void *extra)
 	allowed_networks = (const AosNetList *) extra;
 }
 
-/* Register the egress GUCs (superuser-only). */
+/* Register the egress GUCs (superuser-only; the networks, which map the inside, are hidden from others). */
 void
 aos_cus_egress_init(void)
 {
@@ -63,7 +63,7 @@ aos_cus_egress_init(void)
 							   &allowed_networks_setting,
 							   "",
 							   PGC_SUSET,
-							   0,
+							   GUC_SUPERUSER_ONLY,
 							   check_allowed_networks, assign_allowed_networks, NULL);
 	DefineCustomBoolVariable("aos_cus.egress_allow_http",
 							 "Let outbound requests use plain http (default: https only).",

@@ -4,12 +4,12 @@
  * Every request has bounded connect and total timeouts, verifies TLS peers and
  * host names (aos_cus.health_ca_file names a custom CA bundle), obeys the
  * egress policy (egress_curl.c: https only unless http is allowed, refused
- * addresses never connected to, no proxy), follows no redirect, and reads at most HEALTH_MAX_BODY bytes
- * of the body, which it discards unread: bodies are never stored or logged.
+ * addresses never connected to, no proxy), follows no redirect, and reads at
+ * most HEALTH_MAX_BODY bytes of the body, which it discards unread: bodies are
+ * never stored or logged.
  * The key lives only in the auth header line, which is zeroed before it is freed.
  */
 #include "aos_cus.h"
-#include "egress_curl.h"
 #include "health.h"
 #include "stats.h"
 

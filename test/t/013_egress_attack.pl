@@ -142,6 +142,8 @@ like($http_out, qr/^failing\|0\|the URL must use https/, 'plain http is refused 
 like($err, qr/ERROR:  42501: /, 'a tenant admin cannot set aos_cus.egress_allowed_networks');
 ($ret, undef, $err) = as_tenant($A, "SET aos_cus.egress_allow_http = on");
 like($err, qr/ERROR:  42501: /, 'a tenant admin cannot set aos_cus.egress_allow_http');
+($ret, undef, $err) = as_tenant($A, "SHOW aos_cus.egress_allowed_networks");
+like($err, qr/ERROR:  42501: /, 'nor read the allowed networks');
 
 # 5. With the operator's allowance the probe reaches the listener, carrying the tenant's own key only.
 my $allow = "SET aos_cus.egress_allow_http = on; SET aos_cus.egress_allowed_networks = '127.0.0.1/32';";
