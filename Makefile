@@ -23,13 +23,17 @@ SHLIB_LINK  = -lcrypto -lcurl
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=pgtap
 
-EXTRA_CLEAN = test/unit/*.bin src/cli/aos_cus_health
+EXTRA_CLEAN = test/unit/*.bin src/cli/aos_cus_health $(OBJS:.o=.d)
 
 # No LLVM bitcode: it adds a second compiler to the build for no gain here. `override`, as PGXS sets it again.
 override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Rebuild an object when a header it includes changes (Debian's PGXS tracks no header dependencies).
+override CPPFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
 
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@

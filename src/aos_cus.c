@@ -8,6 +8,7 @@
 #include "enforce.h"
 #include "pricing.h"
 #include "credentials.h"
+#include "egress_curl.h"
 #include "health.h"
 #include "stats.h"
 #include "usage_stats.h"
@@ -130,6 +131,7 @@ _PG_init(void)
 	aos_cus_enforce_init();
 	aos_cus_pricing_init();
 	aos_cus_credentials_init();
+	aos_cus_egress_init();
 	aos_cus_health_init();
 
 #if PG_VERSION_NUM >= 150000

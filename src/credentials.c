@@ -100,6 +100,8 @@ PG_FUNCTION_INFO_V1(aos_cus_resolve_credential_sql);
 PG_FUNCTION_INFO_V1(aos_cus_rotate_encryption_key);
 PG_FUNCTION_INFO_V1(aos_cus_rotate_encryption_key_batch);
 PG_FUNCTION_INFO_V1(aos_cus_keyring_status);
+PG_FUNCTION_INFO_V1(aos_cus_allow_credential_source);
+PG_FUNCTION_INFO_V1(aos_cus_revoke_credential_source);
 
 /* Remember that the running statement carries a secret, so no log line quotes it. */
 static void
@@ -671,8 +673,37 @@ aos_cus_check_credential_ref(PG_FUNCTION_ARGS)
 }
 
 /*
+ * 42501 unless the platform operator allowed tenant to use the vault:// or
+ * env:// reference ref (a row of cus_credential_sources): such references
+ * name secrets outside the tenant's own encrypted credentials. The table is
+ * read with the current user's rights; tenants see their own rows.
+ */
+static void
+require_source_allowed(const pg_uuid_t *tenant, const char *ref, size_t len)
+{
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2];
+	bool		allowed;
+
+	args[0] = UUIDPGetDatum(tenant);
+	args[1] = PointerGetDatum(cstring_to_text_with_len(ref, (int) len));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM aos_cus.cus_credential_sources s "
+							  "WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.source OPERATOR(pg_catalog.=) $2",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading aos_cus.cus_credential_sources failed");
+	allowed = SPI_processed == 1;
+	SPI_finish();
+	if (!allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tenant %s may not use the credential source \"%.*s\"", uuid_str(tenant), (int) len, ref),
+				 errhint("The platform operator allows a vault:// or env:// source for a tenant with aos_cus.allow_credential_source().")));
+}
+
+/*
  * SQL credential_reference(tenant_id, integration_id, credential) -> (credential_ref,
- * credential_hint): a vault:// or env:// reference is validated and kept as is;
+ * credential_hint): a vault:// or env:// reference the tenant may use is validated and kept as is;
  * anything else is a plaintext key, encrypted with its last four characters as hint.
  */
 Datum
@@ -700,6 +731,7 @@ aos_cus_credential_reference(PG_FUNCTION_ARGS)
 		AosCredRef	parsed;
 
 		parse_or_raise(s, len, &parsed, ERRCODE_INVALID_PARAMETER_VALUE, "credential");
+		require_source_allowed(PG_GETARG_UUID_P(0), s, len);
 		values[0] = PointerGetDatum(cred);
 	}
 	else
@@ -819,10 +851,12 @@ aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration
 			plain = decrypt_ref(tenant, integration, ref, strlen(ref), ERRCODE_DATA_CORRUPTED, "the stored credential");
 			break;
 		case AOS_REF_VAULT:
+			require_source_allowed(tenant, ref, strlen(ref));
 			name = pnstrdup(parsed.payload, parsed.payload_len);
 			plain = vault_secret(name, integration);
 			break;
 		case AOS_REF_ENV:
+			require_source_allowed(tenant, ref, strlen(ref));
 			name = pnstrdup(parsed.payload, parsed.payload_len);
 			plain = env_secret(name, integration);
 			break;
@@ -855,6 +889,61 @@ aos_cus_resolve_credential_sql(PG_FUNCTION_ARGS)
 	explicit_bzero(plain, strlen(plain));
 	pfree(plain);
 	PG_RETURN_TEXT_P(result);
+}
+
+/* The vault:// or env:// reference argument 1 of allow/revoke_credential_source, checked (22023 otherwise). */
+static text *
+source_arg(FunctionCallInfo fcinfo)
+{
+	text	   *source = PG_GETARG_TEXT_PP(1);
+	AosCredRef	parsed;
+
+	if (parse_or_raise(VARDATA_ANY(source), VARSIZE_ANY_EXHDR(source), &parsed,
+					   ERRCODE_INVALID_PARAMETER_VALUE, "source") == AOS_REF_ENCRYPTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source must be a vault:// or env:// reference"),
+				 errhint("encrypted:// credentials belong to their tenant and need no allowance.")));
+	return source;
+}
+
+/* Run one INSERT or DELETE on cus_credential_sources for (tenant_id, source); true when it changed a row. */
+static bool
+change_source(FunctionCallInfo fcinfo, const char *fn, const char *sql)
+{
+	Oid			argtypes[2] = {UUIDOID, TEXTOID};
+	Datum		args[2];
+	bool		changed;
+
+	aos_cus_require_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "source");
+	aos_cus_assert_platform(fn);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PointerGetDatum(source_arg(fcinfo));
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) < 0)
+		elog(ERROR, "changing aos_cus.cus_credential_sources failed");
+	changed = SPI_processed == 1;
+	SPI_finish();
+	return changed;
+}
+
+/* SQL allow_credential_source(tenant_id, source) -> true when newly allowed. */
+Datum
+aos_cus_allow_credential_source(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(change_source(fcinfo, "allow_credential_source()",
+								 "INSERT INTO aos_cus.cus_credential_sources (tenant_id, source) VALUES ($1, $2) "
+								 "ON CONFLICT DO NOTHING"));
+}
+
+/* SQL revoke_credential_source(tenant_id, source) -> true when it was allowed. */
+Datum
+aos_cus_revoke_credential_source(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(change_source(fcinfo, "revoke_credential_source()",
+								 "DELETE FROM aos_cus.cus_credential_sources s "
+								 "WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.source OPERATOR(pg_catalog.=) $2"));
 }
 
 /* Where a rotation continues: after (tenant, id), or from the start. */

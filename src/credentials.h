@@ -8,7 +8,8 @@
 
 /*
  * Plaintext credential of an integration: encrypted:// is decrypted, vault://
- * read from Supabase Vault, env:// from the server's environment. Checks the
+ * read from Supabase Vault, env:// from the server's environment (both only
+ * when the operator allowed the tenant that source: 42501 otherwise). Checks the
  * tenant with aos_cus_assert_tenant(). Returns a palloc'd NUL-terminated string
  * that the caller must wipe (explicit_bzero) and pfree as soon as it is used.
  * Raises an error naming the integration, never the secret, on any failure.

@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include "egress_curl.h"
 #include "health_probe.h"
 #include "storage/latch.h"
 #include "utils/uuid.h"
@@ -28,6 +29,7 @@ typedef struct HealthProbe
 	bool		record;			/* false: integration gone, only drop the queue row */
 	CURL	   *easy;			/* NULL once finished (or never started) */
 	struct curl_slist *headers;
+	AosEgressGuard egress;		/* the egress policy's view of the transfer */
 	size_t		body_bytes;
 	AosHealthState state;
 	int			latency_ms;

@@ -2,9 +2,11 @@
  * health_http.c: drive libcurl for health probes.
  *
  * Every request has bounded connect and total timeouts, verifies TLS peers and
- * host names (aos_cus.health_ca_file names a custom CA bundle), speaks only
- * http and https, follows no redirect, and reads at most HEALTH_MAX_BODY bytes
- * of the body, which it discards unread: bodies are never stored or logged.
+ * host names (aos_cus.health_ca_file names a custom CA bundle), obeys the
+ * egress policy (egress_curl.c: https only unless http is allowed, refused
+ * addresses never connected to, no proxy), follows no redirect, and reads at
+ * most HEALTH_MAX_BODY bytes of the body, which it discards unread: bodies are
+ * never stored or logged.
  * The key lives only in the auth header line, which is zeroed before it is freed.
  */
 #include "aos_cus.h"
@@ -109,8 +111,22 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 		health_probe_fail(p, AOS_HEALTH_FAILING, why);
 		return false;
 	}
+	easy = curl_easy_init();
+	if (easy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory setting up a health probe")));
+	/* The egress policy first: a refused URL never gets the key. */
+	why = aos_cus_egress_apply(easy, req.url, &p->egress);
+	if (why != NULL)
+	{
+		curl_easy_cleanup(easy);
+		health_probe_fail(p, AOS_HEALTH_FAILING, why);
+		return false;
+	}
 	if (!aos_probe_auth_header(&req, key, line, sizeof(line)))
 	{
+		curl_easy_cleanup(easy);
 		health_probe_fail(p, AOS_HEALTH_FAILING, "credential is empty, too long or holds characters not allowed in a header");
 		return false;
 	}
@@ -120,11 +136,9 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 		ok = curl_slist_append(headers, req.extra_header) != NULL;
 	if (headers != NULL && ok)
 		ok = curl_slist_append(headers, "Accept: application/json") != NULL;
-	easy = curl_easy_init();
-	if (headers == NULL || !ok || easy == NULL)
+	if (headers == NULL || !ok)
 	{
-		if (easy != NULL)
-			curl_easy_cleanup(easy);
+		curl_easy_cleanup(easy);
 		free_headers(headers);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -140,7 +154,6 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 	curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, HEALTH_USER_AGENT);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -161,13 +174,16 @@ probe_finish(HealthProbe *p, CURLcode code)
 {
 	curl_off_t	total_us = 0;
 	long		status = 0;
+	bool		refused;
 
 	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(p->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+	/* No response and a refused address: one outcome whatever the port, without status or latency. */
+	refused = code != CURLE_OK && status == 0 && p->egress.refused;
 	p->http_status = status;
-	p->latency_ms = (int) Min(total_us / 1000, (curl_off_t) PG_INT32_MAX);
-	p->state = aos_probe_classify(aos_probe_transport_from_curl(code, status), status,
-								  p->latency_ms, p->error, sizeof(p->error));
+	p->latency_ms = refused ? 0 : (int) Min(total_us / 1000, (curl_off_t) PG_INT32_MAX);
+	p->state = aos_probe_classify(refused ? AOS_PROBE_EGRESS_REFUSED : aos_probe_transport_from_curl(code, status),
+								  status, p->latency_ms, p->error, sizeof(p->error));
 	curl_easy_cleanup(p->easy);
 	p->easy = NULL;
 	free_headers(p->headers);

@@ -4,6 +4,7 @@
  * what these functions build (only libcurl's error code constants are used here).
  */
 #include "health_probe.h"
+#include "egress.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -209,6 +210,9 @@ aos_probe_classify(AosProbeTransport transport, long http_status, long elapsed_m
 			return AOS_HEALTH_DEGRADED;
 		case AOS_PROBE_OTHER_ERROR:
 			snprintf(error, errlen, "probe failed before an HTTP response");
+			return AOS_HEALTH_FAILING;
+		case AOS_PROBE_EGRESS_REFUSED:
+			snprintf(error, errlen, "%s", AOS_EGRESS_REFUSED_ERROR);
 			return AOS_HEALTH_FAILING;
 	}
 

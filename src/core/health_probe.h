@@ -33,7 +33,8 @@ typedef enum AosProbeTransport
 	AOS_PROBE_DNS_FAILED,		/* host name did not resolve */
 	AOS_PROBE_TLS_FAILED,		/* handshake or certificate verification */
 	AOS_PROBE_NETWORK_ERROR,	/* reset, empty reply: transient */
-	AOS_PROBE_OTHER_ERROR		/* anything else */
+	AOS_PROBE_OTHER_ERROR,		/* anything else */
+	AOS_PROBE_EGRESS_REFUSED	/* the egress policy refused every address of the target */
 } AosProbeTransport;
 
 /* One probe: the URL and the headers, the auth header's value still missing the key. */

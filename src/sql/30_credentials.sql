@@ -33,13 +33,13 @@ CREATE FUNCTION aos_cus.credential_reference(tenant_id uuid, integration_id uuid
     AS 'MODULE_PATHNAME', 'aos_cus_credential_reference'
     LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION aos_cus.credential_reference(uuid, uuid, text) IS
-    'what to store for a credential: vault:// and env:// references as they are, plaintext keys encrypted (with a 4-character hint)';
+    'what to store for a credential: vault:// and env:// references the tenant may use as they are, plaintext keys encrypted (with a 4-character hint)';
 
 CREATE FUNCTION aos_cus.resolve_credential(tenant_id uuid, integration_id uuid) RETURNS text
     AS 'MODULE_PATHNAME', 'aos_cus_resolve_credential_sql'
     LANGUAGE C STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION aos_cus.resolve_credential(uuid, uuid) IS
-    'plaintext credential of an integration: encrypted:// decrypted, vault:// from Supabase Vault, env:// from the server environment';
+    'plaintext credential of an integration: encrypted:// decrypted, vault:// from Supabase Vault, env:// from the server environment (vault:// and env:// only when allowed for the tenant)';
 
 CREATE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -85,16 +85,51 @@ CREATE FUNCTION aos_cus.keyring_status(OUT version bigint, OUT active boolean, O
 COMMENT ON FUNCTION aos_cus.keyring_status() IS
     'key versions: active or not, a fingerprint that reveals nothing of the key, credentials using it (NULL fingerprint: version missing from the keyring)';
 
+-- Credential sources (issue 13): a vault:// or env:// reference names a secret outside the tenant's own
+-- encrypted credentials, so a tenant may use one only when the platform operator allowed it here. Tenants
+-- read their own rows; only allow_credential_source() and revoke_credential_source() write.
+CREATE TABLE aos_cus.cus_credential_sources (
+    tenant_id   uuid NOT NULL,
+    source      text NOT NULL CHECK (aos_cus.validate_credential_format(source) OPERATOR(pg_catalog.<>) 'encrypted'),
+    allowed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, source)
+);
+COMMENT ON TABLE aos_cus.cus_credential_sources IS
+    'vault:// and env:// references the platform operator allowed a tenant to use (issue 13)';
+ALTER TABLE aos_cus.cus_credential_sources ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON aos_cus.cus_credential_sources FOR SELECT
+    USING (tenant_id OPERATOR(pg_catalog.=) aos_cus.current_tenant());
+CREATE POLICY operator_read ON aos_cus.cus_credential_sources FOR SELECT TO aos_cus_operator
+    USING (aos_cus.current_tenant() IS NULL);
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_credential_sources', '');
+REVOKE ALL ON aos_cus.cus_credential_sources FROM PUBLIC;
+GRANT SELECT ON aos_cus.cus_credential_sources TO aos_cus_admin, aos_cus_app, aos_cus_worker;
+
+CREATE FUNCTION aos_cus.allow_credential_source(tenant_id uuid, source text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_allow_credential_source'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION aos_cus.allow_credential_source(uuid, text) IS
+    'let a tenant use a vault:// or env:// credential reference (operator, no tenant set); true when newly allowed';
+
+CREATE FUNCTION aos_cus.revoke_credential_source(tenant_id uuid, source text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_revoke_credential_source'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION aos_cus.revoke_credential_source(uuid, text) IS
+    'withdraw a tenant''s vault:// or env:// source (operator, no tenant set); integrations using it fail to resolve with 42501';
+
 -- Privileges (SPEC 9): decrypting and resolving belong to aos_cus_admin and aos_cus_worker only.
 REVOKE ALL ON FUNCTION aos_cus.validate_credential_format(text), aos_cus.check_credential_ref(text),
     aos_cus.encrypt_credential(uuid, uuid, text), aos_cus.decrypt_credential(uuid, uuid, text),
     aos_cus.credential_reference(uuid, uuid, text), aos_cus.resolve_credential(uuid, uuid),
     aos_cus.rotate_credential(uuid, uuid, text), aos_cus.rotate_encryption_key(),
-    aos_cus.rotate_encryption_key_batch(integer), aos_cus.keyring_status() FROM PUBLIC;
+    aos_cus.rotate_encryption_key_batch(integer), aos_cus.keyring_status(),
+    aos_cus.allow_credential_source(uuid, text), aos_cus.revoke_credential_source(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.validate_credential_format(text), aos_cus.check_credential_ref(text)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 GRANT EXECUTE ON FUNCTION aos_cus.encrypt_credential(uuid, uuid, text), aos_cus.credential_reference(uuid, uuid, text),
     aos_cus.rotate_credential(uuid, uuid, text), aos_cus.rotate_encryption_key(),
     aos_cus.rotate_encryption_key_batch(integer), aos_cus.keyring_status() TO aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.allow_credential_source(uuid, text), aos_cus.revoke_credential_source(uuid, text)
+    TO aos_cus_operator;
 GRANT EXECUTE ON FUNCTION aos_cus.decrypt_credential(uuid, uuid, text), aos_cus.resolve_credential(uuid, uuid)
     TO aos_cus_admin, aos_cus_worker;

@@ -624,3 +624,40 @@ SELECT s.status, h.health_state, coalesce(c.integrations, 0) AS integrations
 -- so one tenant's refusals no longer erase another's rows; the global id index pruning used is gone.
 DROP INDEX aos_cus.cus_enforcement_log_id_idx;
 COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows per tenant kept';
+
+-- Credential sources (issue 13): vault:// and env:// references are bound to tenants by an operator allow-list.
+CREATE TABLE aos_cus.cus_credential_sources (
+    tenant_id   uuid NOT NULL,
+    source      text NOT NULL CHECK (aos_cus.validate_credential_format(source) OPERATOR(pg_catalog.<>) 'encrypted'),
+    allowed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, source)
+);
+COMMENT ON TABLE aos_cus.cus_credential_sources IS
+    'vault:// and env:// references the platform operator allowed a tenant to use (issue 13)';
+ALTER TABLE aos_cus.cus_credential_sources ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON aos_cus.cus_credential_sources FOR SELECT
+    USING (tenant_id OPERATOR(pg_catalog.=) aos_cus.current_tenant());
+CREATE POLICY operator_read ON aos_cus.cus_credential_sources FOR SELECT TO aos_cus_operator
+    USING (aos_cus.current_tenant() IS NULL);
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_credential_sources', '');
+REVOKE ALL ON aos_cus.cus_credential_sources FROM PUBLIC;
+GRANT SELECT ON aos_cus.cus_credential_sources TO aos_cus_admin, aos_cus_app, aos_cus_worker;
+
+CREATE FUNCTION aos_cus.allow_credential_source(tenant_id uuid, source text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_allow_credential_source'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION aos_cus.allow_credential_source(uuid, text) IS
+    'let a tenant use a vault:// or env:// credential reference (operator, no tenant set); true when newly allowed';
+
+CREATE FUNCTION aos_cus.revoke_credential_source(tenant_id uuid, source text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_revoke_credential_source'
+    LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION aos_cus.revoke_credential_source(uuid, text) IS
+    'withdraw a tenant''s vault:// or env:// source (operator, no tenant set); integrations using it fail to resolve with 42501';
+
+REVOKE ALL ON FUNCTION aos_cus.allow_credential_source(uuid, text), aos_cus.revoke_credential_source(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.allow_credential_source(uuid, text), aos_cus.revoke_credential_source(uuid, text) TO aos_cus_operator;
+COMMENT ON FUNCTION aos_cus.credential_reference(uuid, uuid, text) IS
+    'what to store for a credential: vault:// and env:// references the tenant may use as they are, plaintext keys encrypted (with a 4-character hint)';
+COMMENT ON FUNCTION aos_cus.resolve_credential(uuid, uuid) IS
+    'plaintext credential of an integration: encrypted:// decrypted, vault:// from Supabase Vault, env:// from the server environment (vault:// and env:// only when allowed for the tenant)';

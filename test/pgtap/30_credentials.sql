@@ -1,6 +1,6 @@
 -- Credential vault: round trip, tamper, transplant, references, CHECK, resolve, rotation, privileges, bad input.
 BEGIN;
-SELECT plan(103);
+SELECT plan(125);
 
 CREATE ROLE tap_c_admin IN ROLE aos_cus_admin;
 CREATE ROLE tap_c_operator IN ROLE aos_cus_operator;
@@ -154,6 +154,11 @@ SELECT is(aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11
 SELECT lives_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000104', 'short-key')$$,
                 'a short key is stored');
 SELECT is(credential_hint, NULL, 'a key shorter than 16 characters gets no hint') FROM aos_cus.cus_integrations WHERE name = 'c-none';
+SELECT throws_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000102', 'vault://tap-openai')$$,
+                 '42501', 'tenant 00000000-0000-4000-8000-000000000001 may not use the credential source "vault://tap-openai"',
+                 'a vault:// source the operator did not allow the tenant is refused at write time');
+SELECT is(aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'vault://tap-openai'), true, 'allow_credential_source: newly allowed');
+SELECT is(aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'vault://tap-openai'), false, 'allow_credential_source: already allowed');
 SELECT lives_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000102', 'vault://tap-openai')$$,
                 'rotate_credential stores a vault:// reference');
 SELECT is(credential_ref || '/' || coalesce(credential_hint, '-'), 'vault://tap-openai/-', 'a reference is stored as is, without hint')
@@ -169,7 +174,22 @@ SELECT is(aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11
 DELETE FROM vault.decrypted_secrets;
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000102')$$,
                  '42704', NULL, 'a missing vault secret is a clear error');
+INSERT INTO vault.decrypted_secrets VALUES ('tap-openai', 'sk-from-the-vault-0000'), ('tap-other-tenant', 'sk-of-another-tenant-0000');
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, credential_ref)
+VALUES ('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000105', 'c-planted', 'openai', 'vault://tap-other-tenant');
+SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000105')$$,
+                 '42501', 'tenant 00000000-0000-4000-8000-000000000001 may not use the credential source "vault://tap-other-tenant"',
+                 'a vault:// source written directly into the table is refused at resolve time');
+SELECT is(aos_cus.revoke_credential_source('00000000-0000-4000-8000-000000000001', 'vault://tap-openai'), true, 'revoke_credential_source: revoked');
+SELECT is(aos_cus.revoke_credential_source('00000000-0000-4000-8000-000000000001', 'vault://tap-openai'), false, 'revoke_credential_source: not allowed any more');
+SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000102')$$,
+                 '42501', NULL, 'a stored vault:// reference whose allowance was revoked is refused at resolve time');
 DROP SCHEMA vault CASCADE;
+SELECT throws_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000103', 'env://AOS_CUS_TAP_UNSET_VARIABLE')$$,
+                 '42501', NULL, 'an env:// source the operator did not allow the tenant is refused at write time, even under the prefix');
+SELECT ok(aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'env://HOME')
+          AND aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_TAP_UNSET_VARIABLE'),
+          'the operator allows the tenant two env:// sources');
 SELECT lives_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000103', 'env://HOME')$$,
                 'rotate_credential stores an env:// reference');
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000103')$$,
@@ -221,6 +241,13 @@ SELECT throws_ok($$SELECT aos_cus.encrypt_credential(gen_random_uuid(), gen_rand
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(NULL)$$, '22004', 'batch_size must not be null', 'rotate batch: NULL');
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(-1)$$, '22023', 'batch_size must be between 1 and 100000', 'rotate batch: negative');
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key_batch(100001)$$, '22023', NULL, 'rotate batch: too large');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source(NULL, 'env://AOS_CUS_X')$$, '22004', 'tenant_id must not be null', 'allow source: NULL tenant');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source(gen_random_uuid(), NULL)$$, '22004', 'source must not be null', 'allow source: NULL source');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source(gen_random_uuid(), 'encrypted://v1/1/' || repeat('A', 40))$$, '22023',
+                 'source must be a vault:// or env:// reference', 'allow source: encrypted:// needs no allowance');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source(gen_random_uuid(), 'sk-proj-abcdefghijklmnopqrstuvwxyz012345')$$, '22023',
+                 'source looks like a plaintext OpenAI API key, not a credential reference', 'allow source: a plaintext key');
+SELECT throws_ok($$SELECT aos_cus.revoke_credential_source(gen_random_uuid(), 'env://1BAD')$$, '22023', NULL, 'revoke source: malformed');
 
 -- 7. Tenancy and privileges: only admin and worker decrypt or resolve; only admin encrypts and manages keys.
 SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000002';
@@ -229,12 +256,20 @@ SELECT throws_ok($$SELECT aos_cus.encrypt_credential('00000000-0000-4000-8000-00
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101')$$, '42501', NULL,
                  'resolve for another tenant than the session''s is refused');
 SELECT throws_ok($$SELECT * FROM aos_cus.keyring_status()$$, '42501', NULL, 'keyring_status refuses a session acting for a tenant');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000002', 'env://AOS_CUS_PLATFORM_KEY')$$, '42501',
+                 'allow_credential_source() spans every tenant and cannot run while the session acts for one',
+                 'a session acting for a tenant cannot allow itself a source');
+SELECT throws_ok($$SELECT aos_cus.revoke_credential_source('00000000-0000-4000-8000-000000000001', 'env://HOME')$$, '42501', NULL,
+                 'a session acting for a tenant cannot revoke a source');
 SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000001';
 SET ROLE tap_c_app;
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101')$$, '42501', NULL, 'app cannot resolve');
 SELECT throws_ok(format('SELECT aos_cus.decrypt_credential(%L, %L, %L)', tenant, integration, ref), '42501', NULL, 'app cannot decrypt') FROM sealed WHERE t = 1 AND i = 1;
 SELECT throws_ok($$SELECT aos_cus.encrypt_credential('00000000-0000-4000-8000-000000000001', gen_random_uuid(), 'k')$$, '42501', NULL, 'app cannot encrypt');
 SELECT is(aos_cus.validate_credential_format('vault://x'), 'vault', 'app can validate a reference');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_X')$$, '42501', NULL, 'app cannot allow a source');
+SELECT throws_ok($$INSERT INTO aos_cus.cus_credential_sources VALUES ('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_X')$$, '42501', NULL,
+                 'app cannot write the allow-list');
 SET ROLE tap_c_reader;
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101')$$, '42501', NULL, 'reader cannot resolve');
 SELECT throws_ok(format('SELECT aos_cus.decrypt_credential(%L, %L, %L)', tenant, integration, ref), '42501', NULL, 'reader cannot decrypt') FROM sealed WHERE t = 1 AND i = 1;
@@ -243,9 +278,16 @@ SELECT is(aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11
           'sk-proj-rotated-0123456789abcdefWXYZ', 'worker resolves');
 SELECT is(aos_cus.decrypt_credential(tenant, integration, ref), secret, 'worker decrypts') FROM sealed WHERE t = 1 AND i = 1;
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key()$$, '42501', NULL, 'worker cannot rotate the key');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_X')$$, '42501', NULL, 'worker cannot allow a source');
 SET ROLE tap_c_admin;
 SELECT is(aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101'),
           'sk-proj-rotated-0123456789abcdefWXYZ', 'admin resolves');
+SELECT is((SELECT string_agg(source, ',' ORDER BY source) FROM aos_cus.cus_credential_sources), 'env://AOS_CUS_TAP_UNSET_VARIABLE,env://HOME',
+          'a tenant admin sees its own allowed sources only');
+SELECT throws_ok($$INSERT INTO aos_cus.cus_credential_sources VALUES ('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_PLATFORM_KEY')$$, '42501', NULL,
+                 'a tenant admin cannot write the allow-list');
+SELECT throws_ok($$SELECT aos_cus.allow_credential_source('00000000-0000-4000-8000-000000000001', 'env://AOS_CUS_PLATFORM_KEY')$$, '42501', NULL,
+                 'a tenant admin cannot allow itself a source');
 RESET aos_cus.tenant_id;
 SELECT throws_ok($$SELECT aos_cus.rotate_encryption_key()$$, '42501', NULL,
     'a tenant admin cannot rotate the key');

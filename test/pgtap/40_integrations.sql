@@ -1,7 +1,7 @@
 -- Integration management: lifecycle from every state (API and direct UPDATE), reads without secrets,
 -- names, limits validation that never half-applies, and bad input for every function.
 BEGIN;
-SELECT plan(151);
+SELECT plan(153);
 
 SET aos_cus.tenant_id = 'abcdef00-0000-4000-8000-000000000001';
 
@@ -83,6 +83,15 @@ SELECT is((SELECT count(*)::int FROM pg_attribute WHERE attrelid = 'aos_cus.inte
           'the API type has no credential_ref column');
 SELECT is((SELECT count(*)::int FROM aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => 1000) l
             WHERE strpos(l::text, 'encrypted://') > 0), 0, 'list_integrations never returns a reference');
+-- vault:// and env:// references need the platform operator's allowance for the tenant (issue 13).
+SELECT throws_ok($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'vaulted', 'openai', 'vault://prod-openai')$$,
+                 '42501', 'tenant abcdef00-0000-4000-8000-000000000001 may not use the credential source "vault://prod-openai"',
+                 'create_integration refuses a vault:// source the tenant was not allowed');
+RESET aos_cus.tenant_id;
+SELECT ok(aos_cus.allow_credential_source('abcdef00-0000-4000-8000-000000000001', 'vault://prod-openai')
+          AND aos_cus.allow_credential_source('abcdef00-0000-4000-8000-000000000001', 'env://AOS_CUS_MISTRAL_KEY'),
+          'the operator allows the tenant a vault:// and an env:// source');
+SET aos_cus.tenant_id = 'abcdef00-0000-4000-8000-000000000001';
 SELECT is(aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'vaulted', 'openai', 'vault://prod-openai',
           '{"id": "abcdef00-0000-4000-8000-0000000000a2"}'), 'abcdef00-0000-4000-8000-0000000000a2'::uuid,
           'create_integration with a vault:// reference returns the chosen id');

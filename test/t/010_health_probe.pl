@@ -10,15 +10,18 @@ use AosCusMock;
 set_mock_key_env();
 my %keys = mock_keys();
 my ($mock, $port) = start_mock_provider();
-my $node = aos_cus_node('health_probe', extra_conf => "log_statement = 'all'\naos_cus.health_timeout = '1s'");
+# The mock listens on 127.0.0.1 over plain http: the operator allows both explicitly (the egress policy refuses them).
+my $node = aos_cus_node('health_probe', extra_conf => "log_statement = 'all'\naos_cus.health_timeout = '1s'\n"
+	. "aos_cus.egress_allowed_networks = '127.0.0.1/32'\naos_cus.egress_allow_http = on");
 my $base = "http://127.0.0.1:$port";
 my $tenant = '00000000-0000-0000-0000-0000000000c1';
 
-# An enabled integration of the test tenant; returns its id.
+# An enabled integration of the test tenant (its env:// source allowed by the operator); returns its id.
 sub integration
 {
 	my ($name, $provider, $key, $base_url, $config) = @_;
 	$config //= '{}';
+	$node->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$tenant', 'env://AOS_CUS_KEY_$key')});
 	return $node->safe_psql('postgres', qq{
 INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider, status, credential_ref, base_url, config)
 VALUES ('$tenant', '$name', '$provider', 'enabled', 'env://AOS_CUS_KEY_$key', '$base_url', '$config') RETURNING id});

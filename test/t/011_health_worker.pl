@@ -11,6 +11,8 @@ use AosCusMock;
 set_mock_key_env();
 my %keys = mock_keys();
 my ($mock, $port) = start_mock_provider();
+# The mock listens on 127.0.0.1 over plain http: the operator allows both explicitly (the egress policy refuses them);
+# the worker reads the allowance from the configuration file.
 my $node = aos_cus_node('health_worker', extra_conf => qq{
 aos_cus.health_worker = on
 aos_cus.health_database = 'postgres'
@@ -18,15 +20,18 @@ aos_cus.health_interval = 0
 aos_cus.health_timeout = '8s'
 log_statement = 'all'
 restart_after_crash = on
+aos_cus.egress_allowed_networks = '127.0.0.1/32'
+aos_cus.egress_allow_http = on
 });
 my $tenant = '00000000-0000-0000-0000-0000000000d1';
 my $worker_sql = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'aos_cus health worker'};
 
-# An enabled integration at the mock; returns its id.
+# An enabled integration at the mock (its env:// source allowed by the operator); returns its id.
 sub integration
 {
 	my ($name, $provider, $key, $status) = @_;
 	$status //= 'enabled';
+	$node->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$tenant', 'env://AOS_CUS_KEY_$key')});
 	return $node->safe_psql('postgres', qq{
 INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider, status, credential_ref, base_url)
 VALUES ('$tenant', '$name', '$provider', '$status', 'env://AOS_CUS_KEY_$key', 'http://127.0.0.1:$port') RETURNING id});
@@ -120,6 +125,17 @@ is($node->safe_psql('postgres', qq{SELECT count(*) FROM aos_cus.cus_health_histo
 is($node->safe_psql('postgres', qq{SELECT health_checked_at IS NULL FROM aos_cus.cus_integrations WHERE id = '$off'}), 't',
 	'a disabled integration is not re-probed');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET aos_cus.health_interval = 0; SELECT pg_reload_conf()});
+
+# The worker applies a reloaded egress policy: without the operator's allowance the mock is refused, unprobed.
+my $mock_requests = mock_stats($port)->{requests};
+$node->safe_psql('postgres', q{ALTER SYSTEM SET aos_cus.egress_allowed_networks = ''; SELECT pg_reload_conf()});
+sleep 1;
+is(request($good, "SET aos_cus.health_min_interval = 0;"), 't', 'a check is queued after the allowance is withdrawn');
+ok($node->poll_query_until('postgres', qq{SELECT health_error LIKE 'egress refused:%' FROM aos_cus.cus_integrations WHERE id = '$good'}),
+	'the worker refuses the loopback target once the allowance is withdrawn');
+is(health($good), 'failing|egress refused: the target address is not allowed by the egress policy', 'recorded failing with the one refusal text');
+is(mock_stats($port)->{requests}, $mock_requests, 'the mock saw no request');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET aos_cus.egress_allowed_networks; SELECT pg_reload_conf()});
 
 # A crash of the worker: the postmaster restarts it, and checks its predecessor had claimed are probed.
 $node->safe_psql('postgres', qq{INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id, claimed_at) VALUES ('$tenant', '$r429', now())});

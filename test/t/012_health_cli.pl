@@ -11,15 +11,18 @@ use AosCusMock;
 set_mock_key_env();
 my %keys = mock_keys();
 my ($mock, $port) = start_mock_provider();
-my $node = aos_cus_node('health_cli', extra_conf => "aos_cus.health_timeout = '1s'");
+# The mock listens on 127.0.0.1 over plain http: the operator allows both explicitly (the egress policy refuses them).
+my $node = aos_cus_node('health_cli', extra_conf => "aos_cus.health_timeout = '1s'\n"
+	. "aos_cus.egress_allowed_networks = '127.0.0.1/32'\naos_cus.egress_allow_http = on");
 my $t1 = '00000000-0000-0000-0000-0000000000e1';
 my $t2 = '00000000-0000-0000-0000-0000000000e2';
 my $all_output = '';
 
-# An enabled integration at the mock; returns its id.
+# An enabled integration at the mock (its env:// source allowed by the operator); returns its id.
 sub integration
 {
 	my ($tenant, $name, $provider, $key) = @_;
+	$node->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$tenant', 'env://AOS_CUS_KEY_$key')});
 	return $node->safe_psql('postgres', qq{
 INSERT INTO aos_cus.cus_integrations (tenant_id, name, provider, status, credential_ref, base_url)
 VALUES ('$tenant', '$name', '$provider', 'enabled', 'env://AOS_CUS_KEY_$key', 'http://127.0.0.1:$port') RETURNING id});

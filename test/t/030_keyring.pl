@@ -102,11 +102,16 @@ $node->safe_psql('postgres', 'CREATE ROLE plain_login LOGIN');
 like($err, qr/must be superuser|permission denied/, 'aos_cus.keyring_file is hidden from non-superusers');
 unlike(slurp_file($node->logfile), qr/a1a1a1a1|b2b2b2b2/, 'the whole server log holds no key material');
 
-# env:// resolves server environment variables under aos_cus.env_credential_prefix only.
+# env:// resolves server environment variables the operator allowed the tenant, under aos_cus.env_credential_prefix only.
 $node->safe_psql('postgres', qq{
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, credential_ref)
 VALUES ('$t', '$i', 'from-env', 'openai', 'env://AOS_CUS_TEST_ENV_KEY'),
        ('$t', '00000000-0000-4000-8000-0000000000d2', 'outside', 'openai', 'env://OTHER_TEST_ENV_KEY')});
+($ret, $out, $err) = $node->psql('postgres', "SELECT aos_cus.resolve_credential('$t', '$i')");
+like($err, qr/tenant $t may not use the credential source "env:\/\/AOS_CUS_TEST_ENV_KEY"/,
+	'env:// the operator did not allow the tenant is refused, even under the prefix');
+$node->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$t', 'env://AOS_CUS_TEST_ENV_KEY'),
+	aos_cus.allow_credential_source('$t', 'env://OTHER_TEST_ENV_KEY')});
 is($node->safe_psql('postgres', "SELECT aos_cus.resolve_credential('$t', '$i')"), 'sk-proj-from-the-environment-0000',
 	'env:// under the prefix resolves from the server environment');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT aos_cus.resolve_credential('$t', '00000000-0000-4000-8000-0000000000d2')");

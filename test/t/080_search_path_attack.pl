@@ -45,6 +45,8 @@ my @calls = (
 	"SELECT aos_cus.rotate_encryption_key()",
 	"SELECT aos_cus.rotate_encryption_key_batch(10)",
 	"SELECT * FROM aos_cus.keyring_status()",
+	"SELECT aos_cus.allow_credential_source('$T', 'env://AOS_CUS_ATTACK_KEY')",
+	"SELECT aos_cus.revoke_credential_source('$T', 'env://AOS_CUS_ATTACK_KEY')",
 	"SELECT aos_cus.record_health('$T', '$I', 'healthy', 5, NULL)",
 	"SELECT aos_cus.request_health_check('$T', '$I')",
 	"SELECT * FROM aos_cus.test_credentials('$T', '$I')",

@@ -87,6 +87,8 @@ test_classify(void)
 
 	CHECK(aos_probe_classify(AOS_PROBE_RESPONSE, 200, 5, e, sizeof(e)) == AOS_HEALTH_HEALTHY);
 	CHECK_STR(e, "");
+	CHECK(aos_probe_classify(AOS_PROBE_EGRESS_REFUSED, 0, 0, e, sizeof(e)) == AOS_HEALTH_FAILING);
+	CHECK_STR(e, "egress refused: the target address is not allowed by the egress policy");
 	CHECK(aos_probe_classify(AOS_PROBE_RESPONSE, 204, 5, e, sizeof(e)) == AOS_HEALTH_HEALTHY);
 	CHECK(aos_probe_classify(AOS_PROBE_RESPONSE, 401, 5, e, sizeof(e)) == AOS_HEALTH_FAILING);
 	CHECK_STR(e, "HTTP 401: credential rejected");
