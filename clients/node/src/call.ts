@@ -182,7 +182,9 @@ export class CallRecorder {
 /** The status and error code of a provider SDK error (names shared by the OpenAI and Anthropic SDKs). */
 export function classify(err: unknown): { status: Status; code: string } {
   const e = (err ?? {}) as { name?: string; status?: number; code?: unknown; type?: unknown; error?: any };
-  const name = e.name ?? 'Error';
+  // The OpenAI SDK leaves name 'Error' on its classes: the constructor's name tells them apart.
+  const ctor = (e as object).constructor?.name;
+  const name = e.name && e.name !== 'Error' ? e.name : ctor && ctor !== 'Object' ? ctor : 'Error';
   if (name === 'APIUserAbortError' || name === 'AbortError') return { status: 'cancelled', code: 'aborted' };
   if (name === 'APIConnectionTimeoutError' || name === 'TimeoutError') return { status: 'timeout', code: 'timeout' };
   if (typeof e.status === 'number') {

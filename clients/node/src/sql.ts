@@ -128,7 +128,7 @@ export async function checkCall(db: Queryable, binding: TenantBinding, tenant: s
   const openaiFamily = /^(openai|azure_openai)$/.test(est.provider);
   const counter = have.countTokens && openaiFamily ? 'aos_cus.count_tokens' : 'aos_cus.estimate_tokens';
   const tokens = `(${counter}($5::pg_catalog.text, $6::pg_catalog.text)::pg_catalog.int8 OPERATOR(pg_catalog.+) $7::pg_catalog.int8)`;
-  const cost = `pg_catalog.coalesce(aos_cus.cost_microcents($4::pg_catalog.text, $6::pg_catalog.text, e.input_tokens, $8::pg_catalog.int8), 0)`;
+  const cost = `COALESCE(aos_cus.cost_microcents($4::pg_catalog.text, $6::pg_catalog.text, e.input_tokens, $8::pg_catalog.int8), 0::pg_catalog.int8)`;
   const text = `SELECT c.* ${tenantFrom(binding, `(SELECT ${tokens} AS input_tokens) AS e, LATERAL ` +
     check(cost, 'e.input_tokens OPERATOR(pg_catalog.+) $8::pg_catalog.int8'))}`;
   const res = await run<DecisionRow>(db, `aos_cus_node_check_${counter === 'aos_cus.count_tokens' ? 'count' : 'estimate'}_${binding}`, text,
