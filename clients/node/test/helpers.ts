@@ -95,9 +95,14 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<a
   }
 }
 
-/** A fresh directory for spill files. */
+const dirs: string[] = [];
+process.on('exit', () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** A fresh directory for spill files, removed when the process exits. */
 export function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'aos-cus-node-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'aos-cus-node-'));
+  dirs.push(d);
+  return d;
 }
 
 /** Waits until cond() holds (polling), or fails after ms. */
