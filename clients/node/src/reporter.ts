@@ -111,8 +111,13 @@ export class Reporter extends EventEmitter {
     this.timer = setInterval(() => this.kick(), opts.flushIntervalMs ?? 1000);
     this.timer.unref();
     if (opts.flushOnExit ?? true) {
+      // One flush per drain of the loop: if it could not empty the buffer (database down, no spill), the
+      // process exits and 'exit' spills or counts the rest instead of retrying forever.
+      let tried = false;
       this.hook('beforeExit', () => {
-        if (this.buffer.length > 0 || (this.replayDue && !this.down)) void this.flush();
+        if (tried || (this.buffer.length === 0 && !(this.replayDue && !this.down))) return;
+        tried = true;
+        void this.flush().then(() => { tried = this.buffer.length > 0; });
       });
       this.hook('exit', () => this.spillNowSync());
     }

@@ -160,6 +160,15 @@ describe('reporter', () => {
     assert.equal(fs.existsSync(spillPath), false, 'nothing spilled');
   });
 
+  test('the loop drains with the database down and no spill file: the process still exits', async () => {
+    const { tenant, integration } = await newIntegration('openai');
+    const proc = spawn(process.execPath, [path.join(__dirname, 'child.js'), JSON.stringify({ mode: 'idle', pool: deadPool, spillPath: null, tenant, integration, n: 5, prefix: 'n' })]);
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 15000);
+    const end = await exited(proc);
+    clearTimeout(timer);
+    assert.deepEqual(end, { code: 0, signal: null });
+  });
+
   test('past maxSpillBytes new records are dropped and counted; past maxBufferedRecords too', async () => {
     const { tenant, integration } = await newIntegration('openai');
     const { Pool } = await import('pg');
