@@ -10,7 +10,7 @@ export AOS_CUS_INSTANCE=test
 . "$(dirname "$0")/common.sh"
 cd "$REPO"
 
-LAYERS=unit,fuzz,regress,pgtap,isolation,monitoring,tap
+LAYERS=unit,fuzz,regress,pgtap,isolation,monitoring,tap,node
 TAP_TESTS=
 args=()
 while [ $# -gt 0 ]; do
@@ -171,6 +171,19 @@ n=$(grep -oE 'Tests=[0-9]+' "$OUT/tap.log" | grep -oE '[0-9]+' || echo 0)
 f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/tap.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
 grep -q 'Result: PASS' "$OUT/tap.log" || [ "$f" -gt 0 ] || f=1
 tally tap "$((n - f < 0 ? 0 : n - f))" "$f"
+fi
+
+# 7. The Node.js client (clients/node): npm ci, tsc (type errors fail the layer), node:test against a mock
+# provider and the client's own cluster (scripts/cluster.sh with AOS_CUS_INSTANCE=node, port base + 9), which
+# its tests stop and start; destroyed afterwards.
+if want node; then
+(cd clients/node && npm ci --no-audit --no-fund --loglevel=error && npx tsc -p . &&
+	node --test --test-concurrency=1 --test-reporter=tap build/test/*.test.js) > "$OUT/node.log" 2>&1
+cat "$OUT/node.log"
+p=$(grep -oE '^# pass [0-9]+' "$OUT/node.log" | grep -oE '[0-9]+' | tail -n 1)
+f=$(grep -oE '^# fail [0-9]+' "$OUT/node.log" | grep -oE '[0-9]+' | tail -n 1)
+if [ -n "$p" ] && [ -n "$f" ]; then tally node "$p" "$f"; else tally node 0 1; fi
+AOS_CUS_INSTANCE=node bash scripts/cluster.sh destroy
 fi
 
 [ "${AOS_CUS_KEEP:-}" = 1 ] || bash scripts/cluster.sh stop

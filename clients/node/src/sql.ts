@@ -1,0 +1,137 @@
+// The SQL this package runs: aos_cus's documented functions only, schema-qualified, one round trip each.
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+
+/** A pg Pool or Client. */
+export type Queryable = Pick<Pool, 'query'> | Pick<PoolClient, 'query'>;
+
+/**
+ * How a statement acts for its tenant. `setting` (default): set aos_cus.tenant_id for the statement's own
+ * transaction only (set_config(..., true), so nothing leaks into a pooled session). `session`: the session
+ * already acts for the tenant (a tenant-bound login, or a pool whose connect hook sets it).
+ */
+export type TenantBinding = 'setting' | 'session';
+
+/** One row of ingest_usage_batch. */
+export interface IngestRow {
+  ord: number;
+  call_id: string | null;
+  status: 'inserted' | 'duplicate' | 'rejected';
+  error: string | null;
+}
+
+/** The row check() returns, with bigints as strings (node-postgres' int8 default). */
+export interface DecisionRow {
+  decision: 'allowed' | 'warned' | 'blocked';
+  reason: string;
+  retry_after_ms: string | number | null;
+  budget_used_microcents: string | null;
+  budget_limit_microcents: string | null;
+  tokens_used: string | null;
+  token_limit: string | null;
+  period_resets_at: Date | null;
+  scope?: string | null;
+}
+
+// FROM set_config(...) AS s, LATERAL fn(s.tenant, ...): the function's tenant argument is set_config's result,
+// so the setting is in place before the function runs, and it ends with the statement's transaction.
+function tenantFrom(binding: TenantBinding, call: string): string {
+  return binding === 'setting'
+    ? `FROM pg_catalog.set_config('aos_cus.tenant_id', $1::pg_catalog.text, true) AS s (tenant), LATERAL ${call.replace('$TENANT', 's.tenant::pg_catalog.uuid')}`
+    : `FROM ${call.replace('$TENANT', '$1::pg_catalog.uuid')}`;
+}
+
+async function run<R extends QueryResultRow>(db: Queryable, name: string, text: string, values: unknown[]): Promise<QueryResult<R>> {
+  return (db as Pool).query<R>({ name, text, values });
+}
+
+/** ingest_usage_batch(tenant, records): one row per record, in input order. */
+export async function ingestBatch(db: Queryable, binding: TenantBinding, tenant: string, records: object[]): Promise<IngestRow[]> {
+  const text = `SELECT r.ord, r.call_id, r.status, r.error ${tenantFrom(binding, 'aos_cus.ingest_usage_batch($TENANT, $2::pg_catalog.jsonb) AS r')}`;
+  const res = await run<IngestRow>(db, `aos_cus_node_ingest_batch_${binding}`, text, [tenant, JSON.stringify(records)]);
+  return res.rows;
+}
+
+/** ingest_usage(tenant, record): status inserted or duplicate (the per-call path the benchmark compares with). */
+export async function ingestOne(db: Queryable, binding: TenantBinding, tenant: string, record: object): Promise<string> {
+  const text = `SELECT r.status ${tenantFrom(binding, 'aos_cus.ingest_usage($TENANT, $2::pg_catalog.jsonb) AS r')}`;
+  const res = await run<{ status: string }>(db, `aos_cus_node_ingest_one_${binding}`, text, [tenant, JSON.stringify(record)]);
+  return res.rows[0].status;
+}
+
+/** Which estimators the server has: estimate_call and count_tokens come with a later version of aos_cus. */
+export interface Estimators {
+  estimateCall: boolean;
+  countTokens: boolean;
+}
+
+const estimators = new WeakMap<object, Promise<Estimators>>();
+
+/** Detects the estimators once per pool (to_regprocedure); a failed detection is retried on the next call. */
+export function detectEstimators(db: Queryable): Promise<Estimators> {
+  let p = estimators.get(db);
+  if (!p) {
+    p = run<{ estimate_call: boolean; count_tokens: boolean }>(db, 'aos_cus_node_estimators',
+      `SELECT pg_catalog.to_regprocedure('aos_cus.estimate_call(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4)') IS NOT NULL AS estimate_call,
+              pg_catalog.to_regprocedure('aos_cus.count_tokens(pg_catalog.text, pg_catalog.text)') IS NOT NULL AS count_tokens`, [])
+      .then((r) => ({ estimateCall: r.rows[0].estimate_call, countTokens: r.rows[0].count_tokens }));
+    estimators.set(db, p);
+    p.catch(() => estimators.delete(db));
+  }
+  return p;
+}
+
+/** What a call is expected to use, for check(). */
+export interface EstimateInput {
+  provider: string;
+  model: string;
+  /** The prompt as text (estimate_tokens / count_tokens). */
+  text: string;
+  /** The prompt as estimate_call takes it: a chat messages array or a string. */
+  input: unknown;
+  /** Tokens added to the text's estimate: the chat format's per-message overhead. */
+  overheadTokens: number;
+  /** Output tokens to reserve: the request's max tokens, else the wrapper's estimatedOutputTokens. */
+  maxOutputTokens: number;
+}
+
+/** Columns of estimate_call's row: worst-case cost and tokens when it has them, else the estimate. */
+function fromEstimateCall(row: Record<string, unknown>): { tokens: string; cost: string } | undefined {
+  const cols = Object.keys(row).filter((k) => row[k] !== null && /^-?\d+$/.test(String(row[k])));
+  const pick = (re: RegExp) => cols.filter((k) => re.test(k));
+  const cost = pick(/worst.*cost|cost.*worst/)[0] ?? pick(/cost/)[0];
+  const input = pick(/input.*tokens/)[0];
+  const output = pick(/(worst|max).*output.*tokens|output.*tokens/)[0];
+  if (!cost || !input) return undefined;
+  const tokens = BigInt(String(row[input])) + (output ? BigInt(String(row[output])) : 0n);
+  return { tokens: tokens.toString(), cost: String(row[cost]) };
+}
+
+/**
+ * check() for one call, with its estimate computed by the server: estimate_call when present (two round trips),
+ * else count_tokens for OpenAI-family models when present, else estimate_tokens (both in the check's statement).
+ */
+export async function checkCall(db: Queryable, binding: TenantBinding, tenant: string, integration: string,
+  est: EstimateInput, callId: string): Promise<DecisionRow> {
+  const have = await detectEstimators(db);
+  const check = (cost: string, tokens: string) => 'aos_cus."check"($TENANT, $2::pg_catalog.uuid, ' + cost + ', ' + tokens + ', $3::pg_catalog.text) AS c';
+  if (have.estimateCall) {
+    const r = await run<Record<string, unknown>>(db, 'aos_cus_node_estimate_call',
+      'SELECT e.* FROM aos_cus.estimate_call($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.jsonb, $4::pg_catalog.int4) AS e',
+      [est.provider, est.model, JSON.stringify(est.input), est.maxOutputTokens]);
+    const picked = r.rows[0] && fromEstimateCall(r.rows[0]);
+    if (picked) {
+      const text = `SELECT c.* ${tenantFrom(binding, check('$4::pg_catalog.int8', '$5::pg_catalog.int8'))}`;
+      const res = await run<DecisionRow>(db, `aos_cus_node_check_fixed_${binding}`, text, [tenant, integration, callId, picked.cost, picked.tokens]);
+      return res.rows[0];
+    }
+  }
+  const openaiFamily = /^(openai|azure_openai)$/.test(est.provider);
+  const counter = have.countTokens && openaiFamily ? 'aos_cus.count_tokens' : 'aos_cus.estimate_tokens';
+  const tokens = `(${counter}($5::pg_catalog.text, $6::pg_catalog.text)::pg_catalog.int8 OPERATOR(pg_catalog.+) $7::pg_catalog.int8)`;
+  const cost = `COALESCE(aos_cus.cost_microcents($4::pg_catalog.text, $6::pg_catalog.text, e.input_tokens, $8::pg_catalog.int8), 0::pg_catalog.int8)`;
+  const text = `SELECT c.* ${tenantFrom(binding, `(SELECT ${tokens} AS input_tokens) AS e, LATERAL ` +
+    check(cost, 'e.input_tokens OPERATOR(pg_catalog.+) $8::pg_catalog.int8'))}`;
+  const res = await run<DecisionRow>(db, `aos_cus_node_check_${counter === 'aos_cus.count_tokens' ? 'count' : 'estimate'}_${binding}`, text,
+    [tenant, integration, callId, est.provider, est.text, est.model, est.overheadTokens, est.maxOutputTokens]);
+  return res.rows[0];
+}
