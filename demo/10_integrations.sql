@@ -6,7 +6,7 @@ SELECT name, provider, status, credential_kind, credential_hint, limits ->> 'rpm
   FROM aos_cus.list_integrations(aos_cus.current_tenant());
 \echo The table holds AES-256-GCM envelopes bound to tenant and integration, encrypted before the first write:
 SELECT name, left(credential_ref, 44) || '...' AS credential_ref FROM aos_cus.cus_integrations ORDER BY name;
-\echo env:// and vault:// name secrets beyond the tenant's own: the platform operator (no tenant set) allows each per tenant:
+\echo env:// and vault:// name secrets outside the tenant credentials: the platform operator (no tenant set) allows each per tenant:
 RESET aos_cus.tenant_id;
 SELECT aos_cus.allow_credential_source('d0d0d0d0-0000-4000-8000-000000000001', 'env://AOS_CUS_MISTRAL_KEY') AS allowed;
 SET aos_cus.tenant_id = 'd0d0d0d0-0000-4000-8000-000000000001';
