@@ -93,6 +93,14 @@ is($node->safe_psql('postgres', sprintf($usage, $T, $TMO)), '0|0|0|0',
 	'no reservation and no rate slot outlive the timed-out check');
 is($node->safe_psql('postgres', q{SELECT value FROM aos_cus.stat_enforcement() WHERE name = 'reservations_active'}),
 	'1', 'only err-call-2 is reserved in shared memory');
+
+# 4. A failed check() that replaced its call_id's reservation restores the one it replaced.
+is($node->safe_psql('postgres', "SELECT decision FROM aos_cus.check('$T', '$RO', 5000000, 0, 'rep-1')"), 'allowed',
+	'a first check of rep-1 reserves 5,000,000');
+($ret, $out, $err) = $node->psql('postgres', "SELECT decision FROM aos_cus.check('$T', '$RO', 85000000, 0, 'rep-1')");
+like($err, qr/injected log failure/, 'a second, warned check of rep-1 fails in its log write');
+is($node->safe_psql('postgres', "SELECT reserved_microcents, active_reservations FROM aos_cus.current_usage('$T', '$RO')"),
+	'5000000|1', 'rep-1 keeps its first 5,000,000 reservation');
 $node->safe_psql('postgres', 'DROP TRIGGER fail_log ON aos_cus.cus_enforcement_log');
 is($node->safe_psql('postgres', "SELECT decision, reason FROM aos_cus.check('$T', '$TMO', 10000000, 0, 'tmo-call-2')"),
 	'allowed|ok', 'the next check is allowed');
