@@ -58,6 +58,18 @@
  * instant may be off until then. So check() never waits for another
  * transaction: an open transaction that wrote usage holds no such lock.
  *
+ * On a hot standby nothing is stored: WAL replay moves neither the limits
+ * version nor the periods, and no commit settles usage there, so reads and
+ * probes use a backend-local entry rebuilt from the replayed tables on every
+ * call, and check() (which counts rates and holds reservations) is refused.
+ * Shared memory is therefore empty when the standby is promoted, and each
+ * first use after promotion rebuilds from the durable tables.
+ *
+ * check() changes shared memory when it decides (rate admission, reservation,
+ * alert flags), then logs and alerts; when those fail, undo_decision takes the
+ * changes back, so nothing outlives a failed check(). In a read-only
+ * transaction the log write is skipped and counted (stat_enforcement).
+ *
  * Limits changes: a statement trigger on cus_integrations bumps the limits
  * version at commit; an entry loaded under an older version reloads on its
  * next use, keeping its reservations, rate windows and alert flags.
@@ -77,6 +89,7 @@
 #include "uuid_text.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -221,6 +234,7 @@ typedef struct EnfShared
 	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
 	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 log_skipped;	/* warned/blocked decisions not logged: read-only transaction */
 	pg_atomic_uint64 decisions[AOS_DECISION_COUNT][AOS_REASON_COUNT];
 } EnfShared;
 
@@ -340,6 +354,7 @@ aos_cus_enforce_shmem_init(void)
 		pg_atomic_init_u64(&enf->next_expiry, (uint64) PG_INT64_MAX);
 		pg_atomic_init_u64(&enf->limits_version, 1);
 		pg_atomic_init_u64(&enf->evictions, 0);
+		pg_atomic_init_u64(&enf->log_skipped, 0);
 		for (int d = 0; d < AOS_DECISION_COUNT; d++)
 			for (int r = 0; r < AOS_REASON_COUNT; r++)
 				pg_atomic_init_u64(&enf->decisions[d][r], 0);
@@ -1280,6 +1295,18 @@ typedef struct EnfRequest
 	bool		commit;			/* count, reserve, log and alert (check()) */
 } EnfRequest;
 
+/* What a committing decide() changed in shared memory, for undo_decision. */
+typedef struct EnfUndo
+{
+	bool		admitted;		/* the rate windows counted the request */
+	int64		minute;			/* their current minute then */
+	bool		reserved;		/* the call_id's reservation was made or replaced */
+	bool		replaced;		/* it replaced one with these terms */
+	int64		old_cost;
+	int64		old_tokens;
+	TimestampTz old_expires_at;
+} EnfUndo;
+
 typedef struct EnfResult
 {
 	AosDecision decision;
@@ -1294,21 +1321,56 @@ typedef struct EnfResult
 	TimestampTz budget_start;
 	TimestampTz token_start;
 	int			warn_pct;
-	uint8		new_budget_alerts;
+	uint8		new_budget_alerts;	/* alert flags this decision set */
 	uint8		new_token_alerts;
+	EnfUndo		undo;
 } EnfResult;
+
+/* The entry a hot standby decides and reads on: this backend's, rebuilt on every call. */
+static EnfEntry standby_entry;
+
+/*
+ * Rebuild standby_entry from the replayed tables and return it with enf->lock
+ * held shared, as fresh_entry does; NULL for an integration that does not exist.
+ */
+static EnfEntry *
+standby_fresh_entry(const EnfKey *key, TimestampTz now)
+{
+	EnfLoaded	l;
+	EnfEntry   *e = &standby_entry;
+
+	read_durable_state(key, now, &l);
+	if (!l.lim.found)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	e->key = *key;
+	SpinLockInit(&e->mutex);
+	e->lim = l.lim;
+	e->budget_start = l.budget_start;
+	e->budget_end = l.budget_end;
+	e->token_start = l.token_start;
+	e->token_end = l.token_end;
+	e->spent = l.spent;
+	e->tokens = l.tokens;
+	e->last_used = now;
+	LWLockAcquire(enf->lock, LW_SHARED);
+	return e;
+}
 
 /*
  * Look up key and return it with enf->lock held shared, loading it first when
  * missing or stale; NULL (no lock held) for an integration that does not
  * exist. A stale entry whose reload meets a commit in progress is used as it
- * is: the reload happens on a later call.
+ * is: the reload happens on a later call. On a hot standby the entry is
+ * backend-local and rebuilt on every call (see the top of this file).
  */
 static EnfEntry *
 fresh_entry(const EnfKey *key, TimestampTz now)
 {
 	bool		loaded = false;
 
+	if (RecoveryInProgress())
+		return standby_fresh_entry(key, now);
 	for (;;)
 	{
 		EnfEntry   *e;
@@ -1369,6 +1431,7 @@ decide(const EnfRequest *req, EnfResult *res)
 	int64		used_cost,
 				used_tokens;
 
+	memset(&res->undo, 0, sizeof(res->undo));
 	if (e == NULL)
 	{
 		decide_unknown(res);
@@ -1445,6 +1508,8 @@ decide(const EnfRequest *req, EnfResult *res)
 	{
 		e->requests.curr++;
 		e->token_rate.curr = sat_add(e->token_rate.curr, req->est_tokens);
+		res->undo.admitted = true;
+		res->undo.minute = e->requests.minute;
 		if (reserve)
 		{
 			e->reserved_cost = sat_add(e->reserved_cost, req->est_cost - (old ? old->cost : 0));
@@ -1486,6 +1551,7 @@ decide(const EnfRequest *req, EnfResult *res)
 		{
 			EnfReservation *r = old;
 
+			res->undo.reserved = true;
 			if (r == NULL)
 			{
 				r = hash_search(res_hash, &rk, HASH_ENTER, NULL);
@@ -1493,7 +1559,13 @@ decide(const EnfRequest *req, EnfResult *res)
 				e->tenant->nreservations++;
 			}
 			else
+			{
+				res->undo.replaced = true;
+				res->undo.old_cost = r->cost;
+				res->undo.old_tokens = r->tokens;
+				res->undo.old_expires_at = r->expires_at;
 				dlist_delete(&r->node);
+			}
 			r->cost = req->est_cost;
 			r->tokens = req->est_tokens;
 			r->expires_at = now + (int64) reservation_ttl_ms * 1000;
@@ -1511,6 +1583,64 @@ decide(const EnfRequest *req, EnfResult *res)
 		res->retry_ms = (res->budget_end - now + 999) / 1000;
 	else if (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED && !TIMESTAMP_NOT_FINITE(res->token_end))
 		res->retry_ms = (res->token_end - now + 999) / 1000;
+}
+
+/*
+ * Take back what decide() changed for req (an error followed it): the
+ * reservation made or replaced, the rate admission and the alert flags set.
+ * Raises no error (called while one propagates).
+ */
+static void
+undo_decision(const EnfRequest *req, const EnfResult *res)
+{
+	const EnfUndo *u = &res->undo;
+	EnfEntry   *e;
+
+	if (!u->admitted && !u->reserved && !res->new_budget_alerts && !res->new_token_alerts)
+		return;
+	LWLockAcquire(enf->lock, LW_SHARED);
+	e = hash_search(enf_hash, &req->key, HASH_FIND, NULL);
+	if (e != NULL && u->reserved)
+	{
+		EnfResKey	rk;
+		EnfReservation *r;
+
+		memset(&rk, 0, sizeof(rk));
+		rk.dbid = req->key.dbid;
+		rk.tenant = req->key.tenant;
+		strlcpy(rk.call_id, req->call_id, sizeof(rk.call_id));
+		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+		r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+		if (r != NULL && r->entry == e && !u->replaced)
+			release_reservation(r);
+		else if (r != NULL && r->entry == e)
+		{
+			SpinLockAcquire(&e->mutex);
+			e->reserved_cost = sat_add(e->reserved_cost, u->old_cost - r->cost);
+			e->reserved_tokens = sat_add(e->reserved_tokens, u->old_tokens - r->tokens);
+			SpinLockRelease(&e->mutex);
+			r->cost = u->old_cost;
+			r->tokens = u->old_tokens;
+			r->expires_at = u->old_expires_at;
+			dlist_delete(&r->node);
+			insert_by_expiry(r);
+		}
+		publish_next_expiry();
+		LWLockRelease(enf->res_lock);
+	}
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (u->admitted)
+		{
+			aos_rate_unadmit(&e->requests, u->minute, 1);
+			aos_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
+		}
+		e->budget_alerts &= ~res->new_budget_alerts;
+		e->token_alerts &= ~res->new_token_alerts;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(enf->lock);
 }
 
 /* ---------- side effects of check(): log and alerts ---------- */
@@ -1723,12 +1853,36 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
+/*
+ * What check() does after deciding: log a warned or blocked decision (skipped
+ * and counted in a read-only transaction), queue the alerts, build the result.
+ */
+static Datum
+check_side_effects(FunctionCallInfo fcinfo, const EnfRequest *req, const EnfResult *res)
+{
+	if (res->decision != AOS_DECISION_ALLOWED || res->reason != AOS_REASON_OK)
+	{
+		if (XactReadOnly)
+			pg_atomic_fetch_add_u64(&enf->log_skipped, 1);
+		else
+			log_decision(req, res);
+	}
+	if (res->new_budget_alerts)
+		send_alerts(&req->key, "budget", res->new_budget_alerts, res->warn_pct,
+					res->budget_start, res->budget_end, res->budget_used, res->budget_limit);
+	if (res->new_token_alerts)
+		send_alerts(&req->key, "tokens", res->new_token_alerts, res->warn_pct,
+					res->token_start, res->token_end, res->tokens_used, res->token_limit);
+	return decision_datum(fcinfo, res);
+}
+
 /* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
 {
 	EnfRequest	req;
 	EnfResult	res;
+	Datum		result;
 
 	read_request(fcinfo, "aos_cus.check()", &req);
 	req.est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
@@ -1741,19 +1895,27 @@ aos_cus_check(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
 	}
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("aos_cus.check() cannot run on a hot standby"),
+				 errdetail("check() counts rate limits and holds reservations in the primary's shared memory."),
+				 errhint("Call check() on the primary. On a standby, check_budget_limit(), check_token_limit() and current_usage() read the replayed tables.")));
 	req.dims = ENF_ALL;
 	req.commit = true;
 	decide(&req, &res);
+	PG_TRY();
+	{
+		result = check_side_effects(fcinfo, &req, &res);
+	}
+	PG_CATCH();
+	{
+		undo_decision(&req, &res);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
-	if (res.decision != AOS_DECISION_ALLOWED || res.reason != AOS_REASON_OK)
-		log_decision(&req, &res);
-	if (res.new_budget_alerts)
-		send_alerts(&req.key, "budget", res.new_budget_alerts, res.warn_pct,
-					res.budget_start, res.budget_end, res.budget_used, res.budget_limit);
-	if (res.new_token_alerts)
-		send_alerts(&req.key, "tokens", res.new_token_alerts, res.warn_pct,
-					res.token_start, res.token_end, res.tokens_used, res.token_limit);
-	PG_RETURN_DATUM(decision_datum(fcinfo, &res));
+	PG_RETURN_DATUM(result);
 }
 
 /* A single-dimension probe: the same precedence, no reservation, nothing counted. */
@@ -1878,9 +2040,10 @@ Datum
 aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int64		stat[5];
-	static const char *const names[5] = {
-		"integrations_cached", "max_integrations", "reservations_active", "max_reservations", "evictions"
+	int64		stat[6];
+	static const char *const names[6] = {
+		"integrations_cached", "max_integrations", "reservations_active", "max_reservations", "evictions",
+		"log_skipped_read_only"
 	};
 
 	aos_cus_require_preload("aos_cus.stat_enforcement()");
@@ -1895,7 +2058,8 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 	stat[1] = max_integrations;
 	stat[3] = max_reservations;
 	stat[4] = (int64) pg_atomic_read_u64(&enf->evictions);
-	for (int i = 0; i < 5; i++)
+	stat[5] = (int64) pg_atomic_read_u64(&enf->log_skipped);
+	for (int i = 0; i < 6; i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};

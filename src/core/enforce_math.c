@@ -76,6 +76,16 @@ aos_rate_live(const AosRateWindow *w, int64_t now_us)
 	return w->minute == minute - 1 && w->curr > 0;
 }
 
+/* Take back an admission of minute, never below zero; nothing once it is older than the previous minute. */
+void
+aos_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount)
+{
+	if (w->minute == minute)
+		w->curr = w->curr > amount ? w->curr - amount : 0;
+	else if (w->minute == minute + 1)
+		w->prev = w->prev > amount ? w->prev - amount : 0;
+}
+
 /* Amount admitted in the current minute. */
 int64_t
 aos_rate_current(const AosRateWindow *w)

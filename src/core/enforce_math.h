@@ -98,6 +98,9 @@ bool		aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 /* True while admissions of the window still count at now_us (current or previous minute): resetting it would admit more. */
 bool		aos_rate_live(const AosRateWindow *w, int64_t now_us);
 
+/* Take back amount admitted in minute (an undone decision): from curr, or from prev once the window moved one minute on. */
+void		aos_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount);
+
 /* Amount admitted in the current minute (after aos_rate_advance). */
 int64_t		aos_rate_current(const AosRateWindow *w);
 

@@ -10,11 +10,12 @@ use Exporter 'import';
 our @EXPORT = qw(aos_cus_node crash_and_restart);
 
 # A started node with aos_cus preloaded, a fresh 0600 keyring, and the extension created in "postgres".
+# Options: extra_conf (postgresql.conf lines), init (a hash of PostgreSQL::Test::Cluster init options).
 sub aos_cus_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%{ $opts{init} // {} });
 	my $keyring = $node->basedir . '/keyring';
 	open(my $fh, '>', $keyring) or die "keyring: $!";
 	printf $fh "1:%s\n", join('', map { sprintf('%02x', int(rand(256))) } 1 .. 32);

@@ -144,6 +144,28 @@ test_rate_live(void)
 	CHECK(aos_rate_live(&w, -1) && aos_rate_live(&w, MIN - 1) && !aos_rate_live(&w, MIN));
 }
 
+/* An undone admission leaves the minute it was counted in, or the previous one after the window moved, never below 0. */
+static void
+test_rate_unadmit(void)
+{
+	AosRateWindow w = {0, 0, 0};
+	int64_t		t0 = 500 * MIN;
+
+	aos_rate_advance(&w, t0);
+	w.curr = 3;
+	aos_rate_unadmit(&w, 500, 1);
+	CHECK(w.curr == 2);
+	aos_rate_advance(&w, t0 + MIN);
+	aos_rate_unadmit(&w, 500, 1);
+	CHECK(w.prev == 1 && w.curr == 0);
+	aos_rate_unadmit(&w, 500, 5);
+	CHECK(w.prev == 0);
+	w.curr = 4;
+	aos_rate_advance(&w, t0 + 3 * MIN);
+	aos_rate_unadmit(&w, 501, 1);
+	CHECK(w.prev == 0 && w.curr == 0);
+}
+
 /* Run every enforcement math case. */
 int
 main(void)
@@ -155,6 +177,7 @@ main(void)
 	test_limits();
 	test_rate();
 	test_rate_live();
+	test_rate_unadmit();
 	test_precedence();
 	return UNIT_DONE();
 }
