@@ -400,8 +400,10 @@ typedef enum KeyCheck
 /*
  * Compare keyring entry i with its version's row in aos_cus.cus_keyring_versions,
  * first inserting the row when record is set, none exists and the transaction
- * may write. Elevated SPI: the table is written by the extension only. Without
- * the table (extension not yet updated) nothing is recorded.
+ * may write (then reading it back with a new snapshot, which also sees a row a
+ * concurrent first use committed). Elevated SPI: the table is written by the
+ * extension only. Without the table (extension not yet updated) nothing is
+ * recorded.
  */
 static KeyCheck
 check_version_key(int i, bool record)
@@ -411,6 +413,7 @@ check_version_key(int i, bool record)
 	Datum		args[2];
 	char		fp[AOS_FINGERPRINT_LEN + 1];
 	char	   *stored = NULL;
+	KeyCheck	result;
 	AosElevation elevation;
 	Oid			ns;
 
@@ -428,7 +431,7 @@ check_version_key(int i, bool record)
 		if (SPI_execute_plan(aos_cus_keep_plan(&fingerprint_plan,
 											   "SELECT fingerprint FROM aos_cus.cus_keyring_versions "
 											   "WHERE version OPERATOR(pg_catalog.=) $1",
-											   1, types), args, NULL, true, 1) != SPI_OK_SELECT)
+											   1, types), args, NULL, !record, 1) != SPI_OK_SELECT)
 			elog(ERROR, "reading aos_cus.cus_keyring_versions failed");
 		if (SPI_processed == 1)
 			stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -443,11 +446,10 @@ check_version_key(int i, bool record)
 		else
 			break;
 	}
+	result = stored == NULL ? KEY_UNRECORDED : strcmp(stored, fp) == 0 ? KEY_MATCHES : KEY_WRONG;
 	aos_cus_unelevate(&elevation);
 	SPI_finish();
-	if (stored == NULL)
-		return KEY_UNRECORDED;
-	return strcmp(stored, fp) == 0 ? KEY_MATCHES : KEY_WRONG;
+	return result;
 }
 
 /* The index of a version in the keyring, or -1. */

@@ -13,7 +13,7 @@
  * logged and the worker goes on. While credentials cannot be resolved for a
  * fault of the server's (the keyring is not loaded, or holds a wrong key) it
  * claims nothing, so no integration is recorded failing for it: it reports the
- * pause once (a WARNING and the health_probes_paused counter) and resumes when
+ * pause once (a WARNING and the health_worker_paused counter) and resumes when
  * the fault is gone. It exits on SIGTERM and on postmaster death.
  */
 #include "aos_cus.h"

@@ -1,6 +1,6 @@
 # Issue 22 finding 6: a missing, unreadable or wrong keyring is a fault of the server, not of the tenants'
 # credentials. The health worker pauses its probes (integrations keep their state), reports the fault once (a
-# WARNING and the health_probes_paused counter) and resumes when the keyring is fixed and the server restarted
+# WARNING and the health_worker_paused counter) and resumes when the keyring is fixed and the server restarted
 # (the keyring is read at postmaster start only); test_credentials() raises the fault instead of recording failing.
 use strict;
 use warnings;
@@ -76,7 +76,7 @@ for my $fault (['missing keyring', undef, 0600, qr/the aos_cus keyring is not av
 	my $before = states();
 	my $offset = keyring_restart($content, $mode);
 	my $checked = $node->safe_psql('postgres', 'SELECT max(health_checked_at) FROM aos_cus.cus_integrations');
-	ok($node->poll_query_until('postgres', q{SELECT value = 1 FROM aos_cus.stat_counters() WHERE name = 'health_probes_paused'}),
+	ok($node->poll_query_until('postgres', q{SELECT value = 1 FROM aos_cus.stat_counters() WHERE name = 'health_worker_paused'}),
 		"$label: the pause is counted in stat_counters");
 	sleep 4;	# four health intervals
 	is(states(), $before, "$label: integrations keep their previous state");
@@ -85,8 +85,8 @@ for my $fault (['missing keyring', undef, 0600, qr/the aos_cus keyring is not av
 	my @reports = $log =~ /(WARNING:  aos_cus health worker: probes paused: )/g;
 	is(scalar @reports, 1, "$label: the fault is reported once in the log");
 	like($log, qr/probes paused: $why/, "$label: the report says why");
-	is(counter('health_probes_paused'), '1', "$label: counted once");
-	like($node->safe_psql('postgres', q{SELECT metrics FROM aos_cus.metrics() metrics}), qr/aos_cus_health_probes_paused_total 1/,
+	is(counter('health_worker_paused'), '1', "$label: counted once");
+	like($node->safe_psql('postgres', q{SELECT metrics FROM aos_cus.metrics() metrics}), qr/aos_cus_health_worker_paused_total 1/,
 		"$label: metrics() shows the pause");
 	is($node->safe_psql('postgres', qq{SET aos_cus.health_min_interval = 0; SELECT aos_cus.request_health_check('$t', '$ids[$round]')}), 't', "$label: a requested check is queued");
 	$round++;
@@ -105,7 +105,7 @@ ok($node->poll_query_until('postgres', qq{SELECT min(health_checked_at) > '$chec
 	'with the keyring back every integration is probed again');
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM aos_cus.cus_health_checks'), 'the queued check was probed');
 is(states(), 'healthy|,healthy|,healthy|', 'every integration is healthy');
-is(counter('health_probes_paused'), '0', 'no pause after the restart');
+is(counter('health_worker_paused'), '0', 'no pause after the restart');
 unlike(slurp_file($node->logfile), qr/credential could not be resolved/, 'no integration was ever recorded with an unresolvable credential');
 
 $node->stop;
