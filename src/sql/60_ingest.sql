@@ -293,14 +293,17 @@ BEGIN
             HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, '
                    'restart, and run CREATE EXTENSION pg_cron.';
     END IF;
-    -- Named job: scheduling again replaces the schedule instead of adding a second job.
+    -- One named job, made anew: pg_cron keeps a job's port from when it was scheduled, so after a failover to a
+    -- server on another port scheduling again is what points the job at this server.
+    EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username = current_user'
+        USING 'aos_cus_rollup';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
         USING 'aos_cus_rollup', schedule, 'SELECT aos_cus.rollup_usage()';
     RETURN job;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.schedule_rollup(text) IS
-    'registers (or reschedules) the pg_cron job aos_cus_rollup running rollup_usage(); returns the job id';
+    'registers (or registers anew, for this server''s port) the pg_cron job aos_cus_rollup running rollup_usage(); returns the job id';
 
 CREATE TYPE aos_cus.usage_summary_row AS (
     integration_id uuid, provider text, model text, requests bigint, errors bigint, unpriced_requests bigint,

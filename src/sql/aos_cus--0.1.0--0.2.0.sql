@@ -662,6 +662,34 @@ COMMENT ON FUNCTION aos_cus.credential_reference(uuid, uuid, text) IS
 COMMENT ON FUNCTION aos_cus.resolve_credential(uuid, uuid) IS
     'plaintext credential of an integration: encrypted:// decrypted, vault:// from Supabase Vault, env:// from the server environment (vault:// and env:// only when allowed for the tenant)';
 
+-- Faults (issue 22, finding 5): schedule_rollup() makes the job anew, so after a failover it connects to this server.
+CREATE OR REPLACE FUNCTION aos_cus.schedule_rollup(schedule text DEFAULT '*/10 * * * *') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('schedule_rollup()');
+    IF schedule IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'schedule must not be null';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'schedule_rollup requires the pg_cron extension in this database',
+            HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, '
+                   'restart, and run CREATE EXTENSION pg_cron.';
+    END IF;
+    -- One named job, made anew: pg_cron keeps a job's port from when it was scheduled, so after a failover to a
+    -- server on another port scheduling again is what points the job at this server.
+    EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1 AND username = current_user'
+        USING 'aos_cus_rollup';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+        USING 'aos_cus_rollup', schedule, 'SELECT aos_cus.rollup_usage()';
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.schedule_rollup(text) IS
+    'registers (or registers anew, for this server''s port) the pg_cron job aos_cus_rollup running rollup_usage(); returns the job id';
+
 -- Key check values (issue 22): each keyring version's fingerprint (HMAC-SHA256 of a fixed label, reveals nothing of
 -- the key), recorded when the version first encrypts. A key that does not match its version's row never encrypts
 -- (55000) and decryption failures under it say "wrong key". Written by the extension only; kept by pg_dump.

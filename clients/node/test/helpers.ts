@@ -60,6 +60,8 @@ export async function newIntegration(provider: string, limits: object = {}): Pro
   try {
     const c = await admin.connect();
     try {
+      // The operator (no tenant set) lets the tenant use the env:// source, then the tenant creates the integration.
+      await c.query(`SELECT aos_cus.allow_credential_source($1, 'env://AOS_CUS_NODE_TEST_KEY')`, [tenant]);
       await c.query(`SELECT set_config('aos_cus.tenant_id', $1, false)`, [tenant]);
       await c.query(`SELECT aos_cus.create_integration($1, $2, $3, 'env://AOS_CUS_NODE_TEST_KEY', $4)`,
         [tenant, `node-${integration.slice(0, 8)}`, provider, JSON.stringify({ id: integration, limits })]);
