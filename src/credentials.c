@@ -10,6 +10,12 @@
  * AES-256-GCM (random 96-bit nonce, AAD = version, tenant id, integration id)
  * into encrypted://v1/<version>/<base64url>.
  *
+ * Each version's key check value (its fingerprint, an HMAC of a fixed label)
+ * is recorded in aos_cus.cus_keyring_versions the first time the version
+ * encrypts. A backend compares the loaded keys with it at first use and
+ * before every encryption: a different key under a known version (55000)
+ * never encrypts, and decryption failures under it say "wrong key".
+ *
  * Statements that hand a secret to this module may carry it in their text or
  * bind parameters, so an emit_log_hook hides the statement text
  * (log_min_error_statement), CONTEXT (bind parameters, PL/pgSQL statements),
@@ -23,6 +29,7 @@
 #include "aos_cus.h"
 #include "credentials.h"
 #include "credential_crypto.h"
+#include "spi_safe.h"
 #include "stats.h"
 #include "uuid_text.h"
 
@@ -32,6 +39,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -43,6 +53,7 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -71,6 +82,11 @@ static KeyMaterial *keys = NULL;
 static bool keyring_loaded = false;
 static char keyring_error[512] = "the keyring was not loaded";
 static pid_t wipe_registered_pid = 0;
+
+/* The loaded keys were compared with the recorded fingerprints in this backend (first use). */
+static bool keyring_compared = false;
+static SPIPlanPtr fingerprint_plan = NULL;
+static SPIPlanPtr record_plan = NULL;
 
 static char *keyring_file = NULL;
 static int	active_key_version = 0;
@@ -373,6 +389,78 @@ aos_cus_credentials_init(void)
 		keyring_startup();
 }
 
+/* How a loaded key compares with the fingerprint the database recorded for its version. */
+typedef enum KeyCheck
+{
+	KEY_MATCHES,
+	KEY_UNRECORDED,
+	KEY_WRONG
+} KeyCheck;
+
+/*
+ * Compare keyring entry i with its version's row in aos_cus.cus_keyring_versions,
+ * first inserting the row when record is set, none exists and the transaction
+ * may write (then reading it back with a new snapshot, which also sees a row a
+ * concurrent first use committed). Elevated SPI: the table is written by the
+ * extension only. Without the table (extension not yet updated) nothing is
+ * recorded.
+ */
+static KeyCheck
+check_version_key(int i, bool record)
+{
+	const AosKeyringEntry *e = &keys->keyring.entries[i];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	char		fp[AOS_FINGERPRINT_LEN + 1];
+	char	   *stored = NULL;
+	KeyCheck	result;
+	AosElevation elevation;
+	Oid			ns;
+
+	ns = get_namespace_oid("aos_cus", true);
+	if (!OidIsValid(ns) || !OidIsValid(get_relname_relid("cus_keyring_versions", ns)))
+		return KEY_UNRECORDED;
+	if (!aos_key_fingerprint(e->key, fp))
+		elog(ERROR, "could not compute a key fingerprint with OpenSSL");
+	args[0] = Int64GetDatum((int64) e->version);
+	args[1] = CStringGetTextDatum(fp);
+	SPI_connect();
+	aos_cus_elevate(&elevation);
+	for (int pass = 0; pass < 2 && stored == NULL; pass++)
+	{
+		if (SPI_execute_plan(aos_cus_keep_plan(&fingerprint_plan,
+											   "SELECT fingerprint FROM aos_cus.cus_keyring_versions "
+											   "WHERE version OPERATOR(pg_catalog.=) $1",
+											   1, types), args, NULL, !record, 1) != SPI_OK_SELECT)
+			elog(ERROR, "reading aos_cus.cus_keyring_versions failed");
+		if (SPI_processed == 1)
+			stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		else if (pass == 0 && record && !XactReadOnly)
+		{
+			if (SPI_execute_plan(aos_cus_keep_plan(&record_plan,
+												   "INSERT INTO aos_cus.cus_keyring_versions (version, fingerprint) "
+												   "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+												   2, types), args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "recording a key fingerprint failed");
+		}
+		else
+			break;
+	}
+	result = stored == NULL ? KEY_UNRECORDED : strcmp(stored, fp) == 0 ? KEY_MATCHES : KEY_WRONG;
+	aos_cus_unelevate(&elevation);
+	SPI_finish();
+	return result;
+}
+
+/* The index of a version in the keyring, or -1. */
+static int
+keyring_index(uint32_t version)
+{
+	const AosKeyringEntry *e = aos_keyring_find(&keys->keyring, version);
+
+	return e == NULL ? -1 : (int) (e - keys->keyring.entries);
+}
+
 /* 55000 unless the keyring is loaded; the message says why it is not. */
 static void
 require_keyring(void)
@@ -385,6 +473,35 @@ require_keyring(void)
 				 errdetail("%s", keyring_error),
 				 errhint("Fix aos_cus.keyring_file (lines \"<version>:<64 hex>\", mode 0600) and restart the server.")));
 	register_wipe();
+	if (!keyring_compared && IsTransactionState())
+	{
+		keyring_compared = true;
+		for (int i = 0; i < keys->keyring.count; i++)
+			if (check_version_key(i, false) == KEY_WRONG)
+				ereport(WARNING,
+						(errmsg("aos_cus: wrong key for version %u in the keyring: it does not match the fingerprint this database recorded",
+								keys->keyring.entries[i].version),
+						 errhint("Restore the original key of version %u in aos_cus.keyring_file and restart the server.",
+								 keys->keyring.entries[i].version)));
+	}
+}
+
+/* See credentials.h. */
+bool
+aos_cus_keyring_ready(char *why, size_t len)
+{
+	if (!keyring_loaded)
+	{
+		snprintf(why, len, "the aos_cus keyring is not available: %s", keyring_error);
+		return false;
+	}
+	for (int i = 0; i < keys->keyring.count; i++)
+		if (check_version_key(i, false) == KEY_WRONG)
+		{
+			snprintf(why, len, "wrong key for version %u in the aos_cus keyring", keys->keyring.entries[i].version);
+			return false;
+		}
+	return true;
 }
 
 /* The version new encryptions use: aos_cus.active_key_version, or the highest. */
@@ -479,6 +596,14 @@ encrypt_to_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char
 
 	require_keyring();
 	version = active_version();
+	if (check_version_key(keyring_index(version), true) == KEY_WRONG)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("wrong key for version %u in the aos_cus keyring: nothing is encrypted with it", version),
+				 errdetail("Its fingerprint differs from the one aos_cus.cus_keyring_versions recorded when version %u was first used.",
+						   version),
+				 errhint("Restore the original key of version %u in aos_cus.keyring_file and restart the server; a new key needs a new version.",
+						 version)));
 	aos_credential_aad(version, tenant->data, integration->data, aad);
 	env = palloc(env_len);
 	if (!aos_gcm_seal(tenant_key(version, tenant), aad, (const uint8_t *) plaintext, len, env))
@@ -493,67 +618,126 @@ encrypt_to_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char
 	return result;
 }
 
-/* Raise a decryption failure naming the integration, counted in stat_counters. */
-static void decrypt_failed(int sqlerrcode, const char *what, const pg_uuid_t *integration, const char *reason) pg_attribute_noreturn();
-
-/* Raise a decryption failure naming the integration, counted in stat_counters. */
-static void
-decrypt_failed(int sqlerrcode, const char *what, const pg_uuid_t *integration, const char *reason)
+/* Why an encrypted reference did not open. */
+typedef enum OpenResult
 {
+	OPEN_OK,
+	OPEN_INVALID,				/* malformed, tampered, truncated, moved or not text: the reference's fault */
+	OPEN_NO_VERSION,			/* its key version is not in the keyring */
+	OPEN_WRONG_KEY				/* the keyring holds another key under its version */
+} OpenResult;
+
+/*
+ * Open an encrypted reference for (tenant, integration) into *plain (palloc'd,
+ * NUL-terminated), without raising for a reference that does not open: *version
+ * and *why (a fixed text, never the secret) say what failed. Failures are
+ * counted in stat_counters.
+ */
+static OpenResult
+open_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *ref, size_t ref_len,
+		 char **plain, uint32_t *version, const char **why)
+{
+	AosCredRef	parsed;
+	const AosGcmKey *key;
+	uint8_t		aad[AOS_AAD_LEN];
+	uint8_t    *env;
+	char	   *out;
+	size_t		env_len,
+				plain_len;
+	OpenResult	result = OPEN_INVALID;
+
+	require_keyring();
+	*version = 0;
+	if (aos_ref_parse(ref, ref_len, &parsed, why) != AOS_REF_ENCRYPTED)
+	{
+		if (parsed.kind != AOS_REF_INVALID)
+			*why = "it is not an encrypted:// reference";
+		goto failed;
+	}
+	*version = parsed.version;
+	key = tenant_key(parsed.version, tenant);
+	if (key == NULL)
+	{
+		*why = "its key version is not in the keyring";
+		result = OPEN_NO_VERSION;
+		goto failed;
+	}
+	env = palloc(parsed.payload_len);
+	if (!aos_b64url_decode(parsed.payload, parsed.payload_len, env, &env_len))
+	{
+		*why = "the payload is not base64url";
+		goto failed;
+	}
+	aos_credential_aad(parsed.version, tenant->data, integration->data, aad);
+	out = palloc(env_len + 1);
+	if (!aos_gcm_open(key, aad, env, env_len, (uint8_t *) out, &plain_len))
+	{
+		if (check_version_key(keyring_index(parsed.version), false) == KEY_WRONG)
+		{
+			*why = "wrong key for its version in the keyring";
+			result = OPEN_WRONG_KEY;
+		}
+		else
+			*why = "it does not authenticate for this tenant and integration (tampered, truncated or moved)";
+		goto failed;
+	}
+	out[plain_len] = '\0';
+	pfree(env);
+	if (strlen(out) != plain_len || pg_verify_mbstr(GetDatabaseEncoding(), out, (int) plain_len, true) == false)
+	{
+		explicit_bzero(out, plain_len);
+		*why = "the plaintext is not valid text in the database encoding";
+		goto failed;
+	}
+	aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPTED, 1);
+	*plain = out;
+	return OPEN_OK;
+
+failed:
 	aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPT_FAILED, 1);
-	ereport(ERROR,
-			(errcode(sqlerrcode),
-			 errmsg("%s of integration %s cannot be decrypted: %s", what, uuid_str(integration), reason)));
+	return result;
 }
 
 /*
  * Open an encrypted reference for (tenant, integration) into a palloc'd
- * NUL-terminated plaintext. what names the reference in messages.
+ * NUL-terminated plaintext, or raise naming the integration: sqlerrcode for a
+ * bad reference, 55000 for a keyring fault. what names the reference.
  */
 static char *
 decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *ref, size_t ref_len,
 			int sqlerrcode, const char *what)
 {
-	AosCredRef	parsed;
+	char	   *plain = NULL;
+	uint32_t	version;
 	const char *why;
-	const AosGcmKey *key;
-	uint8_t		aad[AOS_AAD_LEN];
-	uint8_t    *env;
-	char	   *plain;
-	size_t		env_len,
-				plain_len;
 
-	require_keyring();
-	if (aos_ref_parse(ref, ref_len, &parsed, &why) != AOS_REF_ENCRYPTED)
-		decrypt_failed(sqlerrcode, what, integration,
-					   parsed.kind == AOS_REF_INVALID ? why : "it is not an encrypted:// reference");
-	key = tenant_key(parsed.version, tenant);
-	if (key == NULL)
+	switch (open_ref(tenant, integration, ref, ref_len, &plain, &version, &why))
 	{
-		aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPT_FAILED, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s of integration %s uses key version %u, which is not in the keyring",
-						what, uuid_str(integration), parsed.version),
-				 errhint("Add that version back to aos_cus.keyring_file and restart the server.")));
+		case OPEN_OK:
+			return plain;
+		case OPEN_NO_VERSION:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s of integration %s uses key version %u, which is not in the keyring",
+							what, uuid_str(integration), version),
+					 errhint("Add that version back to aos_cus.keyring_file and restart the server.")));
+			break;
+		case OPEN_WRONG_KEY:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s of integration %s cannot be decrypted: wrong key for version %u",
+							what, uuid_str(integration), version),
+					 errdetail("The keyring's key of version %u does not match the fingerprint aos_cus.cus_keyring_versions recorded for it.",
+							   version),
+					 errhint("Restore the original key of version %u in aos_cus.keyring_file and restart the server.", version)));
+			break;
+		case OPEN_INVALID:
+			ereport(ERROR,
+					(errcode(sqlerrcode),
+					 errmsg("%s of integration %s cannot be decrypted: %s", what, uuid_str(integration), why)));
+			break;
 	}
-	env = palloc(parsed.payload_len);
-	if (!aos_b64url_decode(parsed.payload, parsed.payload_len, env, &env_len))
-		decrypt_failed(sqlerrcode, what, integration, "the payload is not base64url");
-	aos_credential_aad(parsed.version, tenant->data, integration->data, aad);
-	plain = palloc(env_len + 1);
-	if (!aos_gcm_open(key, aad, env, env_len, (uint8_t *) plain, &plain_len))
-		decrypt_failed(sqlerrcode, what, integration,
-					   "it does not authenticate for this tenant and integration (tampered, truncated or moved)");
-	plain[plain_len] = '\0';
-	pfree(env);
-	if (strlen(plain) != plain_len || pg_verify_mbstr(GetDatabaseEncoding(), plain, (int) plain_len, true) == false)
-	{
-		explicit_bzero(plain, plain_len);
-		decrypt_failed(sqlerrcode, what, integration, "the plaintext is not valid text in the database encoding");
-	}
-	aos_cus_stat_add(AOS_STAT_CREDENTIAL_DECRYPTED, 1);
-	return plain;
+	pg_unreachable();
 }
 
 /* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
@@ -946,19 +1130,26 @@ aos_cus_revoke_credential_source(PG_FUNCTION_ARGS)
 								 "WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.source OPERATOR(pg_catalog.=) $2"));
 }
 
-/* Where a rotation continues: after (tenant, id), or from the start. */
+/* Where a rotation continues: after (tenant, id), or from the start; and the credentials it skipped. */
 typedef struct RotationCursor
 {
 	bool		started;
 	pg_uuid_t	tenant;
 	pg_uuid_t	id;
+	int64		skipped;
+	StringInfoData skipped_ids;	/* the first ROTATION_SKIPS_LISTED, with the reason */
 } RotationCursor;
+
+/* Skipped credentials a rotation names in its warning. */
+#define ROTATION_SKIPS_LISTED 20
 
 /*
  * Re-encrypt up to batch_size encrypted:// references that do not use the
  * active version, in (tenant_id, id) order after the cursor, skipping rows
- * locked by others, and advance the cursor. Runs inside the caller's SPI
- * connection; memory per row is released as it goes. Returns the count.
+ * locked by others, and advance the cursor. A reference that does not decrypt
+ * is left as it is and noted in the cursor; the scan goes on past it. Runs
+ * inside the caller's SPI connection; memory per row is released as it goes.
+ * Returns the count re-encrypted.
  */
 static int64
 rotate_batch(int batch_size, RotationCursor *cursor)
@@ -968,57 +1159,90 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 	Oid			selargs[4] = {TEXTOID, INT4OID, UUIDOID, UUIDOID};
 	Datum		selvals[4];
 	Oid			updargs[3] = {UUIDOID, UUIDOID, TEXTOID};
-	SPITupleTable *rows;
-	uint64		n;
+	int64		done = 0;
 	MemoryContext row_ctx = AllocSetContextCreate(CurrentMemoryContext, "aos_cus key rotation row",
 												  ALLOCSET_SMALL_SIZES);
 
 	snprintf(pattern, sizeof(pattern), "encrypted://v1/%u/%%", version);
 	selvals[0] = CStringGetTextDatum(pattern);
-	selvals[1] = Int32GetDatum(batch_size);
-	selvals[2] = UUIDPGetDatum(&cursor->tenant);
-	selvals[3] = UUIDPGetDatum(&cursor->id);
-	if (SPI_execute_with_args(cursor->started ?
-							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
-							  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-							  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
-							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
-							  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
-							  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-							  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
-							  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "selecting credentials to rotate failed");
-	rows = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	while (done < batch_size)
 	{
-		MemoryContext old = MemoryContextSwitchTo(row_ctx);
-		bool		isnull;
-		pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-		pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-		char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
-		char	   *plain;
-		Datum		updvals[3];
+		SPITupleTable *rows;
+		uint64		n;
+		int			limit = batch_size - (int) done;
 
-		CHECK_FOR_INTERRUPTS();
-		plain = decrypt_ref(tenant, integration, ref, strlen(ref), ERRCODE_DATA_CORRUPTED, "the stored credential");
-		updvals[0] = UUIDPGetDatum(tenant);
-		updvals[1] = UUIDPGetDatum(integration);
-		updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, integration, plain, strlen(plain)));
-		explicit_bzero(plain, strlen(plain));
-		if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3"
-								  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-								  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "updating a rotated credential failed");
-		cursor->tenant = *tenant;
-		cursor->id = *integration;
-		cursor->started = true;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(row_ctx);
+		selvals[1] = Int32GetDatum(limit);
+		selvals[2] = UUIDPGetDatum(&cursor->tenant);
+		selvals[3] = UUIDPGetDatum(&cursor->id);
+		if (SPI_execute_with_args(cursor->started ?
+								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
+								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
+								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "selecting credentials to rotate failed");
+		rows = SPI_tuptable;
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(row_ctx);
+			bool		isnull;
+			pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+			pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+			char	   *plain = NULL;
+			uint32_t	from;
+			const char *why;
+			Datum		updvals[3];
+
+			CHECK_FOR_INTERRUPTS();
+			if (open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
+			{
+				/* The list grows in its own (the caller's) context. */
+				if (cursor->skipped++ < ROTATION_SKIPS_LISTED)
+					appendStringInfo(&cursor->skipped_ids, "%sintegration %s (version %u: %s)",
+									 cursor->skipped_ids.len > 0 ? "; " : "", uuid_str(integration), from, why);
+			}
+			else
+			{
+				updvals[0] = UUIDPGetDatum(tenant);
+				updvals[1] = UUIDPGetDatum(integration);
+				updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, integration, plain, strlen(plain)));
+				explicit_bzero(plain, strlen(plain));
+				if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3"
+										  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+										  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "updating a rotated credential failed");
+				done++;
+			}
+			cursor->tenant = *tenant;
+			cursor->id = *integration;
+			cursor->started = true;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_ctx);
+		}
+		SPI_freetuptable(rows);
+		if (n < (uint64) limit)
+			break;
 	}
-	SPI_freetuptable(rows);
 	MemoryContextDelete(row_ctx);
-	return (int64) n;
+	return done;
+}
+
+/* A WARNING naming the credentials a rotation left under their old version, if any. */
+static void
+report_skipped(const RotationCursor *cursor, const char *fn)
+{
+	if (cursor->skipped == 0)
+		return;
+	ereport(WARNING,
+			(errmsg("%s: %lld credential(s) could not be decrypted and keep their key version",
+					fn, (long long) cursor->skipped),
+			 errdetail("%s%s", cursor->skipped_ids.data, cursor->skipped > ROTATION_SKIPS_LISTED ? "; ..." : ""),
+			 errhint("Fix the keyring, or store those credentials again with rotate_credential(); the others were re-encrypted.")));
 }
 
 /* SQL rotate_encryption_key_batch(batch_size) -> credentials re-encrypted in this one batch. */
@@ -1037,9 +1261,11 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 				 errmsg("batch_size must be between 1 and 100000")));
 	aos_cus_assert_platform("rotate_encryption_key_batch()");
 	require_keyring();
+	initStringInfo(&cursor.skipped_ids);
 	SPI_connect();
 	n = rotate_batch(batch_size, &cursor);
 	SPI_finish();
+	report_skipped(&cursor, "rotate_encryption_key_batch");
 	PG_RETURN_INT64(n);
 }
 
@@ -1053,6 +1279,7 @@ aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 
 	aos_cus_assert_platform("rotate_encryption_key()");
 	require_keyring();
+	initStringInfo(&cursor.skipped_ids);
 	SPI_connect();
 	while ((n = rotate_batch(1000, &cursor)) > 0)
 	{
@@ -1062,6 +1289,7 @@ aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 						(long long) total, active_version())));
 	}
 	SPI_finish();
+	report_skipped(&cursor, "rotate_encryption_key");
 	PG_RETURN_INT64(total);
 }
 

@@ -18,6 +18,14 @@
  */
 extern char *aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration);
 
+/*
+ * False, with the reason in why (never key material), when credentials cannot
+ * be resolved for a fault of the server's: the keyring is not loaded, or one
+ * of its versions holds another key than the one the database recorded for it.
+ * Call it inside a transaction.
+ */
+extern bool aos_cus_keyring_ready(char *why, size_t len);
+
 /* Register the credential GUCs, load the keyring when preloaded, install the log filter. */
 extern void aos_cus_credentials_init(void);
 

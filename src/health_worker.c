@@ -10,10 +10,16 @@
  * also deletes its queue row. Its latch is set when a queuing transaction
  * commits. At start it releases checks a previous incarnation had claimed.
  * A failing probe is a result, not an error; an error while recording one is
- * logged and the worker goes on. It exits on SIGTERM and on postmaster death.
+ * logged and the worker goes on. While credentials cannot be resolved for a
+ * fault of the server's (the keyring is not loaded, or holds a wrong key) it
+ * claims nothing, so no integration is recorded failing for it: it reports the
+ * pause once (a WARNING and the health_worker_paused counter) and resumes when
+ * the fault is gone. It exits on SIGTERM and on postmaster death.
  */
 #include "aos_cus.h"
+#include "credentials.h"
 #include "health.h"
+#include "stats.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -44,6 +50,7 @@ static MemoryContext claim_cxt = NULL;	/* one claim's copied rows, reset at each
 static CURLM *multi = NULL;
 static bool released_claims = false;
 static bool warned_missing_extension = false;
+static bool paused = false;		/* probes paused for a server-side fault, reported once */
 
 /* Clear the published latch when the worker exits. */
 static void
@@ -126,6 +133,31 @@ start_probe(HealthProbe *p, const char *provider, const char *base_url,
 	PG_END_TRY();
 }
 
+/* False while the keyring cannot resolve credentials: the pause is reported once, and its end. */
+static bool
+probes_may_run(void)
+{
+	char		why[600];
+
+	if (!aos_cus_keyring_ready(why, sizeof(why)))
+	{
+		if (!paused)
+		{
+			ereport(WARNING,
+					(errmsg("aos_cus health worker: probes paused: %s", why),
+					 errdetail("Integrations keep their health state; a server-side fault is not a failing credential."),
+					 errhint("Fix aos_cus.keyring_file and restart the server; probes resume by themselves.")));
+			aos_cus_stat_add(AOS_STAT_HEALTH_PAUSED, 1);
+			paused = true;
+		}
+		return false;
+	}
+	if (paused)
+		ereport(LOG, (errmsg("aos_cus health worker: the keyring is usable again; probes resumed")));
+	paused = false;
+	return true;
+}
+
 /*
  * One short transaction: release stale claims once, queue stale integrations
  * when due, claim up to slots checks and set up their probes. Returns the
@@ -155,6 +187,11 @@ claim_checks(int slots, bool queue_stale)
 		return 0;
 	}
 	warned_missing_extension = false;
+	if (!probes_may_run())
+	{
+		end_work();
+		return 0;
+	}
 	if (!released_claims)
 	{
 		SPI_execute("UPDATE aos_cus.cus_health_checks SET claimed_at = NULL WHERE claimed_at IS NOT NULL", false, 0);
@@ -320,6 +357,7 @@ aos_cus_health_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			next_stale = 0;		/* a new health_interval applies at once */
+			check_queue = true;
 		}
 
 		now = GetCurrentTimestamp();

@@ -38,6 +38,7 @@ static const char *const stat_names[AOS_STAT_COUNT] = {
 	"health_probes_degraded",
 	"health_probes_failing",
 	"health_checks_queued",
+	"health_worker_paused",
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_stat_counters);

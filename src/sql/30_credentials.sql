@@ -85,6 +85,20 @@ CREATE FUNCTION aos_cus.keyring_status(OUT version bigint, OUT active boolean, O
 COMMENT ON FUNCTION aos_cus.keyring_status() IS
     'key versions: active or not, a fingerprint that reveals nothing of the key, credentials using it (NULL fingerprint: version missing from the keyring)';
 
+-- Key check values (issue 22): each keyring version's fingerprint (HMAC-SHA256 of a fixed label, reveals nothing of
+-- the key), recorded when the version first encrypts. A key that does not match its version's row never encrypts
+-- (55000) and decryption failures under it say "wrong key". Written by the extension only; kept by pg_dump.
+CREATE TABLE aos_cus.cus_keyring_versions (
+    version       bigint PRIMARY KEY CHECK (version OPERATOR(pg_catalog.>=) 1 AND version OPERATOR(pg_catalog.<=) 2147483647),
+    fingerprint   text NOT NULL CHECK (fingerprint OPERATOR(pg_catalog.~) '^[0-9a-f]{16}$'),
+    first_used_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aos_cus.cus_keyring_versions IS
+    'fingerprint of each keyring version recorded at its first encryption; a different key under a recorded version is refused (issue 22)';
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_keyring_versions', '');
+REVOKE ALL ON aos_cus.cus_keyring_versions FROM PUBLIC;
+GRANT SELECT ON aos_cus.cus_keyring_versions TO aos_cus_operator;
+
 -- Credential sources (issue 13): a vault:// or env:// reference names a secret outside the tenant's own
 -- encrypted credentials, so a tenant may use one only when the platform operator allowed it here. Tenants
 -- read their own rows; only allow_credential_source() and revoke_credential_source() write.
