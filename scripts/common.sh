@@ -68,7 +68,14 @@ fake_clock_start() {
 	LD_PRELOAD=$FAKETIME_LIB sleep infinity &
 	holder=$!
 	trap "kill $holder 2>/dev/null; rm -f /dev/shm/faketime_shm_$holder /dev/shm/sem.faketime_sem_$holder" EXIT
-	sleep 0.2
+	# Wait for the holder to create its semaphore and memory (a process started before would make its own),
+	# and let the servers' user attach to them too.
+	for _ in $(seq 100); do
+		[ -e "/dev/shm/sem.faketime_sem_$holder" ] && [ -e "/dev/shm/faketime_shm_$holder" ] && break
+		sleep 0.1
+	done
+	chmod 0666 "/dev/shm/sem.faketime_sem_$holder" "/dev/shm/faketime_shm_$holder" ||
+		{ echo "--at: libfaketime's shared memory did not appear" >&2; return 1; }
 	export LD_PRELOAD=$FAKETIME_LIB FAKETIME_SHARED="/faketime_sem_$holder /faketime_shm_$holder"
 	echo "fake clock: $(date -u +%Y-%m-%dT%H:%M:%SZ) (FAKETIME=$FAKETIME)"
 }
