@@ -81,6 +81,15 @@ regress_tally() {
 	tally "$name" "$p" "$f"
 }
 
+# Tally a prove / pg_prove log: "Tests=N" minus the failed subtests; no "Result: PASS" and no count is a failure.
+prove_tally() {
+	local name=$1 log=$2 n f
+	n=$(grep -oE 'Tests=[0-9]+' "$log" | grep -oE '[0-9]+' || echo 0)
+	f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
+	grep -q 'Result: PASS' "$log" || [ "$f" -gt 0 ] || f=1
+	tally "$name" "$((n - f < 0 ? 0 : n - f))" "$f"
+}
+
 # 2. pg_regress: sql/ + expected/.
 if want regress; then
 as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
@@ -106,20 +115,14 @@ want pgtap && for variant in fresh upgraded; do
 		pg_sql -d "$db" -c "ALTER EXTENSION aos_cus UPDATE"
 		pg_prove -h "$SOCK" -p "$PORT" -U postgres -d "$db" test/upgrade/verify.sql > "$OUT/upgrade_data.log" 2>&1
 		cat "$OUT/upgrade_data.log"
-		n=$(grep -oE 'Tests=[0-9]+' "$OUT/upgrade_data.log" | grep -oE '[0-9]+' || echo 0)
-		f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/upgrade_data.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
-		grep -q 'Result: PASS' "$OUT/upgrade_data.log" || [ "$f" -gt 0 ] || f=1
-		tally "upgrade data (${oldest:-$current} filled, updated)" "$((n - f < 0 ? 0 : n - f))" "$f"
+		prove_tally "upgrade data (${oldest:-$current} filled, updated)" "$OUT/upgrade_data.log"
 	else
 		pg_sql -d "$db" -c "CREATE EXTENSION aos_cus"
 	fi
 	"$BINDIR/pg_dump" --binary-upgrade --schema-only -d "$db" > "$OUT/schema_$variant.dump"
 	pg_prove -h "$SOCK" -p "$PORT" -U postgres -d "$db" test/pgtap/*.sql > "$OUT/pgtap_$variant.log" 2>&1
 	cat "$OUT/pgtap_$variant.log"
-	n=$(grep -oE 'Tests=[0-9]+' "$OUT/pgtap_$variant.log" | grep -oE '[0-9]+' || echo 0)
-	f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/pgtap_$variant.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
-	grep -q 'Result: PASS' "$OUT/pgtap_$variant.log" || [ "$f" -gt 0 ] || f=1
-	tally "pgtap ($variant from ${oldest:-$current})" "$((n - f < 0 ? 0 : n - f))" "$f"
+	prove_tally "pgtap ($variant from ${oldest:-$current})" "$OUT/pgtap_$variant.log"
 done
 # 3b. The updated schema equals the fresh one: every object, definition, grant and comment of the extension
 # (pg_dump --binary-upgrade dumps extension members), normalized for OIDs and order.
@@ -167,10 +170,7 @@ tap_files=$(ls -d ${TAP_TESTS:-test/t/*.pl} | sed "s|^|$REPO/|")
 	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \
 	prove --timer -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" $tap_files) > "$OUT/tap.log" 2>&1
 cat "$OUT/tap.log"
-n=$(grep -oE 'Tests=[0-9]+' "$OUT/tap.log" | grep -oE '[0-9]+' || echo 0)
-f=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$OUT/tap.log" | awk '{split($2,a,"/"); s+=a[1]} END {print s+0}')
-grep -q 'Result: PASS' "$OUT/tap.log" || [ "$f" -gt 0 ] || f=1
-tally tap "$((n - f < 0 ? 0 : n - f))" "$f"
+prove_tally tap "$OUT/tap.log"
 fi
 
 # 7. The Node.js client (clients/node): npm ci, tsc (type errors fail the layer), node:test against a mock
