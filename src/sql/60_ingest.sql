@@ -69,8 +69,8 @@ COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
 -- can never make a rollup, a read or check() fail for anyone.
 CREATE FUNCTION aos_cus.saturate(n numeric) RETURNS bigint
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN pg_catalog.int8(LEAST(n, 9223372036854775807::numeric));
-COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, or 9223372036854775807 when larger';
+    RETURN pg_catalog.int8(GREATEST(LEAST(n, 9223372036854775807::numeric), -9223372036854775808::numeric));
+COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, clamped to the bigint range (sums saturate instead of failing)';
 GRANT EXECUTE ON FUNCTION aos_cus.saturate(numeric) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 
 CREATE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)

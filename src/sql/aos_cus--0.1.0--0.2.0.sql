@@ -57,8 +57,8 @@ ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_boun
                     reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
 CREATE FUNCTION aos_cus.saturate(n numeric) RETURNS bigint
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN pg_catalog.int8(LEAST(n, 9223372036854775807::numeric));
-COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, or 9223372036854775807 when larger';
+    RETURN pg_catalog.int8(GREATEST(LEAST(n, 9223372036854775807::numeric), -9223372036854775808::numeric));
+COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, clamped to the bigint range (sums saturate instead of failing)';
 REVOKE ALL ON FUNCTION aos_cus.saturate(numeric) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.saturate(numeric) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 CREATE OR REPLACE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)

@@ -4,7 +4,7 @@
 -- committed rows) and removes its rows at the end.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(18);
+SELECT plan(20);
 
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, budget_period)
 VALUES ('61000000-0000-4000-8000-00000000000a', '61000000-0000-4000-8000-0000000000a1', 'big', 'openai', 'enabled',
@@ -81,6 +81,8 @@ SELECT is((SELECT cost_microcents FROM aos_cus.usage_summary('61000000-0000-4000
           9223372036854775807, 'usage_summary() saturates instead of failing');
 SELECT is(aos_cus.saturate(9223372036854775808::numeric), 9223372036854775807, 'saturate() caps at 2^63 - 1');
 SELECT is(aos_cus.saturate(42), 42::bigint, 'saturate() keeps smaller sums');
+SELECT is(aos_cus.saturate(-1e30), -9223372036854775808, 'saturate() clamps below too (no bigint out of range)');
+SELECT is(aos_cus.saturate(NULL), NULL::bigint, 'saturate(NULL) is NULL');
 
 DELETE FROM aos_cus.cus_usage_daily WHERE tenant_id::text LIKE '61000000-%';
 DELETE FROM aos_cus.cus_ingest_rejects WHERE tenant_id::text LIKE '61000000-%';
