@@ -16,6 +16,7 @@
 #include "usage_stats.h"
 
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -100,6 +101,26 @@ aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 }
 
 /* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or any). */
+/* True when rel is a partition of aos_cus.<table> (the parent's row triggers fire on its partitions). */
+static bool
+is_partition_of(Relation rel, const char *table)
+{
+	static Oid	last_partition = InvalidOid;	/* the last partition found, asked again for each row */
+	static char last_table[NAMEDATALEN];
+	Oid			root;
+
+	if (!rel->rd_rel->relispartition)
+		return false;
+	if (RelationGetRelid(rel) == last_partition && strcmp(last_table, table) == 0)
+		return true;
+	root = llast_oid(get_partition_ancestors(RelationGetRelid(rel)));
+	if (get_rel_namespace(root) != RelationGetNamespace(rel) || strcmp(get_rel_name(root), table) != 0)
+		return false;
+	last_partition = RelationGetRelid(rel);
+	strlcpy(last_table, table, sizeof(last_table));
+	return true;
+}
+
 void
 aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table)
 {
@@ -112,7 +133,7 @@ aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const cha
 				 errmsg("%s must be called as a trigger", fname)));
 	rel = td->tg_relation;
 	if (RelationGetNamespace(rel) != get_namespace_oid("aos_cus", false) ||
-		(table != NULL && strcmp(RelationGetRelationName(rel), table) != 0))
+		(table != NULL && strcmp(RelationGetRelationName(rel), table) != 0 && !is_partition_of(rel, table)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s may only be attached to aos_cus.%s, not to %s", fname, table ? table : "* (its own tables)",

@@ -3,9 +3,10 @@
  * (tenant_id, call_id).
  *
  * A record is read from its jsonb once, every field checked in C (22023 or
- * 22003 naming the field), and inserted with INSERT ... ON CONFLICT
- * (tenant_id, call_id) DO NOTHING through plans prepared once per backend.
- * When nothing is inserted the existing row is read back: the statement
+ * 22003 naming the field), and inserted through plans prepared once per
+ * backend; the usage table's key trigger (usage_keys.c) skips a duplicate
+ * (tenant_id, call_id) as ON CONFLICT DO NOTHING would. When nothing is
+ * inserted the existing row is read back through its key: the statement
  * waited for any concurrent inserter of the same call_id, so in READ
  * COMMITTED the winner is committed and visible to the next statement.
  * Cost and price are computed here through the pricing API (the table's
@@ -26,6 +27,7 @@
 #include "stats.h"
 #include "tenancy.h"
 #include "usage.h"
+#include "usage_keys.h"
 #include "usage_record.h"
 #include "uuid_text.h"
 
@@ -567,31 +569,90 @@ check_buckets(const UsageRecord *rec, RecordError *err)
 	return true;
 }
 
-/* Prepare every plan on first use in this backend. */
+#define KEY_ROW_JOIN \
+	" JOIN aos_cus.cus_llm_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id" \
+	" AND u.started_at OPERATOR(pg_catalog.=) k.started_at AND u.call_id OPERATOR(pg_catalog.=) k.call_id"
+
+/* Run a usage insert whose duplicates (tenant_id, call_id) are skipped, not raised (usage_keys.c). */
+static int
+insert_skipping_duplicates(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+{
+	volatile int rc = 0;
+
+	aos_cus_usage_keys_skip_duplicates = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, values, nulls, false, count);
+	}
+	PG_FINALLY();
+	{
+		aos_cus_usage_keys_skip_duplicates = false;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+/*
+ * A 0.1.0 schema (the new library before ALTER EXTENSION UPDATE) has no cus_usage_keys but a unique
+ * (tenant_id, call_id) on the usage table itself: there inserts skip duplicates with ON CONFLICT.
+ */
+static bool
+schema_has_keys(void)
+{
+	return OidIsValid(get_relname_relid("cus_usage_keys", get_namespace_oid("aos_cus", false)));
+}
+
+#define CONFLICT_0_1_0 " ON CONFLICT (tenant_id, call_id) DO NOTHING"
+#define FIND_0_1_0 " FROM aos_cus.cus_llm_usage u WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.call_id OPERATOR(pg_catalog.=) "
+
+/* Forget a kept plan (prepared again on next use). */
+static void
+drop_plan(SPIPlanPtr *slot)
+{
+	if (*slot != NULL)
+		SPI_freeplan(*slot);
+	*slot = NULL;
+}
+
+/* Prepare every plan on first use in this backend, and again once the schema gained its keys table. */
 static void
 prepare_plans(void)
 {
+	static bool planned_keys;
+	bool		keys = schema_has_keys();
 	Oid			find_one_types[2] = {UUIDOID, TEXTOID};
 	Oid			find_many_types[2] = {UUIDOID, TEXTARRAYOID};
 	Oid			integration_types[2] = {UUIDOID, UUIDOID};
 	Oid			reject_types[7] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	StringInfoData sql;
 
-	if (plan_reject != NULL)
+	if (plan_reject != NULL && keys == planned_keys)
 		return;
+	drop_plan(&plan_insert_one);
+	drop_plan(&plan_insert_many);
+	drop_plan(&plan_find_one);
+	drop_plan(&plan_find_many);
+	drop_plan(&plan_integration);
+	drop_plan(&plan_reject);
+	planned_keys = keys;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") VALUES (");
 	for (int i = 1; i <= USAGE_NCOLS; i++)
 		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
-	appendStringInfoString(&sql, ") ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING id, cost_microcents");
+	appendStringInfo(&sql, ")%s RETURNING id, cost_microcents", keys ? "" : CONFLICT_0_1_0);
 	aos_cus_keep_plan(&plan_insert_one, sql.data, USAGE_NCOLS, usage_types);
 
-	aos_cus_keep_plan(&plan_find_one, "SELECT id, cost_microcents FROM aos_cus.cus_llm_usage"
-					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) $2",
+	/* The row holding a key: the key's started_at leads to its one partition. */
+	aos_cus_keep_plan(&plan_find_one,
+					  keys ? "SELECT u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
+					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) $2"
+					  : "SELECT u.id, u.cost_microcents" FIND_0_1_0 "$2",
 					  2, find_one_types);
-	aos_cus_keep_plan(&plan_find_many, "SELECT call_id, id, cost_microcents FROM aos_cus.cus_llm_usage"
-					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) ANY ($2)",
+	aos_cus_keep_plan(&plan_find_many,
+					  keys ? "SELECT k.call_id, u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
+					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) ANY ($2)"
+					  : "SELECT u.call_id, u.id, u.cost_microcents" FIND_0_1_0 "ANY ($2)",
 					  2, find_many_types);
 	aos_cus_keep_plan(&plan_integration, "SELECT provider::pg_catalog.text FROM aos_cus.cus_integrations"
 					  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
@@ -685,7 +746,7 @@ ingest_one(const pg_uuid_t *tenant, UsageRecord *rec, BatchItem *out)
 	/* A row found by the conflict check can vanish (deleted) before we read it: try again. */
 	for (int attempt = 0; attempt < 3; attempt++)
 	{
-		if (SPI_execute_plan(plan_insert_one, values, flags, false, 1) != SPI_OK_INSERT_RETURNING)
+		if (insert_skipping_duplicates(plan_insert_one, values, flags, 1) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "aos_cus: usage insert failed");
 		if (SPI_processed == 1)
 		{
@@ -919,12 +980,13 @@ insert_many_plan(Oid *row_type)
 		Oid			types[2] = {UUIDOID, InvalidOid};
 
 		types[1] = get_array_type(*row_type);
-		if (plan_insert_many != NULL)
-			SPI_freeplan(plan_insert_many);
-		plan_insert_many = NULL;
-		aos_cus_keep_plan(&plan_insert_many, "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
-						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u "
-						  "ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, id, cost_microcents",
+		drop_plan(&plan_insert_many);
+		aos_cus_keep_plan(&plan_insert_many,
+						  schema_has_keys()
+						  ? "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
+						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u RETURNING call_id, id, cost_microcents"
+						  : "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
+						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u" CONFLICT_0_1_0 " RETURNING call_id, id, cost_microcents",
 						  2, types);
 		planned_type = *row_type;
 	}
@@ -962,7 +1024,7 @@ insert_firsts(void *arg)
 	}
 	args[0] = UUIDPGetDatum(b->tenant);
 	args[1] = make_array(rows, NULL, n, row_type);
-	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+	if (insert_skipping_duplicates(plan, args, NULL, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: batch insert failed");
 	apply_rows(b, INGEST_INSERTED);
 

@@ -121,21 +121,35 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-    PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, call_id),
+    -- A key of a partitioned table holds the partition key; call_id is unique through cus_usage_keys.
+    PRIMARY KEY (tenant_id, id, started_at),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
-);
+) PARTITION BY RANGE (started_at);
 -- One bound per count (AOS_TOKEN_COUNT_MAX in src/core/cost.h): no sum over a call's buckets can overflow.
 ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_bounded
     CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
                     reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
 ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
-COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents';
+COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
 CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);
 CREATE INDEX cus_llm_usage_time_idx ON aos_cus.cus_llm_usage (tenant_id, started_at);
 -- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
 CREATE INDEX cus_llm_usage_ingest_xid_idx ON aos_cus.cus_llm_usage (ingest_xid);
+-- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
+CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
+COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
+
+-- Idempotency keys: (tenant_id, call_id) of every usage row started or recorded inside the idempotency window (the usage
+-- table, partitioned by time, cannot hold that unique key). Maintained by the usage table's triggers.
+CREATE TABLE aos_cus.cus_usage_keys (
+    tenant_id   uuid NOT NULL,
+    call_id     text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    claimed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_keys IS 'call_id of each usage row started or recorded inside the idempotency window (maintain_partitions() prunes older ones)';
 
 -- Daily aggregates per tenant, integration, UTC day, provider and model.
 CREATE TABLE aos_cus.cus_usage_daily (
@@ -178,7 +192,8 @@ COMMENT ON TABLE aos_cus.cus_rollup_state IS 'which usage rows cus_usage_daily a
 
 -- pg_dump keeps user data of extension tables only when registered.
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_integrations', '');
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily', '');
 -- Seeded prices (source 'langfuse: ...') come back with CREATE EXTENSION; only the rest is user data.

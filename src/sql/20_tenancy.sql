@@ -29,6 +29,11 @@ GRANT SELECT ON aos_cus.cus_integrations, aos_cus.cus_llm_usage, aos_cus.cus_usa
 GRANT INSERT ON aos_cus.cus_llm_usage TO aos_cus_app;
 GRANT USAGE ON SEQUENCE aos_cus.cus_llm_usage_id_seq TO aos_cus_app;
 GRANT UPDATE (health_state, health_checked_at, health_latency_ms, health_error) ON aos_cus.cus_integrations TO aos_cus_worker;
+-- Partitions and idempotency keys are reached through cus_llm_usage alone (its row-level security): row-level
+-- security without a policy refuses every row to anyone but their owner.
+REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM aos_cus_admin;
+ALTER TABLE aos_cus.cus_llm_usage_default ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aos_cus.cus_usage_keys ENABLE ROW LEVEL SECURITY;
 
 REVOKE ALL ON FUNCTION aos_cus.assert_tenant(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.current_tenant(), aos_cus.assert_tenant(uuid)

@@ -703,3 +703,428 @@ COMMENT ON TABLE aos_cus.cus_keyring_versions IS
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_keyring_versions', '');
 REVOKE ALL ON aos_cus.cus_keyring_versions FROM PUBLIC;
 GRANT SELECT ON aos_cus.cus_keyring_versions TO aos_cus_operator;
+
+-- Time partitions (issue 19): cus_llm_usage and cus_ingest_rejects become partitioned by time, (tenant_id,
+-- call_id) moves to cus_usage_keys, and the 0.1.0 rows move into the new tables' partitions: kept aside in
+-- temporary tables, copied back before any trigger exists (no row is priced, settled or keyed twice), then
+-- moved into monthly partitions. usage_history() returns the table's row type: made anew.
+DROP FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer);
+CREATE TEMPORARY TABLE usage_0_1 AS SELECT * FROM aos_cus.cus_llm_usage;
+CREATE TEMPORARY TABLE rejects_0_1 AS SELECT * FROM aos_cus.cus_ingest_rejects;
+ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY NONE;
+-- Leaving the extension first takes them off its list of tables whose data pg_dump keeps.
+ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_llm_usage;
+ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_ingest_rejects;
+ALTER EXTENSION aos_cus DROP SEQUENCE aos_cus.cus_ingest_rejects_id_seq;
+DROP TABLE aos_cus.cus_llm_usage, aos_cus.cus_ingest_rejects;
+CREATE TABLE aos_cus.cus_llm_usage (
+    tenant_id              uuid NOT NULL,
+    id                     bigint NOT NULL DEFAULT pg_catalog.nextval('aos_cus.cus_llm_usage_id_seq'),
+    integration_id         uuid NOT NULL,
+    call_id                text NOT NULL CHECK (pg_catalog.length(call_id) BETWEEN 1 AND 255),
+    provider               aos_cus.provider NOT NULL,
+    model                  text NOT NULL CHECK (pg_catalog.length(model) BETWEEN 1 AND 200),
+    service_tier           aos_cus.service_tier NOT NULL DEFAULT 'standard',
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents,
+    price_id               bigint,
+    latency_ms             integer CHECK (latency_ms >= 0),
+    status                 text NOT NULL DEFAULT 'success'
+                           CHECK (status IN ('success', 'error', 'timeout', 'cancelled', 'blocked')),
+    error_code             text CHECK (pg_catalog.length(error_code) <= 200),
+    started_at             timestamptz NOT NULL,
+    ingested_at            timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    metadata               jsonb NOT NULL DEFAULT '{}'
+                           CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
+    -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
+    ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- A key of a partitioned table holds the partition key; call_id is unique through cus_usage_keys.
+    PRIMARY KEY (tenant_id, id, started_at),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
+    CHECK (reasoning_tokens <= output_tokens)
+) PARTITION BY RANGE (started_at);
+-- One bound per count (AOS_TOKEN_COUNT_MAX in src/core/cost.h): no sum over a call's buckets can overflow.
+ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_bounded
+    CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+                    reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
+COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
+CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);
+CREATE INDEX cus_llm_usage_time_idx ON aos_cus.cus_llm_usage (tenant_id, started_at);
+-- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
+CREATE INDEX cus_llm_usage_ingest_xid_idx ON aos_cus.cus_llm_usage (ingest_xid);
+-- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
+CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
+COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
+
+-- Idempotency keys: (tenant_id, call_id) of every usage row started or recorded inside the idempotency window (the usage
+-- table, partitioned by time, cannot hold that unique key). Maintained by the usage table's triggers.
+CREATE TABLE aos_cus.cus_usage_keys (
+    tenant_id   uuid NOT NULL,
+    call_id     text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    claimed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_keys IS 'call_id of each usage row started or recorded inside the idempotency window (maintain_partitions() prunes older ones)';
+
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens,
+        cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+        output_audio_tokens, cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata,
+        ingest_xid)
+SELECT tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
+       cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
+       cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid
+  FROM pg_temp.usage_0_1;
+INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, started_at) SELECT tenant_id, call_id, started_at FROM pg_temp.usage_0_1;
+ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
+DROP TABLE pg_temp.usage_0_1;
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_keys', '');
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_llm_usage');
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_llm_usage TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_llm_usage TO aos_cus_app, aos_cus_reader, aos_cus_worker;
+GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
+              cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+              output_audio_tokens, latency_ms, status, error_code, started_at, metadata)
+    ON aos_cus.cus_llm_usage TO aos_cus_app;
+REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM PUBLIC;
+-- Partitions and idempotency keys are reached through cus_llm_usage alone (its row-level security): row-level
+-- security without a policy refuses every row to anyone but their owner.
+REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM aos_cus_admin;
+ALTER TABLE aos_cus.cus_llm_usage_default ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aos_cus.cus_usage_keys ENABLE ROW LEVEL SECURITY;
+CREATE TRIGGER cus_llm_usage_price BEFORE INSERT OR UPDATE OF cost_microcents, price_id ON aos_cus.cus_llm_usage
+    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus.usage_price_trigger();
+CREATE TRIGGER enforcement_settle AFTER INSERT OR UPDATE OF cost_microcents ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
+-- Idempotency: each inserted row claims its (tenant_id, call_id) in cus_usage_keys (a duplicate raises 23505,
+-- or, inside ingest_usage(), is skipped and reported as duplicate); a deleted row frees its key.
+CREATE FUNCTION aos_cus.usage_key_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_key_trigger'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.usage_key_trigger() IS
+    'keeps cus_usage_keys: claims a usage row''s call_id on insert, frees it on delete or truncate';
+REVOKE ALL ON FUNCTION aos_cus.usage_key_trigger() FROM PUBLIC;
+CREATE TRIGGER cus_llm_usage_key BEFORE INSERT ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_key_trigger();
+CREATE TRIGGER cus_llm_usage_key_free AFTER DELETE ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_key_trigger();
+CREATE TRIGGER cus_llm_usage_key_truncate AFTER TRUNCATE ON aos_cus.cus_llm_usage
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.usage_key_trigger();
+
+CREATE TABLE aos_cus.cus_ingest_rejects (
+    tenant_id      uuid NOT NULL,
+    id             bigint GENERATED BY DEFAULT AS IDENTITY,
+    rejected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ord            integer NOT NULL CHECK (ord > 0),
+    call_id        text,
+    reason         text NOT NULL,
+    sqlstate       text NOT NULL CHECK (pg_catalog.length(sqlstate) = 5),
+    payload        text NOT NULL CHECK (pg_catalog.octet_length(payload) <= 65536),
+    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0),
+    PRIMARY KEY (tenant_id, id, rejected_at)
+) PARTITION BY RANGE (rejected_at);
+COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; partitioned by rejected_at';
+CREATE INDEX cus_ingest_rejects_time_idx ON aos_cus.cus_ingest_rejects (rejected_at);
+CREATE TABLE aos_cus.cus_ingest_rejects_default PARTITION OF aos_cus.cus_ingest_rejects DEFAULT;
+COMMENT ON TABLE aos_cus.cus_ingest_rejects_default IS 'rejects of periods without a partition yet (maintain_partitions() moves them)';
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_ingest_rejects');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_default', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');
+REVOKE ALL ON aos_cus.cus_ingest_rejects, aos_cus.cus_ingest_rejects_default FROM PUBLIC;
+REVOKE ALL ON aos_cus.cus_ingest_rejects_default FROM aos_cus_admin;
+ALTER TABLE aos_cus.cus_ingest_rejects_default ENABLE ROW LEVEL SECURITY;
+INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes)
+SELECT tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes FROM pg_temp.rejects_0_1;
+SELECT pg_catalog.setval('aos_cus.cus_ingest_rejects_id_seq', coalesce((SELECT max(id) FROM pg_temp.rejects_0_1), 0) + 1, false);
+DROP TABLE pg_temp.rejects_0_1;
+GRANT SELECT, DELETE ON aos_cus.cus_ingest_rejects TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_ingest_rejects TO aos_cus_app, aos_cus_reader;
+CREATE FUNCTION aos_cus.usage_history(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                      from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
+                                      to_ts timestamptz DEFAULT pg_catalog.now(),
+                                      after_id bigint DEFAULT NULL, page_size integer DEFAULT 100)
+    RETURNS SETOF aos_cus.cus_llm_usage
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL OR page_size IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts, to_ts and page_size must not be null';
+    END IF;
+    IF page_size < 1 OR page_size > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('page_size %s is not between 1 and 1000', page_size);
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Newest first; the next page passes the last id of this one as after_id.
+    RETURN QUERY
+    SELECT u.* FROM aos_cus.cus_llm_usage u
+     WHERE u.tenant_id = usage_history.tenant_id
+       AND (usage_history.integration_id IS NULL OR u.integration_id = usage_history.integration_id)
+       AND u.started_at >= from_ts AND u.started_at < to_ts
+       AND (after_id IS NULL OR u.id < after_id)
+     ORDER BY u.id DESC
+     LIMIT page_size;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) IS
+    'usage rows of a tenant, newest first, keyset-paginated by after_id (the last id of the previous page)';
+
+REVOKE ALL ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus.rollup_snapshot();
+        folded := aos_cus.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    PERFORM aos_cus.maintain_partitions();
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rollup_usage() IS
+    'folds usage rows committed since the last rollup into cus_usage_daily, then maintain_partitions(); returns how many; safe to run concurrently';
+
+-- Windows and layout; no row means the defaults of usage_settings() (a row is user data, kept by pg_dump).
+CREATE TABLE aos_cus.cus_usage_settings (
+    id                  boolean PRIMARY KEY DEFAULT true CHECK (id),
+    partition_interval  interval NOT NULL CHECK (partition_interval IN ('1 day', '7 days', '1 mon', '3 mons', '1 year')),
+    idempotency_window  interval NOT NULL CHECK (idempotency_window >= interval '1 day'),
+    raw_retention       interval CHECK (raw_retention >= interval '1 day'),
+    rejects_retention   interval CHECK (rejects_retention >= interval '1 day'),
+    hourly_retention    interval NOT NULL CHECK (hourly_retention >= interval '1 day'),
+    updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aos_cus.cus_usage_settings IS 'partition interval, idempotency window and retention (set_partitioning(), set_retention())';
+REVOKE ALL ON aos_cus.cus_usage_settings FROM aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_usage_settings TO aos_cus_operator;
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_settings', '');
+
+CREATE FUNCTION aos_cus.usage_settings(OUT partition_interval interval, OUT idempotency_window interval,
+                                       OUT raw_retention interval, OUT rejects_retention interval,
+                                       OUT hourly_retention interval)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(s.partition_interval, interval '1 month'), coalesce(s.idempotency_window, interval '35 days'),
+           s.raw_retention, CASE WHEN s.id IS NULL THEN interval '30 days' ELSE s.rejects_retention END,
+           coalesce(s.hourly_retention, interval '35 days')
+      FROM (SELECT) d LEFT JOIN aos_cus.cus_usage_settings s ON true
+$$;
+COMMENT ON FUNCTION aos_cus.usage_settings() IS
+    'settings in force: partition interval (1 month), idempotency window (35 days), raw and rejects retention (forever, 30 days), hourly retention (35 days)';
+
+-- Internal: the bounds of every time partition of tbl (not the default one), in order.
+CREATE FUNCTION aos_cus.partition_bounds(tbl regclass, OUT part regclass, OUT lower timestamptz, OUT upper timestamptz)
+    RETURNS SETOF record LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.oid::regclass, b[1]::timestamptz, b[2]::timestamptz
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid,
+           LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                           $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) b
+     WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND b IS NOT NULL
+     ORDER BY 2
+$$;
+COMMENT ON FUNCTION aos_cus.partition_bounds(regclass) IS 'internal: each time partition of tbl with its [lower, upper) bounds';
+REVOKE ALL ON FUNCTION aos_cus.partition_bounds(regclass) FROM PUBLIC;
+
+-- Internal: the start of the partition period holding ts (UTC days, ISO weeks, months, quarters, years).
+CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.date_trunc(CASE step WHEN interval '1 day' THEN 'day' WHEN interval '7 days' THEN 'week'
+                                          WHEN interval '1 month' THEN 'month' WHEN interval '3 months' THEN 'quarter'
+                                          ELSE 'year' END, ts, 'UTC');
+COMMENT ON FUNCTION aos_cus.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
+REVOKE ALL ON FUNCTION aos_cus.partition_start(timestamptz, interval) FROM PUBLIC;
+
+-- Internal: a new partition [lower, upper) of tbl, built beside it and attached (indexes built in bulk, the
+-- parent's triggers and keys cloned), holding the default partition's rows of that range. The default
+-- partition is detached meanwhile (so moving its rows fires no trigger); inserts wait for the commit.
+CREATE FUNCTION aos_cus.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
+    name text := rel || '_p' || pg_catalog.to_char(lower AT TIME ZONE 'UTC', 'YYYYMMDD');
+    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
+    part text := pg_catalog.format('aos_cus.%I', name);
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, def);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, tbl);
+    EXECUTE pg_catalog.format('WITH m AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) $1 AND %I OPERATOR(pg_catalog.<) $2 RETURNING *) '
+                              'INSERT INTO %s SELECT * FROM m', def, col, col, part) USING lower, upper;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl, part, lower, upper);
+    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', tbl, def);
+    -- Reached through the parent only: no grant, and row-level security without a policy.
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', part,
+                              pg_catalog.format('%s rows with %s in [%s, %s)', rel, col, lower, upper));
+    -- Made by ALTER EXTENSION UPDATE, it would be a member of the extension: partitions are data.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.objid OPERATOR(pg_catalog.=) part::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'e') THEN
+        EXECUTE pg_catalog.format('ALTER EXTENSION aos_cus DROP TABLE %s', part);
+    END IF;
+    RETURN part::pg_catalog.regclass;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) IS
+    'internal to maintain_partitions(): a new time partition holding the default partition''s rows of its range';
+REVOKE ALL ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
+
+-- Internal: partitions of tbl ahead of now, the default partition's rows in their own, past retention dropped.
+CREATE FUNCTION aos_cus.maintain_table(tbl regclass, step interval, retention interval)
+    RETURNS TABLE (action text, partition_name text)
+    -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' AS $$
+DECLARE
+    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
+    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
+    ahead timestamptz := pg_catalog.now() + step + interval '1 day';
+    r timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    st pg_snapshot;
+    unfolded boolean;
+    p record;
+BEGIN
+    -- Ahead: contiguous from the last partition (or the current period) to past now + one period.
+    LOOP
+        lo := GREATEST((SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b),
+                       aos_cus.partition_start(pg_catalog.now(), step));
+        EXIT WHEN lo > ahead;
+        action := 'created';
+        partition_name := aos_cus.add_partition(tbl, lo, aos_cus.partition_start(lo, step) + step)::text;
+        RETURN NEXT;
+    END LOOP;
+    -- Rows in the default partition: each in the gap between partitions that holds it, cut to its period.
+    LOOP
+        EXECUTE pg_catalog.format('SELECT min(%I) FROM %s', col, def) INTO r;
+        EXIT WHEN r IS NULL;
+        lo := GREATEST(aos_cus.partition_start(r, step),
+                       (SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
+        hi := LEAST(aos_cus.partition_start(r, step) + step,
+                    (SELECT min(b.lower) FROM aos_cus.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
+        action := 'moved';
+        partition_name := aos_cus.add_partition(tbl, lo, hi)::text;
+        RETURN NEXT;
+    END LOOP;
+    IF retention IS NULL THEN
+        RETURN;
+    END IF;
+    -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
+    st := (SELECT s.last_snapshot FROM aos_cus.cus_rollup_state s);
+    FOR p IN SELECT * FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
+        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
+                                      'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
+            CONTINUE WHEN unfolded;
+            DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) p.upper;
+        END IF;
+        action := 'dropped';
+        partition_name := p.part::text;
+        EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, p.part);
+        EXECUTE pg_catalog.format('DROP TABLE %s', p.part);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
+REVOKE ALL ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg record := aos_cus.usage_settings();
+BEGIN
+    PERFORM aos_cus.assert_platform('maintain_partitions()');
+    RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
+                   FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+    RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
+                   FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    -- A key lives while its call started, or was first recorded, inside the window.
+    DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
+                                           AND k.claimed_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
+    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes idempotency keys; rollup_usage() runs it';
+
+-- Internal: the settings row, made from the defaults when missing, for an update.
+CREATE FUNCTION aos_cus.lock_usage_settings() RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO aos_cus.cus_usage_settings (partition_interval, idempotency_window, raw_retention, rejects_retention, hourly_retention)
+    SELECT s.partition_interval, s.idempotency_window, s.raw_retention, s.rejects_retention, s.hourly_retention
+      FROM aos_cus.usage_settings() s
+    ON CONFLICT (id) DO UPDATE SET updated_at = pg_catalog.now()
+$$;
+COMMENT ON FUNCTION aos_cus.lock_usage_settings() IS 'internal: makes and locks the settings row';
+REVOKE ALL ON FUNCTION aos_cus.lock_usage_settings() FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.set_retention(raw interval, rejects interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_retention()');
+    IF raw < interval '1 day' OR rejects < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day', raw, rejects);
+    END IF;
+    PERFORM aos_cus.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_retention(interval, interval) IS
+    'keeps raw usage rows and ingest rejects this long (NULL: forever); maintain_partitions() drops whole partitions past it';
+
+CREATE FUNCTION aos_cus.set_partitioning(partition_interval interval DEFAULT NULL, idempotency_window interval DEFAULT NULL,
+                                         hourly_retention interval DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_partitioning()');
+    IF partition_interval NOT IN (interval '1 day', interval '7 days', interval '1 month', interval '3 months', interval '1 year') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('partition_interval %s is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
+    END IF;
+    IF idempotency_window < interval '1 day' OR hourly_retention < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format(
+            'idempotency_window %s, hourly_retention %s: each must be at least 1 day', idempotency_window, hourly_retention);
+    END IF;
+    PERFORM aos_cus.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings s
+       SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
+           idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),
+           hourly_retention = coalesce(set_partitioning.hourly_retention, s.hourly_retention);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_partitioning(interval, interval, interval) IS
+    'partition interval of new partitions, idempotency window and hourly rollup retention (NULL keeps the current value)';
+
+REVOKE ALL ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
+    aos_cus.set_partitioning(interval, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
+    aos_cus.set_partitioning(interval, interval, interval) TO aos_cus_operator;
+-- The 0.1.0 rows, now in the default partitions, move into monthly partitions of their own.
+SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', interval '1 month', NULL);
+SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', interval '1 month', NULL);
