@@ -186,7 +186,8 @@ BEGIN
     PERFORM aos_cus.assert_platform('set_retention()');
     IF raw < interval '1 day' OR rejects < interval '1 day' THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day', raw, rejects);
+            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day',
+                                        coalesce(raw::text, 'NULL'), coalesce(rejects::text, 'NULL'));
     END IF;
     PERFORM aos_cus.lock_usage_settings();
     UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
