@@ -571,7 +571,7 @@ check_buckets(const UsageRecord *rec, RecordError *err)
 
 #define KEY_ROW_JOIN \
 	" JOIN aos_cus.cus_llm_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id" \
-	" AND u.started_at OPERATOR(pg_catalog.=) k.started_at AND u.call_id OPERATOR(pg_catalog.=) k.call_id"
+	" AND u.started_at OPERATOR(pg_catalog.=) k.started_at AND u.id OPERATOR(pg_catalog.=) k.usage_id"
 
 /* Run a usage insert whose duplicates (tenant_id, call_id) are skipped, not raised (usage_keys.c). */
 static int

@@ -1,13 +1,16 @@
 /*
  * usage_keys.c: idempotency of cus_llm_usage by (tenant_id, call_id).
  *
- * cus_llm_usage is partitioned by started_at, so it cannot carry a unique key on (tenant_id, call_id);
- * cus_usage_keys (primary key named cus_llm_usage_tenant_id_call_id_key) holds it instead, for rows started
- * inside the idempotency window (maintain_partitions() prunes older keys). This BEFORE INSERT row trigger
- * claims the key: a plain INSERT of a duplicate raises 23505 as a unique constraint would (waiting for a
- * concurrent inserter of the same key first). Inside ingest_usage() (aos_cus_usage_keys_skip_duplicates
- * set) the claim is ON CONFLICT DO NOTHING and a duplicate row is skipped, which ingest reports as duplicate.
- * AFTER DELETE frees the row's key; AFTER TRUNCATE frees every key. Writes run elevated (spi_safe.h).
+ * cus_llm_usage is partitioned by started_at, so it cannot carry a unique key on (tenant_id, call_id):
+ * cus_usage_keys (primary key named cus_llm_usage_tenant_id_call_id_key) holds, for each call_id, the row
+ * that owns it while that row started or was ingested inside the idempotency window. This BEFORE INSERT
+ * row trigger claims the key for the new row (waiting, as a unique index would, for a concurrent inserter of
+ * the same key). A key past the window yields to the new row; a live one makes the insert a duplicate: a
+ * plain INSERT raises 23505 as the unique constraint did, and ingest_usage()'s own inserts
+ * (aos_cus_usage_keys_skip_duplicates) skip the row, which ingest reports as duplicate. A row that itself
+ * started and was ingested before the window (a restored old row) needs no key. AFTER DELETE frees the row's
+ * key, AFTER TRUNCATE every key. Restoring a dump rebuilds the keys through this trigger. Writes run
+ * elevated (spi_safe.h).
  */
 #include "aos_cus.h"
 #include "spi_safe.h"
@@ -17,55 +20,74 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_key_trigger);
 
 bool		aos_cus_usage_keys_skip_duplicates = false;
 
+/* Columns of the usage row that make its key, in the order of the plans' parameters. */
+#define KEY_NCOLS 5
+static const char *const key_column_names[KEY_NCOLS] = {"tenant_id", "call_id", "id", "started_at", "ingested_at"};
+static const Oid key_types[KEY_NCOLS] = {UUIDOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+/* Claim: insert, or take over a key past the window; returns the claimed key, or the row's own staleness. */
+#define WINDOW_START \
+	"(pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT s.idempotency_window FROM aos_cus.usage_settings() s))"
+static const char *const claim_sql =
+	"WITH w AS (SELECT " WINDOW_START " AS start),"
+	" claimed AS (INSERT INTO aos_cus.cus_usage_keys AS k (tenant_id, call_id, usage_id, started_at, ingested_at)"
+	"   VALUES ($1, $2, $3, $4, $5)"
+	"   ON CONFLICT (tenant_id, call_id) DO UPDATE"
+	"   SET usage_id = excluded.usage_id, started_at = excluded.started_at, ingested_at = excluded.ingested_at"
+	"   WHERE k.started_at OPERATOR(pg_catalog.<) (SELECT start FROM w)"
+	"     AND k.ingested_at OPERATOR(pg_catalog.<) (SELECT start FROM w)"
+	"   RETURNING 1)"
+	" SELECT EXISTS (SELECT 1 FROM claimed),"
+	"        $4 OPERATOR(pg_catalog.<) w.start AND $5 OPERATOR(pg_catalog.<) w.start FROM w";
+
 static SPIPlanPtr plan_claim = NULL;
-static SPIPlanPtr plan_claim_or_skip = NULL;
 static SPIPlanPtr plan_free = NULL;
 static SPIPlanPtr plan_free_all = NULL;
 
-/* Column numbers of tenant_id, call_id and started_at in the row's descriptor. */
+/* The row's key values, in key_column_names order. */
 static void
-key_columns(TupleDesc desc, int *cols)
+key_values(HeapTuple tuple, TupleDesc desc, Datum *values)
 {
-	static const char *const names[3] = {"tenant_id", "call_id", "started_at"};
-
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < KEY_NCOLS; i++)
 	{
-		cols[i] = SPI_fnumber(desc, names[i]);
-		if (cols[i] <= 0)
+		int			col = SPI_fnumber(desc, key_column_names[i]);
+		bool		isnull;
+
+		if (col <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("aos_cus_usage_key_trigger: column \"%s\" is missing", names[i])));
+					 errmsg("aos_cus_usage_key_trigger: column \"%s\" is missing", key_column_names[i])));
+		values[i] = SPI_getbinval(tuple, desc, col, &isnull);
 	}
 }
 
-/* Run plan with the row's key under elevated rights; returns rows processed. */
-static uint64
-run_key_plan(SPIPlanPtr *slot, const char *sql, HeapTuple tuple, TupleDesc desc)
+/* Run a key statement elevated; for the claim, whether it claimed and whether the row is past the window. */
+static void
+run_key_plan(SPIPlanPtr *slot, const char *sql, int nargs, Datum *values, bool *claimed, bool *stale)
 {
-	static const Oid types[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
-	int			cols[3];
-	Datum		values[3];
-	bool		isnull;
 	AosElevation e;
-	uint64		n;
 
-	key_columns(desc, cols);
-	for (int i = 0; i < 3; i++)
-		values[i] = SPI_getbinval(tuple, desc, cols[i], &isnull);
 	aos_cus_elevate(&e);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "aos_cus: SPI_connect failed");
-	if (SPI_execute_plan(aos_cus_keep_plan(slot, sql, 3, types), values, NULL, false, 0) < 0)
+	if (SPI_execute_plan(aos_cus_keep_plan(slot, sql, nargs, key_types), values, NULL, false, 0) < 0)
 		elog(ERROR, "aos_cus: idempotency key statement failed");
-	n = SPI_processed;
+	if (claimed != NULL)
+	{
+		bool		isnull;
+
+		*claimed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*stale = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	SPI_finish();
 	aos_cus_unelevate(&e);
-	return n;
 }
 
 /* BEFORE INSERT / AFTER DELETE FOR EACH ROW, AFTER TRUNCATE FOR EACH STATEMENT on cus_llm_usage. */
@@ -73,52 +95,42 @@ Datum
 aos_cus_usage_key_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
+	Datum		values[KEY_NCOLS];
+	bool		claimed;
+	bool		stale;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_key_trigger()", "cus_llm_usage");
-	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event))
 	{
-		AosElevation e;
-
-		aos_cus_elevate(&e);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "aos_cus: SPI_connect failed");
-		if (SPI_execute_plan(aos_cus_keep_plan(&plan_free_all, "DELETE FROM aos_cus.cus_usage_keys", 0, NULL),
-							 NULL, NULL, false, 0) < 0)
-			elog(ERROR, "aos_cus: idempotency key statement failed");
-		SPI_finish();
-		aos_cus_unelevate(&e);
+		run_key_plan(&plan_free_all, "DELETE FROM aos_cus.cus_usage_keys", 0, NULL, NULL, NULL);
 		return PointerGetDatum(NULL);
 	}
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!((TRIGGER_FIRED_BY_INSERT(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) ||
+		  (TRIGGER_FIRED_BY_DELETE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event))))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("aos_cus_usage_key_trigger must fire BEFORE INSERT or AFTER DELETE FOR EACH ROW, or AFTER TRUNCATE")));
-	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event))
+	key_values(td->tg_trigtuple, RelationGetDescr(td->tg_relation), values);
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
-		/* Only the key this row holds: an older row of the same call_id (past the window) holds none. */
+		/* Only the key this row holds (an older row of the same call_id, past the window, holds none). */
 		run_key_plan(&plan_free,
 					 "DELETE FROM aos_cus.cus_usage_keys WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-					 " AND call_id OPERATOR(pg_catalog.=) $2 AND started_at OPERATOR(pg_catalog.=) $3",
-					 td->tg_trigtuple, desc);
+					 " AND call_id OPERATOR(pg_catalog.=) $2 AND usage_id OPERATOR(pg_catalog.=) $3",
+					 3, values, NULL, NULL);
 		return PointerGetDatum(td->tg_trigtuple);
 	}
-	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) || !TRIGGER_FIRED_BEFORE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("aos_cus_usage_key_trigger must fire BEFORE INSERT or AFTER DELETE FOR EACH ROW, or AFTER TRUNCATE")));
-	if (!aos_cus_usage_keys_skip_duplicates)
-	{
-		run_key_plan(&plan_claim,
-					 "INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, started_at) VALUES ($1, $2, $3)",
-					 td->tg_trigtuple, desc);
+	run_key_plan(&plan_claim, claim_sql, KEY_NCOLS, values, &claimed, &stale);
+	if (claimed || stale)
 		return PointerGetDatum(td->tg_trigtuple);
-	}
-	if (run_key_plan(&plan_claim_or_skip,
-					 "INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, started_at) VALUES ($1, $2, $3)"
-					 " ON CONFLICT (tenant_id, call_id) DO NOTHING",
-					 td->tg_trigtuple, desc) == 0)
+	if (aos_cus_usage_keys_skip_duplicates)
 		return PointerGetDatum(NULL);
-	return PointerGetDatum(td->tg_trigtuple);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("duplicate key value violates unique constraint \"%s\"", "cus_llm_usage_tenant_id_call_id_key"),
+			 errdetail("Key (tenant_id, call_id)=(%s, %s) already exists.",
+					   DatumGetCString(DirectFunctionCall1(uuid_out, values[0])), TextDatumGetCString(values[1])),
+			 errtableconstraint(td->tg_relation, "cus_llm_usage_tenant_id_call_id_key")));
+	return PointerGetDatum(NULL);
 }

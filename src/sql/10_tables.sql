@@ -121,8 +121,6 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-    -- A key of a partitioned table holds the partition key; call_id is unique through cus_usage_keys.
-    PRIMARY KEY (tenant_id, id, started_at),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 ) PARTITION BY RANGE (started_at);
@@ -132,24 +130,30 @@ ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_boun
                     reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
 ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
 COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
-CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);
-CREATE INDEX cus_llm_usage_time_idx ON aos_cus.cus_llm_usage (tenant_id, started_at);
--- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
-CREATE INDEX cus_llm_usage_ingest_xid_idx ON aos_cus.cus_llm_usage (ingest_xid);
 -- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
 CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
 COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
+-- Keys and indexes belong to each partition, copied from the default partition's by maintain_partitions():
+-- pg_dump can restore the partitions of an extension's table only when the table itself has none.
+-- (tenant_id, id) is unique per partition with the partition key; call_id is unique through cus_usage_keys.
+ALTER TABLE aos_cus.cus_llm_usage_default ADD PRIMARY KEY (tenant_id, id, started_at);
+CREATE INDEX cus_llm_usage_default_integration_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, integration_id, started_at);
+CREATE INDEX cus_llm_usage_default_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, started_at);
+-- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
+CREATE INDEX cus_llm_usage_default_ingest_xid_idx ON aos_cus.cus_llm_usage_default (ingest_xid);
 
--- Idempotency keys: (tenant_id, call_id) of every usage row started or recorded inside the idempotency window (the usage
--- table, partitioned by time, cannot hold that unique key). Maintained by the usage table's triggers.
+-- Idempotency keys: (tenant_id, call_id) of every usage row started or ingested inside the idempotency window
+-- (a table partitioned by time cannot hold that unique key). Kept by the usage table's triggers, which also
+-- rebuild it when a dump is restored.
 CREATE TABLE aos_cus.cus_usage_keys (
-    tenant_id   uuid NOT NULL,
-    call_id     text NOT NULL,
-    started_at  timestamptz NOT NULL,
-    claimed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    tenant_id    uuid NOT NULL,
+    call_id      text NOT NULL,
+    usage_id     bigint NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ingested_at  timestamptz NOT NULL,
     CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
 );
-COMMENT ON TABLE aos_cus.cus_usage_keys IS 'call_id of each usage row started or recorded inside the idempotency window (maintain_partitions() prunes older ones)';
+COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id started or ingested inside the idempotency window';
 
 -- Daily aggregates per tenant, integration, UTC day, provider and model.
 CREATE TABLE aos_cus.cus_usage_daily (
@@ -193,7 +197,6 @@ COMMENT ON TABLE aos_cus.cus_rollup_state IS 'which usage rows cus_usage_daily a
 -- pg_dump keeps user data of extension tables only when registered.
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_integrations', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily', '');
 -- Seeded prices (source 'langfuse: ...') come back with CREATE EXTENSION; only the rest is user data.

@@ -22,13 +22,14 @@ CREATE TABLE aos_cus.cus_ingest_rejects (
     reason         text NOT NULL,
     sqlstate       text NOT NULL CHECK (pg_catalog.length(sqlstate) = 5),
     payload        text NOT NULL CHECK (pg_catalog.octet_length(payload) <= 65536),
-    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0),
-    PRIMARY KEY (tenant_id, id, rejected_at)
+    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0)
 ) PARTITION BY RANGE (rejected_at);
 COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; partitioned by rejected_at';
-CREATE INDEX cus_ingest_rejects_time_idx ON aos_cus.cus_ingest_rejects (rejected_at);
 CREATE TABLE aos_cus.cus_ingest_rejects_default PARTITION OF aos_cus.cus_ingest_rejects DEFAULT;
 COMMENT ON TABLE aos_cus.cus_ingest_rejects_default IS 'rejects of periods without a partition yet (maintain_partitions() moves them)';
+-- Each partition's own key and index, as cus_llm_usage's.
+ALTER TABLE aos_cus.cus_ingest_rejects_default ADD PRIMARY KEY (tenant_id, id, rejected_at);
+CREATE INDEX cus_ingest_rejects_default_time_idx ON aos_cus.cus_ingest_rejects_default (rejected_at);
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_ingest_rejects');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_default', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');

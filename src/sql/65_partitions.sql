@@ -54,9 +54,9 @@ CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS t
 COMMENT ON FUNCTION aos_cus.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
 REVOKE ALL ON FUNCTION aos_cus.partition_start(timestamptz, interval) FROM PUBLIC;
 
--- Internal: a new partition [lower, upper) of tbl, built beside it and attached (indexes built in bulk, the
--- parent's triggers and keys cloned), holding the default partition's rows of that range. The default
--- partition is detached meanwhile (so moving its rows fires no trigger); inserts wait for the commit.
+-- Internal: a new partition [lower, upper) of tbl holding the default partition's rows of that range, built with
+-- the default partition's keys and indexes and attached (the parent's triggers and foreign key are cloned). The
+-- default partition is detached meanwhile (moving its rows fires no trigger); inserts wait for the commit.
 CREATE FUNCTION aos_cus.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -67,7 +67,7 @@ DECLARE
     part text := pg_catalog.format('aos_cus.%I', name);
 BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, def);
-    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, tbl);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', part, def);
     EXECUTE pg_catalog.format('WITH m AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) $1 AND %I OPERATOR(pg_catalog.<) $2 RETURNING *) '
                               'INSERT INTO %s SELECT * FROM m', def, col, col, part) USING lower, upper;
     EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl, part, lower, upper);
@@ -138,7 +138,8 @@ BEGIN
             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
                                       'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
             CONTINUE WHEN unfolded;
-            DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) p.upper;
+            DELETE FROM aos_cus.cus_usage_keys k
+             WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
         END IF;
         action := 'dropped';
         partition_name := p.part::text;
@@ -161,9 +162,9 @@ BEGIN
                    FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
     RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
                    FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
-    -- A key lives while its call started, or was first recorded, inside the window.
+    -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
-                                           AND k.claimed_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.maintain_partitions() IS

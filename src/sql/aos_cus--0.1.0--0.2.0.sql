@@ -745,8 +745,6 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-    -- A key of a partitioned table holds the partition key; call_id is unique through cus_usage_keys.
-    PRIMARY KEY (tenant_id, id, started_at),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 ) PARTITION BY RANGE (started_at);
@@ -755,24 +753,30 @@ ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_boun
     CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
                     reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
 COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
-CREATE INDEX cus_llm_usage_integration_time_idx ON aos_cus.cus_llm_usage (tenant_id, integration_id, started_at);
-CREATE INDEX cus_llm_usage_time_idx ON aos_cus.cus_llm_usage (tenant_id, started_at);
--- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
-CREATE INDEX cus_llm_usage_ingest_xid_idx ON aos_cus.cus_llm_usage (ingest_xid);
 -- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
 CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
 COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
+-- Keys and indexes belong to each partition, copied from the default partition's by maintain_partitions():
+-- pg_dump can restore the partitions of an extension's table only when the table itself has none.
+-- (tenant_id, id) is unique per partition with the partition key; call_id is unique through cus_usage_keys.
+ALTER TABLE aos_cus.cus_llm_usage_default ADD PRIMARY KEY (tenant_id, id, started_at);
+CREATE INDEX cus_llm_usage_default_integration_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, integration_id, started_at);
+CREATE INDEX cus_llm_usage_default_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, started_at);
+-- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
+CREATE INDEX cus_llm_usage_default_ingest_xid_idx ON aos_cus.cus_llm_usage_default (ingest_xid);
 
--- Idempotency keys: (tenant_id, call_id) of every usage row started or recorded inside the idempotency window (the usage
--- table, partitioned by time, cannot hold that unique key). Maintained by the usage table's triggers.
+-- Idempotency keys: (tenant_id, call_id) of every usage row started or ingested inside the idempotency window
+-- (a table partitioned by time cannot hold that unique key). Kept by the usage table's triggers, which also
+-- rebuild it when a dump is restored.
 CREATE TABLE aos_cus.cus_usage_keys (
-    tenant_id   uuid NOT NULL,
-    call_id     text NOT NULL,
-    started_at  timestamptz NOT NULL,
-    claimed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    tenant_id    uuid NOT NULL,
+    call_id      text NOT NULL,
+    usage_id     bigint NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ingested_at  timestamptz NOT NULL,
     CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
 );
-COMMENT ON TABLE aos_cus.cus_usage_keys IS 'call_id of each usage row started or recorded inside the idempotency window (maintain_partitions() prunes older ones)';
+COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id started or ingested inside the idempotency window';
 
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens,
         cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
@@ -782,11 +786,11 @@ SELECT tenant_id, id, integration_id, call_id, provider, model, service_tier, in
        cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
        cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid
   FROM pg_temp.usage_0_1;
-INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, started_at) SELECT tenant_id, call_id, started_at FROM pg_temp.usage_0_1;
+INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
+SELECT tenant_id, call_id, id, started_at, ingested_at FROM pg_temp.usage_0_1;
 ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
 DROP TABLE pg_temp.usage_0_1;
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_keys', '');
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_llm_usage');
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_llm_usage TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_llm_usage TO aos_cus_app, aos_cus_reader, aos_cus_worker;
@@ -828,13 +832,14 @@ CREATE TABLE aos_cus.cus_ingest_rejects (
     reason         text NOT NULL,
     sqlstate       text NOT NULL CHECK (pg_catalog.length(sqlstate) = 5),
     payload        text NOT NULL CHECK (pg_catalog.octet_length(payload) <= 65536),
-    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0),
-    PRIMARY KEY (tenant_id, id, rejected_at)
+    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0)
 ) PARTITION BY RANGE (rejected_at);
 COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; partitioned by rejected_at';
-CREATE INDEX cus_ingest_rejects_time_idx ON aos_cus.cus_ingest_rejects (rejected_at);
 CREATE TABLE aos_cus.cus_ingest_rejects_default PARTITION OF aos_cus.cus_ingest_rejects DEFAULT;
 COMMENT ON TABLE aos_cus.cus_ingest_rejects_default IS 'rejects of periods without a partition yet (maintain_partitions() moves them)';
+-- Each partition's own key and index, as cus_llm_usage's.
+ALTER TABLE aos_cus.cus_ingest_rejects_default ADD PRIMARY KEY (tenant_id, id, rejected_at);
+CREATE INDEX cus_ingest_rejects_default_time_idx ON aos_cus.cus_ingest_rejects_default (rejected_at);
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_ingest_rejects');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_default', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');
@@ -957,9 +962,9 @@ CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS t
 COMMENT ON FUNCTION aos_cus.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
 REVOKE ALL ON FUNCTION aos_cus.partition_start(timestamptz, interval) FROM PUBLIC;
 
--- Internal: a new partition [lower, upper) of tbl, built beside it and attached (indexes built in bulk, the
--- parent's triggers and keys cloned), holding the default partition's rows of that range. The default
--- partition is detached meanwhile (so moving its rows fires no trigger); inserts wait for the commit.
+-- Internal: a new partition [lower, upper) of tbl holding the default partition's rows of that range, built with
+-- the default partition's keys and indexes and attached (the parent's triggers and foreign key are cloned). The
+-- default partition is detached meanwhile (moving its rows fires no trigger); inserts wait for the commit.
 CREATE FUNCTION aos_cus.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -970,7 +975,7 @@ DECLARE
     part text := pg_catalog.format('aos_cus.%I', name);
 BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, def);
-    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, tbl);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', part, def);
     EXECUTE pg_catalog.format('WITH m AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) $1 AND %I OPERATOR(pg_catalog.<) $2 RETURNING *) '
                               'INSERT INTO %s SELECT * FROM m', def, col, col, part) USING lower, upper;
     EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl, part, lower, upper);
@@ -1041,7 +1046,8 @@ BEGIN
             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
                                       'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
             CONTINUE WHEN unfolded;
-            DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) p.upper;
+            DELETE FROM aos_cus.cus_usage_keys k
+             WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
         END IF;
         action := 'dropped';
         partition_name := p.part::text;
@@ -1064,9 +1070,9 @@ BEGIN
                    FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
     RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
                    FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
-    -- A key lives while its call started, or was first recorded, inside the window.
+    -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
-                                           AND k.claimed_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.maintain_partitions() IS

@@ -73,8 +73,8 @@ DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000
 SELECT is((SELECT status FROM aos_cus.ingest_usage('62000000-0000-4000-8000-000000000001', pg_temp.rec('new-1', '2001-01-02T00:00:00Z'))),
           'inserted', 'a deleted row frees its call_id');
 
--- Past the window (started and recorded more than 35 days ago) a key is pruned: the call counts again.
-UPDATE aos_cus.cus_usage_keys SET claimed_at = now() - interval '36 days'
+-- Past the window (started and ingested more than 35 days ago) a key is pruned: the call counts again.
+UPDATE aos_cus.cus_usage_keys SET ingested_at = now() - interval '36 days'
  WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND call_id = 'old-1';
 SELECT pg_temp.maintained('none') IS NOT NULL;
 SELECT is((SELECT count(*)::int FROM aos_cus.cus_usage_keys WHERE tenant_id = '62000000-0000-4000-8000-000000000001'), 2,
