@@ -182,9 +182,37 @@ CREATE TABLE aos_cus.cus_usage_daily (
 );
 COMMENT ON TABLE aos_cus.cus_usage_daily IS 'daily usage aggregates (UTC days) maintained by rollup_usage()';
 
--- Rollup progress: cus_usage_daily holds exactly the usage rows whose ingest_xid is visible in
--- last_snapshot. Rows not yet folded: ingest_xid >= pg_snapshot_xmin(last_snapshot) AND NOT
--- pg_visible_in_snapshot(ingest_xid, last_snapshot). A single row, locked by each rollup.
+-- Hourly aggregates, as the daily ones but per UTC hour (its start), kept for the hourly retention (35 days).
+CREATE TABLE aos_cus.cus_usage_hourly (
+    tenant_id              uuid NOT NULL,
+    integration_id         uuid NOT NULL,
+    hour                   timestamptz NOT NULL,
+    provider               aos_cus.provider NOT NULL,
+    model                  text NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    errors                 bigint NOT NULL DEFAULT 0 CHECK (errors >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    latency_sum_ms         bigint NOT NULL DEFAULT 0 CHECK (latency_sum_ms >= 0),
+    latency_max_ms         integer NOT NULL DEFAULT 0 CHECK (latency_max_ms >= 0),
+    updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, integration_id, hour, provider, model),
+    -- A short-lived derivative of the usage rows: it goes with its integration.
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE aos_cus.cus_usage_hourly IS 'hourly usage aggregates (UTC hours) maintained by rollup_usage(), kept for the hourly retention';
+
+-- Rollup progress: cus_usage_daily (and cus_usage_hourly, for the hours it keeps) holds exactly the usage rows
+-- whose ingest_xid is visible in last_snapshot. Rows not yet folded: ingest_xid >= pg_snapshot_xmin(last_snapshot)
+-- AND NOT pg_visible_in_snapshot(ingest_xid, last_snapshot). A single row, locked by each rollup.
 CREATE TABLE aos_cus.cus_rollup_state (
     id              boolean PRIMARY KEY DEFAULT true CHECK (id),
     last_snapshot   pg_snapshot NOT NULL DEFAULT '1:1:',
@@ -199,6 +227,7 @@ SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_integrations', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_hourly', '');
 -- Seeded prices (source 'langfuse: ...') come back with CREATE EXTENSION; only the rest is user data.
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices', $$WHERE source NOT LIKE 'langfuse: %'$$);
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices_id_seq', '');

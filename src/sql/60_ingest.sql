@@ -84,7 +84,7 @@ CREATE FUNCTION aos_cus.ingest_usage_batch(tenant_id uuid, records jsonb)
 COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
     'records up to 10000 LLM calls: one row per record, inserted, duplicate or rejected (kept in cus_ingest_rejects)';
 
--- Internal: fold the usage rows a filter selects into cus_usage_daily, adding; returns rows folded.
+-- Internal: fold the usage rows a filter selects into cus_usage_daily and cus_usage_hourly, adding; returns rows folded.
 -- The filter is one of the fixed texts below, never user input; $1 and $2 are snapshots, $3 and $4 days.
 -- Sums over many calls saturate at the largest bigint instead of failing (README "Bounds"): one tenant's rows
 -- can never make a rollup, a read or check() fail for anyone.
@@ -97,35 +97,15 @@ GRANT EXECUTE ON FUNCTION aos_cus.saturate(numeric) TO aos_cus_admin, aos_cus_ap
 CREATE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
     RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    folded bigint;
-BEGIN
-    EXECUTE pg_catalog.format($q$
-        WITH g AS (
-            SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
-                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
-                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
-                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
-                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
-                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
-                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
-                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
-                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
-                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
-                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
-                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
-                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
-                   coalesce(max(latency_ms), 0) AS latency_max_ms
-              FROM aos_cus.cus_llm_usage
-             WHERE %s
-             GROUP BY 1, 2, 3, 4, 5),
-        ins AS (
-            INSERT INTO aos_cus.cus_usage_daily AS d
-                   (tenant_id, integration_id, day, provider, model, requests, errors, input_tokens,
+    -- Adds the groups of a CTE to an aggregate table keyed by its period column (%1$I table, %2$I column, %3$s CTE).
+    upsert constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, integration_id, %2$I, provider, model, requests, errors, input_tokens,
                     cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
                     input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
                     latency_max_ms)
-            SELECT * FROM g
-            ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, integration_id, %2$I, provider, model) DO UPDATE SET
                 requests = d.requests + excluded.requests,
                 errors = d.errors + excluded.errors,
                 input_tokens = aos_cus.saturate(d.input_tokens::numeric + excluded.input_tokens),
@@ -140,14 +120,59 @@ BEGIN
                 unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
                 latency_sum_ms = aos_cus.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
-                updated_at = pg_catalog.now())
-        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
-    INTO folded USING a, b, from_day, to_day;
+                updated_at = pg_catalog.now()$u$;
+    -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
+    hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
+    folded bigint;
+BEGIN
+    -- Rows grouped by UTC hour; the days are sums of their hours (sums of non-negative counts saturate alike).
+    EXECUTE pg_catalog.format($q$
+        WITH h AS (
+            SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE %1$s
+             GROUP BY 1, 2, 3, 4, 5),
+        kept AS (SELECT * FROM h WHERE hour >= $5),
+        g AS (
+            SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus.saturate(sum(cost_microcents)) AS cost_microcents,
+                   sum(unpriced_requests)::bigint AS unpriced_requests,
+                   aos_cus.saturate(sum(latency_sum_ms)) AS latency_sum_ms,
+                   max(latency_max_ms) AS latency_max_ms
+              FROM h
+             GROUP BY 1, 2, 3, 4, 5),
+        ins_hourly AS (%2$s),
+        ins_daily AS (%3$s)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
+        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'))
+    INTO folded USING a, b, from_day, to_day, hourly_from;
     RETURN folded;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
-    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily';
+    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily and cus_usage_hourly';
 REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
 
 -- Internal: the snapshot a rollup folds up to. pg_current_snapshot() counts the caller's own transaction
@@ -189,6 +214,7 @@ BEGIN
     -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
     UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
     DELETE FROM aos_cus.cus_usage_daily;
+    DELETE FROM aos_cus.cus_usage_hourly;
     rebuilt := aos_cus.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
     UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
     last_snapshot := s;
@@ -243,13 +269,15 @@ BEGIN
     END IF;
     -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
     DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    DELETE FROM aos_cus.cus_usage_hourly
+     WHERE hour >= (from_day::timestamp AT TIME ZONE 'UTC') AND hour < ((to_day + 1)::timestamp AT TIME ZONE 'UTC');
     RETURN aos_cus.fold_usage(
         'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
         ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
-    'recomputes cus_usage_daily exactly for the UTC days from_day..to_day; returns the usage rows counted';
+    'recomputes cus_usage_daily and cus_usage_hourly exactly for the UTC days from_day..to_day; returns the usage rows counted';
 
 CREATE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
     RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -275,15 +303,28 @@ BEGIN
         -- A NULL cost makes the pricing trigger price the row again.
         UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
           FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
-        RETURNING u.tenant_id, u.integration_id, (u.started_at AT TIME ZONE 'UTC')::date AS day, u.provider, u.model,
-                  u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
-    delta AS (
-        SELECT tenant_id, integration_id, day, provider, model,
+        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
+                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, hour, provider, model,
                sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
                sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
           FROM upd
          WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
          GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
     adjusted AS (
         UPDATE aos_cus.cus_usage_daily d
            SET cost_microcents = d.cost_microcents + delta.cost,
@@ -457,11 +498,35 @@ $$;
 COMMENT ON FUNCTION aos_cus.daily_aggregates(uuid, uuid, date, date) IS
     'rolled-up daily rows (UTC days from_day..to_day inclusive) as of the last rollup_usage()';
 
+CREATE FUNCTION aos_cus.hourly_aggregates(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                          from_ts timestamptz DEFAULT pg_catalog.now() - interval '1 day',
+                                          to_ts timestamptz DEFAULT pg_catalog.now())
+    RETURNS SETOF aos_cus.cus_usage_hourly
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    RETURN QUERY
+    SELECT h.* FROM aos_cus.cus_usage_hourly h
+     WHERE h.tenant_id = hourly_aggregates.tenant_id
+       AND (hourly_aggregates.integration_id IS NULL OR h.integration_id = hourly_aggregates.integration_id)
+       AND h.hour >= pg_catalog.date_trunc('hour', from_ts, 'UTC') AND h.hour < to_ts
+     ORDER BY h.hour, h.integration_id, h.provider, h.model;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) IS
+    'rolled-up hourly rows (UTC hours overlapping [from_ts, to_ts), inside the hourly retention) as of the last rollup_usage()';
+
 REVOKE ALL ON FUNCTION aos_cus.ingest_usage(uuid, jsonb), aos_cus.ingest_usage_batch(uuid, jsonb),
     aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, date), aos_cus.reprice_usage(timestamptz, timestamptz, boolean),
     aos_cus.schedule_rollup(text), aos_cus.usage_summary(uuid, uuid, timestamptz, timestamptz),
     aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer),
-    aos_cus.daily_aggregates(uuid, uuid, date, date) FROM PUBLIC;
+    aos_cus.daily_aggregates(uuid, uuid, date, date), aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.ingest_usage(uuid, jsonb), aos_cus.ingest_usage_batch(uuid, jsonb)
     TO aos_cus_admin, aos_cus_app;
 -- Rollups and repricing span every tenant: the operator's alone (a tenant admin cannot reprice even its own rows).
@@ -469,4 +534,5 @@ GRANT EXECUTE ON FUNCTION aos_cus.rollup_usage(), aos_cus.rebuild_daily(date, da
     aos_cus.reprice_usage(timestamptz, timestamptz, boolean), aos_cus.schedule_rollup(text) TO aos_cus_operator;
 GRANT EXECUTE ON FUNCTION aos_cus.usage_summary(uuid, uuid, timestamptz, timestamptz),
     aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer),
-    aos_cus.daily_aggregates(uuid, uuid, date, date) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+    aos_cus.daily_aggregates(uuid, uuid, date, date), aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader;

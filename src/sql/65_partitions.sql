@@ -162,13 +162,14 @@ BEGIN
                    FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
     RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
                    FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
     -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
                                            AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
-    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes idempotency keys; rollup_usage() runs it';
+    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
 
 -- Internal: the settings row, made from the defaults when missing, for an update.
 CREATE FUNCTION aos_cus.lock_usage_settings() RETURNS void

@@ -1070,13 +1070,14 @@ BEGIN
                    FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
     RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
                    FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
     -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
                                            AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
-    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes idempotency keys; rollup_usage() runs it';
+    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
 
 -- Internal: the settings row, made from the defaults when missing, for an update.
 CREATE FUNCTION aos_cus.lock_usage_settings() RETURNS void
@@ -1135,3 +1136,263 @@ GRANT EXECUTE ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(
 -- The 0.1.0 rows, now in the default partitions, move into monthly partitions of their own.
 SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', interval '1 month', NULL);
 SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', interval '1 month', NULL);
+
+-- Hourly rollups (issue 19): cus_usage_hourly beside cus_usage_daily, folded by the same rollups, kept for the hourly
+-- retention; the hours inside it are rebuilt from the usage rows the daily rollups already hold.
+-- Hourly aggregates, as the daily ones but per UTC hour (its start), kept for the hourly retention (35 days).
+CREATE TABLE aos_cus.cus_usage_hourly (
+    tenant_id              uuid NOT NULL,
+    integration_id         uuid NOT NULL,
+    hour                   timestamptz NOT NULL,
+    provider               aos_cus.provider NOT NULL,
+    model                  text NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    errors                 bigint NOT NULL DEFAULT 0 CHECK (errors >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    latency_sum_ms         bigint NOT NULL DEFAULT 0 CHECK (latency_sum_ms >= 0),
+    latency_max_ms         integer NOT NULL DEFAULT 0 CHECK (latency_max_ms >= 0),
+    updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, integration_id, hour, provider, model),
+    -- A short-lived derivative of the usage rows: it goes with its integration.
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE aos_cus.cus_usage_hourly IS 'hourly usage aggregates (UTC hours) maintained by rollup_usage(), kept for the hourly retention';
+
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_hourly', '');
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_usage_hourly');
+REVOKE ALL ON aos_cus.cus_usage_hourly FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_usage_hourly TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_usage_hourly TO aos_cus_app, aos_cus_reader, aos_cus_worker;
+CREATE OR REPLACE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Adds the groups of a CTE to an aggregate table keyed by its period column (%1$I table, %2$I column, %3$s CTE).
+    upsert constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, integration_id, %2$I, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, integration_id, %2$I, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = pg_catalog.now()$u$;
+    -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
+    hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
+    folded bigint;
+BEGIN
+    -- Rows grouped by UTC hour; the days are sums of their hours (sums of non-negative counts saturate alike).
+    EXECUTE pg_catalog.format($q$
+        WITH h AS (
+            SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE %1$s
+             GROUP BY 1, 2, 3, 4, 5),
+        kept AS (SELECT * FROM h WHERE hour >= $5),
+        g AS (
+            SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus.saturate(sum(cost_microcents)) AS cost_microcents,
+                   sum(unpriced_requests)::bigint AS unpriced_requests,
+                   aos_cus.saturate(sum(latency_sum_ms)) AS latency_sum_ms,
+                   max(latency_max_ms) AS latency_max_ms
+              FROM h
+             GROUP BY 1, 2, 3, 4, 5),
+        ins_hourly AS (%2$s),
+        ins_daily AS (%3$s)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
+        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'))
+    INTO folded USING a, b, from_day, to_day, hourly_from;
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
+    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily and cus_usage_hourly';
+REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
+    DELETE FROM aos_cus.cus_usage_daily;
+    DELETE FROM aos_cus.cus_usage_hourly;
+    rebuilt := aos_cus.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.lock_rollup_state() IS
+    'internal: locks cus_rollup_state; rebuilds every aggregate when the cluster changed (restore) or on first use';
+REVOKE ALL ON FUNCTION aos_cus.lock_rollup_state() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    DELETE FROM aos_cus.cus_usage_hourly
+     WHERE hour >= (from_day::timestamp AT TIME ZONE 'UTC') AND hour < ((to_day + 1)::timestamp AT TIME ZONE 'UTC');
+    RETURN aos_cus.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
+    'recomputes cus_usage_daily and cus_usage_hourly exactly for the UTC days from_day..to_day; returns the usage rows counted';
+
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    changed bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus.lock_rollup_state();
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
+                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, hour, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
+
+CREATE FUNCTION aos_cus.hourly_aggregates(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                          from_ts timestamptz DEFAULT pg_catalog.now() - interval '1 day',
+                                          to_ts timestamptz DEFAULT pg_catalog.now())
+    RETURNS SETOF aos_cus.cus_usage_hourly
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    RETURN QUERY
+    SELECT h.* FROM aos_cus.cus_usage_hourly h
+     WHERE h.tenant_id = hourly_aggregates.tenant_id
+       AND (hourly_aggregates.integration_id IS NULL OR h.integration_id = hourly_aggregates.integration_id)
+       AND h.hour >= pg_catalog.date_trunc('hour', from_ts, 'UTC') AND h.hour < to_ts
+     ORDER BY h.hour, h.integration_id, h.provider, h.model;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) IS
+    'rolled-up hourly rows (UTC hours overlapping [from_ts, to_ts), inside the hourly retention) as of the last rollup_usage()';
+
+REVOKE ALL ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+SELECT aos_cus.rebuild_daily(((pg_catalog.now() - interval '35 days') AT TIME ZONE 'UTC')::date, (pg_catalog.now() AT TIME ZONE 'UTC')::date + 1);

@@ -1,16 +1,33 @@
 -- Rollups after random ingest (duplicates, bad records, late rows on old days) equal a full GROUP BY
--- recompute, twice in a row; rebuild_daily and reprice_usage keep them exact. Runs without an enclosing
+-- recompute, twice in a row, daily and hourly; rebuild_daily and reprice_usage keep them exact. Runs without an enclosing
 -- transaction (rollups fold committed rows only) and removes its rows at the end.
 \set ON_ERROR_STOP 1
-SELECT plan(13);
+SELECT plan(17);
+-- The rows below are from early 2026: keep their hours whatever today is.
+SELECT aos_cus.set_partitioning(hourly_retention => interval '100 years');
 
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
 SELECT ('70000000-0000-4000-8000-00000000000' || t)::uuid, ('70000000-0000-4000-8000-0000000000' || t || p)::uuid,
        'tap-' || t || p, (ARRAY['openai', 'anthropic'])[p]
   FROM generate_series(1, 3) t, generate_series(1, 2) p;
 
--- Mismatching rows between cus_usage_daily and a recompute from cus_llm_usage (of the tap tenants).
-CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
+-- Mismatching rows between cus_usage_daily and cus_usage_hourly and a recompute from cus_llm_usage (of the tap tenants).
+CREATE FUNCTION pg_temp.mismatches_hourly() RETURNS bigint LANGUAGE sql AS $$
+    WITH recompute AS (
+        SELECT tenant_id, integration_id, date_trunc('hour', started_at, 'UTC') AS hour, provider::text, model,
+               count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+               sum(input_tokens) AS i, sum(output_tokens) AS o, sum(cache_read_tokens) AS cr,
+               coalesce(sum(cost_microcents), 0) AS cost, count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced,
+               coalesce(sum(latency_ms), 0) AS lsum, coalesce(max(latency_ms), 0) AS lmax
+          FROM aos_cus.cus_llm_usage WHERE tenant_id::text LIKE '70000000-%' GROUP BY 1, 2, 3, 4, 5),
+    hourly AS (
+        SELECT tenant_id, integration_id, hour, provider::text, model, requests, errors, input_tokens::numeric,
+               output_tokens::numeric, cache_read_tokens::numeric, cost_microcents::numeric, unpriced_requests,
+               latency_sum_ms::numeric, latency_max_ms
+          FROM aos_cus.cus_usage_hourly WHERE tenant_id::text LIKE '70000000-%')
+    SELECT count(*) FROM ((TABLE recompute EXCEPT TABLE hourly) UNION ALL (TABLE hourly EXCEPT TABLE recompute)) x
+$$;
+CREATE FUNCTION pg_temp.mismatches_daily() RETURNS bigint LANGUAGE sql AS $$
     WITH recompute AS (
         SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider::text, model,
                count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
@@ -24,6 +41,10 @@ CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
                latency_sum_ms::numeric, latency_max_ms
           FROM aos_cus.cus_usage_daily WHERE tenant_id::text LIKE '70000000-%')
     SELECT count(*) FROM ((TABLE recompute EXCEPT TABLE daily) UNION ALL (TABLE daily EXCEPT TABLE recompute)) x
+$$;
+
+CREATE FUNCTION pg_temp.mismatches() RETURNS bigint LANGUAGE sql AS $$
+    SELECT pg_temp.mismatches_daily() + pg_temp.mismatches_hourly()
 $$;
 
 -- 30 rounds of random batches, each committed; a rollup every 4 rounds; later rounds add late rows.
@@ -67,11 +88,25 @@ SELECT ok((SELECT count(*) FROM aos_cus.cus_llm_usage WHERE tenant_id::text LIKE
 SELECT ok(pg_temp.mismatches() > 0, 'before the final rollup the aggregates lag');
 SELECT ok(aos_cus.rollup_usage() > 0, 'rollup folds the new rows');
 SELECT is(pg_temp.mismatches(), 0::bigint, 'after rollup the aggregates equal a full GROUP BY recompute');
+SELECT ok((SELECT count(*) FROM aos_cus.cus_usage_hourly WHERE tenant_id::text LIKE '70000000-%')
+          > (SELECT count(*) FROM aos_cus.cus_usage_daily WHERE tenant_id::text LIKE '70000000-%'), 'hourly rows are finer than daily ones');
+SELECT is((SELECT (count(*), sum(requests))::text FROM aos_cus.hourly_aggregates('70000000-0000-4000-8000-000000000001', NULL,
+                                                                            '2026-01-01 00:30+00', '2026-03-01')),
+          (SELECT (count(*), sum(requests))::text FROM aos_cus.cus_usage_hourly WHERE tenant_id = '70000000-0000-4000-8000-000000000001'
+              AND hour >= '2026-01-01'), 'hourly_aggregates() reads the hours overlapping the range');
+SELECT throws_ok($$SELECT * FROM aos_cus.hourly_aggregates('70000000-0000-4000-8000-000000000001', NULL, '2026-03-01', '2026-01-01')$$,
+    '22023', 'from_ts 2026-03-01 00:00:00+00 is after to_ts 2026-01-01 00:00:00+00', 'hourly_aggregates() refuses a reversed range');
+SET aos_cus.tenant_id = '70000000-0000-4000-8000-000000000002';
+SELECT throws_ok($$SELECT * FROM aos_cus.hourly_aggregates('70000000-0000-4000-8000-000000000001')$$, '42501', NULL,
+    'hourly_aggregates() of another tenant is refused');
+RESET aos_cus.tenant_id;
 SELECT is(aos_cus.rollup_usage(), 0::bigint, 'a second rollup folds nothing');
 SELECT is(pg_temp.mismatches(), 0::bigint, 'and the aggregates still equal the recompute');
 
 UPDATE aos_cus.cus_usage_daily SET cost_microcents = 0, requests = requests + 5
  WHERE tenant_id::text LIKE '70000000-%' AND day BETWEEN '2026-01-03' AND '2026-02-03';
+UPDATE aos_cus.cus_usage_hourly SET cost_microcents = 0, requests = requests + 5
+ WHERE tenant_id::text LIKE '70000000-%' AND hour BETWEEN '2026-01-03' AND '2026-02-03';
 SELECT ok(aos_cus.rebuild_daily('2026-01-03', '2026-02-03') > 0, 'rebuild_daily recounts a damaged range');
 SELECT is(pg_temp.mismatches(), 0::bigint, 'after rebuild_daily the aggregates equal the recompute');
 
@@ -85,5 +120,7 @@ SELECT * FROM finish();
 DELETE FROM aos_cus.cus_model_prices WHERE model = 'unpriced-x';
 DELETE FROM aos_cus.cus_ingest_rejects WHERE tenant_id::text LIKE '70000000-%';
 DELETE FROM aos_cus.cus_usage_daily WHERE tenant_id::text LIKE '70000000-%';
+DELETE FROM aos_cus.cus_usage_hourly WHERE tenant_id::text LIKE '70000000-%';
+DELETE FROM aos_cus.cus_usage_settings;
 DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id::text LIKE '70000000-%';
 DELETE FROM aos_cus.cus_integrations WHERE tenant_id::text LIKE '70000000-%';

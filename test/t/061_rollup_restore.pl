@@ -1,6 +1,7 @@
 # pg_dump of a database with rolled-up usage, restored into another cluster: the restored rows carry
 # the old cluster's transaction ids (here ahead of the new cluster's), so the first rollup sees another
-# system identifier, rebuilds every aggregate and resets its state; later rollups are incremental and exact.
+# system identifier, rebuilds every aggregate (daily and hourly) and resets its state; later rollups are incremental
+# and exact.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -25,10 +26,18 @@ WITH recompute AS (
     SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, model, count(*) AS requests,
            sum(input_tokens) AS i, coalesce(sum(cost_microcents), 0) AS cost FROM aos_cus.cus_llm_usage GROUP BY 1, 2, 3, 4),
 daily AS (
-    SELECT tenant_id, integration_id, day, model, requests, input_tokens::numeric, cost_microcents::numeric FROM aos_cus.cus_usage_daily)
-SELECT count(*) FROM ((TABLE recompute EXCEPT TABLE daily) UNION ALL (TABLE daily EXCEPT TABLE recompute)) x};
+    SELECT tenant_id, integration_id, day, model, requests, input_tokens::numeric, cost_microcents::numeric FROM aos_cus.cus_usage_daily),
+recompute_hourly AS (
+    SELECT tenant_id, integration_id, date_trunc('hour', started_at, 'UTC') AS hour, model, count(*) AS requests,
+           sum(input_tokens) AS i, coalesce(sum(cost_microcents), 0) AS cost FROM aos_cus.cus_llm_usage GROUP BY 1, 2, 3, 4),
+hourly AS (
+    SELECT tenant_id, integration_id, hour, model, requests, input_tokens::numeric, cost_microcents::numeric FROM aos_cus.cus_usage_hourly)
+SELECT (SELECT count(*) FROM ((TABLE recompute EXCEPT TABLE daily) UNION ALL (TABLE daily EXCEPT TABLE recompute)) x)
+     + (SELECT count(*) FROM ((TABLE recompute_hourly EXCEPT TABLE hourly) UNION ALL (TABLE hourly EXCEPT TABLE recompute_hourly)) x)};
 
 my $old = aos_cus_node('rollup_old');
+# The rows below are from February 2026: keep their hours (the setting is restored with the dump).
+$old->safe_psql('postgres', "SELECT aos_cus.set_partitioning(hourly_retention => interval '100 years')");
 $old->safe_psql('postgres',
 	"INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider) VALUES ('$tenant', '$integration', 'r', 'openai')");
 ingest($old, 'postgres', 'a', 300);
@@ -38,7 +47,7 @@ $old->safe_psql('postgres', 'DO $$ BEGIN FOR i IN 1..3000 LOOP PERFORM pg_curren
 ingest($old, 'postgres', 'b', 200);
 $old->safe_psql('postgres', 'SELECT aos_cus.rollup_usage()');
 ingest($old, 'postgres', 'c', 100);    # dumped before any rollup saw it
-is($old->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_usage_daily') > 0, 1, 'the old cluster has aggregates');
+is($old->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_usage_hourly') > 0, 1, 'the old cluster has aggregates');
 
 my $dump = $old->basedir . '/usage.sql';
 $old->command_ok([ 'pg_dump', '-d', $old->connstr('postgres'), '-f', $dump ], 'pg_dump succeeds');

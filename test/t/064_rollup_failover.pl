@@ -40,6 +40,8 @@ INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
 VALUES ('00000000-0000-4000-8000-000000000064', '00000000-0000-4000-8000-0000000006a4', 'failover', 'openai');
 });
 $primary->safe_psql('postgres', "SELECT aos_cus.schedule_rollup('* * * * *')");
+# The rows below are from February 2026: keep their hours whatever today is.
+$primary->safe_psql('postgres', "SELECT aos_cus.set_partitioning(hourly_retention => interval '100 years')");
 is($primary->safe_psql('postgres', "SELECT nodeport FROM cron.job WHERE jobname = 'aos_cus_rollup'"), $primary->port,
 	'the job targets the primary\'s port');
 
@@ -67,6 +69,9 @@ is($standby->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname 
 # pg_cron runs minutely jobs at the top of the minute: wait up to the poll timeout for the first run.
 ok($standby->poll_query_until('postgres', 'SELECT coalesce(sum(requests), 0) = 12 FROM aos_cus.cus_usage_daily'),
 	'the job runs rollup_usage() on the new primary');
+is($standby->safe_psql('postgres', 'SELECT sum(requests) FROM aos_cus.cus_usage_hourly'), '12', 'the hourly rollup too');
+is($standby->safe_psql('postgres', q{SELECT tableoid::regclass FROM aos_cus.cus_llm_usage GROUP BY 1}),
+	'aos_cus.cus_llm_usage_p20260201', 'and maintain_partitions(): the rows moved into their month\'s partition');
 ok($standby->poll_query_until('postgres', q{SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
   WHERE j.jobname = 'aos_cus_rollup' AND d.status = 'succeeded'}), 'pg_cron records a successful run');
 
