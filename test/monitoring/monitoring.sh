@@ -233,6 +233,20 @@ check "dashboard covers spend, tokens, decisions, health and rollup lag" bash -c
 	grep -qx aos_cus_decisions_total $WORK/names_dashboard && grep -qx aos_cus_integrations $WORK/names_dashboard &&
 	grep -qx aos_cus_rollup_lag_seconds $WORK/names_dashboard"
 check "every metric the dashboard queries is emitted" names_subset "$WORK/names_dashboard" "$WORK/emitted"
+# The SQL panel (hourly rollups) runs as written, Grafana's time filter macro expanded to everything, and after a
+# rollup shows the spend of the workload's calls inside the hourly retention.
+dashboard_sql_total() {
+	local sql total
+	sql=$(jq -r '.panels[].targets[] | select(.rawSql) | .rawSql' monitoring/grafana/aos_cus_dashboard.json |
+		sed 's/\$__timeFilter(\([a-z_.]*\))/\1 IS NOT NULL/')
+	[ -n "$sql" ] || { echo "    no SQL panel"; return 1; }
+	msql -c "SELECT aos_cus.rollup_usage()" > /dev/null || return 1
+	total=$(msql -c "SELECT coalesce(sum(spend_usd), 0) FROM ($sql) p") || return 1
+	[ "$total" != 0 ] || { echo "    no spend"; return 1; }
+	same_value "$total" "$(msql -c "SELECT sum(cost_microcents) / 1e8 FROM aos_cus.cus_llm_usage
+		WHERE started_at >= date_trunc('hour', now() - (SELECT hourly_retention FROM aos_cus.usage_settings()), 'UTC')")"
+}
+check "the dashboard's hourly panel reads cus_usage_hourly" dashboard_sql_total
 $COMPARE expr-names monitoring/prometheus/aos_cus_alerts.yml > "$WORK/names_alerts"
 check "every metric the alert rules use is emitted" names_subset "$WORK/names_alerts" "$WORK/emitted"
 
