@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Ingest and rollup against plain-SQL peers:
 #  1. ingest_usage (jsonb record, validated, priced by the trigger) vs INSERT ... ON CONFLICT (tenant_id, call_id)
-#     DO NOTHING of the same row with its cost precomputed, into a copy of cus_llm_usage (same indexes, CHECKs, FK,
-#     no trigger): 1 and 4 clients with synchronous_commit = off (CPU path), and 1 client durable.
+#     DO NOTHING of the same row with its cost precomputed, into an unpartitioned copy of cus_llm_usage (a partition's
+#     key and indexes, CHECKs, FK, UNIQUE (tenant_id, call_id) where ours has cus_usage_keys; no trigger): 1 and 4
+#     clients with synchronous_commit = off (CPU path), and 1 client durable.
 #  2. ingest_usage_batch of 1,000 records vs one multi-row INSERT ... ON CONFLICT DO NOTHING of the same rows
 #     (a VALUES list of 1,000 rows: pgbench allows one parameter for the run's call_id prefix).
 #  3. rollup_usage() of 10,000 new rows on 1,000,000 already rolled up vs a full recompute
@@ -13,7 +14,7 @@ T=00000000-0000-4000-8000-0000000b0001
 I=00000000-0000-4000-8000-0000000b00a1
 pg_sql -d "$BENCH_DB" <<SQL
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider) VALUES ('$T', '$I', 'bench', 'openai');
-CREATE TABLE bench_peer_usage (LIKE aos_cus.cus_llm_usage INCLUDING ALL);
+CREATE TABLE bench_peer_usage (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL, UNIQUE (tenant_id, call_id));
 ALTER TABLE bench_peer_usage ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
 CREATE TABLE bench_peer_daily (LIKE aos_cus.cus_usage_daily INCLUDING ALL);
 SQL

@@ -32,22 +32,26 @@ bool		aos_cus_usage_keys_skip_duplicates = false;
 static const char *const key_column_names[KEY_NCOLS] = {"tenant_id", "call_id", "id", "started_at", "ingested_at"};
 static const Oid key_types[KEY_NCOLS] = {UUIDOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 
-/* Claim: insert, or take over a key past the window; returns the claimed key, or the row's own staleness. */
+/* Claim a free key (the common case, no window read). */
+static const char *const claim_sql =
+	"INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)"
+	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, call_id) DO NOTHING";
+
+/* The key is taken: take it over if it is past the window; also say whether the new row itself is. */
 #define WINDOW_START \
 	"(pg_catalog.now() OPERATOR(pg_catalog.-) (SELECT s.idempotency_window FROM aos_cus.usage_settings() s))"
-static const char *const claim_sql =
+static const char *const take_over_sql =
 	"WITH w AS (SELECT " WINDOW_START " AS start),"
-	" claimed AS (INSERT INTO aos_cus.cus_usage_keys AS k (tenant_id, call_id, usage_id, started_at, ingested_at)"
-	"   VALUES ($1, $2, $3, $4, $5)"
-	"   ON CONFLICT (tenant_id, call_id) DO UPDATE"
-	"   SET usage_id = excluded.usage_id, started_at = excluded.started_at, ingested_at = excluded.ingested_at"
-	"   WHERE k.started_at OPERATOR(pg_catalog.<) (SELECT start FROM w)"
-	"     AND k.ingested_at OPERATOR(pg_catalog.<) (SELECT start FROM w)"
+	" taken AS (UPDATE aos_cus.cus_usage_keys k"
+	"   SET usage_id = $3, started_at = $4, ingested_at = $5 FROM w"
+	"   WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) $2"
+	"     AND k.started_at OPERATOR(pg_catalog.<) w.start AND k.ingested_at OPERATOR(pg_catalog.<) w.start"
 	"   RETURNING 1)"
-	" SELECT EXISTS (SELECT 1 FROM claimed),"
+	" SELECT EXISTS (SELECT 1 FROM taken),"
 	"        $4 OPERATOR(pg_catalog.<) w.start AND $5 OPERATOR(pg_catalog.<) w.start FROM w";
 
 static SPIPlanPtr plan_claim = NULL;
+static SPIPlanPtr plan_take_over = NULL;
 static SPIPlanPtr plan_free = NULL;
 static SPIPlanPtr plan_free_all = NULL;
 
@@ -68,26 +72,26 @@ key_values(HeapTuple tuple, TupleDesc desc, Datum *values)
 	}
 }
 
-/* Run a key statement elevated; for the claim, whether it claimed and whether the row is past the window. */
-static void
-run_key_plan(SPIPlanPtr *slot, const char *sql, int nargs, Datum *values, bool *claimed, bool *stale)
+/* Run a key statement (SPI connected, elevated); returns rows processed. */
+static uint64
+run_key_plan(SPIPlanPtr *slot, const char *sql, int nargs, Datum *values)
 {
-	AosElevation e;
-
-	aos_cus_elevate(&e);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "aos_cus: SPI_connect failed");
 	if (SPI_execute_plan(aos_cus_keep_plan(slot, sql, nargs, key_types), values, NULL, false, 0) < 0)
 		elog(ERROR, "aos_cus: idempotency key statement failed");
-	if (claimed != NULL)
-	{
-		bool		isnull;
+	return SPI_processed;
+}
 
-		*claimed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*stale = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	}
-	SPI_finish();
-	aos_cus_unelevate(&e);
+/* Claim the row's key: true when it holds it now, or needs none (itself past the window). */
+static bool
+claim_key(Datum *values)
+{
+	bool		isnull;
+
+	if (run_key_plan(&plan_claim, claim_sql, KEY_NCOLS, values) == 1)
+		return true;
+	run_key_plan(&plan_take_over, take_over_sql, KEY_NCOLS, values);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ||
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
 /* BEFORE INSERT / AFTER DELETE FOR EACH ROW, AFTER TRUNCATE FOR EACH STATEMENT on cus_llm_usage. */
@@ -96,33 +100,37 @@ aos_cus_usage_key_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Datum		values[KEY_NCOLS];
-	bool		claimed;
-	bool		stale;
+	AosElevation e;
+	bool		ok = true;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_key_trigger()", "cus_llm_usage");
-	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event))
-	{
-		run_key_plan(&plan_free_all, "DELETE FROM aos_cus.cus_usage_keys", 0, NULL, NULL, NULL);
-		return PointerGetDatum(NULL);
-	}
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!((TRIGGER_FIRED_BY_INSERT(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) ||
-		  (TRIGGER_FIRED_BY_DELETE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event))))
+	if (!(TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event)) &&
+		(!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		 !((TRIGGER_FIRED_BY_INSERT(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) ||
+		   (TRIGGER_FIRED_BY_DELETE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("aos_cus_usage_key_trigger must fire BEFORE INSERT or AFTER DELETE FOR EACH ROW, or AFTER TRUNCATE")));
-	key_values(td->tg_trigtuple, RelationGetDescr(td->tg_relation), values);
-	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-	{
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		key_values(td->tg_trigtuple, RelationGetDescr(td->tg_relation), values);
+	aos_cus_elevate(&e);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "aos_cus: SPI_connect failed");
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		run_key_plan(&plan_free_all, "DELETE FROM aos_cus.cus_usage_keys", 0, NULL);
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		/* Only the key this row holds (an older row of the same call_id, past the window, holds none). */
 		run_key_plan(&plan_free,
 					 "DELETE FROM aos_cus.cus_usage_keys WHERE tenant_id OPERATOR(pg_catalog.=) $1"
 					 " AND call_id OPERATOR(pg_catalog.=) $2 AND usage_id OPERATOR(pg_catalog.=) $3",
-					 3, values, NULL, NULL);
-		return PointerGetDatum(td->tg_trigtuple);
-	}
-	run_key_plan(&plan_claim, claim_sql, KEY_NCOLS, values, &claimed, &stale);
-	if (claimed || stale)
+					 3, values);
+	else
+		ok = claim_key(values);
+	SPI_finish();
+	aos_cus_unelevate(&e);
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		return PointerGetDatum(TRIGGER_FIRED_FOR_ROW(td->tg_event) ? td->tg_trigtuple : NULL);
+	if (ok)
 		return PointerGetDatum(td->tg_trigtuple);
 	if (aos_cus_usage_keys_skip_duplicates)
 		return PointerGetDatum(NULL);
