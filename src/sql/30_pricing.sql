@@ -128,8 +128,9 @@ BEGIN
     IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
     END IF;
-    IF set_price.source LIKE 'langfuse: %' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'source must not start with "langfuse: " (reserved for the seed)';
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
     END IF;
     IF set_price.match_pattern IS NOT NULL THEN
         PERFORM '' ~* set_price.match_pattern;
