@@ -12,7 +12,9 @@
  * or gen_ai.usage.output_tokens) are read the same way for every provider,
  * and are the only shape of the pseudo-provider "otel".
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
+#include "cost.h"
 #include "pricing.h"
 #include "usage.h"
 #include "usage_map.h"
@@ -201,7 +203,7 @@ aos_cus_otel_identity(Jsonb *usage, int *provider, const char **model, int *mode
 	if (problem != NULL)
 		return problem;
 	if (name != NULL)
-		*provider = aos_otel_provider(name->val.string.val, name->val.string.len);
+		*provider = aos_cus_otel_provider(name->val.string.val, name->val.string.len);
 	if (m != NULL)
 	{
 		*model = m->val.string.val;
@@ -232,7 +234,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("response must be a JSON object")));
 	root = &response->root;
-	aos_usage_counters_init(&c);
+	aos_cus_usage_counters_init(&c);
 	if (otel || is_otel(root))
 	{
 		c.prompt = count_member(root, "gen_ai.usage.input_tokens", "");
@@ -240,7 +242,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 		c.cached = count_member(root, "gen_ai.usage.cache_read.input_tokens", "");
 		c.cache_creation = count_member(root, "gen_ai.usage.cache_creation.input_tokens", "");
 		c.reasoning = count_member(root, "gen_ai.usage.reasoning.output_tokens", "");
-		problem = aos_usage_map_otel(&c, out);
+		problem = aos_cus_usage_map_otel(&c, out);
 		if (problem != NULL)
 			shape_error(otel ? "otel" : aos_provider_names[p], problem);
 		return;
@@ -259,7 +261,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.cache_5m = count_member(split, "ephemeral_5m_input_tokens", "usage.cache_creation.");
 				c.cache_1h = count_member(split, "ephemeral_1h_input_tokens", "usage.cache_creation.");
 			}
-			problem = aos_usage_map_anthropic(&c, out);
+			problem = aos_cus_usage_map_anthropic(&c, out);
 			break;
 		case P_GOOGLE:
 			u = usage_object(root, "usageMetadata");
@@ -273,7 +275,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.audio_in = gemini_audio(u, "promptTokensDetails");
 				c.audio_out = gemini_audio(u, "candidatesTokensDetails");
 			}
-			problem = aos_usage_map_gemini(&c, out);
+			problem = aos_cus_usage_map_gemini(&c, out);
 			break;
 		case P_BEDROCK:
 			u = usage_object(root, "usage");
@@ -284,7 +286,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.completion = count_member(u, "outputTokens", "usage.");
 				c.cached = count_member(u, "cacheReadInputTokens", "usage.");
 				c.cache_creation = count_member(u, "cacheWriteInputTokens", "usage.");
-				problem = aos_usage_map_anthropic(&c, out);
+				problem = aos_cus_usage_map_anthropic(&c, out);
 				break;
 			}
 			aos_cus_extract_tokens("anthropic", response, out);
@@ -313,7 +315,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.cached = count_member(id, "cached_tokens", "usage.input_tokens_details.");
 				c.reasoning = count_member(od, "reasoning_tokens", "usage.output_tokens_details.");
 			}
-			problem = aos_usage_map_openai(&c, out);
+			problem = aos_cus_usage_map_openai(&c, out);
 			break;
 	}
 	if (problem != NULL)

@@ -13,7 +13,7 @@ or_zero(int64_t v)
 
 /* Mark every counter absent. */
 void
-aos_usage_counters_init(AosUsageCounters *c)
+aos_cus_usage_counters_init(AosUsageCounters *c)
 {
 	c->prompt = c->cached = c->cache_creation = c->cache_5m = c->cache_1h = -1;
 	c->tool_prompt = c->audio_in = c->completion = c->reasoning = c->audio_out = -1;
@@ -21,7 +21,7 @@ aos_usage_counters_init(AosUsageCounters *c)
 
 /* OpenAI: input = prompt - cached - audio; output = completion - audio (reasoning stays inside output). */
 const char *
-aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0 || c->completion < 0)
@@ -41,7 +41,7 @@ aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
 
 /* Anthropic: buckets as reported; the 5m/1h split wins over the total, which must then agree. */
 const char *
-aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0 || c->completion < 0)
@@ -63,7 +63,7 @@ aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
 
 /* Gemini: input = prompt + tool prompt - cached - audio; output = candidates + thoughts - audio. */
 const char *
-aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0)
@@ -85,7 +85,7 @@ aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
 
 /* OTel GenAI: input = input_tokens - cache reads - cache writes; output stays whole, reasoning inside it. */
 const char *
-aos_usage_map_otel(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_otel(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0)
@@ -123,7 +123,7 @@ static const struct
 };
 
 int
-aos_otel_provider(const char *name, int len)
+aos_cus_otel_provider(const char *name, int len)
 {
 	for (size_t i = 0; i < sizeof(otel_providers) / sizeof(otel_providers[0]); i++)
 		if ((size_t) len == strlen(otel_providers[i].otel) && memcmp(name, otel_providers[i].otel, len) == 0)

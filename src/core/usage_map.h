@@ -25,24 +25,24 @@ typedef struct AosUsageCounters
 } AosUsageCounters;
 
 /* Every counter set to -1 (absent). */
-void		aos_usage_counters_init(AosUsageCounters *c);
+void		aos_cus_usage_counters_init(AosUsageCounters *c);
 
 /* OpenAI (chat completions and responses API): prompt includes cached and audio; completion includes reasoning and audio. */
-const char *aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_openai(const AosUsageCounters *c, AosTokens *out);
 
 /* Anthropic messages: input excludes cache reads and cache creation; cache creation splits into 5m and 1h. */
-const char *aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out);
 
 /* Gemini generateContent: prompt includes cached content; thoughts are billed as output besides candidates. */
-const char *aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out);
 
 /*
  * OpenTelemetry GenAI span attributes: gen_ai.usage.input_tokens includes cache reads and cache writes,
  * gen_ai.usage.output_tokens includes reasoning. Counters used: prompt, cached, cache_creation, completion, reasoning.
  */
-const char *aos_usage_map_otel(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_otel(const AosUsageCounters *c, AosTokens *out);
 
 /* aos_cus provider index of a gen_ai.provider.name (or deprecated gen_ai.system) value; -1 when none matches. */
-int			aos_otel_provider(const char *name, int len);
+int			aos_cus_otel_provider(const char *name, int len);
 
 #endif
