@@ -73,13 +73,13 @@ CREATE FUNCTION pg_temp.ingest(integration text, call_id text, attrs jsonb, extr
     LANGUAGE sql AS $$
     SELECT * FROM aos_cus.ingest_usage('33000000-0000-4000-8000-000000000001', jsonb_build_object(
         'integration_id', '33000000-0000-4000-8000-0000000000' || integration, 'call_id', call_id,
-        'started_at', '2026-01-15T12:00:00Z', 'usage', attrs) || extra)
+        'started_at', date_trunc('hour', now()) - interval '1 hour', 'usage', attrs) || extra)
 $$;
 SELECT is((pg_temp.ingest('a1', 'o1', :'o_openai')).status, 'inserted', 'ingest: a span without model or provider keys');
 SELECT is((SELECT row(provider, model, input_tokens, cache_read_tokens, output_tokens)::text FROM aos_cus.cus_llm_usage
             WHERE call_id = 'o1'), '(openai,gpt-4o-2024-08-06,819,1024,956)', 'ingest: model from gen_ai.response.model, buckets mapped');
 SELECT is((pg_temp.ingest('a1', 'o1b', :'o_openai')).cost_microcents,
-    aos_cus.cost_microcents('openai', 'gpt-4o-2024-08-06', 819, 956, 1024, at => '2026-01-15T12:00:00Z'), 'ingest: the span is priced');
+    aos_cus.cost_microcents('openai', 'gpt-4o-2024-08-06', 819, 956, 1024, at => date_trunc('hour', now()) - interval '1 hour'), 'ingest: the span is priced');
 SELECT is((pg_temp.ingest('a1', 'o2', :'o_system')).status, 'inserted', 'ingest: deprecated gen_ai.system');
 SELECT is((SELECT model FROM aos_cus.cus_llm_usage WHERE call_id = 'o2'), 'o3-mini', 'ingest: model from gen_ai.request.model');
 SELECT is((pg_temp.ingest('a1', 'o3', :'o_openai', '{"model": "gpt-4o-mini"}')).status, 'inserted', 'ingest: the record''s model key');
@@ -91,7 +91,7 @@ SELECT throws_ok($$SELECT pg_temp.ingest('a1', 'o5', '{"gen_ai.provider.name": "
     "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 1}')$$, '22023',
     'provider "aws_bedrock" does not match the integration''s provider "openai"', 'ingest: span of another provider is refused');
 SELECT is((SELECT error FROM aos_cus.ingest_usage_batch('33000000-0000-4000-8000-000000000001', jsonb_build_array(
-    jsonb_build_object('integration_id', '33000000-0000-4000-8000-0000000000a1', 'call_id', 'o6', 'started_at', '2026-01-15T12:00:00Z',
+    jsonb_build_object('integration_id', '33000000-0000-4000-8000-0000000000a1', 'call_id', 'o6', 'started_at', now(),
         'usage', '{"gen_ai.provider.name": 7, "gen_ai.usage.input_tokens": 1}'::jsonb)))),
     'usage gen_ai.provider.name must be a string', 'ingest batch: a non-string attribute is rejected, naming it');
 

@@ -2,7 +2,7 @@
 -- cost (exact, as cost_microcents), the context window check, time as an input, and bad input for each argument.
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(31);
+SELECT plan(35);
 
 SELECT aos_cus.set_price('custom', 'est-model', 1000000, 3000000, reasoning_price => 5000000, context_window => 100,
     effective_from => '2001-01-01+00');
@@ -64,7 +64,18 @@ SELECT is((SELECT row(input_tokens, worst_case_output_tokens, estimated_cost_mic
              FROM aos_cus.estimate_call('openai', 'gpt-unknown', '"abcdefgh"', 100)),
     '(2,100,,"no price for model ''gpt-unknown'' of provider openai")', 'unknown model: NULL cost, a clear reason');
 
--- 5. Bad input: 22023 naming the element, 54000 over the size limit, 22004 for NULL.
+-- 5. model_info: the context window and every price row in force now (tiers as rows, dated prices by now()).
+SELECT is((SELECT array_agg(row(min_prompt_tokens, input_price, output_price, context_window)::text ORDER BY min_prompt_tokens)
+             FROM aos_cus.model_info('google', 'gemini-1.5-pro')),
+    '{"(0,125000000,500000000,1000000)","(128000,250000000,1000000000,1000000)"}', 'gemini-1.5-pro: the base and the 128k tier, with the context window');
+SELECT is((SELECT effective_from FROM aos_cus.model_info('aws_bedrock', 'global.anthropic.claude-sonnet-5-v1:0')),
+    CASE WHEN now() >= '2026-09-01 00:00:00+00' THEN '2026-09-01 00:00:00+00'::timestamptz ELSE '-infinity' END,
+    'a dated genai-prices change: the row in force now');
+SELECT is((SELECT count(*) FROM aos_cus.model_info('aws_bedrock', 'us.meta.llama3-3-70b-instruct-v1:0')), 1::bigint,
+    'a Bedrock Meta model is priced');
+SELECT is((SELECT count(*) FROM aos_cus.model_info('mistral', 'nope-9')), 0::bigint, 'model_info of an unknown model: no rows');
+
+-- 6. Bad input: 22023 naming the element, 54000 over the size limit, 22004 for NULL.
 SELECT throws_ok($$SELECT aos_cus.estimate_call('openai', 'gpt-4o', NULL, 1)$$, '22004', 'input must not be null', 'NULL input');
 SELECT throws_ok($$SELECT aos_cus.estimate_call('openai', NULL, '"x"', 1)$$, '22004', NULL, 'NULL model');
 SELECT throws_ok($$SELECT aos_cus.estimate_call('openai', 'gpt-4o', '42', 1)$$, '22023',
