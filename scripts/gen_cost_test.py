@@ -11,11 +11,14 @@ the output price, cache reads/writes and input audio the input price, 1-hour wri
 Also generates test/pgtap/32_match_rules.sql: every genai-prices match rule kind (equals, starts_with,
 ends_with, contains, regex, or, and) checked rule by rule, through resolve_model() on synthetic models
 and through the match_pattern of every seeded genai-prices model, against price_seed.rule_matches(),
-the rule semantics evaluated here on probe names built from each rule's own strings.
+the rule semantics evaluated here on probe names built from each rule's own strings; and resolve_model()
+on those names against genai-prices' own choice (the provider's first matching model in file order),
+except names a Langfuse model matches (Langfuse wins).
 
 Usage: scripts/gen_cost_test.py [--check]
 """
 import json
+import re
 import sys
 from decimal import Decimal, ROUND_HALF_UP
 from pathlib import Path
@@ -151,6 +154,17 @@ def probes(model_id, clause):
     return sorted(out)
 
 
+def first_match(genai, pid, name):
+    """genai-prices' model for a name: the first model of the provider, in file order, whose rule matches."""
+    return next((m["id"] for _, p, m in genai if p == pid and price_seed.rule_matches(m["match"], name)), None)
+
+
+def langfuse_matches(lf_rows, provider, name):
+    """True when a Langfuse model of the provider has the name or a pattern matching it (Langfuse wins then)."""
+    return any(r["provider"] == provider and (r["model"] == name or re.search(r["match_pattern"], name, re.I))
+               for r in lf_rows)
+
+
 def sql_array(items, cast):
     """A SQL array literal."""
     return "ARRAY[" + ", ".join(items) + "]::" + cast
@@ -171,10 +185,19 @@ def render_rules():
             tests.append(f"SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('custom', {sql_literal(name)})), "
                          f"{want}, {sql_literal(f'{kind}: {name}')});")
     lf_rows = price_seed.load_rows()
-    for provider, pid, m in price_seed.load_genai():
+    genai = price_seed.load_genai()
+    for provider, pid, m in genai:
         if price_seed.langfuse_model_of(provider, m["id"], lf_rows) is not None:
             continue
         names = probes(m["id"], m["match"])
+        resolved = [(n, first_match(genai, pid, n)) for n in names if not langfuse_matches(lf_rows, provider, n)]
+        resolved = [(n, w) for n, w in resolved if w is not None and price_seed.langfuse_model_of(provider, w, lf_rows) is None]
+        if resolved:
+            got = (f"ARRAY(SELECT r.canonical_model FROM unnest({sql_array([sql_literal(n) for n, _ in resolved], 'text[]')}) "
+                   f"WITH ORDINALITY AS u(n, i) LEFT JOIN LATERAL aos_cus.resolve_model({sql_literal(provider)}, u.n) r ON true ORDER BY i)")
+            want = sql_array([sql_literal(w.lower()) for _, w in resolved], "text[]")
+            label = f"{pid}/{m['id']}: resolve_model picks genai-prices' first match on {len(resolved)} names"
+            tests.append(f"SELECT is({got}, {want}, {sql_literal(label)});")
         got = (f"ARRAY(SELECT n ~* p.match_pattern FROM unnest({sql_array([sql_literal(n) for n in names], 'text[]')}) "
                f"WITH ORDINALITY AS u(n, i) ORDER BY i)")
         want = sql_array(["true" if price_seed.rule_matches(m["match"], n) else "false" for n in names], "boolean[]")

@@ -24,8 +24,9 @@ COMMENT ON FUNCTION aos_cus.price_providers(text) IS 'price providers searched f
 -- Which priced model a (provider, model) names. Deterministic order, first hit wins:
 --   name variants: 1 the name as given; 2 without a leading "vendor/" path ("azure/", "models/");
 --                  3 variant 2 without a dated snapshot suffix (-YYYY-MM-DD or -YYYYMMDD);
---   within a variant: exact model name, then an alias, then the match pattern;
---   within a step: the caller's provider before its fallbacks, then the longest model name, then by name.
+--   within a variant: the caller's provider before its fallbacks (so Bedrock, Azure and Vertex AI prices win);
+--   within a provider: exact model name, then an alias, then the match pattern (genai-prices rules included);
+--   within a step: the longest model name, then by name.
 -- Matching ignores case and surrounding blanks.
 CREATE FUNCTION aos_cus.resolve_model(provider text, model text)
     RETURNS TABLE (price_provider text, canonical_model text)
@@ -52,7 +53,7 @@ BEGIN
                                 WHEN names.name ~* p.match_pattern THEN 3 END AS step
                       FROM aos_cus.cus_model_prices p
                      WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
-     ORDER BY names.variant, c.step, pp.pref, pg_catalog.length(c.model) DESC, c.model
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
      LIMIT 1;
 END
 $$;
