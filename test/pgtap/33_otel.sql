@@ -10,7 +10,7 @@
 \set o_system `cat test/fixtures/usage/otel_deprecated_system.json`
 \set anthropic `cat test/fixtures/usage/anthropic_messages.json`
 BEGIN;
-SELECT plan(40);
+SELECT plan(42);
 
 -- The buckets of a fixture, the zero buckets left out.
 CREATE FUNCTION pg_temp.nonzero(u jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -87,6 +87,9 @@ SELECT is((SELECT model FROM aos_cus.cus_llm_usage WHERE call_id = 'o3'), 'gpt-4
 SELECT is((pg_temp.ingest('a2', 'o4', :'o_mistral')).status, 'inserted', 'ingest: custom integration');
 SELECT is((SELECT row(provider, model, cost_microcents IS NOT NULL)::text FROM aos_cus.cus_llm_usage WHERE call_id = 'o4'),
     '(mistral,mistral-large-2411,t)', 'ingest: provider from gen_ai.provider.name (mistral_ai), priced');
+SELECT is((pg_temp.ingest('a1', 'o7', '{"gen_ai.provider.name": "cohere", "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 1}')).status, 'inserted', 'ingest: a provider name aos_cus does not know');
+SELECT is((SELECT provider::text FROM aos_cus.cus_llm_usage WHERE call_id = 'o7'), 'openai', '... leaves the integration''s provider');
 SELECT throws_ok($$SELECT pg_temp.ingest('a1', 'o5', '{"gen_ai.provider.name": "aws.bedrock", "gen_ai.request.model": "x",
     "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 1}')$$, '22023',
     'provider "aws_bedrock" does not match the integration''s provider "openai"', 'ingest: span of another provider is refused');
