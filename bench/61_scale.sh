@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Flat costs as the usage table grows (issue 19): loads BENCH_SCALE_ROWS usage rows (default 20,000,000) over 24
+# months for 1,000 tenants, rolled up, and reports: ingest tps (ingest_usage, 1 client, sync off) on the empty
+# table and at full size; p50/p99 of usage_summary (one tenant, one month), a usage_history page and
+# daily_aggregates (one tenant, one month); an enforcement rebuild of one integration; dropping a month of raw
+# rows (set_retention + maintain_partitions); disk size per million rows (heap, indexes, keys).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ROWS=${BENCH_SCALE_ROWS:-20000000}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+pg_sql -d "$BENCH_DB" -q <<'SQL'
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
+SELECT ('00000000-0000-4000-8000-0000000e' || lpad(t::text, 4, '0'))::uuid, ('00000000-0000-4000-8000-0000000f' || lpad(t::text, 4, '0'))::uuid,
+       's' || t, 'openai'
+  FROM generate_series(1, 1000) t;
+SQL
+cat > "$dir/ingest.sql" <<'SQL'
+\set r random(1, 1000000000000)
+\set t random(1, 1000)
+SELECT aos_cus.ingest_usage(('00000000-0000-4000-8000-0000000e' || lpad(:t::text, 4, '0'))::uuid,
+  ('{"integration_id": "00000000-0000-4000-8000-0000000f' || lpad(:t::text, 4, '0') || '", "call_id": "i' || :r
+   || '", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300, "latency_ms": 850, "started_at": "'
+   || now()::text || '"}')::jsonb);
+SQL
+tps() {
+	local runs=() i
+	for ((i = 0; i < BENCH_ROUNDS; i++)); do
+		runs+=("$(PGOPTIONS='-c synchronous_commit=off' pgbench_tps "$dir/ingest.sql")")
+	done
+	median "${runs[@]}"
+}
+pg_sql -d "$BENCH_DB" -qAt -c "SELECT count(*) FROM aos_cus.maintain_partitions()" > /dev/null
+empty_tps=$(tps)
+
+# 24 monthly partitions first (one row each, moved by maintenance), then the rows straight into them.
+pg_sql -d "$BENCH_DB" -q <<SQL
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at)
+SELECT '00000000-0000-4000-8000-0000000e0001', '00000000-0000-4000-8000-0000000f0001', 'seed-' || m, 'openai', 'gpt-4o',
+       date_trunc('month', now(), 'UTC') - m * interval '1 month'
+  FROM generate_series(1, 24) m;
+SELECT count(*) FROM aos_cus.maintain_partitions();
+\timing on
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, input_tokens, output_tokens,
+                                   latency_ms, cost_microcents, price_id)
+SELECT ('00000000-0000-4000-8000-0000000e' || lpad(t::text, 4, '0'))::uuid, ('00000000-0000-4000-8000-0000000f' || lpad(t::text, 4, '0'))::uuid,
+       'l' || g, 'openai', (ARRAY['gpt-4o', 'gpt-4o-mini', 'o3-mini', 'gpt-4.1', 'gpt-4.1-mini'])[1 + g % 5],
+       now() - (g::numeric / $ROWS) * interval '730 days', g % 4000, g % 700, g % 3000, g % 90000, 1
+  FROM generate_series(1, $ROWS) g, LATERAL (SELECT 1 + g % 1000 AS t) x;
+SELECT aos_cus.rollup_usage();
+VACUUM ANALYZE aos_cus.cus_llm_usage;
+SQL
+full_tps=$(tps)
+printf '%s\t%.0f\t%.0f\t%.2f\n' "ingest_usage tps at $ROWS rows vs empty" "$full_tps" "$empty_tps" "$(echo "$full_tps / $empty_tps" | bc -l)" | tee -a "$RESULTS"
+
+# p50 and p99 (ms) of a statement run 100 times, each in its own psql session's \timing.
+percentiles() {
+	local name=$1 sql=$2
+	printf '\\timing on\n' > "$dir/p.sql"
+	for ((i = 0; i < 100; i++)); do printf '%s\n' "$sql" >> "$dir/p.sql"; done
+	"$BINDIR/psql" -X -q -d "$BENCH_DB" -o /dev/null -f "$dir/p.sql" 2>&1 | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | sort -g |
+		awk -v n="$name" '{a[NR]=$1} END {printf "%s\tp50 %.2f ms\tp99 %.2f ms\n", n, a[int(NR*0.5)], a[int(NR*0.99)]}' | tee -a "$RESULTS"
+}
+T="'00000000-0000-4000-8000-0000000e0042'"
+M="date_trunc('month', now(), 'UTC') - interval '6 months'"
+percentiles "usage_summary (one tenant, one month)" "SELECT count(*) FROM aos_cus.usage_summary($T, NULL, $M, $M + interval '1 month');"
+percentiles "usage_history page of 100" "SELECT count(*) FROM aos_cus.usage_history($T, NULL, $M, $M + interval '1 month');"
+percentiles "daily_aggregates (one tenant, one month)" "SELECT count(*) FROM aos_cus.daily_aggregates($T, NULL, ($M AT TIME ZONE 'UTC')::date, ($M AT TIME ZONE 'UTC')::date + 30);"
+percentiles "enforcement rebuild (limits changed, then current_usage)" \
+	"SELECT aos_cus.set_limits($T, '00000000-0000-4000-8000-0000000f0042', '{\"budget_microcents\": 100000000000, \"budget_period\": \"total\"}') IS NULL, (SELECT spent_microcents FROM aos_cus.current_usage($T, '00000000-0000-4000-8000-0000000f0042'));"
+pg_sql -d "$BENCH_DB" -At <<'SQL' | tee -a "$RESULTS"
+SELECT 'disk per million rows (heap + indexes + keys)', pg_size_pretty(
+         ((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'aos_cus.cus_llm_usage'::regclass)
+          + pg_total_relation_size('aos_cus.cus_usage_keys')) * 1000000 / (SELECT count(*) FROM aos_cus.cus_llm_usage));
+SQL
+printf '%s\t%.1f ms\n' "drop the oldest month (set_retention + maintain_partitions)" \
+	"$(sql_ms "SELECT aos_cus.set_retention(now() - (SELECT min(lower) FROM aos_cus.partition_bounds('aos_cus.cus_llm_usage')) - interval '32 days', NULL); SELECT count(*) FROM aos_cus.maintain_partitions();")" | tee -a "$RESULTS"
