@@ -955,7 +955,7 @@ REVOKE ALL ON FUNCTION aos_cus.partition_bounds(regclass) FROM PUBLIC;
 
 -- Internal: the start of the partition period holding ts (UTC days, ISO weeks, months, quarters, years).
 CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS timestamptz
-    LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+    LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
     RETURN pg_catalog.date_trunc(CASE step WHEN interval '1 day' THEN 'day' WHEN interval '7 days' THEN 'week'
                                           WHEN interval '1 month' THEN 'month' WHEN interval '3 months' THEN 'quarter'
                                           ELSE 'year' END, ts, 'UTC');
