@@ -41,6 +41,11 @@ my @calls = (
 	"SELECT aos_cus.rollup_usage()",
 	"SELECT aos_cus.rebuild_daily((now() - interval '2 days')::date, now()::date)",
 	"SELECT aos_cus.reprice_usage(now() - interval '1 day', now() + interval '1 day', false)",
+	"SELECT * FROM aos_cus.maintain_partitions()",
+	"SELECT aos_cus.set_retention(interval '400 days', interval '40 days')",
+	"SELECT aos_cus.set_partitioning(interval '1 month', interval '40 days', interval '40 days')",
+	# The idempotency-key trigger switches to the tables' owner on a plain INSERT.
+	"INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at) VALUES ('$T', '$I', 'sp-insert', 'openai', 'gpt-4o', now())",
 	"SELECT aos_cus.resolve_credential('$T', '$I')",
 	"SELECT aos_cus.rotate_encryption_key()",
 	"SELECT aos_cus.rotate_encryption_key_batch(10)",
