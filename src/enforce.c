@@ -825,7 +825,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_settle_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_settle_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -847,7 +847,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.limits_changed_trigger()", "cus_integrations");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.limits_changed_trigger()", "cus_integrations");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
