@@ -301,6 +301,7 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_check);
+PG_FUNCTION_INFO_V1(aos_cus_release_reservation);
 PG_FUNCTION_INFO_V1(aos_cus_limit_period_bounds);
 PG_FUNCTION_INFO_V1(aos_cus_check_budget_limit);
 PG_FUNCTION_INFO_V1(aos_cus_check_token_limit);
@@ -1916,6 +1917,41 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
 	PG_RETURN_DATUM(result);
+}
+
+/* release_reservation(tenant_id, call_id): frees the call's live reservation now; true when there was one. */
+Datum
+aos_cus_release_reservation(PG_FUNCTION_ARGS)
+{
+	const pg_uuid_t *tenant;
+	char	   *call_id;
+	EnfResKey	rk;
+	EnfReservation *r;
+
+	aos_cus_require_preload("aos_cus.release_reservation()");
+	tenant = uuid_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "call_id");
+	call_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(call_id) < 1 || strlen(call_id) > ENF_CALL_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	aos_cus_assert_tenant(tenant, "tenant_id");
+	memset(&rk, 0, sizeof(rk));
+	rk.dbid = MyDatabaseId;
+	rk.tenant = *tenant;
+	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
+	LWLockAcquire(enf->lock, LW_SHARED);
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+	if (r != NULL)
+	{
+		release_reservation(r);
+		publish_next_expiry();
+	}
+	LWLockRelease(enf->res_lock);
+	LWLockRelease(enf->lock);
+	PG_RETURN_BOOL(r != NULL);
 }
 
 /* A single-dimension probe: the same precedence, no reservation, nothing counted. */

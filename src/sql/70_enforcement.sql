@@ -102,6 +102,11 @@ CREATE FUNCTION aos_cus.current_usage(tenant_id uuid, integration_id uuid,
 COMMENT ON FUNCTION aos_cus.current_usage(uuid, uuid) IS
     'the current periods, settled spend and tokens, reservations and this minute''s requests, from shared memory';
 
+CREATE FUNCTION aos_cus.release_reservation(tenant_id uuid, call_id text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_release_reservation' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
+    'frees the live reservation of a checked call that will not happen; true when there was one';
+
 CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
     OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
     OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
@@ -145,6 +150,8 @@ GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text), aos_c
     TO aos_cus_admin, aos_cus_app;
 GRANT EXECUTE ON FUNCTION aos_cus.current_usage(uuid, uuid), aos_cus.integration_limits(uuid, uuid)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_admin, aos_cus_reader;
 
 CREATE FUNCTION aos_cus.limit_period_bounds(period text, timezone text, at timestamptz DEFAULT pg_catalog.now(),

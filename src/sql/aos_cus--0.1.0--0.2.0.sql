@@ -1515,3 +1515,11 @@ COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
     'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
 REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+
+-- Reservations (issue 21): a call checked with a call_id that will not happen frees its reservation at once.
+CREATE FUNCTION aos_cus.release_reservation(tenant_id uuid, call_id text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_release_reservation' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
+    'frees the live reservation of a checked call that will not happen; true when there was one';
+REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;

@@ -1,6 +1,6 @@
 -- Issue 21: what a new DBA or app developer meets first: onboarding, truthful reads and errors, the public surface.
 BEGIN;
-SELECT plan(21);
+SELECT plan(27);
 
 SET LOCAL aos_cus.tenant_id = 'f1f1f1f1-0000-4000-8000-000000000001';
 \set t '''f1f1f1f1-0000-4000-8000-000000000001'''
@@ -69,7 +69,19 @@ SELECT is(pg_temp.error_of($$SELECT aos_cus.disable_integration('f1f1f1f1-0000-4
 SELECT is(pg_temp.error_of($$SELECT aos_cus.get_integration('f1f1f1f1-0000-4000-8000-000000000002',
             'f1f1f1f1-0000-4000-8000-0000000000a1')$$) ~ 'context: $', true, 'another tenant''s 42501: no CONTEXT');
 
--- 5. The public surface: helpers live in aos_cus_internal, which PUBLIC cannot execute; stats are the operator's.
+-- 5. release_reservation(): a checked call that will not happen frees its estimate at once, not after the TTL.
+SELECT is((SELECT decision FROM aos_cus.check(:t, 'f1f1f1f1-0000-4000-8000-0000000000a1', 10, 0, 'fh-call')) <> 'blocked',
+          true, 'check() with a call_id admits and reserves');
+SELECT is(ROW(reserved_microcents, active_reservations)::text, '(10,1)', 'the estimate is held')
+  FROM aos_cus.current_usage(:t, 'f1f1f1f1-0000-4000-8000-0000000000a1');
+SELECT is(aos_cus.release_reservation(:t, 'fh-call'), true, 'release_reservation() frees it');
+SELECT is(ROW(reserved_microcents, active_reservations)::text, '(0,0)', 'nothing is held any more')
+  FROM aos_cus.current_usage(:t, 'f1f1f1f1-0000-4000-8000-0000000000a1');
+SELECT is(aos_cus.release_reservation(:t, 'fh-call'), false, 'a second release finds nothing');
+SELECT throws_ok($$SELECT aos_cus.release_reservation('f1f1f1f1-0000-4000-8000-000000000002', 'fh-call')$$, '42501', NULL,
+                 'another tenant''s release is refused (42501)');
+
+-- 6. The public surface: helpers live in aos_cus_internal, which PUBLIC cannot execute; stats are the operator's.
 SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'aos_cus'::regnamespace
             AND p.proname IN ('apply_limits', 'check_integration_fields', 'check_integration_name', 'check_keys',
                               'integration_for_update', 'limit_choice', 'limit_integer', 'patch_text',
@@ -86,7 +98,7 @@ SELECT is((SELECT count(*)::int FROM unnest(ARRAY['fh_reader', 'fh_app']) r,
 SELECT ok(has_function_privilege('pg_monitor', 'aos_cus.stat_counters()', 'EXECUTE')
           AND has_function_privilege('aos_cus_operator', 'aos_cus.stat_enforcement()', 'EXECUTE'), 'pg_monitor and the operator may');
 
--- 6. DROP EXTENSION removes the schemas it created.
+-- 7. DROP EXTENSION removes the schemas it created.
 SAVEPOINT before_drop;
 DROP EXTENSION aos_cus CASCADE;
 SELECT is((SELECT count(*)::int FROM pg_namespace WHERE nspname IN ('aos_cus', 'aos_cus_internal')), 0,
