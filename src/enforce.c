@@ -1878,6 +1878,31 @@ check_side_effects(FunctionCallInfo fcinfo, const EnfRequest *req, const EnfResu
 	return decision_datum(fcinfo, res);
 }
 
+/* True when the tenant's usage of call_id is already recorded (committed, or written by this transaction). */
+static bool
+usage_recorded(const pg_uuid_t *tenant, const char *call_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"SELECT 1 FROM aos_cus.cus_llm_usage"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) $2";
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+	AosElevation elevation;
+	bool		found;
+
+	values[0] = UUIDPGetDatum(tenant);
+	values[1] = CStringGetTextDatum(call_id);
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	if (SPI_execute_plan(aos_cus_keep_plan(&plan, sql, 2, types), values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: usage lookup failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+	return found;
+}
+
 /* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
@@ -1905,7 +1930,15 @@ aos_cus_check(PG_FUNCTION_ARGS)
 				 errhint("Call check() on the primary. On a standby, check_budget_limit(), check_token_limit() and current_usage() read the replayed tables.")));
 	req.dims = ENF_ALL;
 	req.commit = true;
-	decide(&req, &res);
+	if (req.call_id != NULL && usage_recorded(&req.key.tenant, req.call_id))
+	{
+		/* That call happened: reserving again would hold its estimate until the TTL. */
+		decide_unknown(&res);
+		res.decision = AOS_DECISION_BLOCKED;
+		res.reason = AOS_REASON_ALREADY_INGESTED;
+	}
+	else
+		decide(&req, &res);
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);

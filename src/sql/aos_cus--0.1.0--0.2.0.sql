@@ -1523,3 +1523,7 @@ COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
     'frees the live reservation of a checked call that will not happen; true when there was one';
 REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;
+-- A check() of a call_id whose usage is recorded reserves nothing and says so: blocked / already_ingested.
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning', 'already_ingested'));

@@ -1,6 +1,6 @@
 -- Issue 21: what a new DBA or app developer meets first: onboarding, truthful reads and errors, the public surface.
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 SET LOCAL aos_cus.tenant_id = 'f1f1f1f1-0000-4000-8000-000000000001';
 \set t '''f1f1f1f1-0000-4000-8000-000000000001'''
@@ -80,6 +80,17 @@ SELECT is(ROW(reserved_microcents, active_reservations)::text, '(0,0)', 'nothing
 SELECT is(aos_cus.release_reservation(:t, 'fh-call'), false, 'a second release finds nothing');
 SELECT throws_ok($$SELECT aos_cus.release_reservation('f1f1f1f1-0000-4000-8000-000000000002', 'fh-call')$$, '42501', NULL,
                  'another tenant''s release is refused (42501)');
+
+-- A check() with the call_id of a call already ingested reserves nothing and says so.
+SELECT is((aos_cus.ingest_usage(:t, '{"integration_id": "f1f1f1f1-0000-4000-8000-0000000000a1", "call_id": "fh-done",
+          "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}'::jsonb || jsonb_build_object('started_at', now()))).status,
+          'inserted', 'a call is ingested');
+SELECT is((SELECT decision || '/' || reason || '/' || coalesce(retry_after_ms::text, 'null')
+             FROM aos_cus.check(:t, 'f1f1f1f1-0000-4000-8000-0000000000a1', 10, 0, 'fh-done')),
+          'blocked/already_ingested/null', 'check() of its call_id: blocked / already_ingested');
+SELECT is(ROW(reserved_microcents, active_reservations)::text, '(0,0)', 'and nothing is reserved')
+  FROM aos_cus.current_usage(:t, 'f1f1f1f1-0000-4000-8000-0000000000a1');
+SELECT is((SELECT reason FROM aos_cus.cus_enforcement_log WHERE call_id = 'fh-done'), 'already_ingested', 'the refusal is logged');
 
 -- 6. The public surface: helpers live in aos_cus_internal, which PUBLIC cannot execute; stats are the operator's.
 SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'aos_cus'::regnamespace
