@@ -3,7 +3,7 @@
 checked against costs computed here, from the JSON's decimal USD prices, independently of the C code.
 
 Expected cost = round_half_up(sum over buckets of tokens * USD-per-token * 10^8) micro-cents, in
-Python's decimal arithmetic. Bucket fallbacks (SPEC 4 and README): reasoning and output audio use
+Python's decimal arithmetic. Bucket fallbacks (README: Pricing, cost and tokens): reasoning and output audio use
 the output price, cache reads/writes and input audio the input price, 1-hour writes the 5-minute price.
 
 Usage: scripts/gen_cost_test.py [--check]

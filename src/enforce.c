@@ -1,5 +1,5 @@
 /*
- * enforce.c: pre-call enforcement (SPEC 7) with its state in shared memory.
+ * enforce.c: pre-call enforcement (README: Enforcement) with its state in shared memory.
  *
  * Shared state
  *   - an integration hash keyed by (database, tenant_id, integration_id), sized by
@@ -83,6 +83,7 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "enforce_math.h"
+#include "integrations.h"
 #include "prom_text.h"
 #include "spi_safe.h"
 #include "tenancy.h"
@@ -1093,25 +1094,43 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	aos_cus_unelevate(&elevation);
 }
 
-/* 53400 for a full table or quota: release the hash lock first. */
+/* What capacity_error reports full. */
+typedef enum EnfCapacity
+{
+	CAPACITY_INTEGRATIONS,		/* the integration cache (of one tenant when tenant is set) */
+	CAPACITY_RESERVATIONS,		/* the reservation table (of one tenant when tenant is set) */
+} EnfCapacity;
+
+/* 53400 for a full table or quota (of tenant, when not NULL): release the hash lock first. */
 static void
-capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const char *what)
+capacity_error(EnfCapacity what, int value, const pg_uuid_t *tenant)
 {
 	char		id[AOS_UUID_TEXT_LEN + 1];
 
 	LWLockRelease(enf->lock);
+	if (tenant == NULL && what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations (%d) reached: every cached integration holds reservations or a live rate window",
+						value),
+				 errhint("Raise aos_cus.max_integrations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	if (tenant == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("%s (%d) %s", setting, value, what),
-				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
-						 setting)));
+				 errmsg("aos_cus.max_reservations (%d) reached: every reservation is in use", value),
+				 errhint("Raise aos_cus.max_reservations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	aos_cus_uuid_format(tenant->data, id);
+	if (what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations_per_tenant (%d) reached by tenant %s: its cached integrations all hold reservations or live rate windows",
+						value, id),
+				 errhint("Raise aos_cus.max_integrations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
-			 errhint("Raise %s, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).",
-					 setting)));
+			 errmsg("aos_cus.max_reservations_per_tenant (%d) reached by tenant %s: its reservations are all in use",
+					value, id),
+			 errhint("Raise aos_cus.max_reservations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 }
 
 /* Evict e: out of its lists, its tenant's count and the hash (lock exclusive). */
@@ -1150,8 +1169,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&t->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations_per_tenant", quota, &key->tenant,
-						   "its cached integrations all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, quota, &key->tenant);
 		evict_entry(victim);
 	}
 	else if (hash_get_num_entries(enf_hash) >= max_integrations)
@@ -1159,8 +1177,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&enf->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations", max_integrations, NULL,
-						   "entries all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, max_integrations, NULL);
 		evict_entry(victim);
 	}
 	/* The eviction may have removed this very tenant. */
@@ -1460,13 +1477,12 @@ decide(const EnfRequest *req, EnfResult *res)
 		if (old == NULL && e->tenant->nreservations >= quota)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations_per_tenant", quota, &req->key.tenant,
-						   "its reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, quota, &req->key.tenant);
 		}
 		if (old == NULL && hash_get_num_entries(res_hash) >= max_reservations)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations", max_reservations, NULL, "reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, max_reservations, NULL);
 		}
 	}
 	else
@@ -1983,14 +1999,7 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 		LWLockRelease(enf->lock);
 	}
 	if (e == NULL || !copy.lim.found)
-	{
-		char		id[AOS_UUID_TEXT_LEN + 1];
-
-		aos_cus_uuid_format(req.key.integration.data, id);
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration_id %s does not exist for this tenant", id)));
-	}
+		aos_cus_integration_missing(&req.key.integration);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "aos_cus: current_usage must return a record");
 	desc = BlessTupleDesc(desc);

@@ -743,11 +743,11 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 		raw.val.binary.len = VARSIZE(record) - VARHDRSZ;
 	}
 	if (!parse_record(tenant, &raw, &rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	if (rec.usage != NULL)
 		extract_usage_tokens(&rec);
 	if (!check_buckets(&rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	memset(&out, 0, sizeof(out));
 	ingest_one(tenant, &rec, &out);
 	SPI_finish();

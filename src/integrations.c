@@ -1,9 +1,9 @@
 /*
  * integrations.c: C helpers of integration management (the API itself is
- * SQL in src/sql/40_integrations.sql).
+ * SQL in src/sql/40_integrations.sql) and its two errors, worded once.
  */
-#include "postgres.h"
-
+#include "integrations.h"
+#include "uuid_text.h"
 
 #include "fmgr.h"
 #include "pgtime.h"
@@ -59,4 +59,28 @@ aos_cus_is_iana_timezone(PG_FUNCTION_ARGS)
 	if (zone_names == NULL)
 		load_zone_names();
 	PG_RETURN_BOOL(bsearch(&name, zone_names, zone_count, sizeof(char *), compare_names) != NULL);
+}
+
+/* Raise 42704: integration is not one of the session tenant's (unknown, or another tenant's). */
+void
+aos_cus_integration_missing(const pg_uuid_t *integration)
+{
+	char		id[AOS_UUID_TEXT_LEN + 1];
+
+	aos_cus_uuid_format(integration->data, id);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("integration %s does not exist for this tenant", id)));
+}
+
+/* Raise 55000: integration is deleted. */
+void
+aos_cus_integration_deleted(const pg_uuid_t *integration)
+{
+	char		id[AOS_UUID_TEXT_LEN + 1];
+
+	aos_cus_uuid_format(integration->data, id);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("integration %s is deleted", id)));
 }

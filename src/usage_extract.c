@@ -151,7 +151,7 @@ shape_error(const char *provider, const char *problem)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("response is not a usage block aos_cus knows for provider %s", provider),
-			 errdetail("%s.", problem),
+			 errdetail_internal("%s.", problem),
 			 errhint("Pass the provider's whole response or its usage object; see extract_usage in README.md.")));
 }
 

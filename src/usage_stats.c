@@ -4,7 +4,7 @@
  *
  * The table is a fixed-size shared hash with aos_cus.usage_stats_max_models
  * regular entries plus one overflow entry per provider label. Provider
- * labels are bounded (the SPEC providers, anything else becomes "other");
+ * labels are bounded (the providers of README: Integrations, anything else becomes "other");
  * once the regular entries are all taken, a new model is counted under
  * model "other" of its provider, so the label set never grows past the cap
  * and nothing is dropped.
@@ -29,7 +29,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 
-/* Provider labels: the seven SPEC providers and "other", each with one overflow entry. */
+/* Provider labels: the seven providers and "other", each with one overflow entry. */
 #define PROVIDER_LABELS 8
 #define OVERFLOW_MODEL "other"
 

@@ -17,7 +17,7 @@
  */
 #define AOS_TOKEN_COUNT_MAX INT64_C(1000000000000)
 
-/* Token buckets of one call (SPEC 4); disjoint except that output includes reasoning. */
+/* Token buckets of one call (README: Pricing, cost and tokens); disjoint except that output includes reasoning. */
 typedef struct AosTokens
 {
 	int64_t		input;			/* uncached input */
@@ -47,7 +47,7 @@ typedef enum AosBucket
 /* Bucket names as they appear in SQL (column and JSON key stems). */
 extern const char *const aos_bucket_names[AOS_BUCKET_COUNT];
 
-/* Service tiers (SPEC 4), in the order of aos_tier_names. */
+/* Service tiers (README: Pricing, cost and tokens), in the order of aos_tier_names. */
 typedef enum AosTier
 {
 	AOS_TIER_STANDARD,
@@ -59,7 +59,7 @@ typedef enum AosTier
 
 extern const char *const aos_tier_names[AOS_TIER_COUNT];
 
-/* Providers (SPEC 3), in the order of aos_provider_names. */
+/* Providers (README: Integrations), in the order of aos_provider_names. */
 #define AOS_PROVIDER_COUNT 7
 extern const char *const aos_provider_names[AOS_PROVIDER_COUNT];
 

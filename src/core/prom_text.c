@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Providers of SPEC section 3; anything else is reported as "other". */
+/* The providers of README: Integrations; anything else is reported as "other". */
 static const char *const known_providers[] = {
 	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom",
 };

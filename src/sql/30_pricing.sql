@@ -1,4 +1,4 @@
--- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (SPEC 4).
+-- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (README: Pricing, cost and tokens).
 
 -- Every change to the price table is announced to every backend's price cache (pricing.c).
 CREATE FUNCTION aos_cus.prices_changed() RETURNS trigger

@@ -703,3 +703,178 @@ COMMENT ON TABLE aos_cus.cus_keyring_versions IS
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_keyring_versions', '');
 REVOKE ALL ON aos_cus.cus_keyring_versions FROM PUBLIC;
 GRANT SELECT ON aos_cus.cus_keyring_versions TO aos_cus_operator;
+
+-- Messages (issue 18): an unknown integration is 42704 (undefined_object), not the class-02 completion code 02000;
+-- one wording per condition ("integration <id> does not exist for this tenant", "integration <id> is deleted").
+CREATE OR REPLACE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stored record;
+    current_status text;
+BEGIN
+    -- Encrypt first: it checks the tenant and marks the statement as carrying a secret.
+    stored := aos_cus.credential_reference(tenant_id, integration_id, credential);
+    SELECT i.status INTO current_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    IF current_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'The credential of a deleted integration cannot be rotated.';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET credential_ref = stored.credential_ref, credential_hint = stored.credential_hint, updated_at = pg_catalog.now()
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN aos_cus.integration_of(i);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
+    END IF;
+    i.name := aos_cus.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus.integration_of(i);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
+                                      error text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+BEGIN
+    IF record_health.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.state IS NULL OR record_health.state NOT IN ('unknown', 'healthy', 'degraded', 'failing') THEN
+        RAISE EXCEPTION 'state must be one of unknown, healthy, degraded, failing' USING ERRCODE = '22023';
+    END IF;
+    IF record_health.latency_ms < 0 THEN
+        RAISE EXCEPTION 'latency_ms must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(record_health.error) > 1000 THEN
+        RAISE EXCEPTION 'error must be at most 1000 characters' USING ERRCODE = '22001';
+    END IF;
+    PERFORM aos_cus.assert_tenant(record_health.tenant_id);
+
+    SELECT i.status INTO v_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
+           health_latency_ms = record_health.latency_ms, health_error = record_health.error
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
+    INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
+    VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
+            record_health.latency_ms, record_health.error);
+    -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
+    DELETE FROM aos_cus.cus_health_history h
+     WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
+       AND h.id <= (SELECT o.id FROM aos_cus.cus_health_history o
+                     WHERE o.tenant_id = record_health.tenant_id AND o.integration_id = record_health.integration_id
+                     ORDER BY o.id DESC
+                    OFFSET pg_catalog.current_setting('aos_cus.health_history_keep')::integer LIMIT 1);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.request_health_check(tenant_id uuid, integration_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_checked timestamptz;
+BEGIN
+    IF request_health_check.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF request_health_check.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM aos_cus.assert_tenant(request_health_check.tenant_id);
+    SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
+    END IF;
+    -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
+    IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN
+        RETURN false;
+    END IF;
+    INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id)
+    VALUES (request_health_check.tenant_id, request_health_check.integration_id)
+    ON CONFLICT ON CONSTRAINT cus_health_checks_one_per_integration DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.apply_limits(aos_cus.cus_integrations, jsonb) IS
+    'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
