@@ -4,7 +4,7 @@
 
 #include "postgres.h"
 
-#include "cost.h"
+#include "vocab.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
@@ -26,6 +26,9 @@ extern bool aos_cus_price_call(const char *provider, const char *model, const ch
  * not one of the supported APIs, naming the missing or bad key.
  */
 extern void aos_cus_extract_tokens(const char *provider, Jsonb *usage, AosTokens *out);
+
+/* Raise 22023: provider (len bytes; NULL for a missing one) is not one of vocab.h's, with the list as hint. */
+extern void aos_cus_unknown_provider(const char *provider, int len) pg_attribute_noreturn();
 
 /* Register the price cache's invalidation callback (from _PG_init). */
 extern void aos_cus_pricing_init(void);

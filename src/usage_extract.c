@@ -10,6 +10,7 @@
  * (usage.inputTokens) or Anthropic messages. Anything else is 22023.
  */
 #include "postgres.h"
+#include "vocab.h"
 
 #include "cost.h"
 #include "pricing.h"
@@ -22,12 +23,6 @@
 #include "utils/numeric.h"
 
 PG_FUNCTION_INFO_V1(aos_cus_extract_usage);
-
-/* Provider indexes (aos_provider_names order). */
-enum
-{
-	P_OPENAI, P_ANTHROPIC, P_GOOGLE, P_AZURE, P_BEDROCK, P_MISTRAL, P_CUSTOM
-};
 
 /* A member of an object container, NULL when absent or JSON null. */
 static JsonbValue *
@@ -159,17 +154,14 @@ shape_error(const char *provider, const char *problem)
 void
 aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 {
-	int			p = provider ? aos_provider_parse(provider, strlen(provider)) : -1;
+	int			p = provider ? aos_cus_provider_parse(provider, strlen(provider)) : -1;
 	JsonbContainer *root;
 	JsonbContainer *u;
 	AosUsageCounters c;
 	const char *problem = NULL;
 
 	if (p < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("provider \"%.64s\" is not a known provider", provider ? provider : "(null)"),
-				 errhint("Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.")));
+		aos_cus_unknown_provider(provider, provider ? (int) strlen(provider) : 0);
 	if (response == NULL || !JB_ROOT_IS_OBJECT(response) || JB_ROOT_IS_SCALAR(response))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -178,7 +170,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 	aos_cus_usage_counters_init(&c);
 	switch (p)
 	{
-		case P_ANTHROPIC:
+		case AOS_PROVIDER_ANTHROPIC:
 			u = usage_object(root, "usage");
 			c.prompt = count_member(u, "input_tokens", "usage.");
 			c.completion = count_member(u, "output_tokens", "usage.");
@@ -192,7 +184,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			}
 			problem = aos_cus_usage_map_anthropic(&c, out);
 			break;
-		case P_GOOGLE:
+		case AOS_PROVIDER_GOOGLE:
 			u = usage_object(root, "usageMetadata");
 			c.prompt = count_member(u, "promptTokenCount", "usageMetadata.");
 			c.cached = count_member(u, "cachedContentTokenCount", "usageMetadata.");
@@ -206,7 +198,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			}
 			problem = aos_cus_usage_map_gemini(&c, out);
 			break;
-		case P_BEDROCK:
+		case AOS_PROVIDER_AWS_BEDROCK:
 			u = usage_object(root, "usage");
 			if (member(u, "inputTokens") != NULL)
 			{
@@ -248,7 +240,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			break;
 	}
 	if (problem != NULL)
-		shape_error(aos_provider_names[p], problem);
+		shape_error(aos_cus_provider_names[p], problem);
 }
 
 /* Append "key": n to a JSON object text. */
