@@ -222,8 +222,7 @@ aos_cus_unknown_provider(const char *provider, int len)
 	aos_cus_enum_list(aos_cus_provider_names, list, sizeof(list));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("provider \"%.*s\" is not a known provider", Min(len, 64), provider),
-			 errhint("Use one of %s.", list)));
+			 errmsg("provider \"%.*s\" is not one of %s", Min(len, 64), provider, list)));
 }
 
 /* Fill a PriceKey, raising 22023 for a bad provider, model or tier (argument names as in SQL). */
@@ -242,8 +241,7 @@ price_key_make(PriceKey *key, const char *provider, int plen, const char *model,
 		aos_cus_enum_list(aos_cus_tier_names, list, sizeof(list));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("service_tier \"%.*s\" is not a known service tier", Min(tlen, 64), tier),
-				 errhint("Use one of %s.", list)));
+				 errmsg("service_tier \"%.*s\" is not one of %s", Min(tlen, 64), tier, list)));
 	}
 	if (mlen == 0)
 		ereport(ERROR,

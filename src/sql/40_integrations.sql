@@ -282,7 +282,7 @@ BEGIN
         RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
     END IF;
     IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
-        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom'
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
             USING ERRCODE = '22023';
     END IF;
     IF options ? 'id' THEN

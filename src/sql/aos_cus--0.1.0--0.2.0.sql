@@ -878,3 +878,179 @@ COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (cre
 COMMENT ON FUNCTION aos_cus.apply_limits(aos_cus.cus_integrations, jsonb) IS
     'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
 COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
+
+-- Messages (issue 18): an unknown provider or service tier is worded as everywhere else, '<name> "<value>" is not one
+-- of <the list>'.
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, c.step, pp.pref, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'source must not start with "langfuse: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    i.status := 'created';
+    i.base_url := aos_cus.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+END
+$$;

@@ -167,7 +167,7 @@ SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', NULL)$$, '22004', 'credential must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', NULL)$$, '22004', 'options must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openia', 'sk-x-000000000000000')$$, '22023',
-                   'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom');
+                   'provider "openia" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', '', 'openai', 'sk-x-000000000000000')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', repeat('n', 201), 'openai', 'sk-x-000000000000000')$$, '22023',
                    'name must be 1 to 200 characters without control characters or surrounding spaces');
