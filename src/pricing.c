@@ -208,23 +208,6 @@ price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 	SPI_finish();
 }
 
-/* C API: see pricing.h. */
-void
-aos_cus_unknown_provider(const char *provider, int len)
-{
-	char		list[128];
-
-	if (provider == NULL)
-	{
-		provider = "(null)";
-		len = strlen(provider);
-	}
-	aos_cus_enum_list(aos_cus_provider_names, list, sizeof(list));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("provider \"%.*s\" is not one of %s", Min(len, 64), provider, list)));
-}
-
 /* Fill a PriceKey, raising 22023 for a bad provider, model or tier (argument names as in SQL). */
 static void
 price_key_make(PriceKey *key, const char *provider, int plen, const char *model, int mlen,
@@ -235,7 +218,12 @@ price_key_make(PriceKey *key, const char *provider, int plen, const char *model,
 	char		list[128];
 
 	if (p < 0)
-		aos_cus_unknown_provider(provider, plen);
+	{
+		aos_cus_enum_list(aos_cus_provider_names, list, sizeof(list));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("provider \"%.*s\" is not one of %s", Min(plen, 64), provider, list)));
+	}
 	if (t < 0)
 	{
 		aos_cus_enum_list(aos_cus_tier_names, list, sizeof(list));

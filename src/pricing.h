@@ -27,9 +27,6 @@ extern bool aos_cus_price_call(const char *provider, const char *model, const ch
  */
 extern void aos_cus_extract_tokens(const char *provider, Jsonb *usage, AosTokens *out);
 
-/* Raise 22023: provider (len bytes; NULL for a missing one) is not one of vocab.h's, naming them. */
-extern void aos_cus_unknown_provider(const char *provider, int len) pg_attribute_noreturn();
-
 /* Register the price cache's invalidation callback (from _PG_init). */
 extern void aos_cus_pricing_init(void);
 
