@@ -91,11 +91,17 @@ prove_tally() {
 	tally "$name" "$((n - f < 0 ? 0 : n - f))" "$f"
 }
 
+# The Makefile defines the pg_regress, isolation and TAP suites; these run its PGXS targets against the test
+# cluster (installcheck with one suite each, so each layer keeps its own output folder and tally).
+installcheck() {
+	local out=$1; shift
+	as_pg make -s --no-print-directory installcheck "$@" \
+		EXTRA_REGRESS_OPTS="--host=$SOCK --port=$PORT --user=postgres --outputdir=$out"
+}
+
 # 2. pg_regress: sql/ + expected/.
 if want regress; then
-as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
-	--user=postgres --inputdir="$REPO" --outputdir="$OUT/regress" --dbname=aos_cus_regress \
-	$(ls sql/*.sql | sed -E 's|sql/(.*)\.sql|\1|') > "$OUT/regress.log" 2>&1
+installcheck "$OUT/regress" ISOLATION= TAP_TESTS= > "$OUT/regress.log" 2>&1
 cat "$OUT/regress.log"
 [ -f "$OUT/regress/regression.diffs" ] && head -n 200 "$OUT/regress/regression.diffs"
 regress_tally regress "$OUT/regress.log"
@@ -141,10 +147,7 @@ fi
 
 # 4. Isolation specs under test/isolation/specs/, expected output in test/isolation/expected/.
 if want isolation; then
-as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
-	--user=postgres --inputdir="$REPO/test/isolation" --outputdir="$OUT/isolation" --dbname=aos_cus_isolation \
-	--load-extension=aos_cus \
-	$(ls test/isolation/specs/*.spec | sed -E 's|.*/(.*)\.spec|\1|') > "$OUT/isolation.log" 2>&1
+installcheck "$OUT/isolation" REGRESS= TAP_TESTS= > "$OUT/isolation.log" 2>&1
 cat "$OUT/isolation.log"
 [ -f "$OUT/isolation/regression.diffs" ] && head -n 200 "$OUT/isolation/regression.diffs"
 regress_tally isolation "$OUT/isolation.log"
@@ -181,10 +184,8 @@ fi
 # node's clock starts at the instant, see test/t/AosCusTest.pm).
 if want tap; then
 as_pg mkdir -p "$OUT/tap"
-tap_files=$(ls -d ${TAP_TESTS:-test/t/*.pl} | sed "s|^|$REPO/|")
-(cd "$OUT/tap" && as_pg env PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" REPO="$REPO" \
-	TESTDIR="$OUT/tap" PG_CONFIG="$PG_CONFIG" \
-	prove --timer -I "$PGXS_DIR/src/test/perl" -I "$REPO/test/t" $tap_files) > "$OUT/tap.log" 2>&1
+as_pg make -s --no-print-directory prove_installcheck TAP_OUT="$OUT/tap" ${TAP_TESTS:+PROVE_TESTS="$TAP_TESTS"} \
+	> "$OUT/tap.log" 2>&1
 cat "$OUT/tap.log"
 prove_tally tap "$OUT/tap.log"
 fi

@@ -137,9 +137,8 @@ result "cluster starts with shared_preload_libraries = 'aos_cus, pg_cron' from t
 OUT=$STATE/out
 as_pg mkdir -p "$OUT"
 chmod -R o+rX sql expected
-as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
-	--user=postgres --inputdir="$REPO" --outputdir="$OUT/regress" --dbname=aos_cus_regress \
-	$(ls sql/*.sql | sed -E 's|sql/(.*)\.sql|\1|') > "$OUT/regress.log" 2>&1
+as_pg make -s --no-print-directory installcheck ISOLATION= TAP_TESTS= \
+	EXTRA_REGRESS_OPTS="--host=$SOCK --port=$PORT --user=postgres --outputdir=$OUT/regress" > "$OUT/regress.log" 2>&1
 cat "$OUT/regress.log"
 [ -f "$OUT/regress/regression.diffs" ] && head -n 200 "$OUT/regress/regression.diffs"
 if n=$(grep -oE 'All [0-9]+ tests passed' "$OUT/regress.log" | grep -oE '[0-9]+'); then

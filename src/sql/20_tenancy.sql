@@ -20,7 +20,7 @@ SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_integrations');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_llm_usage');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily');
 
--- Table privileges by role (SPEC 9). API functions add their own EXECUTE grants.
+-- Table privileges by role (README: Security model, Roles). API functions add their own EXECUTE grants.
 REVOKE ALL ON ALL TABLES IN SCHEMA aos_cus FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA aos_cus TO aos_cus_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA aos_cus TO aos_cus_admin;

@@ -1,4 +1,4 @@
--- Usage ingest (ingest.c), the pricing trigger (usage_cost.c), usage reads and rollups (SPEC 8).
+-- Usage ingest (ingest.c), the pricing trigger (usage_cost.c), usage reads and rollups (README: Usage ingest, reads and rollups).
 
 CREATE TYPE aos_cus.ingest_result AS (status text, usage_id bigint, cost_microcents bigint);
 COMMENT ON TYPE aos_cus.ingest_result IS 'outcome of ingest_usage(): status inserted or duplicate, the row id and its cost';

@@ -2074,3 +2074,381 @@ GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_adm
 ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
     ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
         'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning', 'already_ingested'));
+
+-- Messages (issue 18): an unknown integration is 42704 (undefined_object), not the class-02 completion code 02000;
+-- one wording per condition ("integration <id> does not exist for this tenant", "integration <id> is deleted",
+-- '<name> "<value>" is not one of <the list>'); comments point at the README.
+CREATE OR REPLACE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stored record;
+    current_status text;
+BEGIN
+    -- Encrypt first: it checks the tenant and marks the statement as carrying a secret.
+    stored := aos_cus.credential_reference(tenant_id, integration_id, credential);
+    SELECT i.status INTO current_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    IF current_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'The credential of a deleted integration cannot be rotated.';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET credential_ref = stored.credential_ref, credential_hint = stored.credential_hint, updated_at = pg_catalog.now()
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
+                                      error text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+BEGIN
+    IF record_health.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.state IS NULL OR record_health.state NOT IN ('unknown', 'healthy', 'degraded', 'failing') THEN
+        RAISE EXCEPTION 'state must be one of unknown, healthy, degraded, failing' USING ERRCODE = '22023';
+    END IF;
+    IF record_health.latency_ms < 0 THEN
+        RAISE EXCEPTION 'latency_ms must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(record_health.error) > 1000 THEN
+        RAISE EXCEPTION 'error must be at most 1000 characters' USING ERRCODE = '22001';
+    END IF;
+    PERFORM aos_cus.assert_tenant(record_health.tenant_id);
+
+    SELECT i.status INTO v_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
+           health_latency_ms = record_health.latency_ms, health_error = record_health.error
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
+    INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
+    VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
+            record_health.latency_ms, record_health.error);
+    -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
+    DELETE FROM aos_cus.cus_health_history h
+     WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
+       AND h.id <= (SELECT o.id FROM aos_cus.cus_health_history o
+                     WHERE o.tenant_id = record_health.tenant_id AND o.integration_id = record_health.integration_id
+                     ORDER BY o.id DESC
+                    OFFSET pg_catalog.current_setting('aos_cus.health_history_keep')::integer LIMIT 1);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.request_health_check(tenant_id uuid, integration_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_checked timestamptz;
+BEGIN
+    IF request_health_check.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF request_health_check.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM aos_cus.assert_tenant(request_health_check.tenant_id);
+    SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
+    END IF;
+    -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
+    IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN
+        RETURN false;
+    END IF;
+    INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id)
+    VALUES (request_health_check.tenant_id, request_health_check.integration_id)
+    ON CONFLICT ON CONSTRAINT cus_health_checks_one_per_integration DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb) IS
+    'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
+COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
