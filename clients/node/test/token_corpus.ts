@@ -3,7 +3,6 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** The npm tiktoken whose encoders/*.json scripts/tiktoken_ranks.py converted into data/aos_cus_*.bpe. */
@@ -12,13 +11,13 @@ export const TIKTOKEN_VERSION = '1.0.22';
 export interface Encoder { encode(text: string, allowed?: string[], disallowed?: string[]): Uint32Array; free(): void }
 export interface Tiktoken { get_encoding(name: string): Encoder }
 
-/** npm install tiktoken into a fresh scratch directory and load it. */
-export function installTiktoken(): Tiktoken {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aos-tiktoken-'));
+/** npm install tiktoken into the scratch directory dir and load it; the result's dir is the package's own. */
+export function installTiktoken(dir: string): { tiktoken: Tiktoken; dir: string } {
   fs.writeFileSync(path.join(dir, 'package.json'), '{"private": true}');
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', `tiktoken@${TIKTOKEN_VERSION}`],
     { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-  return createRequire(path.join(dir, 'package.json'))('tiktoken') as Tiktoken;
+  const tiktoken = createRequire(path.join(dir, 'package.json'))('tiktoken') as Tiktoken;
+  return { tiktoken, dir: path.join(dir, 'node_modules', 'tiktoken') };
 }
 
 /** Deterministic pseudo-random numbers (mulberry32). */

@@ -1,17 +1,21 @@
 // count_tokens and count_message_tokens against npm tiktoken (the oracle): exact counts, 0 mismatches.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
-import { adminPool, setupDatabase } from './helpers';
+import { REPO, adminPool, setupDatabase, tmpDir } from './helpers';
 import { Tiktoken, corpus, installTiktoken } from './token_corpus';
 
 let pool: Pool;
 let tiktoken: Tiktoken;
+let tiktokenDir: string;
 
 before(async () => {
   await setupDatabase();
   pool = adminPool();
-  tiktoken = installTiktoken();
+  ({ tiktoken, dir: tiktokenDir } = installTiktoken(tmpDir()));
 });
 
 after(async () => {
@@ -32,6 +36,13 @@ async function counts(strings: string[], model: string): Promise<number[]> {
 
 describe('count_tokens against npm tiktoken', () => {
   const strings = corpus(20_000, 20);
+
+  test('the committed rank files are scripts/tiktoken_ranks.py of the npm package', () => {
+    const out = tmpDir();
+    execFileSync('python3', [path.join(REPO, 'scripts/tiktoken_ranks.py'), tiktokenDir, out]);
+    for (const name of ['aos_cus_cl100k_base.bpe', 'aos_cus_o200k_base.bpe'])
+      assert.ok(fs.readFileSync(path.join(out, name)).equals(fs.readFileSync(path.join(REPO, 'data', name))), name);
+  });
 
   for (const [encoding, model] of [['o200k_base', 'gpt-4o-mini'], ['cl100k_base', 'gpt-4']]) {
     test(`${encoding} (model ${model}): ${strings.length} strings, 0 mismatches`, async (t) => {
