@@ -22,6 +22,7 @@
 
 PG_FUNCTION_INFO_V1(aos_cus_count_tokens);
 PG_FUNCTION_INFO_V1(aos_cus_count_message_tokens);
+PG_FUNCTION_INFO_V1(aos_cus_token_encoding);
 
 /* The chat format's overhead (OpenAI cookbook, num_tokens_from_messages): per message, per name, reply priming. */
 #define TOKENS_PER_MESSAGE 3
@@ -73,7 +74,7 @@ counter_for(AosBpeEncoding enc)
 }
 
 AosBpeEncoding
-aos_cus_token_encoding(const char *model, int len)
+aos_cus_model_encoding(const char *model, int len)
 {
 	int			enc = aos_bpe_encoding_for_model(model, len);
 
@@ -82,7 +83,8 @@ aos_cus_token_encoding(const char *model, int len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model \"%.*s\" has no exact tokenizer", Min(len, 64), model),
 				 errhint("Give an OpenAI model tiktoken knows (gpt-4o, gpt-4, o3, ...) or an encoding "
-						 "(o200k_base, cl100k_base); use estimate_tokens for other providers.")));
+						 "(o200k_base, cl100k_base); token_encoding(model) is NULL for the others, "
+						 "which estimate_tokens counts.")));
 	return (AosBpeEncoding) enc;
 }
 
@@ -114,6 +116,21 @@ aos_cus_count_text(AosBpeEncoding enc, const char *s, int len, const char *argna
 	return n;
 }
 
+/* SQL token_encoding(model): the encoding count_tokens uses for model, NULL when it has none. */
+Datum
+aos_cus_token_encoding(PG_FUNCTION_ARGS)
+{
+	text	   *model;
+	int			enc;
+
+	aos_cus_require_arg(fcinfo, 0, "model");
+	model = PG_GETARG_TEXT_PP(0);
+	enc = aos_bpe_encoding_for_model(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
+	if (enc < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(aos_bpe_encoding_name((AosBpeEncoding) enc)));
+}
+
 /* The encoding named by the model argument n (22004 when NULL). */
 static AosBpeEncoding
 model_arg(FunctionCallInfo fcinfo, int n)
@@ -122,7 +139,7 @@ model_arg(FunctionCallInfo fcinfo, int n)
 
 	aos_cus_require_arg(fcinfo, n, "model");
 	model = PG_GETARG_TEXT_PP(n);
-	return aos_cus_token_encoding(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
+	return aos_cus_model_encoding(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
 }
 
 /* SQL count_tokens(input, model): exact tokens of input; NULL input gives NULL. */

@@ -2,7 +2,7 @@
 -- (The comparison with npm tiktoken on 20,000+ strings is clients/node/test/tokens.test.ts.)
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(37);
+SELECT plan(41);
 
 -- Values from npm tiktoken 1.0.22.
 SELECT is(aos_cus.count_tokens('hello world', 'gpt-4o'), 2, 'o200k_base: hello world');
@@ -20,6 +20,10 @@ SELECT is(aos_cus.count_tokens('日本語のテキストです。', m), 8, 'o200
   FROM unnest(ARRAY['gpt-4o-mini-2024-07-18', 'o1', 'o3-mini', 'o4-mini', 'gpt-4.1-nano', 'gpt-5-mini', 'chatgpt-4o-latest', 'ft:gpt-4o-mini:acme::x1']) m;
 SELECT is(aos_cus.count_tokens('日本語のテキストです。', m), 10, 'cl100k_base model: ' || m)
   FROM unnest(ARRAY['gpt-4-turbo', 'gpt-3.5-turbo-0125', 'gpt-35-turbo', 'text-embedding-3-small']) m;
+SELECT is(aos_cus.token_encoding('gpt-4o-2024-08-06'), 'o200k_base', 'token_encoding: gpt-4o-2024-08-06');
+SELECT is(aos_cus.token_encoding('gpt-3.5-turbo'), 'cl100k_base', 'token_encoding: gpt-3.5-turbo');
+SELECT is(aos_cus.token_encoding('my-azure-deployment'), NULL, 'token_encoding: NULL for a name tiktoken does not map');
+SELECT throws_ok($$SELECT aos_cus.token_encoding(NULL)$$, '22004', 'model must not be null', 'token_encoding: NULL model: 22004');
 
 -- The OpenAI API counted the cookbook's request as 124 prompt tokens (gpt-4o) and 129 (gpt-4-0613).
 SELECT is(aos_cus.count_message_tokens((:'cookbook')::jsonb->'messages', r->>'model'), (r->'usage'->>'prompt_tokens')::integer,
@@ -49,7 +53,7 @@ SELECT throws_ok($$SELECT aos_cus.count_message_tokens('[{"role": "user", "conte
 -- Every aos_cus role may call them; PUBLIC may not.
 CREATE ROLE tap_tokens_nobody;
 SET LOCAL ROLE aos_cus_reader;
-SELECT is(aos_cus.count_tokens('hello world', 'gpt-4o') + aos_cus.count_message_tokens('[]', 'gpt-4o'), 5, 'aos_cus_reader may count');
+SELECT is(aos_cus.count_tokens('hello world', aos_cus.token_encoding('gpt-4o')) + aos_cus.count_message_tokens('[]', 'gpt-4o'), 5, 'aos_cus_reader may count');
 RESET ROLE;
 SET LOCAL ROLE tap_tokens_nobody;
 SELECT throws_ok($$SELECT aos_cus.count_tokens('x', 'gpt-4o')$$, '42501', NULL, 'a role outside aos_cus may not count');

@@ -51,6 +51,10 @@ function codepoint(r: () => number, lo: number, hi: number): string {
   return String.fromCodePoint(lo + Math.floor(r() * (hi - lo + 1)));
 }
 
+/** The categories of make(), by number. */
+export const KINDS = ['English prose', 'source code', 'CJK', 'Arabic and Hindi', 'emoji', 'combining marks', 'whitespace runs',
+  'digit runs', 'contractions', 'random bytes', 'mixed'];
+
 /** One string of a category. */
 function make(r: () => number, kind: number): string {
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
@@ -110,7 +114,7 @@ function make(r: () => number, kind: number): string {
   }
 }
 
-/** count strings of every category (round-robin), plus docs documents of about 100 kB each. */
+/** count strings of every category (round-robin: string i is of KINDS[i % 11]), then docs documents of about 100 kB each. */
 export function corpus(count: number, docs: number, seed = 16): string[] {
   const r = rng(seed);
   const out: string[] = [];
