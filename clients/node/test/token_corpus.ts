@@ -126,3 +126,8 @@ export function corpus(count: number, docs: number, seed = 16): string[] {
   }
   return out;
 }
+
+/** Long runs of one short unit (10,000 repeats): single pieces of up to 40 kB that stress the byte-pair merge. */
+export function longRuns(): string[] {
+  return [' ', 'a', 'ab', 'Aa', '!', '\n', ' \n', '\t', '1', '日', '\u0301', 'é', '😀', '👍🏽', "'s"].map((u) => u.repeat(10_000));
+}

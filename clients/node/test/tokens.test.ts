@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from 'pg';
 import { REPO, adminPool, setupDatabase, tmpDir } from './helpers';
-import { Tiktoken, corpus, installTiktoken } from './token_corpus';
+import { Tiktoken, corpus, installTiktoken, longRuns } from './token_corpus';
 
 let pool: Pool;
 let tiktoken: Tiktoken;
@@ -35,7 +35,7 @@ async function counts(strings: string[], model: string): Promise<number[]> {
 }
 
 describe('count_tokens against npm tiktoken', () => {
-  const strings = corpus(20_000, 20);
+  const strings = [...corpus(20_000, 20), ...longRuns()];
 
   test('the committed rank files are scripts/tiktoken_ranks.py of the npm package', () => {
     const out = tmpDir();
