@@ -102,7 +102,8 @@ aos_cus_count_text(AosBpeEncoding enc, const char *s, int len, const char *argna
 	if (GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII)
 	{
 		utf8 = pg_server_to_any(s, len, PG_UTF8);
-		len = strlen(utf8);
+		if (utf8 != s)
+			len = strlen(utf8);	/* converted: a new NUL-terminated string */
 	}
 	n = aos_bpe_count(c, utf8, len);
 	if (n == AOS_BPE_ERR_UTF8)
@@ -155,10 +156,7 @@ aos_cus_count_tokens(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32((int32) aos_cus_count_text(enc, VARDATA_ANY(input), VARSIZE_ANY_EXHDR(input), "input"));
 }
 
-/*
- * SQL count_message_tokens(messages, model): tokens of a chat request's messages as OpenAI's cookbook
- * counts them: every string member of every message, 3 per message, 1 more per name, 3 for the reply.
- */
+/* SQL count_message_tokens(messages, model): the cookbook's count (every string member, 3 a message, 1 a name, 3). */
 Datum
 aos_cus_count_message_tokens(PG_FUNCTION_ARGS)
 {

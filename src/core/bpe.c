@@ -7,10 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * tiktoken's patterns with \s spelled out as Unicode White_Space (what tiktoken's Rust regex
- * means by \s; PCRE2's \s leaves out U+0085).
- */
+/* tiktoken's patterns with \s written out as Unicode White_Space, as Rust's regex means it (PCRE2's \s lacks U+0085). */
 #define WS "\\t\\n\\x{0b}\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
 #define CONTRACTION "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
 #define UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"

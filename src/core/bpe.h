@@ -35,10 +35,7 @@ typedef struct AosBpeCounter AosBpeCounter;
 /* Name of an encoding ("o200k_base"). */
 const char *aos_bpe_encoding_name(AosBpeEncoding enc);
 
-/*
- * Encoding of a model as tiktoken maps it (exact names, then prefixes such as "gpt-4o-"), or of an
- * encoding's own name; -1 for any other model (other providers, tiktoken's older encodings).
- */
+/* Encoding of a model as tiktoken maps it (exact names, then prefixes) or of an encoding's name; -1 for others. */
 int			aos_bpe_encoding_for_model(const char *model, size_t len);
 
 /* View a rank file of size bytes at data (4-byte aligned); false when it is malformed. */
