@@ -85,6 +85,7 @@
 #include "enforce_math.h"
 #include "prom_text.h"
 #include "spi_safe.h"
+#include "tenancy.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
 
@@ -419,8 +420,8 @@ lru_touch(EnfEntry *e)
 static bool
 rate_live(const EnfEntry *e, TimestampTz now)
 {
-	return (e->lim.rpm >= 0 && aos_rate_live(&e->requests, now)) ||
-		(e->lim.tpm >= 0 && aos_rate_live(&e->token_rate, now));
+	return (e->lim.rpm >= 0 && aos_cus_rate_live(&e->requests, now)) ||
+		(e->lim.tpm >= 0 && aos_cus_rate_live(&e->token_rate, now));
 }
 
 /*
@@ -548,7 +549,7 @@ sat_add(int64 a, int64 b)
 {
 	int64		r;
 
-	if (aos_add_overflows(a, b, &r))
+	if (aos_cus_add_overflows(a, b, &r))
 		return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
 	return r;
 }
@@ -720,14 +721,14 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	if (call_id == NULL && last != NULL && last->call_id == NULL && last->level == level &&
 		last->bucket == bucket && memcmp(&last->key, key, sizeof(EnfKey)) == 0 &&
 		strcmp(last->provider, usage->provider) == 0 && strcmp(last->model, usage->model) == 0 &&
-		!aos_add_overflows(last->cost, cost, &last->cost))
+		!aos_cus_add_overflows(last->cost, cost, &last->cost))
 	{
-		if (aos_add_overflows(last->tokens, tokens, &last->tokens))
+		if (aos_cus_add_overflows(last->tokens, tokens, &last->tokens))
 			last->tokens = PG_INT64_MAX;
 		last->requests += usage->requests;
-		if (aos_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
+		if (aos_cus_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
 			last->input_tokens = PG_INT64_MAX;
-		if (aos_add_overflows(last->output_tokens, usage->output_tokens, &last->output_tokens))
+		if (aos_cus_add_overflows(last->output_tokens, usage->output_tokens, &last->output_tokens))
 			last->output_tokens = PG_INT64_MAX;
 		return;
 	}
@@ -744,7 +745,7 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	deltas[ndeltas].cost = cost;
 	deltas[ndeltas].tokens = tokens;
 	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
-	deltas[ndeltas].provider = aos_prom_provider_label(usage->provider);
+	deltas[ndeltas].provider = aos_cus_prom_provider_label(usage->provider);
 	deltas[ndeltas].model = MemoryContextStrdup(TopTransactionContext, usage->model);
 	deltas[ndeltas].requests = usage->requests;
 	deltas[ndeltas].input_tokens = usage->input_tokens;
@@ -798,7 +799,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	{
 		int64		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[i], desc, &isnull));
 
-		if (!isnull && aos_add_overflows(tokens, t, &tokens))
+		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
 	if (settle)
@@ -1105,7 +1106,7 @@ capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const ch
 				 errmsg("%s (%d) %s", setting, value, what),
 				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
 						 setting)));
-	aos_uuid_format(tenant->data, id);
+	aos_cus_uuid_format(tenant->data, id);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
@@ -1197,9 +1198,9 @@ reached_flags(int64 used, int64 limit, int warn_pct)
 
 	if (limit < 0)
 		return 0;
-	if (aos_reached_pct(used, limit, warn_pct))
+	if (aos_cus_reached_pct(used, limit, warn_pct))
 		flags |= ENF_ALERT_WARN;
-	if (aos_reached_pct(used, limit, 100))
+	if (aos_cus_reached_pct(used, limit, 100))
 		flags |= ENF_ALERT_FULL;
 	return flags;
 }
@@ -1408,7 +1409,7 @@ decide_unknown(EnfResult *res)
 
 	memset(&v, 0, sizeof(v));
 	memset(res, 0, sizeof(*res));
-	res->decision = aos_decide(&v, &res->reason);
+	res->decision = aos_cus_decide(&v, &res->reason);
 	res->retry_ms = -1;
 	res->budget_limit = res->token_limit = -1;
 	TIMESTAMP_NOBEGIN(res->budget_start);
@@ -1482,28 +1483,28 @@ decide(const EnfRequest *req, EnfResult *res)
 	v.mode = e->lim.mode;
 	v.rate_limited = false;
 	v.budget = v.tokens = AOS_LIMIT_OK;
-	aos_rate_advance(&e->requests, now);
-	aos_rate_advance(&e->token_rate, now);
+	aos_cus_rate_advance(&e->requests, now);
+	aos_cus_rate_advance(&e->token_rate, now);
 	if (req->dims & ENF_RATE)
 	{
 		int64		retry;
 
-		if (e->lim.rpm >= 0 && !aos_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
+		if (e->lim.rpm >= 0 && !aos_cus_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
 		{
 			v.rate_limited = true;
 			rate_retry = retry;
 		}
-		if (e->lim.tpm >= 0 && !aos_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
+		if (e->lim.tpm >= 0 && !aos_cus_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
 		{
 			v.rate_limited = true;
 			rate_retry = Max(rate_retry, retry);
 		}
 	}
 	if (req->dims & ENF_BUDGET)
-		v.budget = aos_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
+		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
 	if (req->dims & ENF_TOKENS)
-		v.tokens = aos_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
-	res->decision = aos_decide(&v, &res->reason);
+		v.tokens = aos_cus_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
+	res->decision = aos_cus_decide(&v, &res->reason);
 	if (req->commit && res->decision != AOS_DECISION_BLOCKED)
 	{
 		e->requests.curr++;
@@ -1633,8 +1634,8 @@ undo_decision(const EnfRequest *req, const EnfResult *res)
 		SpinLockAcquire(&e->mutex);
 		if (u->admitted)
 		{
-			aos_rate_unadmit(&e->requests, u->minute, 1);
-			aos_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
+			aos_cus_rate_unadmit(&e->requests, u->minute, 1);
+			aos_cus_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
 		}
 		e->budget_alerts &= ~res->new_budget_alerts;
 		e->token_alerts &= ~res->new_token_alerts;
@@ -1673,8 +1674,8 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	values[1] = UUIDPGetDatum(&req->key.integration);
 	values[2] = req->call_id ? CStringGetTextDatum(req->call_id) : (Datum) 0;
 	nulls[2] = req->call_id ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(aos_decision_name(res->decision));
-	values[4] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[3] = CStringGetTextDatum(aos_cus_decision_name(res->decision));
+	values[4] = CStringGetTextDatum(aos_cus_reason_name(res->reason));
 	values[5] = Int64GetDatum(req->est_cost);
 	values[6] = Int64GetDatum(req->est_tokens);
 	values[7] = Int64GetDatum(res->budget_used);
@@ -1731,8 +1732,8 @@ send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 	char		tenant[AOS_UUID_TEXT_LEN + 1];
 	char		integration[AOS_UUID_TEXT_LEN + 1];
 
-	aos_uuid_format(key->tenant.data, tenant);
-	aos_uuid_format(key->integration.data, integration);
+	aos_cus_uuid_format(key->tenant.data, tenant);
+	aos_cus_uuid_format(key->integration.data, integration);
 	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_FULL; bit <<= 1)
 	{
 		StringInfoData buf;
@@ -1807,9 +1808,9 @@ init_name_datums(void)
 		return;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	for (int r = 0; r < AOS_REASON_COUNT; r++)
-		reason_text[r] = CStringGetTextDatum(aos_reason_name(r));
+		reason_text[r] = CStringGetTextDatum(aos_cus_reason_name(r));
 	for (int d = 0; d < AOS_DECISION_COUNT; d++)
-		decision_text[d] = CStringGetTextDatum(aos_decision_name(d));
+		decision_text[d] = CStringGetTextDatum(aos_cus_decision_name(d));
 	MemoryContextSwitchTo(old);
 }
 
@@ -1975,8 +1976,8 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	{
 		expire_if_due(now);
 		SpinLockAcquire(&e->mutex);
-		aos_rate_advance(&e->requests, now);
-		aos_rate_advance(&e->token_rate, now);
+		aos_cus_rate_advance(&e->requests, now);
+		aos_cus_rate_advance(&e->token_rate, now);
 		copy = *e;
 		SpinLockRelease(&e->mutex);
 		LWLockRelease(enf->lock);
@@ -1985,7 +1986,7 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	{
 		char		id[AOS_UUID_TEXT_LEN + 1];
 
-		aos_uuid_format(req.key.integration.data, id);
+		aos_cus_uuid_format(req.key.integration.data, id);
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
 				 errmsg("integration_id %s does not exist for this tenant", id)));
@@ -2007,8 +2008,8 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(copy.tokens);
 	values[7] = Int64GetDatum(copy.reserved_tokens);
 	values[8] = Int64GetDatum(copy.nreservations);
-	values[9] = Int64GetDatum(aos_rate_current(&copy.requests));
-	values[10] = Int64GetDatum(aos_rate_current(&copy.token_rate));
+	values[9] = Int64GetDatum(aos_cus_rate_current(&copy.requests));
+	values[10] = Int64GetDatum(aos_cus_rate_current(&copy.token_rate));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
@@ -2027,8 +2028,8 @@ aos_cus_stat_decisions(PG_FUNCTION_ARGS)
 			Datum		values[3];
 			bool		nulls[3] = {false, false, false};
 
-			values[0] = CStringGetTextDatum(aos_decision_name(d));
-			values[1] = CStringGetTextDatum(aos_reason_name(r));
+			values[0] = CStringGetTextDatum(aos_cus_decision_name(d));
+			values[1] = CStringGetTextDatum(aos_cus_reason_name(r));
 			values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&enf->decisions[d][r]));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
