@@ -45,7 +45,7 @@ counter_for(AosBpeEncoding enc)
 	if (counters[enc])
 		return counters[enc];
 	get_share_path(my_exec_path, share);
-	snprintf(path, sizeof(path), "%s/extension/aos_cus_%s.bpe", share, aos_bpe_encoding_name(enc));
+	snprintf(path, sizeof(path), "%s/extension/aos_cus_%s.bpe", share, aos_cus_bpe_encoding_name(enc));
 	fd = open(path, O_RDONLY | PG_BINARY, 0);
 	if (fd < 0)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not open token rank file \"%s\": %m", path)));
@@ -58,17 +58,17 @@ counter_for(AosBpeEncoding enc)
 	close(fd);
 	if (data == MAP_FAILED)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not map token rank file \"%s\": %m", path)));
-	if (!aos_bpe_ranks_open(&ranks[enc], data, st.st_size))
+	if (!aos_cus_bpe_ranks_open(&ranks[enc], data, st.st_size))
 	{
 		munmap(data, st.st_size);
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("token rank file \"%s\" is malformed", path)));
 	}
-	counters[enc] = aos_bpe_counter_new(enc, &ranks[enc]);
+	counters[enc] = aos_cus_bpe_counter_new(enc, &ranks[enc]);
 	if (!counters[enc])
 	{
 		munmap(data, st.st_size);
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not set up the %s tokenizer",
-																aos_bpe_encoding_name(enc))));
+																aos_cus_bpe_encoding_name(enc))));
 	}
 	return counters[enc];
 }
@@ -76,7 +76,7 @@ counter_for(AosBpeEncoding enc)
 AosBpeEncoding
 aos_cus_model_encoding(const char *model, int len)
 {
-	int			enc = aos_bpe_encoding_for_model(model, len);
+	int			enc = aos_cus_bpe_encoding_for_model(model, len);
 
 	if (enc < 0)
 		ereport(ERROR,
@@ -105,7 +105,7 @@ aos_cus_count_text(AosBpeEncoding enc, const char *s, int len, const char *argna
 		if (utf8 != s)
 			len = strlen(utf8);	/* converted: a new NUL-terminated string */
 	}
-	n = aos_bpe_count(c, utf8, len);
+	n = aos_cus_bpe_count(c, utf8, len);
 	if (n == AOS_BPE_ERR_UTF8)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
@@ -126,10 +126,10 @@ aos_cus_token_encoding(PG_FUNCTION_ARGS)
 
 	aos_cus_require_arg(fcinfo, 0, "model");
 	model = PG_GETARG_TEXT_PP(0);
-	enc = aos_bpe_encoding_for_model(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
+	enc = aos_cus_bpe_encoding_for_model(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
 	if (enc < 0)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(aos_bpe_encoding_name((AosBpeEncoding) enc)));
+	PG_RETURN_TEXT_P(cstring_to_text(aos_cus_bpe_encoding_name((AosBpeEncoding) enc)));
 }
 
 /* The encoding named by the model argument n (22004 when NULL). */

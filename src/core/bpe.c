@@ -69,13 +69,13 @@ struct AosBpeCounter
 };
 
 const char *
-aos_bpe_encoding_name(AosBpeEncoding enc)
+aos_cus_bpe_encoding_name(AosBpeEncoding enc)
 {
 	return names[enc];
 }
 
 int
-aos_bpe_encoding_for_model(const char *model, size_t len)
+aos_cus_bpe_encoding_for_model(const char *model, size_t len)
 {
 	for (size_t i = 0; i < sizeof(exact_models) / sizeof(exact_models[0]); i++)
 		if (strlen(exact_models[i].name) == len && memcmp(exact_models[i].name, model, len) == 0)
@@ -98,7 +98,7 @@ le32(const uint8_t *p)
 }
 
 bool
-aos_bpe_ranks_open(AosBpeRanks *ranks, const void *data, size_t size)
+aos_cus_bpe_ranks_open(AosBpeRanks *ranks, const void *data, size_t size)
 {
 	const uint8_t *p = data;
 	uint64_t	n, slots, blob, need;
@@ -128,7 +128,7 @@ aos_bpe_ranks_open(AosBpeRanks *ranks, const void *data, size_t size)
 }
 
 int64_t
-aos_bpe_rank(const AosBpeRanks *ranks, const uint8_t *s, size_t len)
+aos_cus_bpe_rank(const AosBpeRanks *ranks, const uint8_t *s, size_t len)
 {
 	uint32_t	h = 0x811C9DC5u;
 	uint32_t	mask = ranks->n_slots - 1;
@@ -158,7 +158,7 @@ pair_rank(AosBpeCounter *c, const uint8_t *s, size_t len, uint32_t i)
 
 	if (j == NONE)
 		return NONE;
-	r = aos_bpe_rank(c->ranks, s + i, (c->next[j] == NONE ? len : c->next[j]) - i);
+	r = aos_cus_bpe_rank(c->ranks, s + i, (c->next[j] == NONE ? len : c->next[j]) - i);
 	return r < 0 ? NONE : (uint32_t) r;
 }
 
@@ -232,12 +232,12 @@ reserve(AosBpeCounter *c, size_t len)
 }
 
 int64_t
-aos_bpe_piece_tokens(AosBpeCounter *c, const uint8_t *s, size_t len)
+aos_cus_bpe_piece_tokens(AosBpeCounter *c, const uint8_t *s, size_t len)
 {
 	size_t		n = 0;
 	int64_t		parts = (int64_t) len;
 
-	if (len <= 1 || aos_bpe_rank(c->ranks, s, len) >= 0)
+	if (len <= 1 || aos_cus_bpe_rank(c->ranks, s, len) >= 0)
 		return len == 0 ? 0 : 1;
 	if (len >= NONE || !reserve(c, len))
 		return AOS_BPE_ERR_NOMEM;
@@ -282,7 +282,7 @@ aos_bpe_piece_tokens(AosBpeCounter *c, const uint8_t *s, size_t len)
 }
 
 AosBpeCounter *
-aos_bpe_counter_new(AosBpeEncoding enc, const AosBpeRanks *ranks)
+aos_cus_bpe_counter_new(AosBpeEncoding enc, const AosBpeRanks *ranks)
 {
 	AosBpeCounter *c = calloc(1, sizeof(AosBpeCounter));
 	int			err;
@@ -301,7 +301,7 @@ aos_bpe_counter_new(AosBpeEncoding enc, const AosBpeRanks *ranks)
 	}
 	if (!c->re || !c->md || !c->mctx || !c->stack)
 	{
-		aos_bpe_counter_free(c);
+		aos_cus_bpe_counter_free(c);
 		return NULL;
 	}
 	pcre2_jit_stack_assign(c->mctx, NULL, c->stack);
@@ -309,7 +309,7 @@ aos_bpe_counter_new(AosBpeEncoding enc, const AosBpeRanks *ranks)
 }
 
 void
-aos_bpe_counter_free(AosBpeCounter *c)
+aos_cus_bpe_counter_free(AosBpeCounter *c)
 {
 	if (!c)
 		return;
@@ -325,7 +325,7 @@ aos_bpe_counter_free(AosBpeCounter *c)
 }
 
 int64_t
-aos_bpe_count(AosBpeCounter *c, const char *text, size_t len)
+aos_cus_bpe_count(AosBpeCounter *c, const char *text, size_t len)
 {
 	const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
 	PCRE2_SIZE	at = 0;
@@ -343,7 +343,7 @@ aos_bpe_count(AosBpeCounter *c, const char *text, size_t len)
 			return AOS_BPE_ERR_UTF8;
 		if (rc < 0 || ov[1] <= ov[0])
 			return AOS_BPE_ERR_MATCH;
-		n = aos_bpe_piece_tokens(c, (const uint8_t *) text + ov[0], ov[1] - ov[0]);
+		n = aos_cus_bpe_piece_tokens(c, (const uint8_t *) text + ov[0], ov[1] - ov[0]);
 		if (n < 0)
 			return n;
 		total += n;

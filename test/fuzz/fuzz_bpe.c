@@ -29,13 +29,13 @@ setup(void)
 		void	   *p;
 		int			fd;
 
-		snprintf(path, sizeof(path), "data/aos_cus_%s.bpe", aos_bpe_encoding_name(e));
+		snprintf(path, sizeof(path), "data/aos_cus_%s.bpe", aos_cus_bpe_encoding_name(e));
 		fd = open(path, O_RDONLY);
 		REQUIRE(fd >= 0 && fstat(fd, &st) == 0);
 		p = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
 		close(fd);
-		REQUIRE(p != MAP_FAILED && aos_bpe_ranks_open(&ranks[e], p, st.st_size));
-		counters[e] = aos_bpe_counter_new(e, &ranks[e]);
+		REQUIRE(p != MAP_FAILED && aos_cus_bpe_ranks_open(&ranks[e], p, st.st_size));
+		counters[e] = aos_cus_bpe_counter_new(e, &ranks[e]);
 		REQUIRE(counters[e] != NULL);
 	}
 }
@@ -48,14 +48,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!counters[0])
 		setup();
-	model = aos_bpe_encoding_for_model((const char *) data, size);
+	model = aos_cus_bpe_encoding_for_model((const char *) data, size);
 	REQUIRE(model >= -1 && model < AOS_BPE_NENCODINGS);
 	for (int e = 0; e < AOS_BPE_NENCODINGS; e++)
 	{
-		int64_t		piece = aos_bpe_piece_tokens(counters[e], data, size);
+		int64_t		piece = aos_cus_bpe_piece_tokens(counters[e], data, size);
 
 		REQUIRE(size == 0 ? piece == 0 : piece >= 1 && piece <= (int64_t) size);
-		n[e] = aos_bpe_count(counters[e], (const char *) data, size);
+		n[e] = aos_cus_bpe_count(counters[e], (const char *) data, size);
 		REQUIRE(n[e] == AOS_BPE_ERR_UTF8 || (n[e] >= (size > 0) && n[e] <= (int64_t) size));
 	}
 	REQUIRE((n[0] == AOS_BPE_ERR_UTF8) == (n[1] == AOS_BPE_ERR_UTF8));
