@@ -201,6 +201,22 @@ heap_pop(uint64_t *heap, size_t *n)
 	return top;
 }
 
+/* Scratch kept between calls is for pieces up to this many bytes; a longer piece's scratch is freed after its text. */
+#define KEEP_SCRATCH 4096
+
+/* Free the merge scratch. */
+static void
+release(AosBpeCounter *c)
+{
+	free(c->next);
+	free(c->prev);
+	free(c->pair);
+	free(c->heap);
+	c->next = c->prev = c->pair = NULL;
+	c->heap = NULL;
+	c->cap = 0;
+}
+
 /* Make the scratch hold a piece of len bytes; false when out of memory. */
 static bool
 reserve(AosBpeCounter *c, size_t len)
@@ -317,15 +333,13 @@ aos_cus_bpe_counter_free(AosBpeCounter *c)
 	pcre2_match_context_free(c->mctx);
 	pcre2_match_data_free(c->md);
 	pcre2_code_free(c->re);
-	free(c->next);
-	free(c->prev);
-	free(c->pair);
-	free(c->heap);
+	release(c);
 	free(c);
 }
 
-int64_t
-aos_cus_bpe_count(AosBpeCounter *c, const char *text, size_t len)
+/* Tokens of text (see aos_cus_bpe_count), leaving the scratch as large as its longest piece needed. */
+static int64_t
+count(AosBpeCounter *c, const char *text, size_t len)
 {
 	const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
 	PCRE2_SIZE	at = 0;
@@ -351,4 +365,14 @@ aos_cus_bpe_count(AosBpeCounter *c, const char *text, size_t len)
 		opts = PCRE2_NO_UTF_CHECK;
 	}
 	return total;
+}
+
+int64_t
+aos_cus_bpe_count(AosBpeCounter *c, const char *text, size_t len)
+{
+	int64_t		n = count(c, text, len);
+
+	if (c->cap > KEEP_SCRATCH)
+		release(c);
+	return n;
 }
