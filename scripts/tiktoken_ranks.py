@@ -2,6 +2,8 @@
 """Converts the byte-pair ranks of npm `tiktoken` (encoders/<name>.json, MIT) into aos_cus's rank files.
 
 Usage: scripts/tiktoken_ranks.py NODE_MODULES_TIKTOKEN_DIR OUT_DIR
+  e.g. (cd /tmp/t && npm install tiktoken@1.0.22) && scripts/tiktoken_ranks.py /tmp/t/node_modules/tiktoken data
+  (clients/node/test/tokens.test.ts checks that the committed files are this script's output for that version).
 Writes OUT_DIR/aos_cus_cl100k_base.bpe and OUT_DIR/aos_cus_o200k_base.bpe, read by src/core/bpe.c.
 
 File layout (little-endian u32 unless said): magic b"AOSBPE01", n_ranks, n_slots (a power of two),
