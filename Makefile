@@ -14,11 +14,13 @@ SQL_PARTS   = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out src/sql/$(EXTENSION)--$(EXTVERSION).sql,$(wildcard src/sql/$(EXTENSION)--*.sql)) \
               $(EXTENSION)--0.1.0.control
+# Byte-pair ranks of the exact OpenAI token counter (scripts/tiktoken_ranks.py), mapped by each backend.
+DATA       += data/aos_cus_cl100k_base.bpe data/aos_cus_o200k_base.bpe
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc -Isrc/core
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter
-SHLIB_LINK  = -lcrypto -lcurl
+SHLIB_LINK  = -lcrypto -lcurl -lpcre2-8
 
 # The suites `make installcheck` runs against an installed server (preloading aos_cus, with a keyring and pgTAP;
 # README "Tests"): pg_regress (sql/ against expected/), then the isolation specs (test/isolation/), then the TAP
@@ -71,7 +73,7 @@ UNIT_BINS = $(UNIT_SRCS:.c=.bin)
 UNIT_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Isrc/core -Itest/unit -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 test/unit/%.bin: test/unit/%.c $(CORE_SRCS) $(wildcard src/core/*.h) test/unit/unit.h
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lcrypto
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRCS) -lcrypto -lpcre2-8
 
 unittest: $(UNIT_BINS)
 	@scripts/run_unit.sh $(UNIT_BINS)

@@ -199,6 +199,9 @@ if want node; then
 cat "$OUT/node.log"
 p=$(grep -oE '^# pass [0-9]+' "$OUT/node.log" | grep -oE '[0-9]+' | tail -n 1)
 f=$(grep -oE '^# fail [0-9]+' "$OUT/node.log" | grep -oE '[0-9]+' | tail -n 1)
+# A test cancelled (its before() hook failed, e.g. npm could not install the tiktoken oracle) is a failure.
+c=$(grep -oE '^# cancelled [0-9]+' "$OUT/node.log" | grep -oE '[0-9]+' | tail -n 1)
+[ -z "$f" ] || f=$((f + ${c:-0}))
 if [ -n "$p" ] && [ -n "$f" ]; then tally node "$p" "$f"; else tally node 0 1; fi
 AOS_CUS_INSTANCE=node bash scripts/cluster.sh destroy
 fi
