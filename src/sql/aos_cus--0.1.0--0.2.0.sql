@@ -2478,3 +2478,87 @@ GRANT EXECUTE ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_messag
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 REVOKE ALL ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_message_tokens(jsonb, text),
     aos_cus.token_encoding(text) FROM PUBLIC;
+
+-- Exact input tokens in estimate_call (issue 16): call_input_tokens counts with count_tokens for the models tiktoken
+-- maps and estimate_tokens for any other.
+CREATE FUNCTION aos_cus_internal.text_tokens(input text, model text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN CASE WHEN aos_cus.token_encoding(model) IS NULL THEN aos_cus.estimate_tokens(input, model)
+                ELSE aos_cus.count_tokens(input, model) END;
+COMMENT ON FUNCTION aos_cus_internal.text_tokens(text, text) IS
+    'count_tokens for models tiktoken maps, estimate_tokens for any other (call_input_tokens counts with it)';
+
+GRANT EXECUTE ON FUNCTION aos_cus_internal.text_tokens(text, text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+REVOKE ALL ON FUNCTION aos_cus_internal.text_tokens(text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION aos_cus.call_input_tokens(model text, input jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    total bigint := 3;
+    size bigint;
+    m jsonb;
+    i bigint;
+    part jsonb;
+    j bigint;
+    kv record;
+BEGIN
+    IF call_input_tokens.input IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'input must not be null';
+    END IF;
+    size := pg_catalog.octet_length(call_input_tokens.input::pg_catalog.text);
+    IF size OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
+        RETURN aos_cus_internal.text_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
+       OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'input must be a string or a non-empty chat messages array';
+    END IF;
+    FOR m, i IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                  FROM pg_catalog.jsonb_array_elements(call_input_tokens.input) WITH ORDINALITY AS e(value, ord) LOOP
+        IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s] must be a JSON object', i);
+        END IF;
+        IF pg_catalog.jsonb_typeof(m OPERATOR(pg_catalog.->) 'role') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s].role must be a string', i);
+        END IF;
+        total := total OPERATOR(pg_catalog.+) 3;
+        FOR kv IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(m) AS e(key, value) LOOP
+            IF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'array' THEN
+                FOR part, j IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                                 FROM pg_catalog.jsonb_array_elements(kv.value) WITH ORDINALITY AS e(value, ord) LOOP
+                    IF pg_catalog.jsonb_typeof(part) OPERATOR(pg_catalog.<>) 'object' THEN
+                        RAISE EXCEPTION USING ERRCODE = '22023',
+                            MESSAGE = pg_catalog.format('input[%s].content[%s] must be a JSON object', i, j);
+                    END IF;
+                    IF part OPERATOR(pg_catalog.?) 'text' THEN
+                        IF pg_catalog.jsonb_typeof(part OPERATOR(pg_catalog.->) 'text') OPERATOR(pg_catalog.<>) 'string' THEN
+                            RAISE EXCEPTION USING ERRCODE = '22023',
+                                MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
+                        END IF;
+                        total := total OPERATOR(pg_catalog.+)
+                                 aos_cus_internal.text_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                    END IF;
+                END LOOP;
+            ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
+                  AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                    MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                                                                               call_input_tokens.model)
+                         OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                -- Tool calls and other structured members: their JSON text.
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
+    'input tokens of a chat messages array or a string plus the chat overhead: exact (count_tokens) for models tiktoken maps, estimate_tokens otherwise';
