@@ -75,4 +75,4 @@ SELECT 'disk per million rows (heap + indexes + keys)', pg_size_pretty(
           + pg_total_relation_size('aos_cus.cus_usage_keys')) * 1000000 / (SELECT count(*) FROM aos_cus.cus_llm_usage));
 SQL
 printf '%s\t%.1f ms\n' "drop the oldest month (set_retention + maintain_partitions)" \
-	"$(sql_ms "SELECT aos_cus.set_retention(now() - (SELECT min(lower) FROM aos_cus.partition_bounds('aos_cus.cus_llm_usage')) - interval '32 days', NULL); SELECT count(*) FROM aos_cus.maintain_partitions();")" | tee -a "$RESULTS"
+	"$(sql_ms "SELECT aos_cus.set_retention(now() - (SELECT min(lower) FROM aos_cus_internal.partition_bounds('aos_cus.cus_llm_usage')) - interval '32 days', NULL); SELECT count(*) FROM aos_cus.maintain_partitions();")" | tee -a "$RESULTS"

@@ -107,6 +107,10 @@ COPY aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model,
 SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
 UPDATE aos_cus.cus_llm_usage SET cost_microcents = 70 WHERE tenant_id = :t AND call_id = 'copy-3';
 SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
+-- Output includes reasoning: a call of 5 output tokens, 4 of them reasoning, counts 5 toward the token limit.
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents, output_tokens, reasoning_tokens)
+VALUES (:t, :b, 'reasoning-1', 'openai', 'no-such-model', '2026-01-01 00:00:03+00', 0, 5, 4);
+SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
 -- The cache agrees with the durable rows after a forced rebuild (any limits change reloads).
 UPDATE aos_cus.cus_integrations SET warn_at_pct = 90 WHERE id = :b;
 SELECT u.spent_microcents = s.cost AS rebuilt_spend_matches, u.tokens_used = s.tokens AS rebuilt_tokens_match
@@ -123,8 +127,12 @@ SELECT pg_sleep(1.2);
 SELECT reserved_microcents, active_reservations FROM aos_cus.current_usage(:t, :b);
 RESET aos_cus.reservation_ttl;
 SELECT budget_microcents, budget_used_microcents, budget_remaining_microcents, token_limit, tokens_used, tokens_remaining,
-       rpm, enforcement_mode, timezone
+       rpm, mode, timezone
   FROM aos_cus.integration_limits(:t, :b);
+-- No limit of a kind: nothing remains to count down, so remaining is NULL (not 0).
+SELECT budget_microcents, budget_remaining_microcents IS NULL AS no_budget_remaining, token_limit,
+       tokens_remaining IS NULL AS no_tokens_remaining, mode
+  FROM aos_cus.integration_limits(:t, '70000000-0000-4000-8000-0000000000c2');
 
 -- Periods: calendar boundaries in the integration's zone, daylight saving included.
 SELECT * FROM aos_cus.limit_period_bounds('month', 'America/Los_Angeles', '2026-03-01 07:59:59.999999+00');

@@ -100,7 +100,6 @@ aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
-/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or any). */
 /* True when rel is a partition of aos_cus.<table> (the parent's row triggers fire on its partitions). */
 static bool
 is_partition_of(Relation rel, const char *table)
@@ -121,6 +120,7 @@ is_partition_of(Relation rel, const char *table)
 	return true;
 }
 
+/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or any). */
 void
 aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table)
 {

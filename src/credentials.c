@@ -30,6 +30,7 @@
 #include "credential_crypto.h"
 #include "credential_ref.h"
 #include "credentials.h"
+#include "integrations.h"
 #include "spi_safe.h"
 #include "stats.h"
 #include "tenancy.h"
@@ -347,10 +348,18 @@ keyring_startup(void)
 		ereport(LOG,
 				(errmsg("aos_cus: keyring \"%s\" loaded with %d key version(s), highest %u",
 						keyring_file, keys->keyring.count, aos_cus_keyring_highest(&keys->keyring))));
-	else
+	else if (keyring_file == NULL || keyring_file[0] == '\0')
 		ereport(WARNING,
 				(errmsg("aos_cus: keyring not loaded: %s", keyring_error),
-				 errhint("Credential encryption and decryption fail until the keyring is fixed and the server restarted.")));
+				 errhint("Credential encryption and decryption fail until aos_cus.keyring_file is set and the server restarted.")));
+	else
+		/* A keyring configured but unusable would half-work (every credential failing later): refuse to start. */
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("aos_cus: keyring not loaded: %s", keyring_error),
+				 errhint("Make \"%s\" a file owned by the server's user, mode 0600, of lines \"<version>:<64 hex digits>\" "
+						 "(as that user: umask 077; printf '1:%%s\\n' \"$(openssl rand -hex 32)\" > FILE), "
+						 "or set aos_cus.keyring_file = '' to start without credential encryption.", keyring_file)));
 }
 
 /* Register the GUCs; load the keyring when preloaded; hide secret-carrying statements from the log. */
@@ -472,7 +481,7 @@ require_keyring(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the aos_cus keyring is not available"),
-				 errdetail("%s", keyring_error),
+				 errdetail_internal("%s", keyring_error),
 				 errhint("Fix aos_cus.keyring_file (lines \"<version>:<64 hex>\", mode 0600) and restart the server.")));
 	register_wipe();
 	if (!keyring_compared && IsTransactionState())
@@ -1017,15 +1026,11 @@ aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading aos_cus.cus_integrations failed");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration %s of tenant %s does not exist", uuid_str(integration), uuid_str(tenant))));
+		aos_cus_integration_missing(integration);
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	if (strcmp(status, "deleted") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("integration %s is deleted; its credential was wiped", uuid_str(integration))));
+		aos_cus_integration_deleted(integration);
 	if (ref == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1243,7 +1248,7 @@ report_skipped(const RotationCursor *cursor, const char *fn)
 	ereport(WARNING,
 			(errmsg("%s: %lld credential(s) could not be decrypted and keep their key version",
 					fn, (long long) cursor->skipped),
-			 errdetail("%s%s", cursor->skipped_ids.data, cursor->skipped > ROTATION_SKIPS_LISTED ? "; ..." : ""),
+			 errdetail_internal("%s%s", cursor->skipped_ids.data, cursor->skipped > ROTATION_SKIPS_LISTED ? "; ..." : ""),
 			 errhint("Fix the keyring, or store those credentials again with rotate_credential(); the others were re-encrypted.")));
 }
 

@@ -1,5 +1,5 @@
 /*
- * enforce.c: pre-call enforcement (SPEC 7) with its state in shared memory.
+ * enforce.c: pre-call enforcement (README: Enforcement) with its state in shared memory.
  *
  * Shared state
  *   - an integration hash keyed by (database, tenant_id, integration_id), sized by
@@ -83,11 +83,13 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "enforce_math.h"
+#include "integrations.h"
 #include "prom_text.h"
 #include "spi_safe.h"
 #include "tenancy.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
+#include "vocab.h"
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
@@ -285,15 +287,8 @@ static int	usage_att_tenant,
 			usage_att_started_at,
 			usage_att_cost,
 			usage_att_provider,
-			usage_att_model,
-			usage_att_input,
-			usage_att_output;
-static const char *const usage_token_columns[] = {
-	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-	"output_tokens", "input_audio_tokens", "output_audio_tokens"
-};
-#define N_TOKEN_COLUMNS lengthof(usage_token_columns)
-static int	usage_att_tokens[N_TOKEN_COLUMNS];
+			usage_att_model;
+static int	usage_att_tokens[AOS_BUCKET_COUNT];
 
 /* Prepared statements (kept for the backend's life). */
 static SPIPlanPtr limits_plan = NULL;
@@ -302,6 +297,7 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_check);
+PG_FUNCTION_INFO_V1(aos_cus_release_reservation);
 PG_FUNCTION_INFO_V1(aos_cus_limit_period_bounds);
 PG_FUNCTION_INFO_V1(aos_cus_check_budget_limit);
 PG_FUNCTION_INFO_V1(aos_cus_check_token_limit);
@@ -768,10 +764,8 @@ cache_usage_columns(Relation rel)
 	usage_att_cost = SPI_fnumber(desc, "cost_microcents");
 	usage_att_provider = SPI_fnumber(desc, "provider");
 	usage_att_model = SPI_fnumber(desc, "model");
-	usage_att_input = SPI_fnumber(desc, "input_tokens");
-	usage_att_output = SPI_fnumber(desc, "output_tokens");
-	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
-		usage_att_tokens[i] = SPI_fnumber(desc, usage_token_columns[i]);
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		usage_att_tokens[b] = SPI_fnumber(desc, aos_cus_token_columns[b]);
 	usage_relid = RelationGetRelid(rel);
 }
 
@@ -795,10 +789,13 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	cost = DatumGetInt64(heap_getattr(tuple, usage_att_cost, desc, &isnull));
 	if (isnull)
 		cost = 0;
-	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
-		int64		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[i], desc, &isnull));
+		int64		t;
 
+		if (!aos_cus_bucket_in_total(b))
+			continue;
+		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[b], desc, &isnull));
 		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
@@ -815,8 +812,8 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_model, desc, &isnull)),
 						   usage.model, sizeof(usage.model));
 	usage.requests = sign;
-	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_input, desc, &isnull));
-	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_output, desc, &isnull));
+	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_INPUT], desc, &isnull));
+	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_OUTPUT], desc, &isnull));
 	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
 }
 
@@ -826,7 +823,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_settle_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_settle_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -848,7 +845,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.limits_changed_trigger()", "cus_integrations");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.limits_changed_trigger()", "cus_integrations");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
@@ -934,11 +931,20 @@ aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
-/* The tokens a usage or daily row counts against token limits (every bucket but reasoning, part of output). */
-#define USAGE_TOKEN_SUM(t) \
-	t ".input_tokens OPERATOR(pg_catalog.+) " t ".cache_read_tokens OPERATOR(pg_catalog.+) " t ".cache_write_tokens" \
-	" OPERATOR(pg_catalog.+) " t ".cache_write_1h_tokens OPERATOR(pg_catalog.+) " t ".output_tokens" \
-	" OPERATOR(pg_catalog.+) " t ".input_audio_tokens OPERATOR(pg_catalog.+) " t ".output_audio_tokens"
+/* SQL of the tokens row alias counts against token limits: the sum of its aos_cus_bucket_in_total() columns. */
+static char *
+token_total_sql(const char *alias)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		if (aos_cus_bucket_in_total(b))
+			appendStringInfo(&s, "%s%s.%s", s.len > 0 ? " OPERATOR(pg_catalog.+) " : "", alias,
+							 aos_cus_token_columns[b]);
+	return s.data;
+}
+
 /* A usage row not written by this transaction ($5: its xid8, or NULL), which settles it at commit itself. */
 #define NOT_OWN_XID(t) \
 	"($5 IS NULL OR " t ".ingest_xid OPERATOR(pg_catalog.<>) $5)"
@@ -948,20 +954,20 @@ static void
 query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
 				   int64 *cost, int64 *tokens)
 {
-	static const char *sql =
+	static const char *fmt =
 		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
 		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
 		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
 		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
 		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
 		/* full UTC days inside the period, already folded by the rollup */
-		"  SELECT d.cost_microcents AS c, " USAGE_TOKEN_SUM("d") " AS t"
+		"  SELECT d.cost_microcents AS c, %s AS t"
 		"    FROM aos_cus.cus_usage_daily d, p"
 		"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND d.integration_id OPERATOR(pg_catalog.=) $2"
 		"     AND d.day OPERATOR(pg_catalog.>=) p.d1 AND d.day OPERATOR(pg_catalog.<) p.d2"
 		"  UNION ALL"
 		/* partial UTC days at the period's edges, from the raw rows */
-		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
 		"    FROM aos_cus.cus_llm_usage u, p"
 		"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
 		"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4"
@@ -970,7 +976,7 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 		"     AND " NOT_OWN_XID("u")
 		"  UNION ALL"
 		/* rows of the full days the rollup has not folded yet */
-		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
 		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
 		"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
 		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
@@ -979,6 +985,7 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 		"     AND u.started_at OPERATOR(pg_catalog.<) (p.d2::timestamp AT TIME ZONE 'UTC')"
 		"     AND " NOT_OWN_XID("u")
 		" ) x";
+	char	   *sql = NULL;
 	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -993,6 +1000,8 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 	values[4] = FullTransactionIdGetDatum(own);
 	if (!FullTransactionIdIsValid(own))
 		nulls[4] = 'n';
+	if (usage_plan == NULL)
+		sql = psprintf(fmt, token_total_sql("d"), token_total_sql("u"), token_total_sql("u"));
 	rc = SPI_execute_snapshot(aos_cus_keep_plan(&usage_plan, sql, 5, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -1093,25 +1102,43 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	aos_cus_unelevate(&elevation);
 }
 
-/* 53400 for a full table or quota: release the hash lock first. */
+/* What capacity_error reports full. */
+typedef enum EnfCapacity
+{
+	CAPACITY_INTEGRATIONS,		/* the integration cache (of one tenant when tenant is set) */
+	CAPACITY_RESERVATIONS,		/* the reservation table (of one tenant when tenant is set) */
+} EnfCapacity;
+
+/* 53400 for a full table or quota (of tenant, when not NULL): release the hash lock first. */
 static void
-capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const char *what)
+capacity_error(EnfCapacity what, int value, const pg_uuid_t *tenant)
 {
 	char		id[AOS_UUID_TEXT_LEN + 1];
 
 	LWLockRelease(enf->lock);
+	if (tenant == NULL && what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations (%d) reached: every cached integration holds reservations or a live rate window",
+						value),
+				 errhint("Raise aos_cus.max_integrations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	if (tenant == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("%s (%d) %s", setting, value, what),
-				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
-						 setting)));
+				 errmsg("aos_cus.max_reservations (%d) reached: every reservation is in use", value),
+				 errhint("Raise aos_cus.max_reservations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	aos_cus_uuid_format(tenant->data, id);
+	if (what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations_per_tenant (%d) reached by tenant %s: its cached integrations all hold reservations or live rate windows",
+						value, id),
+				 errhint("Raise aos_cus.max_integrations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
-			 errhint("Raise %s, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).",
-					 setting)));
+			 errmsg("aos_cus.max_reservations_per_tenant (%d) reached by tenant %s: its reservations are all in use",
+					value, id),
+			 errhint("Raise aos_cus.max_reservations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 }
 
 /* Evict e: out of its lists, its tenant's count and the hash (lock exclusive). */
@@ -1150,8 +1177,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&t->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations_per_tenant", quota, &key->tenant,
-						   "its cached integrations all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, quota, &key->tenant);
 		evict_entry(victim);
 	}
 	else if (hash_get_num_entries(enf_hash) >= max_integrations)
@@ -1159,8 +1185,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&enf->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations", max_integrations, NULL,
-						   "entries all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, max_integrations, NULL);
 		evict_entry(victim);
 	}
 	/* The eviction may have removed this very tenant. */
@@ -1460,13 +1485,12 @@ decide(const EnfRequest *req, EnfResult *res)
 		if (old == NULL && e->tenant->nreservations >= quota)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations_per_tenant", quota, &req->key.tenant,
-						   "its reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, quota, &req->key.tenant);
 		}
 		if (old == NULL && hash_get_num_entries(res_hash) >= max_reservations)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations", max_reservations, NULL, "reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, max_reservations, NULL);
 		}
 	}
 	else
@@ -1877,6 +1901,31 @@ check_side_effects(FunctionCallInfo fcinfo, const EnfRequest *req, const EnfResu
 	return decision_datum(fcinfo, res);
 }
 
+/* True when the tenant's usage of call_id is already recorded (committed, or written by this transaction). */
+static bool
+usage_recorded(const pg_uuid_t *tenant, const char *call_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"SELECT 1 FROM aos_cus.cus_llm_usage"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) $2";
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+	AosElevation elevation;
+	bool		found;
+
+	values[0] = UUIDPGetDatum(tenant);
+	values[1] = CStringGetTextDatum(call_id);
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	if (SPI_execute_plan(aos_cus_keep_plan(&plan, sql, 2, types), values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: usage lookup failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+	return found;
+}
+
 /* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
@@ -1904,7 +1953,15 @@ aos_cus_check(PG_FUNCTION_ARGS)
 				 errhint("Call check() on the primary. On a standby, check_budget_limit(), check_token_limit() and current_usage() read the replayed tables.")));
 	req.dims = ENF_ALL;
 	req.commit = true;
-	decide(&req, &res);
+	if (req.call_id != NULL && usage_recorded(&req.key.tenant, req.call_id))
+	{
+		/* That call happened: reserving again would hold its estimate until the TTL. */
+		decide_unknown(&res);
+		res.decision = AOS_DECISION_BLOCKED;
+		res.reason = AOS_REASON_ALREADY_INGESTED;
+	}
+	else
+		decide(&req, &res);
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
@@ -1917,6 +1974,41 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
 	PG_RETURN_DATUM(result);
+}
+
+/* release_reservation(tenant_id, call_id): frees the call's live reservation now; true when there was one. */
+Datum
+aos_cus_release_reservation(PG_FUNCTION_ARGS)
+{
+	const pg_uuid_t *tenant;
+	char	   *call_id;
+	EnfResKey	rk;
+	EnfReservation *r;
+
+	aos_cus_require_preload("aos_cus.release_reservation()");
+	tenant = uuid_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "call_id");
+	call_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(call_id) < 1 || strlen(call_id) > ENF_CALL_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	aos_cus_assert_tenant(tenant, "tenant_id");
+	memset(&rk, 0, sizeof(rk));
+	rk.dbid = MyDatabaseId;
+	rk.tenant = *tenant;
+	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
+	LWLockAcquire(enf->lock, LW_SHARED);
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+	if (r != NULL)
+	{
+		release_reservation(r);
+		publish_next_expiry();
+	}
+	LWLockRelease(enf->res_lock);
+	LWLockRelease(enf->lock);
+	PG_RETURN_BOOL(r != NULL);
 }
 
 /* A single-dimension probe: the same precedence, no reservation, nothing counted. */
@@ -1983,14 +2075,7 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 		LWLockRelease(enf->lock);
 	}
 	if (e == NULL || !copy.lim.found)
-	{
-		char		id[AOS_UUID_TEXT_LEN + 1];
-
-		aos_cus_uuid_format(req.key.integration.data, id);
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration_id %s does not exist for this tenant", id)));
-	}
+		aos_cus_integration_missing(&req.key.integration);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "aos_cus: current_usage must return a record");
 	desc = BlessTupleDesc(desc);

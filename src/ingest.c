@@ -30,6 +30,7 @@
 #include "usage_keys.h"
 #include "usage_record.h"
 #include "uuid_text.h"
+#include "vocab.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -94,7 +95,7 @@ typedef struct UsageRecord
 	int			model_len;
 	int			tier;
 	bool		has_tokens;
-	int64		tokens[AOS_TOKEN_BUCKETS];
+	int64		tokens[AOS_BUCKET_COUNT];
 	Jsonb	   *usage;
 	bool		has_latency;
 	int32		latency_ms;
@@ -584,10 +585,10 @@ extract_usage_tokens(UsageRecord *rec)
 static bool
 check_buckets(const UsageRecord *rec, RecordError *err)
 {
-	if (rec->tokens[AOS_TOKEN_REASONING] > rec->tokens[AOS_TOKEN_OUTPUT])
+	if (rec->tokens[AOS_BUCKET_REASONING] > rec->tokens[AOS_BUCKET_OUTPUT])
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"reasoning_tokens (" INT64_FORMAT ") must not exceed output_tokens (" INT64_FORMAT ")",
-							rec->tokens[AOS_TOKEN_REASONING], rec->tokens[AOS_TOKEN_OUTPUT]);
+							rec->tokens[AOS_BUCKET_REASONING], rec->tokens[AOS_BUCKET_OUTPUT]);
 	return true;
 }
 
@@ -704,7 +705,7 @@ record_datums(const pg_uuid_t *tenant, const UsageRecord *rec, Datum *values, bo
 	values[3] = CStringGetTextDatum(aos_cus_provider_names[rec->provider]);
 	values[4] = PointerGetDatum(cstring_to_text_with_len(rec->model, rec->model_len));
 	values[5] = CStringGetTextDatum(aos_cus_tier_names[rec->tier]);
-	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)
+	for (int i = 0; i < AOS_BUCKET_COUNT; i++)
 		values[6 + i] = Int64GetDatum(rec->tokens[i]);
 	values[14] = Int32GetDatum(rec->latency_ms);
 	nulls[14] = !rec->has_latency;
@@ -826,11 +827,11 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 		raw.val.binary.len = VARSIZE(record) - VARHDRSZ;
 	}
 	if (!parse_record(tenant, &raw, &rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	if (rec.usage != NULL)
 		extract_usage_tokens(&rec);
 	if (!check_buckets(&rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	memset(&out, 0, sizeof(out));
 	ingest_one(tenant, &rec, &out);
 	SPI_finish();

@@ -9,9 +9,9 @@
  * Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
-#include "cost.h"
 #include "pricing.h"
 #include "usage.h"
+#include "vocab.h"
 
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -20,15 +20,7 @@
 #include "utils/rel.h"
 
 
-const char *const aos_cus_provider_names[] = {
-	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom", NULL
-};
-const char *const aos_cus_tier_names[] = {"standard", "priority", "flex", "batch", NULL};
 const char *const aos_cus_status_names[] = {"success", "error", "timeout", "cancelled", "blocked", NULL};
-const char *const aos_cus_token_columns[] = {
-	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-	"output_tokens", "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", NULL
-};
 
 /* Columns the trigger reads and writes, looked up once per query (kept in fn_extra). */
 enum
@@ -40,7 +32,7 @@ enum
 	COL_COST,
 	COL_PRICE_ID,
 	COL_TOKENS,
-	COL_COUNT = COL_TOKENS + AOS_TOKEN_BUCKETS
+	COL_COUNT = COL_TOKENS + AOS_BUCKET_COUNT
 };
 
 static const char *const fixed_columns[] = {
@@ -52,36 +44,24 @@ PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
 /* Price through the pricing module's C API. */
 bool
 aos_cus_usage_price(const char *provider, const char *model, const char *tier, TimestampTz at,
-					const int64 tokens[AOS_TOKEN_BUCKETS], int64 *cost_microcents, int64 *price_id)
+					const int64 tokens[AOS_BUCKET_COUNT], int64 *cost_microcents, int64 *price_id)
 {
 	AosTokens	t;
 
-	t.input = tokens[0];
-	t.cache_read = tokens[1];
-	t.cache_write = tokens[2];
-	t.cache_write_1h = tokens[3];
-	t.output = tokens[4];
-	t.reasoning = tokens[5];
-	t.input_audio = tokens[6];
-	t.output_audio = tokens[7];
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		aos_cus_tokens_set(&t, b, tokens[b]);
 	return aos_cus_price_call(provider, model, tier, at, &t, cost_microcents, price_id);
 }
 
 /* Normalize a raw usage block through the pricing module. */
 void
-aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS])
+aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_BUCKET_COUNT])
 {
 	AosTokens	t;
 
 	aos_cus_extract_tokens(provider, usage, &t);
-	tokens[0] = t.input;
-	tokens[1] = t.cache_read;
-	tokens[2] = t.cache_write;
-	tokens[3] = t.cache_write_1h;
-	tokens[4] = t.output;
-	tokens[5] = t.reasoning;
-	tokens[6] = t.input_audio;
-	tokens[7] = t.output_audio;
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		tokens[b] = aos_cus_tokens_get(&t, b);
 }
 
 
@@ -118,14 +98,14 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	int		   *cols;
 	bool		isnull;
 	Datum		key[COL_STARTED_AT + 1];
-	int64		tokens[AOS_TOKEN_BUCKETS];
+	int64		tokens[AOS_BUCKET_COUNT];
 	int64		cost;
 	int64		price_id;
 	int			replace_cols[2];
 	Datum		values[2];
 	bool		nulls[2];
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_price_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_price_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		ereport(ERROR,
@@ -139,14 +119,14 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	if (!isnull)
 		return PointerGetDatum(tuple);
 
-	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)
+	for (int i = 0; i < AOS_BUCKET_COUNT; i++)
 	{
 		Datum		d = heap_getattr(tuple, cols[COL_TOKENS + i], desc, &isnull);
 
 		tokens[i] = isnull ? 0 : DatumGetInt64(d);
 	}
 	/* The table's CHECK refuses this row right after the trigger; leave the verdict to it. */
-	if (tokens[AOS_TOKEN_REASONING] > tokens[AOS_TOKEN_OUTPUT])
+	if (tokens[AOS_BUCKET_REASONING] > tokens[AOS_BUCKET_OUTPUT])
 		return PointerGetDatum(tuple);
 	for (int i = COL_PROVIDER; i <= COL_STARTED_AT; i++)
 	{

@@ -103,7 +103,7 @@ aos_cus_usage_key_trigger(PG_FUNCTION_ARGS)
 	AosElevation e;
 	bool		ok = true;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_key_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_key_trigger()", "cus_llm_usage");
 	if (!(TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) && TRIGGER_FIRED_AFTER(td->tg_event)) &&
 		(!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		 !((TRIGGER_FIRED_BY_INSERT(td->tg_event) && TRIGGER_FIRED_BEFORE(td->tg_event)) ||

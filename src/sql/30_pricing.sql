@@ -1,25 +1,25 @@
--- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (SPEC 4).
+-- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (README: Pricing, cost and tokens).
 
 -- Every change to the price table is announced to every backend's price cache (pricing.c).
-CREATE FUNCTION aos_cus.prices_changed() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.prices_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_prices_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.prices_changed() IS 'trigger: sends a relcache invalidation so price caches reload';
-REVOKE ALL ON FUNCTION aos_cus.prices_changed() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.prices_changed() IS 'trigger: sends a relcache invalidation so price caches reload';
+REVOKE ALL ON FUNCTION aos_cus_internal.prices_changed() FROM PUBLIC;
 CREATE TRIGGER cus_model_prices_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_model_prices
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.prices_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.prices_changed();
 
 -- Price providers searched for a caller's provider, most specific first: Azure OpenAI falls back to
 -- OpenAI prices, Bedrock to Anthropic, Google (Vertex AI also serves Claude) to Anthropic.
-CREATE FUNCTION aos_cus.price_providers(provider text) RETURNS text[]
+CREATE FUNCTION aos_cus_internal.price_providers(provider text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE provider
         WHEN 'azure_openai' THEN ARRAY['azure_openai', 'openai']
         WHEN 'aws_bedrock' THEN ARRAY['aws_bedrock', 'anthropic']
         WHEN 'google' THEN ARRAY['google', 'anthropic']
         ELSE ARRAY[provider] END;
-COMMENT ON FUNCTION aos_cus.price_providers(text) IS 'price providers searched for a provider, in order';
+COMMENT ON FUNCTION aos_cus_internal.price_providers(text) IS 'price providers searched for a provider, in order';
 
 -- Which priced model a (provider, model) names. Deterministic order, first hit wins:
 --   name variants: 1 the name as given; 2 without a leading "vendor/" path ("azure/", "models/");
@@ -37,8 +37,7 @@ BEGIN
     END IF;
     IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(resolve_model.provider, 64)),
-            HINT = 'Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.';
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
     END IF;
     RETURN QUERY
     SELECT c.provider, c.model
@@ -46,7 +45,7 @@ BEGIN
      CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
      CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
                                 (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
-     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
       JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
                            CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
                                 WHEN names.name = ANY (p.aliases) THEN 2
@@ -109,14 +108,14 @@ BEGIN
     END IF;
     IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(set_price.provider, 64));
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
     END IF;
     IF m = '' OR pg_catalog.length(m) > 200 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
     END IF;
     IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('service_tier %L is not a known service tier', pg_catalog.left(set_price.service_tier, 64));
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
     END IF;
     FOR i IN 1 .. 8 LOOP
         IF prices[i] < 0 THEN
@@ -210,7 +209,7 @@ COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
     'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
 
 -- Pure pricing functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
-GRANT EXECUTE ON FUNCTION aos_cus.price_providers(text), aos_cus.resolve_model(text, text),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.price_providers(text), aos_cus.resolve_model(text, text),
     aos_cus.cost_microcents(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.cost_breakdown(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.model_info(text, text), aos_cus.estimate_tokens(text, text), aos_cus.extract_usage(text, jsonb)
@@ -240,7 +239,7 @@ BEGIN
             MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
     END IF;
     IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
-        RETURN aos_cus.estimate_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+        RETURN aos_cus_internal.text_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
     END IF;
     IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
        OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
@@ -270,7 +269,7 @@ BEGIN
                                 MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
                         END IF;
                         total := total OPERATOR(pg_catalog.+)
-                                 aos_cus.estimate_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                                 aos_cus_internal.text_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
                     END IF;
                 END LOOP;
             ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
@@ -278,12 +277,12 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = '22023',
                     MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
             ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
-                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
                                                                                call_input_tokens.model)
                          OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
             ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
                 -- Tool calls and other structured members: their JSON text.
-                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
             END IF;
         END LOOP;
     END LOOP;
@@ -291,7 +290,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
-    'estimated input tokens of a chat messages array or a string (estimate_tokens plus the chat overhead)';
+    'input tokens of a chat messages array or a string plus the chat overhead: exact (count_tokens) for models tiktoken maps, estimate_tokens otherwise';
 
 -- A call's size and cost before it is made, with the prices and limits in force at "at".
 CREATE FUNCTION aos_cus.estimate_call(provider text, model text, input jsonb, max_output_tokens integer,

@@ -32,7 +32,7 @@ COMMENT ON FUNCTION aos_cus.usage_settings() IS
     'settings in force: partition interval (1 month), idempotency window (35 days), raw and rejects retention (forever, 30 days), hourly retention (35 days)';
 
 -- Internal: the bounds of every time partition of tbl (not the default one), in order.
-CREATE FUNCTION aos_cus.partition_bounds(tbl regclass, OUT part regclass, OUT lower timestamptz, OUT upper timestamptz)
+CREATE FUNCTION aos_cus_internal.partition_bounds(tbl regclass, OUT part regclass, OUT lower timestamptz, OUT upper timestamptz)
     RETURNS SETOF record LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.oid::regclass, b[1]::timestamptz, b[2]::timestamptz
       FROM pg_catalog.pg_inherits i
@@ -42,22 +42,22 @@ CREATE FUNCTION aos_cus.partition_bounds(tbl regclass, OUT part regclass, OUT lo
      WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND b IS NOT NULL
      ORDER BY 2
 $$;
-COMMENT ON FUNCTION aos_cus.partition_bounds(regclass) IS 'internal: each time partition of tbl with its [lower, upper) bounds';
-REVOKE ALL ON FUNCTION aos_cus.partition_bounds(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.partition_bounds(regclass) IS 'internal: each time partition of tbl with its [lower, upper) bounds';
+REVOKE ALL ON FUNCTION aos_cus_internal.partition_bounds(regclass) FROM PUBLIC;
 
 -- Internal: the start of the partition period holding ts (UTC days, ISO weeks, months, quarters, years).
-CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS timestamptz
+CREATE FUNCTION aos_cus_internal.partition_start(ts timestamptz, step interval) RETURNS timestamptz
     LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
     RETURN pg_catalog.date_trunc(CASE step WHEN interval '1 day' THEN 'day' WHEN interval '7 days' THEN 'week'
                                           WHEN interval '1 month' THEN 'month' WHEN interval '3 months' THEN 'quarter'
                                           ELSE 'year' END, ts, 'UTC');
-COMMENT ON FUNCTION aos_cus.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
-REVOKE ALL ON FUNCTION aos_cus.partition_start(timestamptz, interval) FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
+REVOKE ALL ON FUNCTION aos_cus_internal.partition_start(timestamptz, interval) FROM PUBLIC;
 
 -- Internal: a new partition [lower, upper) of tbl holding the default partition's rows of that range, built with
 -- the default partition's keys and indexes and attached (the parent's triggers and foreign key are cloned). The
 -- default partition is detached meanwhile (moving its rows fires no trigger); inserts wait for the commit.
-CREATE FUNCTION aos_cus.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
+CREATE FUNCTION aos_cus_internal.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
@@ -85,12 +85,12 @@ BEGIN
     RETURN part::pg_catalog.regclass;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) IS
+COMMENT ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timestamptz) IS
     'internal to maintain_partitions(): a new time partition holding the default partition''s rows of its range';
-REVOKE ALL ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
 
 -- Internal: partitions of tbl ahead of now, the default partition's rows in their own, past retention dropped.
-CREATE FUNCTION aos_cus.maintain_table(tbl regclass, step interval, retention interval)
+CREATE FUNCTION aos_cus_internal.maintain_table(tbl regclass, step interval, retention interval)
     RETURNS TABLE (action text, partition_name text)
     -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' AS $$
@@ -108,23 +108,23 @@ DECLARE
 BEGIN
     -- Ahead: contiguous from the last partition (or the current period) to past now + one period.
     LOOP
-        lo := GREATEST((SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b),
-                       aos_cus.partition_start(pg_catalog.now(), step));
+        lo := GREATEST((SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b),
+                       aos_cus_internal.partition_start(pg_catalog.now(), step));
         EXIT WHEN lo > ahead;
         action := 'created';
-        partition_name := aos_cus.add_partition(tbl, lo, aos_cus.partition_start(lo, step) + step)::text;
+        partition_name := aos_cus_internal.add_partition(tbl, lo, aos_cus_internal.partition_start(lo, step) + step)::text;
         RETURN NEXT;
     END LOOP;
     -- Rows in the default partition: each in the gap between partitions that holds it, cut to its period.
     LOOP
         EXECUTE pg_catalog.format('SELECT min(%I) FROM %s', col, def) INTO r;
         EXIT WHEN r IS NULL;
-        lo := GREATEST(aos_cus.partition_start(r, step),
-                       (SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
-        hi := LEAST(aos_cus.partition_start(r, step) + step,
-                    (SELECT min(b.lower) FROM aos_cus.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
+        lo := GREATEST(aos_cus_internal.partition_start(r, step),
+                       (SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
+        hi := LEAST(aos_cus_internal.partition_start(r, step) + step,
+                    (SELECT min(b.lower) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
         action := 'moved';
-        partition_name := aos_cus.add_partition(tbl, lo, hi)::text;
+        partition_name := aos_cus_internal.add_partition(tbl, lo, hi)::text;
         RETURN NEXT;
     END LOOP;
     IF retention IS NULL THEN
@@ -132,7 +132,7 @@ BEGIN
     END IF;
     -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
     st := (SELECT s.last_snapshot FROM aos_cus.cus_rollup_state s);
-    FOR p IN SELECT * FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
+    FOR p IN SELECT * FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
         EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
         IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
@@ -149,8 +149,8 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
-REVOKE ALL ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
+REVOKE ALL ON FUNCTION aos_cus_internal.maintain_table(regclass, interval, interval) FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -159,9 +159,9 @@ DECLARE
 BEGIN
     PERFORM aos_cus.assert_platform('maintain_partitions()');
     RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
-                   FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+                   FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
     RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
-                   FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+                   FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
     DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
     -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
@@ -172,15 +172,15 @@ COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
     'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
 
 -- Internal: the settings row, made from the defaults when missing, for an update.
-CREATE FUNCTION aos_cus.lock_usage_settings() RETURNS void
+CREATE FUNCTION aos_cus_internal.lock_usage_settings() RETURNS void
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO aos_cus.cus_usage_settings (partition_interval, idempotency_window, raw_retention, rejects_retention, hourly_retention)
     SELECT s.partition_interval, s.idempotency_window, s.raw_retention, s.rejects_retention, s.hourly_retention
       FROM aos_cus.usage_settings() s
     ON CONFLICT (id) DO UPDATE SET updated_at = pg_catalog.now()
 $$;
-COMMENT ON FUNCTION aos_cus.lock_usage_settings() IS 'internal: makes and locks the settings row';
-REVOKE ALL ON FUNCTION aos_cus.lock_usage_settings() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.lock_usage_settings() IS 'internal: makes and locks the settings row';
+REVOKE ALL ON FUNCTION aos_cus_internal.lock_usage_settings() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.set_retention(raw interval, rejects interval) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -191,7 +191,7 @@ BEGIN
             MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day',
                                         coalesce(raw::text, 'NULL'), coalesce(rejects::text, 'NULL'));
     END IF;
-    PERFORM aos_cus.lock_usage_settings();
+    PERFORM aos_cus_internal.lock_usage_settings();
     UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
 END
 $$;
@@ -205,13 +205,13 @@ BEGIN
     PERFORM aos_cus.assert_platform('set_partitioning()');
     IF partition_interval NOT IN (interval '1 day', interval '7 days', interval '1 month', interval '3 months', interval '1 year') THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('partition_interval %s is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
+            MESSAGE = pg_catalog.format('partition_interval "%s" is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
     END IF;
     IF idempotency_window < interval '1 day' OR hourly_retention < interval '1 day' THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format(
             'idempotency_window %s, hourly_retention %s: each must be at least 1 day', idempotency_window, hourly_retention);
     END IF;
-    PERFORM aos_cus.lock_usage_settings();
+    PERFORM aos_cus_internal.lock_usage_settings();
     UPDATE aos_cus.cus_usage_settings s
        SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
            idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),

@@ -1,4 +1,4 @@
--- Provider health (SPEC 6): the check queue, the history, record/summary/stale reads, probes.
+-- Provider health (README: Health): the check queue, the history, record/summary/stale reads, probes.
 
 -- Checks queued for the health worker: at most one per integration (queued or being probed).
 CREATE TABLE aos_cus.cus_health_checks (
@@ -15,13 +15,13 @@ COMMENT ON TABLE aos_cus.cus_health_checks IS 'health checks queued for the heal
 CREATE INDEX cus_health_checks_pending_idx ON aos_cus.cus_health_checks (requested_at, id) WHERE claimed_at IS NULL;
 
 -- Wakes the worker when the queuing transaction commits (never for a rolled-back request).
-CREATE FUNCTION aos_cus.health_queue_wake() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.health_queue_wake() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_health_queue_wake'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.health_queue_wake() IS 'trigger: set the health worker''s latch at commit of a queued check';
-REVOKE ALL ON FUNCTION aos_cus.health_queue_wake() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.health_queue_wake() IS 'trigger: set the health worker''s latch at commit of a queued check';
+REVOKE ALL ON FUNCTION aos_cus_internal.health_queue_wake() FROM PUBLIC;
 CREATE TRIGGER cus_health_checks_wake AFTER INSERT ON aos_cus.cus_health_checks
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.health_queue_wake();
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.health_queue_wake();
 
 -- Every recorded probe result; record_health() keeps the newest aos_cus.health_history_keep per integration.
 CREATE TABLE aos_cus.cus_health_history (
@@ -38,8 +38,8 @@ CREATE TABLE aos_cus.cus_health_history (
 COMMENT ON TABLE aos_cus.cus_health_history IS 'health probe results, newest aos_cus.health_history_keep per integration';
 CREATE INDEX cus_health_history_integration_idx ON aos_cus.cus_health_history (tenant_id, integration_id, id);
 
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_health_checks');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_health_history');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_health_checks');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_health_history');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_health_history', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_health_history_id_seq', '');
 
@@ -75,9 +75,9 @@ BEGIN
      WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
        FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration_id does not name an integration of this tenant' USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
     ELSIF v_status = 'deleted' THEN
-        RAISE EXCEPTION 'integration_id names a deleted integration' USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
     END IF;
     UPDATE aos_cus.cus_integrations i
        SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
@@ -203,9 +203,9 @@ BEGIN
     SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
      WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration_id does not name an integration of this tenant' USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
     ELSIF v_status = 'deleted' THEN
-        RAISE EXCEPTION 'integration_id names a deleted integration' USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
     END IF;
     -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
     IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN

@@ -704,698 +704,6 @@ SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_keyring_versions', '');
 REVOKE ALL ON aos_cus.cus_keyring_versions FROM PUBLIC;
 GRANT SELECT ON aos_cus.cus_keyring_versions TO aos_cus_operator;
 
--- Time partitions (issue 19): cus_llm_usage and cus_ingest_rejects become partitioned by time, (tenant_id,
--- call_id) moves to cus_usage_keys, and the 0.1.0 rows move into the new tables' partitions: kept aside in
--- temporary tables, copied back before any trigger exists (no row is priced, settled or keyed twice), then
--- moved into monthly partitions. usage_history() returns the table's row type: made anew.
-DROP FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer);
-CREATE TEMPORARY TABLE usage_0_1 AS SELECT * FROM aos_cus.cus_llm_usage;
-CREATE TEMPORARY TABLE rejects_0_1 AS SELECT * FROM aos_cus.cus_ingest_rejects;
-ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY NONE;
--- Leaving the extension first takes them off its list of tables whose data pg_dump keeps.
-ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_llm_usage;
-ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_ingest_rejects;
-ALTER EXTENSION aos_cus DROP SEQUENCE aos_cus.cus_ingest_rejects_id_seq;
-DROP TABLE aos_cus.cus_llm_usage, aos_cus.cus_ingest_rejects;
-CREATE TABLE aos_cus.cus_llm_usage (
-    tenant_id              uuid NOT NULL,
-    id                     bigint NOT NULL DEFAULT pg_catalog.nextval('aos_cus.cus_llm_usage_id_seq'),
-    integration_id         uuid NOT NULL,
-    call_id                text NOT NULL CHECK (pg_catalog.length(call_id) BETWEEN 1 AND 255),
-    provider               aos_cus.provider NOT NULL,
-    model                  text NOT NULL CHECK (pg_catalog.length(model) BETWEEN 1 AND 200),
-    service_tier           aos_cus.service_tier NOT NULL DEFAULT 'standard',
-    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
-    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
-    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
-    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
-    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
-    cost_microcents        aos_cus.microcents,
-    price_id               bigint,
-    latency_ms             integer CHECK (latency_ms >= 0),
-    status                 text NOT NULL DEFAULT 'success'
-                           CHECK (status IN ('success', 'error', 'timeout', 'cancelled', 'blocked')),
-    error_code             text CHECK (pg_catalog.length(error_code) <= 200),
-    started_at             timestamptz NOT NULL,
-    ingested_at            timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    metadata               jsonb NOT NULL DEFAULT '{}'
-                           CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
-    -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
-    ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
-    CHECK (reasoning_tokens <= output_tokens)
-) PARTITION BY RANGE (started_at);
--- One bound per count (AOS_TOKEN_COUNT_MAX in src/core/cost.h): no sum over a call's buckets can overflow.
-ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_bounded
-    CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-                    reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
-COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
--- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
-CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
-COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
--- Keys and indexes belong to each partition, copied from the default partition's by maintain_partitions():
--- pg_dump can restore the partitions of an extension's table only when the table itself has none.
--- (tenant_id, id) is unique per partition with the partition key; call_id is unique through cus_usage_keys.
-ALTER TABLE aos_cus.cus_llm_usage_default ADD PRIMARY KEY (tenant_id, id, started_at);
-CREATE INDEX cus_llm_usage_default_integration_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, integration_id, started_at);
-CREATE INDEX cus_llm_usage_default_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, started_at);
--- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
-CREATE INDEX cus_llm_usage_default_ingest_xid_idx ON aos_cus.cus_llm_usage_default (ingest_xid);
-
--- Idempotency keys: (tenant_id, call_id) of every usage row started or ingested inside the idempotency window
--- (a table partitioned by time cannot hold that unique key). Kept by the usage table's triggers, which also
--- rebuild it when a dump is restored.
-CREATE TABLE aos_cus.cus_usage_keys (
-    tenant_id    uuid NOT NULL,
-    call_id      text NOT NULL,
-    usage_id     bigint NOT NULL,
-    started_at   timestamptz NOT NULL,
-    ingested_at  timestamptz NOT NULL,
-    CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
-);
-COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id started or ingested inside the idempotency window';
-
-INSERT INTO aos_cus.cus_llm_usage (tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens,
-        cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
-        output_audio_tokens, cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata,
-        ingest_xid)
-SELECT tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
-       cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
-       cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid
-  FROM pg_temp.usage_0_1;
-INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
-SELECT tenant_id, call_id, id, started_at, ingested_at FROM pg_temp.usage_0_1;
-ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
-DROP TABLE pg_temp.usage_0_1;
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_llm_usage');
-GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_llm_usage TO aos_cus_admin;
-GRANT SELECT ON aos_cus.cus_llm_usage TO aos_cus_app, aos_cus_reader, aos_cus_worker;
-GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
-              cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
-              output_audio_tokens, latency_ms, status, error_code, started_at, metadata)
-    ON aos_cus.cus_llm_usage TO aos_cus_app;
-REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM PUBLIC;
--- Partitions and idempotency keys are reached through cus_llm_usage alone (its row-level security): row-level
--- security without a policy refuses every row to anyone but their owner.
-REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM aos_cus_admin;
-ALTER TABLE aos_cus.cus_llm_usage_default ENABLE ROW LEVEL SECURITY;
-ALTER TABLE aos_cus.cus_usage_keys ENABLE ROW LEVEL SECURITY;
-CREATE TRIGGER cus_llm_usage_price BEFORE INSERT OR UPDATE OF cost_microcents, price_id ON aos_cus.cus_llm_usage
-    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus.usage_price_trigger();
-CREATE TRIGGER enforcement_settle AFTER INSERT OR UPDATE OF cost_microcents ON aos_cus.cus_llm_usage
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
--- Idempotency: each inserted row claims its (tenant_id, call_id) in cus_usage_keys (a duplicate raises 23505,
--- or, inside ingest_usage(), is skipped and reported as duplicate); a deleted row frees its key.
-CREATE FUNCTION aos_cus.usage_key_trigger() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'aos_cus_usage_key_trigger'
-    LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.usage_key_trigger() IS
-    'keeps cus_usage_keys: claims a usage row''s call_id on insert, frees it on delete or truncate';
-REVOKE ALL ON FUNCTION aos_cus.usage_key_trigger() FROM PUBLIC;
-CREATE TRIGGER cus_llm_usage_key BEFORE INSERT ON aos_cus.cus_llm_usage
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_key_trigger();
-CREATE TRIGGER cus_llm_usage_key_free AFTER DELETE ON aos_cus.cus_llm_usage
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_key_trigger();
-CREATE TRIGGER cus_llm_usage_key_truncate AFTER TRUNCATE ON aos_cus.cus_llm_usage
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.usage_key_trigger();
-
-CREATE TABLE aos_cus.cus_ingest_rejects (
-    tenant_id      uuid NOT NULL,
-    id             bigint GENERATED BY DEFAULT AS IDENTITY,
-    rejected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    ord            integer NOT NULL CHECK (ord > 0),
-    call_id        text,
-    reason         text NOT NULL,
-    sqlstate       text NOT NULL CHECK (pg_catalog.length(sqlstate) = 5),
-    payload        text NOT NULL CHECK (pg_catalog.octet_length(payload) <= 65536),
-    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0)
-) PARTITION BY RANGE (rejected_at);
-COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; partitioned by rejected_at';
-CREATE TABLE aos_cus.cus_ingest_rejects_default PARTITION OF aos_cus.cus_ingest_rejects DEFAULT;
-COMMENT ON TABLE aos_cus.cus_ingest_rejects_default IS 'rejects of periods without a partition yet (maintain_partitions() moves them)';
--- Each partition's own key and index, as cus_llm_usage's.
-ALTER TABLE aos_cus.cus_ingest_rejects_default ADD PRIMARY KEY (tenant_id, id, rejected_at);
-CREATE INDEX cus_ingest_rejects_default_time_idx ON aos_cus.cus_ingest_rejects_default (rejected_at);
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_ingest_rejects');
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_default', '');
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');
-REVOKE ALL ON aos_cus.cus_ingest_rejects, aos_cus.cus_ingest_rejects_default FROM PUBLIC;
-REVOKE ALL ON aos_cus.cus_ingest_rejects_default FROM aos_cus_admin;
-ALTER TABLE aos_cus.cus_ingest_rejects_default ENABLE ROW LEVEL SECURITY;
-INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes)
-SELECT tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes FROM pg_temp.rejects_0_1;
-SELECT pg_catalog.setval('aos_cus.cus_ingest_rejects_id_seq', coalesce((SELECT max(id) FROM pg_temp.rejects_0_1), 0) + 1, false);
-DROP TABLE pg_temp.rejects_0_1;
-GRANT SELECT, DELETE ON aos_cus.cus_ingest_rejects TO aos_cus_admin;
-GRANT SELECT ON aos_cus.cus_ingest_rejects TO aos_cus_app, aos_cus_reader;
-CREATE FUNCTION aos_cus.usage_history(tenant_id uuid, integration_id uuid DEFAULT NULL,
-                                      from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
-                                      to_ts timestamptz DEFAULT pg_catalog.now(),
-                                      after_id bigint DEFAULT NULL, page_size integer DEFAULT 100)
-    RETURNS SETOF aos_cus.cus_llm_usage
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL OR page_size IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts, to_ts and page_size must not be null';
-    END IF;
-    IF page_size < 1 OR page_size > 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('page_size %s is not between 1 and 1000', page_size);
-    END IF;
-    IF from_ts > to_ts THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
-    END IF;
-    PERFORM aos_cus.assert_tenant(tenant_id);
-    -- Newest first; the next page passes the last id of this one as after_id.
-    RETURN QUERY
-    SELECT u.* FROM aos_cus.cus_llm_usage u
-     WHERE u.tenant_id = usage_history.tenant_id
-       AND (usage_history.integration_id IS NULL OR u.integration_id = usage_history.integration_id)
-       AND u.started_at >= from_ts AND u.started_at < to_ts
-       AND (after_id IS NULL OR u.id < after_id)
-     ORDER BY u.id DESC
-     LIMIT page_size;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) IS
-    'usage rows of a tenant, newest first, keyset-paginated by after_id (the last id of the previous page)';
-
-REVOKE ALL ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer)
-    TO aos_cus_admin, aos_cus_app, aos_cus_reader;
-CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st record;
-    s pg_snapshot;
-    folded bigint;
-BEGIN
-    PERFORM aos_cus.assert_platform('rollup_usage()');
-    st := aos_cus.lock_rollup_state();
-    IF st.rebuilt IS NOT NULL THEN
-        folded := st.rebuilt;
-    ELSE
-        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
-        s := aos_cus.rollup_snapshot();
-        folded := aos_cus.fold_usage(
-            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
-            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
-        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
-    END IF;
-    PERFORM aos_cus.maintain_partitions();
-    RETURN folded;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.rollup_usage() IS
-    'folds usage rows committed since the last rollup into cus_usage_daily, then maintain_partitions(); returns how many; safe to run concurrently';
-
--- Windows and layout; no row means the defaults of usage_settings() (a row is user data, kept by pg_dump).
-CREATE TABLE aos_cus.cus_usage_settings (
-    id                  boolean PRIMARY KEY DEFAULT true CHECK (id),
-    partition_interval  interval NOT NULL CHECK (partition_interval IN ('1 day', '7 days', '1 mon', '3 mons', '1 year')),
-    idempotency_window  interval NOT NULL CHECK (idempotency_window >= interval '1 day'),
-    raw_retention       interval CHECK (raw_retention >= interval '1 day'),
-    rejects_retention   interval CHECK (rejects_retention >= interval '1 day'),
-    hourly_retention    interval NOT NULL CHECK (hourly_retention >= interval '1 day'),
-    updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
-);
-COMMENT ON TABLE aos_cus.cus_usage_settings IS 'partition interval, idempotency window and retention (set_partitioning(), set_retention())';
-REVOKE ALL ON aos_cus.cus_usage_settings FROM aos_cus_admin;
-GRANT SELECT ON aos_cus.cus_usage_settings TO aos_cus_operator;
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_settings', '');
-
-CREATE FUNCTION aos_cus.usage_settings(OUT partition_interval interval, OUT idempotency_window interval,
-                                       OUT raw_retention interval, OUT rejects_retention interval,
-                                       OUT hourly_retention interval)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(s.partition_interval, interval '1 month'), coalesce(s.idempotency_window, interval '35 days'),
-           s.raw_retention, CASE WHEN s.id IS NULL THEN interval '30 days' ELSE s.rejects_retention END,
-           coalesce(s.hourly_retention, interval '35 days')
-      FROM (SELECT) d LEFT JOIN aos_cus.cus_usage_settings s ON true
-$$;
-COMMENT ON FUNCTION aos_cus.usage_settings() IS
-    'settings in force: partition interval (1 month), idempotency window (35 days), raw and rejects retention (forever, 30 days), hourly retention (35 days)';
-
--- Internal: the bounds of every time partition of tbl (not the default one), in order.
-CREATE FUNCTION aos_cus.partition_bounds(tbl regclass, OUT part regclass, OUT lower timestamptz, OUT upper timestamptz)
-    RETURNS SETOF record LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.oid::regclass, b[1]::timestamptz, b[2]::timestamptz
-      FROM pg_catalog.pg_inherits i
-      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid,
-           LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-                                           $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) b
-     WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND b IS NOT NULL
-     ORDER BY 2
-$$;
-COMMENT ON FUNCTION aos_cus.partition_bounds(regclass) IS 'internal: each time partition of tbl with its [lower, upper) bounds';
-REVOKE ALL ON FUNCTION aos_cus.partition_bounds(regclass) FROM PUBLIC;
-
--- Internal: the start of the partition period holding ts (UTC days, ISO weeks, months, quarters, years).
-CREATE FUNCTION aos_cus.partition_start(ts timestamptz, step interval) RETURNS timestamptz
-    LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
-    RETURN pg_catalog.date_trunc(CASE step WHEN interval '1 day' THEN 'day' WHEN interval '7 days' THEN 'week'
-                                          WHEN interval '1 month' THEN 'month' WHEN interval '3 months' THEN 'quarter'
-                                          ELSE 'year' END, ts, 'UTC');
-COMMENT ON FUNCTION aos_cus.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
-REVOKE ALL ON FUNCTION aos_cus.partition_start(timestamptz, interval) FROM PUBLIC;
-
--- Internal: a new partition [lower, upper) of tbl holding the default partition's rows of that range, built with
--- the default partition's keys and indexes and attached (the parent's triggers and foreign key are cloned). The
--- default partition is detached meanwhile (moving its rows fires no trigger); inserts wait for the commit.
-CREATE FUNCTION aos_cus.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
-    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
-    name text := rel || '_p' || pg_catalog.to_char(lower AT TIME ZONE 'UTC', 'YYYYMMDD');
-    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
-    part text := pg_catalog.format('aos_cus.%I', name);
-BEGIN
-    EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, def);
-    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', part, def);
-    EXECUTE pg_catalog.format('WITH m AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) $1 AND %I OPERATOR(pg_catalog.<) $2 RETURNING *) '
-                              'INSERT INTO %s SELECT * FROM m', def, col, col, part) USING lower, upper;
-    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl, part, lower, upper);
-    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', tbl, def);
-    -- Reached through the parent only: no grant, and row-level security without a policy.
-    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);
-    EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', part,
-                              pg_catalog.format('%s rows with %s in [%s, %s)', rel, col, lower, upper));
-    -- Made by ALTER EXTENSION UPDATE, it would be a member of the extension: partitions are data.
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                  AND d.objid OPERATOR(pg_catalog.=) part::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'e') THEN
-        EXECUTE pg_catalog.format('ALTER EXTENSION aos_cus DROP TABLE %s', part);
-    END IF;
-    RETURN part::pg_catalog.regclass;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) IS
-    'internal to maintain_partitions(): a new time partition holding the default partition''s rows of its range';
-REVOKE ALL ON FUNCTION aos_cus.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
-
--- Internal: partitions of tbl ahead of now, the default partition's rows in their own, past retention dropped.
-CREATE FUNCTION aos_cus.maintain_table(tbl regclass, step interval, retention interval)
-    RETURNS TABLE (action text, partition_name text)
-    -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' AS $$
-DECLARE
-    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
-    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
-    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
-    ahead timestamptz := pg_catalog.now() + step + interval '1 day';
-    r timestamptz;
-    lo timestamptz;
-    hi timestamptz;
-    st pg_snapshot;
-    unfolded boolean;
-    p record;
-BEGIN
-    -- Ahead: contiguous from the last partition (or the current period) to past now + one period.
-    LOOP
-        lo := GREATEST((SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b),
-                       aos_cus.partition_start(pg_catalog.now(), step));
-        EXIT WHEN lo > ahead;
-        action := 'created';
-        partition_name := aos_cus.add_partition(tbl, lo, aos_cus.partition_start(lo, step) + step)::text;
-        RETURN NEXT;
-    END LOOP;
-    -- Rows in the default partition: each in the gap between partitions that holds it, cut to its period.
-    LOOP
-        EXECUTE pg_catalog.format('SELECT min(%I) FROM %s', col, def) INTO r;
-        EXIT WHEN r IS NULL;
-        lo := GREATEST(aos_cus.partition_start(r, step),
-                       (SELECT max(b.upper) FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
-        hi := LEAST(aos_cus.partition_start(r, step) + step,
-                    (SELECT min(b.lower) FROM aos_cus.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
-        action := 'moved';
-        partition_name := aos_cus.add_partition(tbl, lo, hi)::text;
-        RETURN NEXT;
-    END LOOP;
-    IF retention IS NULL THEN
-        RETURN;
-    END IF;
-    -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
-    st := (SELECT s.last_snapshot FROM aos_cus.cus_rollup_state s);
-    FOR p IN SELECT * FROM aos_cus.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
-        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
-        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
-            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
-                                      'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
-            CONTINUE WHEN unfolded;
-            DELETE FROM aos_cus.cus_usage_keys k
-             WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
-        END IF;
-        action := 'dropped';
-        partition_name := p.part::text;
-        EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, p.part);
-        EXECUTE pg_catalog.format('DROP TABLE %s', p.part);
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
-REVOKE ALL ON FUNCTION aos_cus.maintain_table(regclass, interval, interval) FROM PUBLIC;
-
-CREATE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    cfg record := aos_cus.usage_settings();
-BEGIN
-    PERFORM aos_cus.assert_platform('maintain_partitions()');
-    RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
-                   FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
-    RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
-                   FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
-    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
-    -- A key lives while its row started, or was ingested, inside the window.
-    DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
-                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
-    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
-
--- Internal: the settings row, made from the defaults when missing, for an update.
-CREATE FUNCTION aos_cus.lock_usage_settings() RETURNS void
-    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO aos_cus.cus_usage_settings (partition_interval, idempotency_window, raw_retention, rejects_retention, hourly_retention)
-    SELECT s.partition_interval, s.idempotency_window, s.raw_retention, s.rejects_retention, s.hourly_retention
-      FROM aos_cus.usage_settings() s
-    ON CONFLICT (id) DO UPDATE SET updated_at = pg_catalog.now()
-$$;
-COMMENT ON FUNCTION aos_cus.lock_usage_settings() IS 'internal: makes and locks the settings row';
-REVOKE ALL ON FUNCTION aos_cus.lock_usage_settings() FROM PUBLIC;
-
-CREATE FUNCTION aos_cus.set_retention(raw interval, rejects interval) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM aos_cus.assert_platform('set_retention()');
-    IF raw < interval '1 day' OR rejects < interval '1 day' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day',
-                                        coalesce(raw::text, 'NULL'), coalesce(rejects::text, 'NULL'));
-    END IF;
-    PERFORM aos_cus.lock_usage_settings();
-    UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.set_retention(interval, interval) IS
-    'keeps raw usage rows and ingest rejects this long (NULL: forever); maintain_partitions() drops whole partitions past it';
-
-CREATE FUNCTION aos_cus.set_partitioning(partition_interval interval DEFAULT NULL, idempotency_window interval DEFAULT NULL,
-                                         hourly_retention interval DEFAULT NULL) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM aos_cus.assert_platform('set_partitioning()');
-    IF partition_interval NOT IN (interval '1 day', interval '7 days', interval '1 month', interval '3 months', interval '1 year') THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('partition_interval %s is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
-    END IF;
-    IF idempotency_window < interval '1 day' OR hourly_retention < interval '1 day' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format(
-            'idempotency_window %s, hourly_retention %s: each must be at least 1 day', idempotency_window, hourly_retention);
-    END IF;
-    PERFORM aos_cus.lock_usage_settings();
-    UPDATE aos_cus.cus_usage_settings s
-       SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
-           idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),
-           hourly_retention = coalesce(set_partitioning.hourly_retention, s.hourly_retention);
-END
-$$;
-COMMENT ON FUNCTION aos_cus.set_partitioning(interval, interval, interval) IS
-    'partition interval of new partitions, idempotency window and hourly rollup retention (NULL keeps the current value)';
-
-REVOKE ALL ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
-    aos_cus.set_partitioning(interval, interval, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
-    aos_cus.set_partitioning(interval, interval, interval) TO aos_cus_operator;
--- The 0.1.0 rows, now in the default partitions, move into monthly partitions of their own.
-SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_llm_usage', interval '1 month', NULL);
-SELECT count(*) FROM aos_cus.maintain_table('aos_cus.cus_ingest_rejects', interval '1 month', NULL);
-
--- Hourly rollups (issue 19): cus_usage_hourly beside cus_usage_daily, folded by the same rollups, kept for the hourly
--- retention; the hours inside it are rebuilt from the usage rows the daily rollups already hold.
--- Hourly aggregates, as the daily ones but per UTC hour (its start), kept for the hourly retention (35 days).
-CREATE TABLE aos_cus.cus_usage_hourly (
-    tenant_id              uuid NOT NULL,
-    integration_id         uuid NOT NULL,
-    hour                   timestamptz NOT NULL,
-    provider               aos_cus.provider NOT NULL,
-    model                  text NOT NULL,
-    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
-    errors                 bigint NOT NULL DEFAULT 0 CHECK (errors >= 0),
-    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
-    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
-    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
-    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
-    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
-    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
-    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
-    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
-    latency_sum_ms         bigint NOT NULL DEFAULT 0 CHECK (latency_sum_ms >= 0),
-    latency_max_ms         integer NOT NULL DEFAULT 0 CHECK (latency_max_ms >= 0),
-    updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (tenant_id, integration_id, hour, provider, model),
-    -- A short-lived derivative of the usage rows: it goes with its integration.
-    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id) ON DELETE CASCADE
-);
-COMMENT ON TABLE aos_cus.cus_usage_hourly IS 'hourly usage aggregates (UTC hours) maintained by rollup_usage(), kept for the hourly retention';
-
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_hourly', '');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_usage_hourly');
-REVOKE ALL ON aos_cus.cus_usage_hourly FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_usage_hourly TO aos_cus_admin;
-GRANT SELECT ON aos_cus.cus_usage_hourly TO aos_cus_app, aos_cus_reader, aos_cus_worker;
-CREATE OR REPLACE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
-    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    -- Adds the groups of a CTE to an aggregate table keyed by its period column (%1$I table, %2$I column, %3$s CTE).
-    upsert constant text := $u$
-            INSERT INTO aos_cus.%1$I AS d
-                   (tenant_id, integration_id, %2$I, provider, model, requests, errors, input_tokens,
-                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
-                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
-                    latency_max_ms)
-            SELECT * FROM %3$s
-            ON CONFLICT (tenant_id, integration_id, %2$I, provider, model) DO UPDATE SET
-                requests = d.requests + excluded.requests,
-                errors = d.errors + excluded.errors,
-                input_tokens = aos_cus.saturate(d.input_tokens::numeric + excluded.input_tokens),
-                cache_read_tokens = aos_cus.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
-                cache_write_tokens = aos_cus.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
-                cache_write_1h_tokens = aos_cus.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
-                output_tokens = aos_cus.saturate(d.output_tokens::numeric + excluded.output_tokens),
-                reasoning_tokens = aos_cus.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
-                input_audio_tokens = aos_cus.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
-                output_audio_tokens = aos_cus.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
-                cost_microcents = aos_cus.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
-                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
-                latency_sum_ms = aos_cus.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
-                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
-                updated_at = pg_catalog.now()$u$;
-    -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
-    hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
-    folded bigint;
-BEGIN
-    -- Rows grouped by UTC hour; the days are sums of their hours (sums of non-negative counts saturate alike).
-    EXECUTE pg_catalog.format($q$
-        WITH h AS (
-            SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
-                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
-                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
-                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
-                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
-                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
-                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
-                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
-                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
-                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
-                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
-                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
-                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
-                   coalesce(max(latency_ms), 0) AS latency_max_ms
-              FROM aos_cus.cus_llm_usage
-             WHERE %1$s
-             GROUP BY 1, 2, 3, 4, 5),
-        kept AS (SELECT * FROM h WHERE hour >= $5),
-        g AS (
-            SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
-                   sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
-                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
-                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
-                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
-                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
-                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
-                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
-                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
-                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
-                   aos_cus.saturate(sum(cost_microcents)) AS cost_microcents,
-                   sum(unpriced_requests)::bigint AS unpriced_requests,
-                   aos_cus.saturate(sum(latency_sum_ms)) AS latency_sum_ms,
-                   max(latency_max_ms) AS latency_max_ms
-              FROM h
-             GROUP BY 1, 2, 3, 4, 5),
-        ins_hourly AS (%2$s),
-        ins_daily AS (%3$s)
-        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
-        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'))
-    INTO folded USING a, b, from_day, to_day, hourly_from;
-    RETURN folded;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
-    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily and cus_usage_hourly';
-REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    recorded_system bigint;
-    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
-    s pg_snapshot;
-BEGIN
-    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
-      FROM aos_cus.cus_rollup_state r FOR UPDATE;
-    IF recorded_system IS NOT DISTINCT FROM this_system THEN
-        RETURN;
-    END IF;
-    s := aos_cus.rollup_snapshot();
-    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
-    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
-    DELETE FROM aos_cus.cus_usage_daily;
-    DELETE FROM aos_cus.cus_usage_hourly;
-    rebuilt := aos_cus.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
-    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
-    last_snapshot := s;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.lock_rollup_state() IS
-    'internal: locks cus_rollup_state; rebuilds every aggregate when the cluster changed (restore) or on first use';
-REVOKE ALL ON FUNCTION aos_cus.lock_rollup_state() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st record;
-BEGIN
-    PERFORM aos_cus.assert_platform('rebuild_daily()');
-    IF from_day IS NULL OR to_day IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
-    END IF;
-    IF from_day > to_day THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
-    END IF;
-    st := aos_cus.lock_rollup_state();
-    IF st.rebuilt IS NOT NULL THEN
-        RETURN st.rebuilt;
-    END IF;
-    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
-    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
-    DELETE FROM aos_cus.cus_usage_hourly
-     WHERE hour >= (from_day::timestamp AT TIME ZONE 'UTC') AND hour < ((to_day + 1)::timestamp AT TIME ZONE 'UTC');
-    RETURN aos_cus.fold_usage(
-        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
-        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
-END
-$$;
-COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
-    'recomputes cus_usage_daily and cus_usage_hourly exactly for the UTC days from_day..to_day; returns the usage rows counted';
-
-CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
-    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    st record;
-    changed bigint;
-BEGIN
-    PERFORM aos_cus.assert_platform('reprice_usage()');
-    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
-    END IF;
-    IF from_ts > to_ts THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
-    END IF;
-    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
-    st := aos_cus.lock_rollup_state();
-    WITH old AS (
-        SELECT tenant_id, id, cost_microcents
-          FROM aos_cus.cus_llm_usage
-         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
-           FOR UPDATE),
-    upd AS (
-        -- A NULL cost makes the pricing trigger price the row again.
-        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
-          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
-        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
-                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
-    delta_hourly AS (
-        SELECT tenant_id, integration_id, hour, provider, model,
-               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
-               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
-          FROM upd
-         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
-         GROUP BY 1, 2, 3, 4, 5),
-    delta AS (
-        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
-               sum(cost) AS cost, sum(unpriced) AS unpriced
-          FROM delta_hourly
-         GROUP BY 1, 2, 3, 4, 5),
-    adjusted_hourly AS (
-        UPDATE aos_cus.cus_usage_hourly h
-           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
-               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
-          FROM delta_hourly
-         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
-           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
-        RETURNING 1),
-    adjusted AS (
-        UPDATE aos_cus.cus_usage_daily d
-           SET cost_microcents = d.cost_microcents + delta.cost,
-               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
-          FROM delta
-         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
-           AND d.provider = delta.provider AND d.model = delta.model
-        RETURNING 1)
-    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
-    RETURN changed;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
-    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
-
-CREATE FUNCTION aos_cus.hourly_aggregates(tenant_id uuid, integration_id uuid DEFAULT NULL,
-                                          from_ts timestamptz DEFAULT pg_catalog.now() - interval '1 day',
-                                          to_ts timestamptz DEFAULT pg_catalog.now())
-    RETURNS SETOF aos_cus.cus_usage_hourly
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
-    END IF;
-    IF from_ts > to_ts THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
-    END IF;
-    PERFORM aos_cus.assert_tenant(tenant_id);
-    RETURN QUERY
-    SELECT h.* FROM aos_cus.cus_usage_hourly h
-     WHERE h.tenant_id = hourly_aggregates.tenant_id
-       AND (hourly_aggregates.integration_id IS NULL OR h.integration_id = hourly_aggregates.integration_id)
-       AND h.hour >= pg_catalog.date_trunc('hour', from_ts, 'UTC') AND h.hour < to_ts
-     ORDER BY h.hour, h.integration_id, h.provider, h.model;
-END
-$$;
-COMMENT ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) IS
-    'rolled-up hourly rows (UTC hours overlapping [from_ts, to_ts), inside the hourly retention) as of the last rollup_usage()';
-
-REVOKE ALL ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
-SELECT aos_cus.rebuild_daily(((pg_catalog.now() - interval '35 days') AT TIME ZONE 'UTC')::date, (pg_catalog.now() AT TIME ZONE 'UTC')::date + 1);
 -- Price catalogue (issue 16): genai-prices (data/genai-prices, MIT) adds Azure OpenAI, AWS Bedrock and Mistral
 -- models and the models Langfuse lacks, with dated prices, prompt-size tiers and context windows; its seed rows
 -- (source 'genai-prices: ...') are the extension's, like the Langfuse rows: not dumped, not writable by set_price.
@@ -1942,3 +1250,2008 @@ GRANT EXECUTE ON FUNCTION aos_cus.call_input_tokens(text, jsonb),
 -- OpenTelemetry GenAI (issue 16): extract_usage() also reads span attributes (provider 'otel', or any provider).
 COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
     'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
+
+-- Public surface (issue 21): the extension lives in pg_catalog and owns schema aos_cus (DROP EXTENSION removes it);
+-- the helpers of the API move to schema aos_cus_internal, which PostgREST does not expose, so pg_proc of aos_cus is
+-- exactly the README's function list. 0.1.0 had aos_cus as the extension's schema, which cannot be a member.
+UPDATE pg_catalog.pg_extension SET extnamespace = 'pg_catalog'::pg_catalog.regnamespace WHERE extname OPERATOR(pg_catalog.=) 'aos_cus';
+DELETE FROM pg_catalog.pg_depend
+ WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND objid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'aos_cus')
+   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass;
+ALTER EXTENSION aos_cus ADD SCHEMA aos_cus;
+COMMENT ON SCHEMA aos_cus IS 'aos_cus API: the functions, tables and views README.md documents';
+CREATE SCHEMA aos_cus_internal;
+COMMENT ON SCHEMA aos_cus_internal IS 'aos_cus helpers: not API, not exposed by PostgREST';
+GRANT USAGE ON SCHEMA aos_cus_internal TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, aos_cus_operator;
+-- Errors of the integration API carry no CONTEXT lines of its helpers (issue 21): they are raised again through this.
+CREATE FUNCTION aos_cus_internal.raise_error(sqlstate text, message text, detail text, hint text) RETURNS void
+    AS 'MODULE_PATHNAME', 'aos_cus_raise_error'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) IS
+    'raise an error with no CONTEXT lines (empty detail or hint: none); how the integration API re-raises its helpers'' errors';
+REVOKE ALL ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.raise_error(text, text, text, text)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+ALTER FUNCTION aos_cus.apply_limits(i aos_cus.cus_integrations, limits jsonb) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_credential_ref(ref text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_integration_fields(i aos_cus.cus_integrations) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_integration_name(name text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_keys(obj jsonb, argname text, allowed text[]) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.enable_tenant_rls(tbl regclass) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.health_queue_wake() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_for_update(tenant_id uuid, integration_id uuid) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_lifecycle() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_of(i aos_cus.cus_integrations) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.is_iana_timezone(name text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limit_choice(limits jsonb, key text, choices text[]) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limit_integer(limits jsonb, key text, low bigint, high bigint) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limits_changed_trigger() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.patch_text(patch jsonb, key text, old text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.platform_table_guard() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.price_providers(provider text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.prices_changed() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.rollup_snapshot() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.saturate(n numeric) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.tenant_logins_changed() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.usage_price_trigger() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.usage_settle_trigger() SET SCHEMA aos_cus_internal;
+CREATE OR REPLACE FUNCTION aos_cus_internal.enable_tenant_rls(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY tenant_isolation ON %s USING (tenant_id = aos_cus.current_tenant()) '
+        'WITH CHECK (tenant_id = aos_cus.current_tenant())', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY operator_all ON %s TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL) '
+        'WITH CHECK (aos_cus.current_tenant() IS NULL)', tbl);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.platform_table_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_platform_table_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.tenant_logins_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_tenant_logins_changed'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_credential_ref(ref text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_check_credential_ref'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION aos_cus_internal.prices_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_prices_changed'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.price_providers(provider text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE provider
+        WHEN 'azure_openai' THEN ARRAY['azure_openai', 'openai']
+        WHEN 'aws_bedrock' THEN ARRAY['aws_bedrock', 'anthropic']
+        WHEN 'google' THEN ARRAY['google', 'anthropic']
+        ELSE ARRAY[provider] END;
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(resolve_model.provider, 64)),
+            HINT = 'Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.';
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT ROW(i.tenant_id, i.id, i.name, i.provider, i.status,
+               pg_catalog.split_part(i.credential_ref, '://', 1), i.credential_hint, i.base_url, i.config,
+               pg_catalog.jsonb_build_object(
+                   'budget_microcents', i.budget_microcents, 'budget_period', i.budget_period,
+                   'token_limit', i.token_limit, 'token_period', i.token_period,
+                   'rpm', i.rpm, 'tpm', i.tpm, 'warn_at_pct', i.warn_at_pct,
+                   'mode', i.enforcement_mode, 'timezone', i.timezone),
+               i.health_state, i.health_checked_at, i.health_latency_ms, i.health_error,
+               i.created_at, i.updated_at, i.deleted_at)::aos_cus.integration
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.is_iana_timezone(name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_is_iana_timezone'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+        RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
+    IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
+       AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
+                                            ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN
+        RAISE EXCEPTION 'integration % cannot go from status % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = '55000',
+                  HINT = 'Allowed: created -> enabled, enabled -> disabled, disabled -> enabled, and created, enabled or disabled -> deleted.';
+    END IF;
+    IF NEW.status = 'deleted' AND OLD.status <> 'deleted' THEN
+        -- Soft delete wipes the credential.
+        NEW.deleted_at := pg_catalog.now();
+        NEW.credential_ref := NULL;
+        NEW.credential_hint := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v jsonb := limits -> key;
+    n numeric;
+BEGIN
+    IF v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
+        RAISE EXCEPTION 'limits.% must be an integer, not %', key, pg_catalog.jsonb_typeof(v) USING ERRCODE = '22023';
+    END IF;
+    n := (v #>> '{}')::numeric;
+    IF n <> pg_catalog.trunc(n) THEN
+        RAISE EXCEPTION 'limits.% must be an integer, not %', key, v USING ERRCODE = '22023';
+    END IF;
+    IF n < low OR n > high THEN
+        RAISE EXCEPTION 'limits.% must be between % and %, not %', key, low, high, v USING ERRCODE = '22003';
+    END IF;
+    RETURN n::bigint;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limit_choice(limits jsonb, key text, choices text[]) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v jsonb := limits -> key;
+BEGIN
+    IF v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) <> 'string' OR NOT (v #>> '{}') = ANY (choices) THEN
+        RAISE EXCEPTION 'limits.% must be one of %, not %', key, pg_catalog.array_to_string(choices, ', '), v
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v #>> '{}';
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unknown text;
+    periods constant text[] := ARRAY['day', 'week', 'month', 'total'];
+    tz text;
+BEGIN
+    IF limits IS NULL OR pg_catalog.jsonb_typeof(limits) = 'null' THEN
+        RAISE EXCEPTION 'limits must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(limits) <> 'object' THEN
+        RAISE EXCEPTION 'limits must be a JSON object, not %', pg_catalog.jsonb_typeof(limits) USING ERRCODE = '22023';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(limits) k
+     WHERE k <> ALL (ARRAY['budget_microcents', 'budget_period', 'token_limit', 'token_period', 'rpm', 'tpm',
+                           'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'limits has unknown key(s): %', unknown USING ERRCODE = '22023',
+            HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone.';
+    END IF;
+    IF limits ? 'budget_microcents' THEN
+        i.budget_microcents := aos_cus_internal.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'budget_period' THEN
+        i.budget_period := coalesce(aos_cus_internal.limit_choice(limits, 'budget_period', periods), 'month');
+    END IF;
+    IF limits ? 'token_limit' THEN
+        i.token_limit := aos_cus_internal.limit_integer(limits, 'token_limit', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'token_period' THEN
+        i.token_period := coalesce(aos_cus_internal.limit_choice(limits, 'token_period', periods), 'month');
+    END IF;
+    IF limits ? 'rpm' THEN
+        i.rpm := aos_cus_internal.limit_integer(limits, 'rpm', 1, 2147483647);
+    END IF;
+    IF limits ? 'tpm' THEN
+        i.tpm := aos_cus_internal.limit_integer(limits, 'tpm', 1, 9223372036854775807);
+    END IF;
+    IF limits ? 'warn_at_pct' THEN
+        i.warn_at_pct := coalesce(aos_cus_internal.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
+    END IF;
+    -- mode is the documented name (reads return it); enforcement_mode, the column's, is accepted too.
+    IF limits ? 'mode' AND limits ? 'enforcement_mode' THEN
+        RAISE EXCEPTION 'limits has both mode and enforcement_mode: give mode only' USING ERRCODE = '22023';
+    END IF;
+    IF limits ? 'mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    ELSIF limits ? 'enforcement_mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'enforcement_mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    END IF;
+    IF limits ? 'timezone' THEN
+        IF pg_catalog.jsonb_typeof(limits -> 'timezone') NOT IN ('string', 'null') THEN
+            RAISE EXCEPTION 'limits.timezone must be a string, not %', limits -> 'timezone' USING ERRCODE = '22023';
+        END IF;
+        tz := coalesce(limits ->> 'timezone', 'UTC');
+        IF pg_catalog.length(tz) > 64 OR NOT aos_cus_internal.is_iana_timezone(tz) THEN
+            RAISE EXCEPTION 'limits.timezone must be an IANA time zone such as Europe/Paris, not %', limits -> 'timezone'
+                USING ERRCODE = '22023',
+                HINT = 'SELECT name FROM pg_timezone_names lists them.';
+        END IF;
+        i.timezone := tz;
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_integration_name(name text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.length(name) NOT BETWEEN 1 AND 200 OR name ~ '[[:cntrl:]]' OR pg_catalog.btrim(name) <> name THEN
+        RAISE EXCEPTION 'name must be 1 to 200 characters without control characters or surrounding spaces, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(name) > 40 THEN pg_catalog.left(name, 40) || '...' ELSE name END) USING ERRCODE = '22023';
+    END IF;
+    RETURN name;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_integration_fields(i aos_cus.cus_integrations) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus_internal.check_integration_name(i.name);
+    IF i.base_url IS NOT NULL AND (pg_catalog.length(i.base_url) > 2048 OR i.base_url !~ '^https?://[^\s]+$') THEN
+        RAISE EXCEPTION 'base_url must be an http:// or https:// URL of at most 2048 characters' USING ERRCODE = '22023';
+    END IF;
+    IF i.config IS NULL OR pg_catalog.jsonb_typeof(i.config) <> 'object' THEN
+        RAISE EXCEPTION 'config must be a JSON object, not %', coalesce(pg_catalog.jsonb_typeof(i.config), 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.pg_column_size(i.config) > 65536 THEN
+        RAISE EXCEPTION 'config must be at most 64 kB' USING ERRCODE = '54000';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.patch_text(patch jsonb, key text, old text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT patch ? key THEN
+        RETURN old;
+    END IF;
+    IF pg_catalog.jsonb_typeof(patch -> key) NOT IN ('string', 'null') THEN
+        RAISE EXCEPTION '% must be a string, not %', key, patch -> key USING ERRCODE = '22023';
+    END IF;
+    RETURN patch ->> key;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_keys(obj jsonb, argname text, allowed text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unknown text;
+BEGIN
+    IF obj IS NULL THEN
+        RAISE EXCEPTION '% must not be null', argname USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(obj) <> 'object' THEN
+        RAISE EXCEPTION '% must be a JSON object, not %', argname, pg_catalog.jsonb_typeof(obj) USING ERRCODE = '22023';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(obj) k WHERE k <> ALL (allowed);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION '% has unknown key(s): %', argname, unknown USING ERRCODE = '22023',
+            HINT = pg_catalog.format('Known keys: %s.', pg_catalog.array_to_string(allowed, ', '));
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(provider) > 40 THEN pg_catalog.left(provider, 40) || '...' ELSE provider END) USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+    END IF;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
+                                          page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
+        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted), not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(status) > 40 THEN pg_catalog.left(status, 40) || '...' ELSE status END) USING ERRCODE = '22023';
+    END IF;
+    IF page_size IS NULL THEN
+        RAISE EXCEPTION 'page_size must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size USING ERRCODE = '22023';
+    END IF;
+    -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
+    RETURN QUERY
+        SELECT (aos_cus_internal.integration_of(c)).* FROM aos_cus.cus_integrations c
+         WHERE c.tenant_id = list_integrations.tenant_id
+           AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
+           AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
+         ORDER BY c.id
+         LIMIT page_size;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted and cannot be changed', integration_id USING ERRCODE = '55000';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    UPDATE aos_cus.cus_integrations c SET status = new_status, updated_at = pg_catalog.now()
+     WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+    RETURNING * INTO i;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.enable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'enabled') $$;
+CREATE OR REPLACE FUNCTION aos_cus.disable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'disabled') $$;
+CREATE OR REPLACE FUNCTION aos_cus.delete_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'deleted') $$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.usage_price_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_price_trigger'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.saturate(n numeric) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.int8(GREATEST(LEAST(n, 9223372036854775807::numeric), -9223372036854775808::numeric));
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    EXECUTE pg_catalog.format($q$
+        WITH g AS (
+            SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE %s
+             GROUP BY 1, 2, 3, 4, 5),
+        ins AS (
+            INSERT INTO aos_cus.cus_usage_daily AS d
+                   (tenant_id, integration_id, day, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM g
+            ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = pg_catalog.now())
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
+    INTO folded USING a, b, from_day, to_day;
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.rollup_snapshot() RETURNS pg_snapshot
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s pg_snapshot := pg_catalog.pg_current_snapshot();
+    own xid8 := pg_catalog.pg_current_xact_id_if_assigned();
+BEGIN
+    IF own IS NULL OR own >= pg_catalog.pg_snapshot_xmax(s) OR NOT pg_catalog.pg_visible_in_snapshot(own, s) THEN
+        RETURN s;
+    END IF;
+    RETURN pg_catalog.format('%s:%s:%s', LEAST(pg_catalog.pg_snapshot_xmin(s), own), pg_catalog.pg_snapshot_xmax(s),
+        (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text::numeric)
+           FROM (SELECT pg_catalog.pg_snapshot_xip(s) AS x UNION SELECT own) xs))::pg_snapshot;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
+    DELETE FROM aos_cus.cus_usage_daily;
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    DELETE FROM aos_cus.cus_ingest_rejects WHERE rejected_at < pg_catalog.now() - interval '30 days';
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    changed bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, (u.started_at AT TIME ZONE 'UTC')::date AS day, u.provider, u.model,
+                  u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta AS (
+        SELECT tenant_id, integration_id, day, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    RETURN changed;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.usage_summary(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                      from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
+                                      to_ts timestamptz DEFAULT pg_catalog.now())
+    RETURNS SETOF aos_cus.usage_summary_row
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    whole_from timestamptz;
+    whole_to timestamptz;
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Whole UTC days inside [from_ts, to_ts) come from the aggregates plus the rows not rolled up yet;
+    -- the partial days at either edge come from the usage rows.
+    whole_from := pg_catalog.date_trunc('day', from_ts, 'UTC');
+    IF whole_from < from_ts THEN
+        whole_from := whole_from + interval '1 day';
+    END IF;
+    whole_to := GREATEST(pg_catalog.date_trunc('day', to_ts, 'UTC'), whole_from);
+    RETURN QUERY
+    WITH st AS (SELECT r.last_snapshot AS s FROM aos_cus.cus_rollup_state r),
+    raw AS (
+        SELECT u.* FROM aos_cus.cus_llm_usage u
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= from_ts AND u.started_at < LEAST(whole_from, to_ts)
+        UNION ALL
+        SELECT u.* FROM aos_cus.cus_llm_usage u
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= whole_to AND u.started_at < to_ts
+        UNION ALL
+        SELECT u.* FROM aos_cus.cus_llm_usage u, st
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= whole_from AND u.started_at < whole_to
+           AND u.ingest_xid >= pg_catalog.pg_snapshot_xmin(st.s) AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, st.s)),
+    parts AS (
+        SELECT d.integration_id, d.provider::text AS provider, d.model, d.requests, d.errors, d.unpriced_requests,
+               d.input_tokens::bigint AS input_tokens, d.cache_read_tokens::bigint AS cache_read_tokens,
+               d.cache_write_tokens::bigint AS cache_write_tokens, d.cache_write_1h_tokens::bigint AS cache_write_1h_tokens,
+               d.output_tokens::bigint AS output_tokens, d.reasoning_tokens::bigint AS reasoning_tokens,
+               d.input_audio_tokens::bigint AS input_audio_tokens, d.output_audio_tokens::bigint AS output_audio_tokens,
+               d.cost_microcents::bigint AS cost_microcents, d.latency_sum_ms, d.latency_max_ms
+          FROM aos_cus.cus_usage_daily d
+         WHERE d.tenant_id = usage_summary.tenant_id
+           AND d.day >= (whole_from AT TIME ZONE 'UTC')::date AND d.day < (whole_to AT TIME ZONE 'UTC')::date
+        UNION ALL
+        SELECT r.integration_id, r.provider::text, r.model, 1, (r.status <> 'success')::int,
+               (r.cost_microcents IS NULL)::int, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens,
+               r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.input_audio_tokens,
+               r.output_audio_tokens, coalesce(r.cost_microcents, 0), coalesce(r.latency_ms, 0), coalesce(r.latency_ms, 0)
+          FROM raw r)
+    SELECT p.integration_id, p.provider, p.model, sum(p.requests)::bigint, sum(p.errors)::bigint,
+           sum(p.unpriced_requests)::bigint, aos_cus_internal.saturate(sum(p.input_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_read_tokens)), aos_cus_internal.saturate(sum(p.cache_write_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_write_1h_tokens)), aos_cus_internal.saturate(sum(p.output_tokens)),
+           aos_cus_internal.saturate(sum(p.reasoning_tokens)), aos_cus_internal.saturate(sum(p.input_audio_tokens)),
+           aos_cus_internal.saturate(sum(p.output_audio_tokens)), aos_cus_internal.saturate(sum(p.cost_microcents)),
+           pg_catalog.round(sum(p.cost_microcents) / 100000000.0, 8),
+           pg_catalog.round(sum(p.latency_sum_ms)::numeric / sum(p.requests), 1), max(p.latency_max_ms)
+      FROM parts p
+     WHERE usage_summary.integration_id IS NULL OR p.integration_id = usage_summary.integration_id
+     GROUP BY p.integration_id, p.provider, p.model
+     ORDER BY sum(p.cost_microcents) DESC, p.integration_id, p.provider, p.model;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.usage_settle_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_settle_trigger' LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limits_changed_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_limits_changed_trigger' LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.health_queue_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_health_queue_wake'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.create_integration(uuid, text, text, text, jsonb) IS
+    'create an integration (status created, or enabled with options.enabled); credential: plaintext key (encrypted at once) or vault:// / env:// reference; options: id, base_url, config, limits, enabled';
+
+-- Truthful reads (issue 21): remaining is NULL where there is no limit; the mode column is named as limits name it.
+DROP FUNCTION aos_cus.integration_limits(uuid, uuid);
+CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
+    OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
+    OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
+    OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
+    OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
+    OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text)
+    RETURNS record
+    LANGUAGE sql VOLATILE
+    BEGIN ATOMIC
+        SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
+               u.spent_microcents + u.reserved_microcents,
+               CASE WHEN i.budget_microcents IS NOT NULL
+                    THEN GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0) END,
+               i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
+               u.tokens_used + u.reserved_tokens,
+               CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
+               i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
+               i.warn_at_pct, i.enforcement_mode, i.timezone
+          FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
+               aos_cus.cus_integrations i
+         WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;
+    END;
+COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
+    'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
+REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+
+-- Reservations (issue 21): a call checked with a call_id that will not happen frees its reservation at once.
+CREATE FUNCTION aos_cus.release_reservation(tenant_id uuid, call_id text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_release_reservation' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
+    'frees the live reservation of a checked call that will not happen; true when there was one';
+REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;
+-- A check() of a call_id whose usage is recorded reserves nothing and says so: blocked / already_ingested.
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning', 'already_ingested'));
+
+-- Messages (issue 18): an unknown integration is 42704 (undefined_object), not the class-02 completion code 02000;
+-- one wording per condition ("integration <id> does not exist for this tenant", "integration <id> is deleted",
+-- '<name> "<value>" is not one of <the list>'); comments point at the README.
+CREATE OR REPLACE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stored record;
+    current_status text;
+BEGIN
+    -- Encrypt first: it checks the tenant and marks the statement as carrying a secret.
+    stored := aos_cus.credential_reference(tenant_id, integration_id, credential);
+    SELECT i.status INTO current_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    IF current_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'The credential of a deleted integration cannot be rotated.';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET credential_ref = stored.credential_ref, credential_hint = stored.credential_hint, updated_at = pg_catalog.now()
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
+                                      error text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+BEGIN
+    IF record_health.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.state IS NULL OR record_health.state NOT IN ('unknown', 'healthy', 'degraded', 'failing') THEN
+        RAISE EXCEPTION 'state must be one of unknown, healthy, degraded, failing' USING ERRCODE = '22023';
+    END IF;
+    IF record_health.latency_ms < 0 THEN
+        RAISE EXCEPTION 'latency_ms must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(record_health.error) > 1000 THEN
+        RAISE EXCEPTION 'error must be at most 1000 characters' USING ERRCODE = '22001';
+    END IF;
+    PERFORM aos_cus.assert_tenant(record_health.tenant_id);
+
+    SELECT i.status INTO v_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
+           health_latency_ms = record_health.latency_ms, health_error = record_health.error
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
+    INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
+    VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
+            record_health.latency_ms, record_health.error);
+    -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
+    DELETE FROM aos_cus.cus_health_history h
+     WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
+       AND h.id <= (SELECT o.id FROM aos_cus.cus_health_history o
+                     WHERE o.tenant_id = record_health.tenant_id AND o.integration_id = record_health.integration_id
+                     ORDER BY o.id DESC
+                    OFFSET pg_catalog.current_setting('aos_cus.health_history_keep')::integer LIMIT 1);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.request_health_check(tenant_id uuid, integration_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_checked timestamptz;
+BEGIN
+    IF request_health_check.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF request_health_check.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM aos_cus.assert_tenant(request_health_check.tenant_id);
+    SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
+    END IF;
+    -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
+    IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN
+        RETURN false;
+    END IF;
+    INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id)
+    VALUES (request_health_check.tenant_id, request_health_check.integration_id)
+    ON CONFLICT ON CONSTRAINT cus_health_checks_one_per_integration DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb) IS
+    'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
+COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
+-- Exact OpenAI token counts (issue 16): count_tokens, count_message_tokens and token_encoding (tiktoken's
+-- o200k_base and cl100k_base in C); every aos_cus role may call them.
+CREATE FUNCTION aos_cus.count_tokens(input text, model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'aos_cus_count_tokens'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.count_tokens(text, text) IS
+    'exact tokens of input for an OpenAI model or encoding (o200k_base, cl100k_base), as tiktoken counts them; NULL input gives NULL';
+
+CREATE FUNCTION aos_cus.count_message_tokens(messages jsonb, model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'aos_cus_count_message_tokens'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.count_message_tokens(jsonb, text) IS
+    'exact prompt tokens of a chat messages array for an OpenAI model: its strings, 3 per message, 1 per name, 3 for the reply';
+
+CREATE FUNCTION aos_cus.token_encoding(model text) RETURNS text
+    AS 'MODULE_PATHNAME', 'aos_cus_token_encoding'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.token_encoding(text) IS
+    'the encoding count_tokens uses for model (o200k_base or cl100k_base, as tiktoken maps OpenAI models), NULL for any other model';
+
+-- Pure functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
+GRANT EXECUTE ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_message_tokens(jsonb, text),
+    aos_cus.token_encoding(text)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+REVOKE ALL ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_message_tokens(jsonb, text),
+    aos_cus.token_encoding(text) FROM PUBLIC;
+
+-- Exact input tokens in estimate_call (issue 16): call_input_tokens counts with count_tokens for the models tiktoken
+-- maps and estimate_tokens for any other.
+CREATE FUNCTION aos_cus_internal.text_tokens(input text, model text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN CASE WHEN aos_cus.token_encoding(model) IS NULL THEN aos_cus.estimate_tokens(input, model)
+                ELSE aos_cus.count_tokens(input, model) END;
+COMMENT ON FUNCTION aos_cus_internal.text_tokens(text, text) IS
+    'count_tokens for models tiktoken maps, estimate_tokens for any other (call_input_tokens counts with it)';
+
+GRANT EXECUTE ON FUNCTION aos_cus_internal.text_tokens(text, text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+REVOKE ALL ON FUNCTION aos_cus_internal.text_tokens(text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION aos_cus.call_input_tokens(model text, input jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    total bigint := 3;
+    size bigint;
+    m jsonb;
+    i bigint;
+    part jsonb;
+    j bigint;
+    kv record;
+BEGIN
+    IF call_input_tokens.input IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'input must not be null';
+    END IF;
+    size := pg_catalog.octet_length(call_input_tokens.input::pg_catalog.text);
+    IF size OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
+        RETURN aos_cus_internal.text_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
+       OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'input must be a string or a non-empty chat messages array';
+    END IF;
+    FOR m, i IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                  FROM pg_catalog.jsonb_array_elements(call_input_tokens.input) WITH ORDINALITY AS e(value, ord) LOOP
+        IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s] must be a JSON object', i);
+        END IF;
+        IF pg_catalog.jsonb_typeof(m OPERATOR(pg_catalog.->) 'role') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s].role must be a string', i);
+        END IF;
+        total := total OPERATOR(pg_catalog.+) 3;
+        FOR kv IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(m) AS e(key, value) LOOP
+            IF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'array' THEN
+                FOR part, j IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                                 FROM pg_catalog.jsonb_array_elements(kv.value) WITH ORDINALITY AS e(value, ord) LOOP
+                    IF pg_catalog.jsonb_typeof(part) OPERATOR(pg_catalog.<>) 'object' THEN
+                        RAISE EXCEPTION USING ERRCODE = '22023',
+                            MESSAGE = pg_catalog.format('input[%s].content[%s] must be a JSON object', i, j);
+                    END IF;
+                    IF part OPERATOR(pg_catalog.?) 'text' THEN
+                        IF pg_catalog.jsonb_typeof(part OPERATOR(pg_catalog.->) 'text') OPERATOR(pg_catalog.<>) 'string' THEN
+                            RAISE EXCEPTION USING ERRCODE = '22023',
+                                MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
+                        END IF;
+                        total := total OPERATOR(pg_catalog.+)
+                                 aos_cus_internal.text_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                    END IF;
+                END LOOP;
+            ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
+                  AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                    MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                                                                               call_input_tokens.model)
+                         OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                -- Tool calls and other structured members: their JSON text.
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
+    'input tokens of a chat messages array or a string plus the chat overhead: exact (count_tokens) for models tiktoken maps, estimate_tokens otherwise';
+
+-- Time partitions (issue 19): cus_llm_usage and cus_ingest_rejects become partitioned by time, (tenant_id,
+-- call_id) moves to cus_usage_keys, and the 0.1.0 rows move into the new tables' partitions: kept aside in
+-- temporary tables, copied back before any trigger exists (no row is priced, settled or keyed twice), then
+-- moved into monthly partitions. usage_history() returns the table's row type: made anew.
+DROP FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer);
+CREATE TEMPORARY TABLE usage_0_1 AS SELECT * FROM aos_cus.cus_llm_usage;
+CREATE TEMPORARY TABLE rejects_0_1 AS SELECT * FROM aos_cus.cus_ingest_rejects;
+ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY NONE;
+-- Leaving the extension first takes them off its list of tables whose data pg_dump keeps.
+ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_llm_usage;
+ALTER EXTENSION aos_cus DROP TABLE aos_cus.cus_ingest_rejects;
+ALTER EXTENSION aos_cus DROP SEQUENCE aos_cus.cus_ingest_rejects_id_seq;
+DROP TABLE aos_cus.cus_llm_usage, aos_cus.cus_ingest_rejects;
+CREATE TABLE aos_cus.cus_llm_usage (
+    tenant_id              uuid NOT NULL,
+    id                     bigint NOT NULL DEFAULT pg_catalog.nextval('aos_cus.cus_llm_usage_id_seq'),
+    integration_id         uuid NOT NULL,
+    call_id                text NOT NULL CHECK (pg_catalog.length(call_id) BETWEEN 1 AND 255),
+    provider               aos_cus.provider NOT NULL,
+    model                  text NOT NULL CHECK (pg_catalog.length(model) BETWEEN 1 AND 200),
+    service_tier           aos_cus.service_tier NOT NULL DEFAULT 'standard',
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents,
+    price_id               bigint,
+    latency_ms             integer CHECK (latency_ms >= 0),
+    status                 text NOT NULL DEFAULT 'success'
+                           CHECK (status IN ('success', 'error', 'timeout', 'cancelled', 'blocked')),
+    error_code             text CHECK (pg_catalog.length(error_code) <= 200),
+    started_at             timestamptz NOT NULL,
+    ingested_at            timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    metadata               jsonb NOT NULL DEFAULT '{}'
+                           CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
+    -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
+    ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
+    CHECK (reasoning_tokens <= output_tokens)
+) PARTITION BY RANGE (started_at);
+-- One bound per count (AOS_TOKEN_COUNT_MAX in src/core/cost.h): no sum over a call's buckets can overflow.
+ALTER TABLE aos_cus.cus_llm_usage ADD CONSTRAINT cus_llm_usage_token_counts_bounded
+    CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+                    reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000);
+COMMENT ON TABLE aos_cus.cus_llm_usage IS 'one row per LLM call, idempotent by (tenant_id, call_id), cost in micro-cents; partitioned by started_at';
+-- Rows no time partition holds yet; maintain_partitions() moves them into partitions of their own.
+CREATE TABLE aos_cus.cus_llm_usage_default PARTITION OF aos_cus.cus_llm_usage DEFAULT;
+COMMENT ON TABLE aos_cus.cus_llm_usage_default IS 'usage rows of periods without a partition yet (maintain_partitions() moves them)';
+-- Keys and indexes belong to each partition, copied from the default partition's by maintain_partitions():
+-- pg_dump can restore the partitions of an extension's table only when the table itself has none.
+-- (tenant_id, id) is unique per partition with the partition key; call_id is unique through cus_usage_keys.
+ALTER TABLE aos_cus.cus_llm_usage_default ADD PRIMARY KEY (tenant_id, id, started_at);
+CREATE INDEX cus_llm_usage_default_integration_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, integration_id, started_at);
+CREATE INDEX cus_llm_usage_default_time_idx ON aos_cus.cus_llm_usage_default (tenant_id, started_at);
+-- xids grow with insertion order: inserts land on the index's right edge, and a rollup reads only new rows.
+CREATE INDEX cus_llm_usage_default_ingest_xid_idx ON aos_cus.cus_llm_usage_default (ingest_xid);
+
+-- Idempotency keys: (tenant_id, call_id) of every usage row started or ingested inside the idempotency window
+-- (a table partitioned by time cannot hold that unique key). Kept by the usage table's triggers, which also
+-- rebuild it when a dump is restored.
+CREATE TABLE aos_cus.cus_usage_keys (
+    tenant_id    uuid NOT NULL,
+    call_id      text NOT NULL,
+    usage_id     bigint NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ingested_at  timestamptz NOT NULL,
+    CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id started or ingested inside the idempotency window';
+
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens,
+        cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+        output_audio_tokens, cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata,
+        ingest_xid)
+SELECT tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
+       cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
+       cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid
+  FROM pg_temp.usage_0_1;
+INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
+SELECT tenant_id, call_id, id, started_at, ingested_at FROM pg_temp.usage_0_1;
+ALTER SEQUENCE aos_cus.cus_llm_usage_id_seq OWNED BY aos_cus.cus_llm_usage.id;
+DROP TABLE pg_temp.usage_0_1;
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_llm_usage');
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_llm_usage TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_llm_usage TO aos_cus_app, aos_cus_reader, aos_cus_worker;
+GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
+              cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+              output_audio_tokens, latency_ms, status, error_code, started_at, metadata)
+    ON aos_cus.cus_llm_usage TO aos_cus_app;
+REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM PUBLIC;
+-- Partitions and idempotency keys are reached through cus_llm_usage alone (its row-level security): row-level
+-- security without a policy refuses every row to anyone but their owner.
+REVOKE ALL ON aos_cus.cus_llm_usage_default, aos_cus.cus_usage_keys FROM aos_cus_admin;
+ALTER TABLE aos_cus.cus_llm_usage_default ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aos_cus.cus_usage_keys ENABLE ROW LEVEL SECURITY;
+CREATE TRIGGER cus_llm_usage_price BEFORE INSERT OR UPDATE OF cost_microcents, price_id ON aos_cus.cus_llm_usage
+    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus_internal.usage_price_trigger();
+CREATE TRIGGER enforcement_settle AFTER INSERT OR UPDATE OF cost_microcents ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_settle_trigger();
+-- Idempotency: each inserted row claims its (tenant_id, call_id) in cus_usage_keys (a duplicate raises 23505,
+-- or, inside ingest_usage(), is skipped and reported as duplicate); a deleted row frees its key.
+CREATE FUNCTION aos_cus_internal.usage_key_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_key_trigger'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus_internal.usage_key_trigger() IS
+    'keeps cus_usage_keys: claims a usage row''s call_id on insert, frees it on delete or truncate';
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_key_trigger() FROM PUBLIC;
+CREATE TRIGGER cus_llm_usage_key BEFORE INSERT ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_key_trigger();
+CREATE TRIGGER cus_llm_usage_key_free AFTER DELETE ON aos_cus.cus_llm_usage
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_key_trigger();
+CREATE TRIGGER cus_llm_usage_key_truncate AFTER TRUNCATE ON aos_cus.cus_llm_usage
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.usage_key_trigger();
+
+CREATE TABLE aos_cus.cus_ingest_rejects (
+    tenant_id      uuid NOT NULL,
+    id             bigint GENERATED BY DEFAULT AS IDENTITY,
+    rejected_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ord            integer NOT NULL CHECK (ord > 0),
+    call_id        text,
+    reason         text NOT NULL,
+    sqlstate       text NOT NULL CHECK (pg_catalog.length(sqlstate) = 5),
+    payload        text NOT NULL CHECK (pg_catalog.octet_length(payload) <= 65536),
+    payload_bytes  integer NOT NULL CHECK (payload_bytes >= 0)
+) PARTITION BY RANGE (rejected_at);
+COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; partitioned by rejected_at';
+CREATE TABLE aos_cus.cus_ingest_rejects_default PARTITION OF aos_cus.cus_ingest_rejects DEFAULT;
+COMMENT ON TABLE aos_cus.cus_ingest_rejects_default IS 'rejects of periods without a partition yet (maintain_partitions() moves them)';
+-- Each partition's own key and index, as cus_llm_usage's.
+ALTER TABLE aos_cus.cus_ingest_rejects_default ADD PRIMARY KEY (tenant_id, id, rejected_at);
+CREATE INDEX cus_ingest_rejects_default_time_idx ON aos_cus.cus_ingest_rejects_default (rejected_at);
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_ingest_rejects');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_default', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');
+REVOKE ALL ON aos_cus.cus_ingest_rejects, aos_cus.cus_ingest_rejects_default FROM PUBLIC;
+REVOKE ALL ON aos_cus.cus_ingest_rejects_default FROM aos_cus_admin;
+ALTER TABLE aos_cus.cus_ingest_rejects_default ENABLE ROW LEVEL SECURITY;
+INSERT INTO aos_cus.cus_ingest_rejects (tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes)
+SELECT tenant_id, id, rejected_at, ord, call_id, reason, sqlstate, payload, payload_bytes FROM pg_temp.rejects_0_1;
+SELECT pg_catalog.setval('aos_cus.cus_ingest_rejects_id_seq', coalesce((SELECT max(id) FROM pg_temp.rejects_0_1), 0) + 1, false);
+DROP TABLE pg_temp.rejects_0_1;
+GRANT SELECT, DELETE ON aos_cus.cus_ingest_rejects TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_ingest_rejects TO aos_cus_app, aos_cus_reader;
+CREATE FUNCTION aos_cus.usage_history(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                      from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
+                                      to_ts timestamptz DEFAULT pg_catalog.now(),
+                                      after_id bigint DEFAULT NULL, page_size integer DEFAULT 100)
+    RETURNS SETOF aos_cus.cus_llm_usage
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL OR page_size IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts, to_ts and page_size must not be null';
+    END IF;
+    IF page_size < 1 OR page_size > 1000 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('page_size %s is not between 1 and 1000', page_size);
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Newest first; the next page passes the last id of this one as after_id.
+    RETURN QUERY
+    SELECT u.* FROM aos_cus.cus_llm_usage u
+     WHERE u.tenant_id = usage_history.tenant_id
+       AND (usage_history.integration_id IS NULL OR u.integration_id = usage_history.integration_id)
+       AND u.started_at >= from_ts AND u.started_at < to_ts
+       AND (after_id IS NULL OR u.id < after_id)
+     ORDER BY u.id DESC
+     LIMIT page_size;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) IS
+    'usage rows of a tenant, newest first, keyset-paginated by after_id (the last id of the previous page)';
+
+REVOKE ALL ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.usage_history(uuid, uuid, timestamptz, timestamptz, bigint, integer)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    PERFORM aos_cus.maintain_partitions();
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rollup_usage() IS
+    'folds usage rows committed since the last rollup into cus_usage_daily, then maintain_partitions(); returns how many; safe to run concurrently';
+
+-- Windows and layout; no row means the defaults of usage_settings() (a row is user data, kept by pg_dump).
+CREATE TABLE aos_cus.cus_usage_settings (
+    id                  boolean PRIMARY KEY DEFAULT true CHECK (id),
+    partition_interval  interval NOT NULL CHECK (partition_interval IN ('1 day', '7 days', '1 mon', '3 mons', '1 year')),
+    idempotency_window  interval NOT NULL CHECK (idempotency_window >= interval '1 day'),
+    raw_retention       interval CHECK (raw_retention >= interval '1 day'),
+    rejects_retention   interval CHECK (rejects_retention >= interval '1 day'),
+    hourly_retention    interval NOT NULL CHECK (hourly_retention >= interval '1 day'),
+    updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aos_cus.cus_usage_settings IS 'partition interval, idempotency window and retention (set_partitioning(), set_retention())';
+REVOKE ALL ON aos_cus.cus_usage_settings FROM aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_usage_settings TO aos_cus_operator;
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_settings', '');
+
+CREATE FUNCTION aos_cus.usage_settings(OUT partition_interval interval, OUT idempotency_window interval,
+                                       OUT raw_retention interval, OUT rejects_retention interval,
+                                       OUT hourly_retention interval)
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(s.partition_interval, interval '1 month'), coalesce(s.idempotency_window, interval '35 days'),
+           s.raw_retention, CASE WHEN s.id IS NULL THEN interval '30 days' ELSE s.rejects_retention END,
+           coalesce(s.hourly_retention, interval '35 days')
+      FROM (SELECT) d LEFT JOIN aos_cus.cus_usage_settings s ON true
+$$;
+COMMENT ON FUNCTION aos_cus.usage_settings() IS
+    'settings in force: partition interval (1 month), idempotency window (35 days), raw and rejects retention (forever, 30 days), hourly retention (35 days)';
+
+-- Internal: the bounds of every time partition of tbl (not the default one), in order.
+CREATE FUNCTION aos_cus_internal.partition_bounds(tbl regclass, OUT part regclass, OUT lower timestamptz, OUT upper timestamptz)
+    RETURNS SETOF record LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.oid::regclass, b[1]::timestamptz, b[2]::timestamptz
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid,
+           LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                           $r$FROM \('([^']+)'\) TO \('([^']+)'\)$r$) b
+     WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND b IS NOT NULL
+     ORDER BY 2
+$$;
+COMMENT ON FUNCTION aos_cus_internal.partition_bounds(regclass) IS 'internal: each time partition of tbl with its [lower, upper) bounds';
+REVOKE ALL ON FUNCTION aos_cus_internal.partition_bounds(regclass) FROM PUBLIC;
+
+-- Internal: the start of the partition period holding ts (UTC days, ISO weeks, months, quarters, years).
+CREATE FUNCTION aos_cus_internal.partition_start(ts timestamptz, step interval) RETURNS timestamptz
+    LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.date_trunc(CASE step WHEN interval '1 day' THEN 'day' WHEN interval '7 days' THEN 'week'
+                                          WHEN interval '1 month' THEN 'month' WHEN interval '3 months' THEN 'quarter'
+                                          ELSE 'year' END, ts, 'UTC');
+COMMENT ON FUNCTION aos_cus_internal.partition_start(timestamptz, interval) IS 'internal: start of the partition period holding ts';
+REVOKE ALL ON FUNCTION aos_cus_internal.partition_start(timestamptz, interval) FROM PUBLIC;
+
+-- Internal: a new partition [lower, upper) of tbl holding the default partition's rows of that range, built with
+-- the default partition's keys and indexes and attached (the parent's triggers and foreign key are cloned). The
+-- default partition is detached meanwhile (moving its rows fires no trigger); inserts wait for the commit.
+CREATE FUNCTION aos_cus_internal.add_partition(tbl regclass, lower timestamptz, upper timestamptz) RETURNS regclass
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
+    name text := rel || '_p' || pg_catalog.to_char(lower AT TIME ZONE 'UTC', 'YYYYMMDD');
+    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
+    part text := pg_catalog.format('aos_cus.%I', name);
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, def);
+    EXECUTE pg_catalog.format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)', part, def);
+    EXECUTE pg_catalog.format('WITH m AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) $1 AND %I OPERATOR(pg_catalog.<) $2 RETURNING *) '
+                              'INSERT INTO %s SELECT * FROM m', def, col, col, part) USING lower, upper;
+    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', tbl, part, lower, upper);
+    EXECUTE pg_catalog.format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', tbl, def);
+    -- Reached through the parent only: no grant, and row-level security without a policy.
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %s IS %L', part,
+                              pg_catalog.format('%s rows with %s in [%s, %s)', rel, col, lower, upper));
+    -- Made by ALTER EXTENSION UPDATE, it would be a member of the extension: partitions are data.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.objid OPERATOR(pg_catalog.=) part::pg_catalog.regclass AND d.deptype OPERATOR(pg_catalog.=) 'e') THEN
+        EXECUTE pg_catalog.format('ALTER EXTENSION aos_cus DROP TABLE %s', part);
+    END IF;
+    RETURN part::pg_catalog.regclass;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timestamptz) IS
+    'internal to maintain_partitions(): a new time partition holding the default partition''s rows of its range';
+REVOKE ALL ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
+
+-- Internal: partitions of tbl ahead of now, the default partition's rows in their own, past retention dropped.
+CREATE FUNCTION aos_cus_internal.maintain_table(tbl regclass, step interval, retention interval)
+    RETURNS TABLE (action text, partition_name text)
+    -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' AS $$
+DECLARE
+    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
+    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
+    ahead timestamptz := pg_catalog.now() + step + interval '1 day';
+    r timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    st pg_snapshot;
+    unfolded boolean;
+    p record;
+BEGIN
+    -- Ahead: contiguous from the last partition (or the current period) to past now + one period.
+    LOOP
+        lo := GREATEST((SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b),
+                       aos_cus_internal.partition_start(pg_catalog.now(), step));
+        EXIT WHEN lo > ahead;
+        action := 'created';
+        partition_name := aos_cus_internal.add_partition(tbl, lo, aos_cus_internal.partition_start(lo, step) + step)::text;
+        RETURN NEXT;
+    END LOOP;
+    -- Rows in the default partition: each in the gap between partitions that holds it, cut to its period.
+    LOOP
+        EXECUTE pg_catalog.format('SELECT min(%I) FROM %s', col, def) INTO r;
+        EXIT WHEN r IS NULL;
+        lo := GREATEST(aos_cus_internal.partition_start(r, step),
+                       (SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
+        hi := LEAST(aos_cus_internal.partition_start(r, step) + step,
+                    (SELECT min(b.lower) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
+        action := 'moved';
+        partition_name := aos_cus_internal.add_partition(tbl, lo, hi)::text;
+        RETURN NEXT;
+    END LOOP;
+    IF retention IS NULL THEN
+        RETURN;
+    END IF;
+    -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
+    st := (SELECT s.last_snapshot FROM aos_cus.cus_rollup_state s);
+    FOR p IN SELECT * FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
+        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
+                                      'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
+            CONTINUE WHEN unfolded;
+            DELETE FROM aos_cus.cus_usage_keys k
+             WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
+        END IF;
+        action := 'dropped';
+        partition_name := p.part::text;
+        EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, p.part);
+        EXECUTE pg_catalog.format('DROP TABLE %s', p.part);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
+REVOKE ALL ON FUNCTION aos_cus_internal.maintain_table(regclass, interval, interval) FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg record := aos_cus.usage_settings();
+BEGIN
+    PERFORM aos_cus.assert_platform('maintain_partitions()');
+    RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
+                   FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+    RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
+                   FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
+    -- A key lives while its row started, or was ingested, inside the window.
+    DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
+                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
+    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
+
+-- Internal: the settings row, made from the defaults when missing, for an update.
+CREATE FUNCTION aos_cus_internal.lock_usage_settings() RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO aos_cus.cus_usage_settings (partition_interval, idempotency_window, raw_retention, rejects_retention, hourly_retention)
+    SELECT s.partition_interval, s.idempotency_window, s.raw_retention, s.rejects_retention, s.hourly_retention
+      FROM aos_cus.usage_settings() s
+    ON CONFLICT (id) DO UPDATE SET updated_at = pg_catalog.now()
+$$;
+COMMENT ON FUNCTION aos_cus_internal.lock_usage_settings() IS 'internal: makes and locks the settings row';
+REVOKE ALL ON FUNCTION aos_cus_internal.lock_usage_settings() FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.set_retention(raw interval, rejects interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_retention()');
+    IF raw < interval '1 day' OR rejects < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day',
+                                        coalesce(raw::text, 'NULL'), coalesce(rejects::text, 'NULL'));
+    END IF;
+    PERFORM aos_cus_internal.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_retention(interval, interval) IS
+    'keeps raw usage rows and ingest rejects this long (NULL: forever); maintain_partitions() drops whole partitions past it';
+
+CREATE FUNCTION aos_cus.set_partitioning(partition_interval interval DEFAULT NULL, idempotency_window interval DEFAULT NULL,
+                                         hourly_retention interval DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_partitioning()');
+    IF partition_interval NOT IN (interval '1 day', interval '7 days', interval '1 month', interval '3 months', interval '1 year') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('partition_interval "%s" is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
+    END IF;
+    IF idempotency_window < interval '1 day' OR hourly_retention < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format(
+            'idempotency_window %s, hourly_retention %s: each must be at least 1 day', idempotency_window, hourly_retention);
+    END IF;
+    PERFORM aos_cus_internal.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings s
+       SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
+           idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),
+           hourly_retention = coalesce(set_partitioning.hourly_retention, s.hourly_retention);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_partitioning(interval, interval, interval) IS
+    'partition interval of new partitions, idempotency window and hourly rollup retention (NULL keeps the current value)';
+
+REVOKE ALL ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
+    aos_cus.set_partitioning(interval, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.usage_settings(), aos_cus.maintain_partitions(), aos_cus.set_retention(interval, interval),
+    aos_cus.set_partitioning(interval, interval, interval) TO aos_cus_operator;
+-- The 0.1.0 rows, now in the default partitions, move into monthly partitions of their own.
+SELECT count(*) FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', interval '1 month', NULL);
+SELECT count(*) FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', interval '1 month', NULL);
+
+-- Hourly rollups (issue 19): cus_usage_hourly beside cus_usage_daily, folded by the same rollups, kept for the hourly
+-- retention; the hours inside it are rebuilt from the usage rows the daily rollups already hold.
+-- Hourly aggregates, as the daily ones but per UTC hour (its start), kept for the hourly retention (35 days).
+CREATE TABLE aos_cus.cus_usage_hourly (
+    tenant_id              uuid NOT NULL,
+    integration_id         uuid NOT NULL,
+    hour                   timestamptz NOT NULL,
+    provider               aos_cus.provider NOT NULL,
+    model                  text NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    errors                 bigint NOT NULL DEFAULT 0 CHECK (errors >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    latency_sum_ms         bigint NOT NULL DEFAULT 0 CHECK (latency_sum_ms >= 0),
+    latency_max_ms         integer NOT NULL DEFAULT 0 CHECK (latency_max_ms >= 0),
+    updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, integration_id, hour, provider, model),
+    -- A short-lived derivative of the usage rows: it goes with its integration.
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE aos_cus.cus_usage_hourly IS 'hourly usage aggregates (UTC hours) maintained by rollup_usage(), kept for the hourly retention';
+
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_hourly', '');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_hourly');
+REVOKE ALL ON aos_cus.cus_usage_hourly FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_usage_hourly TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_usage_hourly TO aos_cus_app, aos_cus_reader, aos_cus_worker;
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Adds the groups of a CTE to an aggregate table keyed by its period column (%1$I table, %2$I column, %3$s CTE).
+    upsert constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, integration_id, %2$I, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, integration_id, %2$I, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = pg_catalog.now()$u$;
+    -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
+    hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
+    folded bigint;
+BEGIN
+    -- Rows grouped by UTC hour; the days are sums of their hours (sums of non-negative counts saturate alike).
+    EXECUTE pg_catalog.format($q$
+        WITH h AS (
+            SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE %1$s
+             GROUP BY 1, 2, 3, 4, 5),
+        kept AS (SELECT * FROM h WHERE hour >= $5),
+        g AS (
+            SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(sum(cost_microcents)) AS cost_microcents,
+                   sum(unpriced_requests)::bigint AS unpriced_requests,
+                   aos_cus_internal.saturate(sum(latency_sum_ms)) AS latency_sum_ms,
+                   max(latency_max_ms) AS latency_max_ms
+              FROM h
+             GROUP BY 1, 2, 3, 4, 5),
+        ins_hourly AS (%2$s),
+        ins_daily AS (%3$s)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
+        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'))
+    INTO folded USING a, b, from_day, to_day, hourly_from;
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
+    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily and cus_usage_hourly';
+REVOKE ALL ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
+    DELETE FROM aos_cus.cus_usage_daily;
+    DELETE FROM aos_cus.cus_usage_hourly;
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.lock_rollup_state() IS
+    'internal: locks cus_rollup_state; rebuilds every aggregate when the cluster changed (restore) or on first use';
+REVOKE ALL ON FUNCTION aos_cus_internal.lock_rollup_state() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    DELETE FROM aos_cus.cus_usage_hourly
+     WHERE hour >= (from_day::timestamp AT TIME ZONE 'UTC') AND hour < ((to_day + 1)::timestamp AT TIME ZONE 'UTC');
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
+    'recomputes cus_usage_daily and cus_usage_hourly exactly for the UTC days from_day..to_day; returns the usage rows counted';
+
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    changed bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
+                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, hour, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
+
+CREATE FUNCTION aos_cus.hourly_aggregates(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                          from_ts timestamptz DEFAULT pg_catalog.now() - interval '1 day',
+                                          to_ts timestamptz DEFAULT pg_catalog.now())
+    RETURNS SETOF aos_cus.cus_usage_hourly
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    RETURN QUERY
+    SELECT h.* FROM aos_cus.cus_usage_hourly h
+     WHERE h.tenant_id = hourly_aggregates.tenant_id
+       AND (hourly_aggregates.integration_id IS NULL OR h.integration_id = hourly_aggregates.integration_id)
+       AND h.hour >= pg_catalog.date_trunc('hour', from_ts, 'UTC') AND h.hour < to_ts
+     ORDER BY h.hour, h.integration_id, h.provider, h.model;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) IS
+    'rolled-up hourly rows (UTC hours overlapping [from_ts, to_ts), inside the hourly retention) as of the last rollup_usage()';
+
+REVOKE ALL ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+SELECT aos_cus.rebuild_daily(((pg_catalog.now() - interval '35 days') AT TIME ZONE 'UTC')::date, (pg_catalog.now() AT TIME ZONE 'UTC')::date + 1);

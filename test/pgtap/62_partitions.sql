@@ -32,7 +32,7 @@ SELECT is((SELECT (partition_interval, idempotency_window, raw_retention, reject
 SELECT throws_ok($$SELECT aos_cus.set_retention(interval '1 hour', NULL)$$, '22023',
     'retention raw 01:00:00, rejects NULL: each must be NULL (forever) or at least 1 day', 'a retention under a day is 22023');
 SELECT throws_ok($$SELECT aos_cus.set_partitioning(interval '2 months')$$, '22023',
-    'partition_interval 2 mons is not one of 1 day, 7 days, 1 month, 3 months, 1 year', 'an unsupported partition interval is 22023');
+    'partition_interval "2 mons" is not one of 1 day, 7 days, 1 month, 3 months, 1 year', 'an unsupported partition interval is 22023');
 SET ROLE aos_cus_admin;
 SELECT throws_ok($$SELECT aos_cus.set_retention(interval '1 day', interval '1 day')$$, '42501', NULL, 'a tenant admin cannot set retention');
 SELECT throws_ok($$SELECT * FROM aos_cus.maintain_partitions()$$, '42501', NULL, 'nor maintain partitions');
@@ -42,9 +42,9 @@ RESET ROLE;
 
 -- Created ahead: the partitions cover now and at least the next period.
 SELECT pg_temp.maintained('created') IS NOT NULL;
-SELECT ok((SELECT count(*) FROM aos_cus.partition_bounds('aos_cus.cus_llm_usage')
+SELECT ok((SELECT count(*) FROM aos_cus_internal.partition_bounds('aos_cus.cus_llm_usage')
             WHERE lower <= now() + interval '1 month' AND upper > now() + interval '1 month') = 1
-          AND (SELECT count(*) FROM aos_cus.partition_bounds('aos_cus.cus_llm_usage') WHERE lower <= now() AND upper > now()) = 1,
+          AND (SELECT count(*) FROM aos_cus_internal.partition_bounds('aos_cus.cus_llm_usage') WHERE lower <= now() AND upper > now()) = 1,
           'partitions exist for now and a month ahead');
 SELECT is(pg_temp.maintained('created'), '{}', 'maintenance again creates nothing');
 

@@ -47,14 +47,14 @@ my @two_arg = qw(get_integration enable_integration disable_integration delete_i
 foreach my $fn (@two_arg)
 {
 	refused('42501', "SELECT aos_cus.$fn('$B', '$b1')", "$fn with tenant B's id");
-	refused('02000', "SELECT aos_cus.$fn('$A', '$b1')", "$fn with B's integration under tenant A");
+	refused('42704', "SELECT aos_cus.$fn('$A', '$b1')", "$fn with B's integration under tenant A");
 }
 refused('42501', "SELECT aos_cus.update_integration('$B', '$b1', '{\"name\": \"pwned\"}')", 'update_integration for B');
-refused('02000', "SELECT aos_cus.update_integration('$A', '$b1', '{\"name\": \"pwned\"}')", "update_integration of B's id under A");
+refused('42704', "SELECT aos_cus.update_integration('$A', '$b1', '{\"name\": \"pwned\"}')", "update_integration of B's id under A");
 refused('42501', "SELECT aos_cus.set_limits('$B', '$b1', '{\"rpm\": 1}')", 'set_limits for B');
-refused('02000', "SELECT aos_cus.set_limits('$A', '$b1', '{\"rpm\": 1}')", "set_limits of B's id under A");
+refused('42704', "SELECT aos_cus.set_limits('$A', '$b1', '{\"rpm\": 1}')", "set_limits of B's id under A");
 refused('42501', "SELECT aos_cus.rotate_credential('$B', '$b1', 'sk-proj-attacker-0000000000000')", 'rotate_credential for B');
-refused('02000', "SELECT aos_cus.rotate_credential('$A', '$b1', 'sk-proj-attacker-0000000000000')", "rotate_credential of B's id under A");
+refused('42704', "SELECT aos_cus.rotate_credential('$A', '$b1', 'sk-proj-attacker-0000000000000')", "rotate_credential of B's id under A");
 refused('42501', "SELECT aos_cus.create_integration('$B', 'planted', 'openai', 'sk-proj-attacker-0000000000000')", 'create_integration for B');
 refused('42501', "SELECT aos_cus.list_integrations('$B')", 'list_integrations for B');
 refused('42501', "SELECT aos_cus.encrypt_credential('$B', '$b1', 'sk-proj-attacker-0000000000000')", 'encrypt_credential for B');
@@ -122,6 +122,22 @@ like($err, qr/ERROR:  42501: request.jwt.claims tenant_id names another tenant/,
 is($node->safe_psql('postgres', "SELECT row(name, status, credential_ref, credential_hint, rpm, updated_at)::text FROM aos_cus.cus_integrations WHERE id = '$b1'"),
 	$b_before, "tenant B's integration is unchanged after every attempt");
 is($node->safe_psql('postgres', "SELECT count(*) FROM aos_cus.cus_integrations WHERE tenant_id = '$B'"), '1', 'nothing was planted in tenant B');
+
+# Issue 21: PostgREST serves /rpc/<fn> for every function of the schemas in db-schemas and 404s the rest. The
+# helpers of the API are in aos_cus_internal: none is in an exposed schema, and calling one there finds nothing.
+my ($schemas) = slurp_file("$ENV{REPO}/examples/postgrest/postgrest.conf") =~ /^db-schemas\s*=\s*"([^"]*)"/m;
+is($schemas, 'aos_cus', 'PostgREST exposes schema aos_cus only');
+my @helpers = qw(apply_limits check_integration_fields check_integration_name check_keys integration_for_update
+  limit_choice limit_integer patch_text set_integration_status check_credential_ref integration_of is_iana_timezone
+  price_providers);
+my $list = join(',', map { "'$_'" } @helpers);
+is($node->safe_psql('postgres', "SELECT string_agg(proname, ',') FROM pg_proc WHERE pronamespace = 'aos_cus'::regnamespace AND proname IN ($list)"),
+	'', 'no helper is an /rpc/ endpoint (none is in the exposed schema)');
+($ret, $out, $err) = request('tenant_admin', $A, "SELECT aos_cus.is_iana_timezone(name => 'UTC')");
+like($err, qr/ERROR:  42883: function aos_cus.is_iana_timezone\(name => unknown\) does not exist/,
+	'/rpc/is_iana_timezone: no such function (PostgREST: 404)');
+($ret, $out, $err) = request('tenant_admin', $A, "SELECT aos_cus.limit_integer(limits => '{}', key => 'rpm', low => 1, high => 2)");
+like($err, qr/ERROR:  42883: function aos_cus.limit_integer/, '/rpc/limit_integer: no such function (PostgREST: 404)');
 
 $node->stop;
 done_testing();
