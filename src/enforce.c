@@ -87,6 +87,7 @@
 #include "spi_safe.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
+#include "webhooks.h"
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
@@ -157,6 +158,7 @@ typedef struct EnfLimits
 /* Alert flags per dimension and period. */
 #define ENF_ALERT_WARN 1
 #define ENF_ALERT_FULL 2
+#define ENF_ALERT_BLOCKED 4		/* the first block of the period (an exhausted event) */
 
 /* Entries in use order, oldest first: without rate limits, and with rpm or tpm. */
 typedef struct EnfLru
@@ -1540,6 +1542,10 @@ decide(const EnfRequest *req, EnfResult *res)
 	{
 		res->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
 		res->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
+		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_BUDGET_EXCEEDED)
+			res->new_budget_alerts |= ENF_ALERT_BLOCKED & ~e->budget_alerts;
+		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED)
+			res->new_token_alerts |= ENF_ALERT_BLOCKED & ~e->token_alerts;
 		e->budget_alerts |= res->new_budget_alerts;
 		e->token_alerts |= res->new_token_alerts;
 	}
@@ -1723,31 +1729,56 @@ append_json_ts(StringInfo buf, TimestampTz ts)
 	appendStringInfo(buf, "\"%sZ\"", text);
 }
 
-/* Queue one NOTIFY aos_cus_alerts per newly crossed threshold (sent when the transaction commits). */
+/*
+ * Per newly set alert flag: a NOTIFY aos_cus_alerts for a crossed threshold
+ * (sent when the transaction commits) and a webhook event in the outbox (in
+ * this transaction, once per period, threshold and limit; not in a read-only
+ * transaction). The scope is the integration's limit.
+ */
 static void
 send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 			TimestampTz start, TimestampTz end, int64 used, int64 limit)
 {
 	char		tenant[AOS_UUID_TEXT_LEN + 1];
 	char		integration[AOS_UUID_TEXT_LEN + 1];
+	char		scope[AOS_UUID_TEXT_LEN + 16];
 
 	aos_uuid_format(key->tenant.data, tenant);
 	aos_uuid_format(key->integration.data, integration);
-	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_FULL; bit <<= 1)
+	snprintf(scope, sizeof(scope), "integration:%s", integration);
+	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_BLOCKED; bit <<= 1)
 	{
 		StringInfoData buf;
+		StringInfoData type;
+		StringInfoData dedup;
+		int			threshold = bit == ENF_ALERT_WARN ? warn_pct : 100;
 
 		if (!(flags & bit))
 			continue;
 		initStringInfo(&buf);
-		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", "
-						 "\"threshold\": %d, \"period\": {\"start\": ",
-						 tenant, integration, dimension, bit == ENF_ALERT_WARN ? warn_pct : 100);
+		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", ",
+						 tenant, integration, dimension);
+		if (bit != ENF_ALERT_BLOCKED)
+			appendStringInfo(&buf, "\"threshold\": %d, ", threshold);
+		appendStringInfoString(&buf, "\"period\": {\"start\": ");
 		append_json_ts(&buf, start);
 		appendStringInfoString(&buf, ", \"end\": ");
 		append_json_ts(&buf, end);
-		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT "}", used, limit);
-		Async_Notify("aos_cus_alerts", buf.data);
+		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT, used, limit);
+		if (bit != ENF_ALERT_BLOCKED)
+			Async_Notify("aos_cus_alerts", psprintf("%s}", buf.data));
+		if (!XactReadOnly)
+		{
+			appendStringInfo(&buf, ", \"scope\": \"%s\"}", scope);
+			initStringInfo(&type);
+			appendStringInfo(&type, "%s.%s", dimension, bit == ENF_ALERT_BLOCKED ? "exhausted" : "threshold");
+			initStringInfo(&dedup);
+			appendStringInfo(&dedup, "%s:%s:" INT64_FORMAT ":" INT64_FORMAT, type.data, integration,
+							 (int64) start, limit);
+			if (bit != ENF_ALERT_BLOCKED)
+				appendStringInfo(&dedup, ":%d", threshold);
+			aos_cus_webhook_emit(&key->tenant, type.data, scope, dedup.data, buf.data);
+		}
 		pfree(buf.data);
 	}
 }
