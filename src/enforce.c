@@ -278,6 +278,19 @@ static int	ndeltas = 0;
 static int	maxdeltas = 0;
 static bool limits_changed = false;
 
+/* Alert flags a check() of this transaction set, taken back if it (or its subtransaction) aborts. */
+typedef struct EnfAlertSet
+{
+	EnfKey		key;
+	int			level;			/* subtransaction nest level that set them */
+	uint8		budget;
+	uint8		tokens;
+} EnfAlertSet;
+
+static EnfAlertSet *alert_sets = NULL;	/* in TopTransactionContext */
+static int	nalert_sets = 0;
+static int	maxalert_sets = 0;
+
 /* Usage table column numbers, cached per relation. */
 static Oid	usage_relid = InvalidOid;
 static int	usage_att_tenant,
@@ -633,7 +646,49 @@ apply_delta(const EnfDelta *d)
 	LWLockRelease(enf->lock);
 }
 
-/* Commit applies the deltas and publishes limits changes; abort drops them. */
+/* Clear the alert flags of alert_sets[from..] in shared memory (their events were rolled back); raises no error. */
+static void
+take_back_alerts(int from)
+{
+	if (from >= nalert_sets || enf == NULL)
+		return;
+	LWLockAcquire(enf->lock, LW_SHARED);
+	for (int i = from; i < nalert_sets; i++)
+	{
+		EnfEntry   *e = hash_search(enf_hash, &alert_sets[i].key, HASH_FIND, NULL);
+
+		if (e == NULL)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		e->budget_alerts &= ~alert_sets[i].budget;
+		e->token_alerts &= ~alert_sets[i].tokens;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(enf->lock);
+	nalert_sets = from;
+}
+
+/* Remember alert flags this transaction set, so an abort takes them back with their events. */
+static void
+remember_alerts(const EnfKey *key, uint8 budget, uint8 tokens)
+{
+	if (nalert_sets == maxalert_sets)
+	{
+		int			newmax = Max(8, maxalert_sets * 2);
+
+		alert_sets = alert_sets == NULL ?
+			MemoryContextAlloc(TopTransactionContext, newmax * sizeof(EnfAlertSet)) :
+			repalloc(alert_sets, newmax * sizeof(EnfAlertSet));
+		maxalert_sets = newmax;
+	}
+	alert_sets[nalert_sets].key = *key;
+	alert_sets[nalert_sets].level = GetCurrentTransactionNestLevel();
+	alert_sets[nalert_sets].budget = budget;
+	alert_sets[nalert_sets].tokens = tokens;
+	nalert_sets++;
+}
+
+/* Commit applies the deltas and publishes limits changes; abort drops them and takes back alert flags. */
 static void
 enforce_xact_callback(XactEvent event, void *arg)
 {
@@ -662,7 +717,12 @@ enforce_xact_callback(XactEvent event, void *arg)
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+				take_back_alerts(0);
+			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
+			alert_sets = NULL;	/* freed with TopTransactionContext */
+			nalert_sets = maxalert_sets = 0;
 			deltas = NULL;		/* freed with TopTransactionContext */
 			ndeltas = maxdeltas = 0;
 			limits_changed = false;
@@ -681,13 +741,20 @@ enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		int			from = nalert_sets;
+
 		while (ndeltas > 0 && deltas[ndeltas - 1].level >= level)
 			ndeltas--;
+		while (from > 0 && alert_sets[from - 1].level >= level)
+			from--;
+		take_back_alerts(from);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		for (int i = ndeltas - 1; i >= 0 && deltas[i].level >= level; i--)
 			deltas[i].level = level - 1;
+		for (int i = nalert_sets - 1; i >= 0 && alert_sets[i].level >= level; i--)
+			alert_sets[i].level = level - 1;
 	}
 }
 
@@ -1938,6 +2005,8 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
+		if (res.new_budget_alerts || res.new_token_alerts)
+			remember_alerts(&req.key, res.new_budget_alerts, res.new_token_alerts);
 	}
 	PG_CATCH();
 	{
