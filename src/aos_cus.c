@@ -5,12 +5,14 @@
  * estimate, extract) still work; the rest raise aos_cus_require_preload().
  */
 #include "aos_cus.h"
-#include "enforce.h"
-#include "pricing.h"
 #include "credentials.h"
 #include "egress_curl.h"
+#include "enforce.h"
 #include "health.h"
+#include "metrics.h"
+#include "pricing.h"
 #include "stats.h"
+#include "tenancy.h"
 #include "usage_stats.h"
 #include "webhooks.h"
 

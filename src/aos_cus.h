@@ -1,11 +1,10 @@
-/* aos_cus.h: declarations shared by the extension's fmgr glue, shared memory and workers. */
+/* aos_cus.h: what every fmgr module uses: the preload flag and argument and trigger checks. */
 #ifndef AOS_CUS_H
 #define AOS_CUS_H
 
 #include "postgres.h"
 
 #include "fmgr.h"
-#include "utils/uuid.h"
 
 /* True once _PG_init ran from shared_preload_libraries (shared memory and workers exist). */
 extern bool aos_cus_preloaded;
@@ -18,26 +17,5 @@ extern void aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name
 
 /* Raise 39P01 unless called as a trigger on aos_cus.<table> (any aos_cus table when table is NULL). */
 extern void aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table);
-
-/* Session tenant: the login's binding, else request.jwt.claims ->> 'tenant_id', else aos_cus.tenant_id; false when unset. */
-extern bool aos_cus_session_tenant(pg_uuid_t *out);
-
-/* True when the role outside any SECURITY DEFINER function is a superuser or aos_cus_operator member. */
-extern bool aos_cus_caller_is_operator(void);
-
-/* Check that the caller may act for tenant (42501 otherwise); argname names the argument. */
-extern void aos_cus_assert_tenant(const pg_uuid_t *tenant, const char *argname);
-
-/* 42501 when the session acts for a tenant; what names the operation spanning every tenant. */
-extern void aos_cus_assert_no_tenant(const char *what);
-
-/* 42501 unless the caller is aos_cus_operator (or superuser) and the session acts for no tenant. */
-extern void aos_cus_assert_platform(const char *what);
-
-/* Register the tenancy GUCs (aos_cus.tenant_id). */
-extern void aos_cus_tenancy_init(void);
-
-/* Register the metrics GUCs (aos_cus.metrics_max_integrations). */
-extern void aos_cus_metrics_init(void);
 
 #endif

@@ -27,10 +27,12 @@
  * refused: a ProcessUtility_hook keeps the texts of the running ones.
  */
 #include "aos_cus.h"
-#include "credentials.h"
 #include "credential_crypto.h"
+#include "credential_ref.h"
+#include "credentials.h"
 #include "spi_safe.h"
 #include "stats.h"
+#include "tenancy.h"
 #include "uuid_text.h"
 
 #include <ctype.h>
@@ -157,10 +159,10 @@ hide_secret_statements(ErrorData *edata)
 	if ((debug_query_string != NULL &&
 		 (secret_statement_start == GetCurrentStatementStartTimestamp() ||
 		  calls_secret_function(debug_query_string) ||
-		  aos_contains_plaintext_key(debug_query_string, strlen(debug_query_string)))) ||
+		  aos_cus_contains_plaintext_key(debug_query_string, strlen(debug_query_string)))) ||
 		(edata->elevel <= LOG_SERVER_ONLY && edata->message != NULL &&
 		 (calls_secret_function(edata->message) ||
-		  aos_contains_plaintext_key(edata->message, strlen(edata->message)))))
+		  aos_cus_contains_plaintext_key(edata->message, strlen(edata->message)))))
 	{
 		edata->hide_stmt = true;
 		/* CONTEXT holds bind parameters (log_parameter_max_length_on_error) and PL/pgSQL statement texts. */
@@ -236,8 +238,8 @@ forget_tenant_keys(void)
 {
 	for (int i = 0; i < TENANT_KEY_SLOTS; i++)
 		if (keys->tenant_keys[i].used)
-			aos_gcm_key_free(&keys->tenant_keys[i].key);
-	aos_secure_zero(keys->tenant_keys, sizeof(keys->tenant_keys));
+			aos_cus_gcm_key_free(&keys->tenant_keys[i].key);
+	aos_cus_secure_zero(keys->tenant_keys, sizeof(keys->tenant_keys));
 	keys->cached = 0;
 }
 
@@ -248,7 +250,7 @@ wipe_key_material(int code, Datum arg)
 	if (keys == NULL)
 		return;
 	forget_tenant_keys();
-	aos_secure_zero(keys, sizeof(KeyMaterial));
+	aos_cus_secure_zero(keys, sizeof(KeyMaterial));
 }
 
 /* Make sure this process zeroes its key material when it exits. */
@@ -315,11 +317,11 @@ load_keyring(void)
 	close(fd);
 	if (n < 0)
 		snprintf(keyring_error, sizeof(keyring_error), "could not read keyring file \"%s\": %m", keyring_file);
-	else if (!aos_keyring_parse(buf, (size_t) n, &keys->keyring, why, sizeof(why)))
+	else if (!aos_cus_keyring_parse(buf, (size_t) n, &keys->keyring, why, sizeof(why)))
 		snprintf(keyring_error, sizeof(keyring_error), "keyring file \"%s\" is invalid: %s", keyring_file, why);
 	else
 		keyring_loaded = true;
-	aos_secure_zero(buf, KEYRING_FILE_MAX);
+	aos_cus_secure_zero(buf, KEYRING_FILE_MAX);
 	free(buf);
 }
 
@@ -344,7 +346,7 @@ keyring_startup(void)
 	if (keyring_loaded)
 		ereport(LOG,
 				(errmsg("aos_cus: keyring \"%s\" loaded with %d key version(s), highest %u",
-						keyring_file, keys->keyring.count, aos_keyring_highest(&keys->keyring))));
+						keyring_file, keys->keyring.count, aos_cus_keyring_highest(&keys->keyring))));
 	else
 		ereport(WARNING,
 				(errmsg("aos_cus: keyring not loaded: %s", keyring_error),
@@ -420,7 +422,7 @@ check_version_key(int i, bool record)
 	ns = get_namespace_oid("aos_cus", true);
 	if (!OidIsValid(ns) || !OidIsValid(get_relname_relid("cus_keyring_versions", ns)))
 		return KEY_UNRECORDED;
-	if (!aos_key_fingerprint(e->key, fp))
+	if (!aos_cus_key_fingerprint(e->key, fp))
 		elog(ERROR, "could not compute a key fingerprint with OpenSSL");
 	args[0] = Int64GetDatum((int64) e->version);
 	args[1] = CStringGetTextDatum(fp);
@@ -456,7 +458,7 @@ check_version_key(int i, bool record)
 static int
 keyring_index(uint32_t version)
 {
-	const AosKeyringEntry *e = aos_keyring_find(&keys->keyring, version);
+	const AosKeyringEntry *e = aos_cus_keyring_find(&keys->keyring, version);
 
 	return e == NULL ? -1 : (int) (e - keys->keyring.entries);
 }
@@ -508,9 +510,9 @@ aos_cus_keyring_ready(char *why, size_t len)
 static uint32_t
 active_version(void)
 {
-	uint32_t	v = active_key_version > 0 ? (uint32_t) active_key_version : aos_keyring_highest(&keys->keyring);
+	uint32_t	v = active_key_version > 0 ? (uint32_t) active_key_version : aos_cus_keyring_highest(&keys->keyring);
 
-	if (aos_keyring_find(&keys->keyring, v) == NULL)
+	if (aos_cus_keyring_find(&keys->keyring, v) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("aos_cus.active_key_version %u is not in the keyring", v),
@@ -533,7 +535,7 @@ tenant_key_slot(uint32_t version, const uint8_t *tenant)
 static const AosGcmKey *
 tenant_key(uint32_t version, const pg_uuid_t *tenant)
 {
-	const AosKeyringEntry *master = aos_keyring_find(&keys->keyring, version);
+	const AosKeyringEntry *master = aos_cus_keyring_find(&keys->keyring, version);
 	int			slot = tenant_key_slot(version, tenant->data);
 	TenantKey  *e;
 
@@ -558,10 +560,10 @@ tenant_key(uint32_t version, const pg_uuid_t *tenant)
 	}
 	{
 		uint8_t		derived[AOS_DATA_KEY_LEN];
-		bool		ok = aos_derive_tenant_key(master->key, version, tenant->data, derived) &&
-			aos_gcm_key_init(&e->key, derived);
+		bool		ok = aos_cus_derive_tenant_key(master->key, version, tenant->data, derived) &&
+			aos_cus_gcm_key_init(&e->key, derived);
 
-		aos_secure_zero(derived, sizeof(derived));
+		aos_cus_secure_zero(derived, sizeof(derived));
 		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -580,7 +582,7 @@ uuid_str(const pg_uuid_t *u)
 {
 	char	   *s = palloc(AOS_UUID_TEXT_LEN + 1);
 
-	aos_uuid_format(u->data, s);
+	aos_cus_uuid_format(u->data, s);
 	return s;
 }
 
@@ -591,7 +593,7 @@ encrypt_to_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char
 	uint32_t	version;
 	uint8_t		aad[AOS_AAD_LEN];
 	uint8_t    *env;
-	size_t		env_len = aos_envelope_len(len);
+	size_t		env_len = aos_cus_envelope_len(len);
 	text	   *result;
 
 	require_keyring();
@@ -604,15 +606,15 @@ encrypt_to_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char
 						   version),
 				 errhint("Restore the original key of version %u in aos_cus.keyring_file and restart the server; a new key needs a new version.",
 						 version)));
-	aos_credential_aad(version, tenant->data, integration->data, aad);
+	aos_cus_credential_aad(version, tenant->data, integration->data, aad);
 	env = palloc(env_len);
-	if (!aos_gcm_seal(tenant_key(version, tenant), aad, (const uint8_t *) plaintext, len, env))
+	if (!aos_cus_gcm_seal(tenant_key(version, tenant), aad, (const uint8_t *) plaintext, len, env))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not encrypt the credential of integration %s with OpenSSL", uuid_str(integration))));
-	result = palloc(VARHDRSZ + aos_ref_encrypted_len(version, env_len) + 1);
-	aos_ref_format_encrypted(version, env, env_len, VARDATA(result));
-	SET_VARSIZE(result, VARHDRSZ + aos_ref_encrypted_len(version, env_len));
+	result = palloc(VARHDRSZ + aos_cus_ref_encrypted_len(version, env_len) + 1);
+	aos_cus_ref_format_encrypted(version, env, env_len, VARDATA(result));
+	SET_VARSIZE(result, VARHDRSZ + aos_cus_ref_encrypted_len(version, env_len));
 	pfree(env);
 	aos_cus_stat_add(AOS_STAT_CREDENTIAL_ENCRYPTED, 1);
 	return result;
@@ -648,7 +650,7 @@ open_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *ref,
 
 	require_keyring();
 	*version = 0;
-	if (aos_ref_parse(ref, ref_len, &parsed, why) != AOS_REF_ENCRYPTED)
+	if (aos_cus_ref_parse(ref, ref_len, &parsed, why) != AOS_REF_ENCRYPTED)
 	{
 		if (parsed.kind != AOS_REF_INVALID)
 			*why = "it is not an encrypted:// reference";
@@ -663,14 +665,14 @@ open_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *ref,
 		goto failed;
 	}
 	env = palloc(parsed.payload_len);
-	if (!aos_b64url_decode(parsed.payload, parsed.payload_len, env, &env_len))
+	if (!aos_cus_b64url_decode(parsed.payload, parsed.payload_len, env, &env_len))
 	{
 		*why = "the payload is not base64url";
 		goto failed;
 	}
-	aos_credential_aad(parsed.version, tenant->data, integration->data, aad);
+	aos_cus_credential_aad(parsed.version, tenant->data, integration->data, aad);
 	out = palloc(env_len + 1);
-	if (!aos_gcm_open(key, aad, env, env_len, (uint8_t *) out, &plain_len))
+	if (!aos_cus_gcm_open(key, aad, env, env_len, (uint8_t *) out, &plain_len))
 	{
 		if (check_version_key(keyring_index(parsed.version), false) == KEY_WRONG)
 		{
@@ -822,11 +824,11 @@ static AosRefKind
 parse_or_raise(const char *ref, size_t len, AosCredRef *parsed, int sqlerrcode, const char *argname)
 {
 	const char *why;
-	AosRefKind	kind = aos_ref_parse(ref, len, parsed, &why);
+	AosRefKind	kind = aos_cus_ref_parse(ref, len, parsed, &why);
 
 	if (kind == AOS_REF_INVALID)
 	{
-		const char *shape = aos_plaintext_key_shape(ref, len);
+		const char *shape = aos_cus_plaintext_key_shape(ref, len);
 
 		mark_statement_secret();
 		if (shape != NULL)
@@ -851,7 +853,7 @@ aos_cus_validate_credential_format(PG_FUNCTION_ARGS)
 
 	aos_cus_require_arg(fcinfo, 0, "ref");
 	ref = PG_GETARG_TEXT_PP(0);
-	PG_RETURN_TEXT_P(cstring_to_text(aos_ref_kind_name(parse_or_raise(VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
+	PG_RETURN_TEXT_P(cstring_to_text(aos_cus_ref_kind_name(parse_or_raise(VARDATA_ANY(ref), VARSIZE_ANY_EXHDR(ref),
 																	  &parsed, ERRCODE_INVALID_PARAMETER_VALUE,
 																	  "ref"))));
 }
@@ -944,7 +946,7 @@ aos_cus_credential_reference(PG_FUNCTION_ARGS)
 					 errmsg("credential is not valid text")));
 		values[0] = PointerGetDatum(encrypt_to_ref(PG_GETARG_UUID_P(0), PG_GETARG_UUID_P(1), s, len));
 		/* The hint shows four characters only of keys long enough to keep the rest secret. */
-		hint = aos_credential_hint_offset(s, len);
+		hint = aos_cus_credential_hint_offset(s, len);
 		if (pg_mbstrlen_with_len(s, (int) len) >= 16)
 		{
 			values[1] = PointerGetDatum(cstring_to_text_with_len(s + hint, (int) (len - hint)));
@@ -1340,7 +1342,7 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) == e->version)
 				count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
 		}
-		if (!aos_key_fingerprint(e->key, fp))
+		if (!aos_cus_key_fingerprint(e->key, fp))
 			elog(ERROR, "could not compute a key fingerprint with OpenSSL");
 		values[0] = Int64GetDatum(e->version);
 		values[1] = BoolGetDatum(e->version == active);
@@ -1355,7 +1357,7 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 		Datum		values[4];
 		bool		nulls[4] = {false, false, true, false};
 
-		if (v > 0 && v <= AOS_KEY_VERSION_MAX && aos_keyring_find(&keys->keyring, (uint32_t) v) != NULL)
+		if (v > 0 && v <= AOS_KEY_VERSION_MAX && aos_cus_keyring_find(&keys->keyring, (uint32_t) v) != NULL)
 			continue;
 		values[0] = Int64GetDatum(v);
 		values[1] = BoolGetDatum(false);

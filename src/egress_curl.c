@@ -12,7 +12,8 @@
  * reused (a pooled one may have been checked under an older policy). Both settings are
  * superuser-only; the health worker reads them from the configuration files.
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
 #include "egress.h"
 #include "egress_curl.h"
 
@@ -36,7 +37,7 @@ check_allowed_networks(char **newval, void **extra, GucSource source)
 
 	if (list == NULL)
 		return false;
-	if (!aos_netlist_parse(*newval != NULL ? *newval : "", list, &why))
+	if (!aos_cus_netlist_parse(*newval != NULL ? *newval : "", list, &why))
 	{
 		GUC_check_errdetail("aos_cus.egress_allowed_networks: %s.", why);
 		GUC_check_errhint("List networks in CIDR form separated by commas, such as '127.0.0.1/32, fd00::/8'.");
@@ -85,11 +86,11 @@ open_allowed_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a
 
 	if (purpose == CURLSOCKTYPE_IPCXN && address->family == AF_INET &&
 		address->addrlen >= sizeof(struct sockaddr_in))
-		ok = aos_egress_address_allowed(allowed_networks, AOS_AF_INET4,
+		ok = aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET4,
 										(const uint8_t *) &((struct sockaddr_in *) &address->addr)->sin_addr);
 	else if (purpose == CURLSOCKTYPE_IPCXN && address->family == AF_INET6 &&
 			 address->addrlen >= sizeof(struct sockaddr_in6))
-		ok = aos_egress_address_allowed(allowed_networks, AOS_AF_INET6,
+		ok = aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET6,
 										(const uint8_t *) &((struct sockaddr_in6 *) &address->addr)->sin6_addr);
 	if (!ok)
 	{
@@ -103,7 +104,7 @@ open_allowed_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a
 const char *
 aos_cus_egress_apply(CURL *easy, const char *url, AosEgressGuard *guard)
 {
-	const char *why = aos_egress_check_scheme(url, allow_http);
+	const char *why = aos_cus_egress_check_scheme(url, allow_http);
 	const char *protocols = allow_http ? "http,https" : "https";
 
 	guard->refused = false;
@@ -124,7 +125,7 @@ aos_cus_egress_apply(CURL *easy, const char *url, AosEgressGuard *guard)
 const char *
 aos_cus_egress_check_url(const char *url)
 {
-	const char *why = aos_egress_check_scheme(url, allow_http);
+	const char *why = aos_cus_egress_check_scheme(url, allow_http);
 	CURLU	   *u;
 	char	   *host = NULL;
 	uint8_t		addr[16];
@@ -148,10 +149,10 @@ aos_cus_egress_check_url(const char *url)
 			h++;
 		}
 		if (inet_pton(AF_INET, h, addr) == 1 &&
-			!aos_egress_address_allowed(allowed_networks, AOS_AF_INET4, addr))
+			!aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET4, addr))
 			why = AOS_EGRESS_REFUSED_ERROR;
 		else if (inet_pton(AF_INET6, h, addr) == 1 &&
-				 !aos_egress_address_allowed(allowed_networks, AOS_AF_INET6, addr))
+				 !aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET6, addr))
 			why = AOS_EGRESS_REFUSED_ERROR;
 	}
 	curl_free(host);

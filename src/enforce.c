@@ -85,6 +85,7 @@
 #include "enforce_math.h"
 #include "prom_text.h"
 #include "spi_safe.h"
+#include "tenancy.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
 #include "webhooks.h"
@@ -434,8 +435,8 @@ lru_touch(EnfEntry *e)
 static bool
 rate_live(const EnfEntry *e, TimestampTz now)
 {
-	return (e->lim.rpm >= 0 && aos_rate_live(&e->requests, now)) ||
-		(e->lim.tpm >= 0 && aos_rate_live(&e->token_rate, now));
+	return (e->lim.rpm >= 0 && aos_cus_rate_live(&e->requests, now)) ||
+		(e->lim.tpm >= 0 && aos_cus_rate_live(&e->token_rate, now));
 }
 
 /*
@@ -563,7 +564,7 @@ sat_add(int64 a, int64 b)
 {
 	int64		r;
 
-	if (aos_add_overflows(a, b, &r))
+	if (aos_cus_add_overflows(a, b, &r))
 		return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
 	return r;
 }
@@ -789,14 +790,14 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	if (call_id == NULL && last != NULL && last->call_id == NULL && last->level == level &&
 		last->bucket == bucket && memcmp(&last->key, key, sizeof(EnfKey)) == 0 &&
 		strcmp(last->provider, usage->provider) == 0 && strcmp(last->model, usage->model) == 0 &&
-		!aos_add_overflows(last->cost, cost, &last->cost))
+		!aos_cus_add_overflows(last->cost, cost, &last->cost))
 	{
-		if (aos_add_overflows(last->tokens, tokens, &last->tokens))
+		if (aos_cus_add_overflows(last->tokens, tokens, &last->tokens))
 			last->tokens = PG_INT64_MAX;
 		last->requests += usage->requests;
-		if (aos_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
+		if (aos_cus_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
 			last->input_tokens = PG_INT64_MAX;
-		if (aos_add_overflows(last->output_tokens, usage->output_tokens, &last->output_tokens))
+		if (aos_cus_add_overflows(last->output_tokens, usage->output_tokens, &last->output_tokens))
 			last->output_tokens = PG_INT64_MAX;
 		return;
 	}
@@ -813,7 +814,7 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	deltas[ndeltas].cost = cost;
 	deltas[ndeltas].tokens = tokens;
 	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
-	deltas[ndeltas].provider = aos_prom_provider_label(usage->provider);
+	deltas[ndeltas].provider = aos_cus_prom_provider_label(usage->provider);
 	deltas[ndeltas].model = MemoryContextStrdup(TopTransactionContext, usage->model);
 	deltas[ndeltas].requests = usage->requests;
 	deltas[ndeltas].input_tokens = usage->input_tokens;
@@ -867,7 +868,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	{
 		int64		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[i], desc, &isnull));
 
-		if (!isnull && aos_add_overflows(tokens, t, &tokens))
+		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
 	if (settle)
@@ -1174,7 +1175,7 @@ capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const ch
 				 errmsg("%s (%d) %s", setting, value, what),
 				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
 						 setting)));
-	aos_uuid_format(tenant->data, id);
+	aos_cus_uuid_format(tenant->data, id);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
@@ -1266,9 +1267,9 @@ reached_flags(int64 used, int64 limit, int warn_pct)
 
 	if (limit < 0)
 		return 0;
-	if (aos_reached_pct(used, limit, warn_pct))
+	if (aos_cus_reached_pct(used, limit, warn_pct))
 		flags |= ENF_ALERT_WARN;
-	if (aos_reached_pct(used, limit, 100))
+	if (aos_cus_reached_pct(used, limit, 100))
 		flags |= ENF_ALERT_FULL;
 	return flags;
 }
@@ -1477,7 +1478,7 @@ decide_unknown(EnfResult *res)
 
 	memset(&v, 0, sizeof(v));
 	memset(res, 0, sizeof(*res));
-	res->decision = aos_decide(&v, &res->reason);
+	res->decision = aos_cus_decide(&v, &res->reason);
 	res->retry_ms = -1;
 	res->budget_limit = res->token_limit = -1;
 	TIMESTAMP_NOBEGIN(res->budget_start);
@@ -1551,28 +1552,28 @@ decide(const EnfRequest *req, EnfResult *res)
 	v.mode = e->lim.mode;
 	v.rate_limited = false;
 	v.budget = v.tokens = AOS_LIMIT_OK;
-	aos_rate_advance(&e->requests, now);
-	aos_rate_advance(&e->token_rate, now);
+	aos_cus_rate_advance(&e->requests, now);
+	aos_cus_rate_advance(&e->token_rate, now);
 	if (req->dims & ENF_RATE)
 	{
 		int64		retry;
 
-		if (e->lim.rpm >= 0 && !aos_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
+		if (e->lim.rpm >= 0 && !aos_cus_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
 		{
 			v.rate_limited = true;
 			rate_retry = retry;
 		}
-		if (e->lim.tpm >= 0 && !aos_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
+		if (e->lim.tpm >= 0 && !aos_cus_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
 		{
 			v.rate_limited = true;
 			rate_retry = Max(rate_retry, retry);
 		}
 	}
 	if (req->dims & ENF_BUDGET)
-		v.budget = aos_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
+		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
 	if (req->dims & ENF_TOKENS)
-		v.tokens = aos_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
-	res->decision = aos_decide(&v, &res->reason);
+		v.tokens = aos_cus_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
+	res->decision = aos_cus_decide(&v, &res->reason);
 	if (req->commit && res->decision != AOS_DECISION_BLOCKED)
 	{
 		e->requests.curr++;
@@ -1706,8 +1707,8 @@ undo_decision(const EnfRequest *req, const EnfResult *res)
 		SpinLockAcquire(&e->mutex);
 		if (u->admitted)
 		{
-			aos_rate_unadmit(&e->requests, u->minute, 1);
-			aos_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
+			aos_cus_rate_unadmit(&e->requests, u->minute, 1);
+			aos_cus_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
 		}
 		e->budget_alerts &= ~res->new_budget_alerts;
 		e->token_alerts &= ~res->new_token_alerts;
@@ -1746,8 +1747,8 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	values[1] = UUIDPGetDatum(&req->key.integration);
 	values[2] = req->call_id ? CStringGetTextDatum(req->call_id) : (Datum) 0;
 	nulls[2] = req->call_id ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(aos_decision_name(res->decision));
-	values[4] = CStringGetTextDatum(aos_reason_name(res->reason));
+	values[3] = CStringGetTextDatum(aos_cus_decision_name(res->decision));
+	values[4] = CStringGetTextDatum(aos_cus_reason_name(res->reason));
 	values[5] = Int64GetDatum(req->est_cost);
 	values[6] = Int64GetDatum(req->est_tokens);
 	values[7] = Int64GetDatum(res->budget_used);
@@ -1810,8 +1811,8 @@ send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 	char		integration[AOS_UUID_TEXT_LEN + 1];
 	char		scope[AOS_UUID_TEXT_LEN + 16];
 
-	aos_uuid_format(key->tenant.data, tenant);
-	aos_uuid_format(key->integration.data, integration);
+	aos_cus_uuid_format(key->tenant.data, tenant);
+	aos_cus_uuid_format(key->integration.data, integration);
 	snprintf(scope, sizeof(scope), "integration:%s", integration);
 	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_BLOCKED; bit <<= 1)
 	{
@@ -1905,9 +1906,9 @@ init_name_datums(void)
 		return;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	for (int r = 0; r < AOS_REASON_COUNT; r++)
-		reason_text[r] = CStringGetTextDatum(aos_reason_name(r));
+		reason_text[r] = CStringGetTextDatum(aos_cus_reason_name(r));
 	for (int d = 0; d < AOS_DECISION_COUNT; d++)
-		decision_text[d] = CStringGetTextDatum(aos_decision_name(d));
+		decision_text[d] = CStringGetTextDatum(aos_cus_decision_name(d));
 	MemoryContextSwitchTo(old);
 }
 
@@ -2075,8 +2076,8 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	{
 		expire_if_due(now);
 		SpinLockAcquire(&e->mutex);
-		aos_rate_advance(&e->requests, now);
-		aos_rate_advance(&e->token_rate, now);
+		aos_cus_rate_advance(&e->requests, now);
+		aos_cus_rate_advance(&e->token_rate, now);
 		copy = *e;
 		SpinLockRelease(&e->mutex);
 		LWLockRelease(enf->lock);
@@ -2085,7 +2086,7 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	{
 		char		id[AOS_UUID_TEXT_LEN + 1];
 
-		aos_uuid_format(req.key.integration.data, id);
+		aos_cus_uuid_format(req.key.integration.data, id);
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA),
 				 errmsg("integration_id %s does not exist for this tenant", id)));
@@ -2107,8 +2108,8 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(copy.tokens);
 	values[7] = Int64GetDatum(copy.reserved_tokens);
 	values[8] = Int64GetDatum(copy.nreservations);
-	values[9] = Int64GetDatum(aos_rate_current(&copy.requests));
-	values[10] = Int64GetDatum(aos_rate_current(&copy.token_rate));
+	values[9] = Int64GetDatum(aos_cus_rate_current(&copy.requests));
+	values[10] = Int64GetDatum(aos_cus_rate_current(&copy.token_rate));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
@@ -2127,8 +2128,8 @@ aos_cus_stat_decisions(PG_FUNCTION_ARGS)
 			Datum		values[3];
 			bool		nulls[3] = {false, false, false};
 
-			values[0] = CStringGetTextDatum(aos_decision_name(d));
-			values[1] = CStringGetTextDatum(aos_reason_name(r));
+			values[0] = CStringGetTextDatum(aos_cus_decision_name(d));
+			values[1] = CStringGetTextDatum(aos_cus_reason_name(r));
 			values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&enf->decisions[d][r]));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}

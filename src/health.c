@@ -11,7 +11,9 @@
 #include "aos_cus.h"
 #include "credentials.h"
 #include "health.h"
+#include "health_probe.h"
 #include "stats.h"
+#include "tenancy.h"
 
 #include "access/xact.h"
 #include "commands/trigger.h"
@@ -186,7 +188,7 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 
 /* Resolve the integration's key, set up p's request with it, and wipe the key whatever happens. */
 bool
-health_probe_setup(HealthProbe *p, const char *provider, const char *base_url,
+aos_cus_health_probe_setup(AosHealthProbe *p, const char *provider, const char *base_url,
 				   const char *api_version, const char *health_path)
 {
 	char	   *key = aos_cus_resolve_credential(&p->tenant_id, &p->integration_id);
@@ -194,7 +196,7 @@ health_probe_setup(HealthProbe *p, const char *provider, const char *base_url,
 
 	PG_TRY();
 	{
-		ready = health_probe_prepare(p, provider, base_url, api_version, health_path, key);
+		ready = aos_cus_health_probe_prepare(p, provider, base_url, api_version, health_path, key);
 	}
 	PG_FINALLY();
 	{
@@ -235,7 +237,7 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	char	   *api_version;
 	char	   *health_path;
 	char	   *status;
-	HealthProbe probe;
+	AosHealthProbe probe;
 	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -276,17 +278,17 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 	memset(&probe, 0, sizeof(probe));
 	probe.tenant_id = *tenant;
 	probe.integration_id = *integration;
-	if (aos_probe_supported(provider))
+	if (aos_cus_probe_supported(provider))
 	{
-		health_probe_setup(&probe, provider, base_url, api_version, health_path);
-		health_probe_run(&probe);
+		aos_cus_health_probe_setup(&probe, provider, base_url, api_version, health_path);
+		aos_cus_health_probe_run(&probe);
 	}
 	else
-		health_probe_fail(&probe, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
+		aos_cus_health_probe_fail(&probe, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
 
 	rec_args[0] = UUIDPGetDatum(tenant);
 	rec_args[1] = UUIDPGetDatum(integration);
-	rec_args[2] = CStringGetTextDatum(aos_health_state_name(probe.state));
+	rec_args[2] = CStringGetTextDatum(aos_cus_health_state_name(probe.state));
 	rec_args[3] = Int32GetDatum(probe.latency_ms);
 	rec_args[4] = CStringGetTextDatum(probe.error);
 	if (probe.error[0] == '\0')
@@ -296,7 +298,7 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not record the health result");
 	SPI_finish();
 
-	values[0] = CStringGetTextDatum(aos_health_state_name(probe.state));
+	values[0] = CStringGetTextDatum(aos_cus_health_state_name(probe.state));
 	values[1] = Int32GetDatum(probe.latency_ms);
 	if (probe.error[0] == '\0')
 		nulls[2] = true;

@@ -21,7 +21,7 @@ extern char *aos_cus_health_ca_file;
 extern int	aos_cus_health_max_in_flight;
 
 /* One probe of one integration, from set-up to its classified result. */
-typedef struct HealthProbe
+typedef struct AosHealthProbe
 {
 	pg_uuid_t	tenant_id;
 	pg_uuid_t	integration_id;
@@ -35,30 +35,30 @@ typedef struct HealthProbe
 	int			latency_ms;
 	long		http_status;
 	char		error[AOS_PROBE_ERROR_MAX];
-} HealthProbe;
+} AosHealthProbe;
 
 /* Initialise libcurl once per process (ERROR on failure). */
-extern void health_curl_init(void);
+extern void aos_cus_health_curl_init(void);
 
 /*
  * Set up p's request for provider at base_url with key (not kept: it is copied
  * into a header that is zeroed when the probe finishes). When the request
  * cannot be built, p is finished at once with a classified error and false is returned.
  */
-extern bool health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
+extern bool aos_cus_health_probe_prepare(AosHealthProbe *p, const char *provider, const char *base_url,
 								 const char *api_version, const char *health_path, const char *key);
 
 /* Finish p without network I/O: state and error as given (for set-up failures). */
-extern void health_probe_fail(HealthProbe *p, AosHealthState state, const char *error);
+extern void aos_cus_health_probe_fail(AosHealthProbe *p, AosHealthState state, const char *error);
 
 /* Read finished transfers off multi and classify their probes; returns how many finished. */
-extern int	health_multi_collect(CURLM *multi);
+extern int	aos_cus_health_multi_collect(CURLM *multi);
 
 /* Run one prepared probe to completion, cancellable (test_credentials). */
-extern void health_probe_run(HealthProbe *p);
+extern void aos_cus_health_probe_run(AosHealthProbe *p);
 
-/* Resolve p's integration key and set up its request (the key is wiped at once); false as health_probe_prepare. */
-extern bool health_probe_setup(HealthProbe *p, const char *provider, const char *base_url,
+/* Resolve p's integration key and set up its request (the key is wiped at once); false as aos_cus_health_probe_prepare. */
+extern bool aos_cus_health_probe_setup(AosHealthProbe *p, const char *provider, const char *base_url,
 							   const char *api_version, const char *health_path);
 
 /* Register the health GUCs. */

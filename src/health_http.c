@@ -9,8 +9,11 @@
  * never stored or logged.
  * The key lives only in the auth header line, which is zeroed before it is freed.
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
+#include "egress_curl.h"
 #include "health.h"
+#include "health_probe.h"
 #include "stats.h"
 
 #include "miscadmin.h"
@@ -22,7 +25,7 @@ static bool curl_ready = false;
 
 /* Initialise libcurl once per process. */
 void
-health_curl_init(void)
+aos_cus_health_curl_init(void)
 {
 	if (curl_ready)
 		return;
@@ -37,7 +40,7 @@ health_curl_init(void)
 static size_t
 discard_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-	HealthProbe *p = (HealthProbe *) arg;
+	AosHealthProbe *p = (AosHealthProbe *) arg;
 	size_t		n = size * nmemb;
 
 	p->body_bytes += n;
@@ -76,7 +79,7 @@ count_outcome(AosHealthState state)
 
 /* Finish p without network I/O. */
 void
-health_probe_fail(HealthProbe *p, AosHealthState state, const char *error)
+aos_cus_health_probe_fail(AosHealthProbe *p, AosHealthState state, const char *error)
 {
 	p->easy = NULL;
 	p->headers = NULL;
@@ -89,7 +92,7 @@ health_probe_fail(HealthProbe *p, AosHealthState state, const char *error)
 
 /* Set up p's easy handle; false (and p failed) when the request cannot be built. */
 bool
-health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
+aos_cus_health_probe_prepare(AosHealthProbe *p, const char *provider, const char *base_url,
 					 const char *api_version, const char *health_path, const char *key)
 {
 	AosProbeRequest req;
@@ -99,16 +102,16 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 	CURL	   *easy;
 	bool		ok = true;
 
-	health_curl_init();
-	if (!aos_probe_supported(provider))
+	aos_cus_health_curl_init();
+	if (!aos_cus_probe_supported(provider))
 	{
-		health_probe_fail(p, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
+		aos_cus_health_probe_fail(p, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
 		return false;
 	}
-	why = aos_probe_build(provider, base_url, api_version, health_path, &req);
+	why = aos_cus_probe_build(provider, base_url, api_version, health_path, &req);
 	if (why != NULL)
 	{
-		health_probe_fail(p, AOS_HEALTH_FAILING, why);
+		aos_cus_health_probe_fail(p, AOS_HEALTH_FAILING, why);
 		return false;
 	}
 	easy = curl_easy_init();
@@ -121,13 +124,13 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 	if (why != NULL)
 	{
 		curl_easy_cleanup(easy);
-		health_probe_fail(p, AOS_HEALTH_FAILING, why);
+		aos_cus_health_probe_fail(p, AOS_HEALTH_FAILING, why);
 		return false;
 	}
-	if (!aos_probe_auth_header(&req, key, line, sizeof(line)))
+	if (!aos_cus_probe_auth_header(&req, key, line, sizeof(line)))
 	{
 		curl_easy_cleanup(easy);
-		health_probe_fail(p, AOS_HEALTH_FAILING, "credential is empty, too long or holds characters not allowed in a header");
+		aos_cus_health_probe_fail(p, AOS_HEALTH_FAILING, "credential is empty, too long or holds characters not allowed in a header");
 		return false;
 	}
 	headers = curl_slist_append(headers, line);
@@ -170,7 +173,7 @@ health_probe_prepare(HealthProbe *p, const char *provider, const char *base_url,
 
 /* Classify a finished transfer and release its handle and headers. */
 static void
-probe_finish(HealthProbe *p, CURLcode code)
+probe_finish(AosHealthProbe *p, CURLcode code)
 {
 	curl_off_t	total_us = 0;
 	long		status = 0;
@@ -182,7 +185,7 @@ probe_finish(HealthProbe *p, CURLcode code)
 	refused = code != CURLE_OK && status == 0 && p->egress.refused;
 	p->http_status = status;
 	p->latency_ms = refused ? 0 : (int) Min(total_us / 1000, (curl_off_t) PG_INT32_MAX);
-	p->state = aos_probe_classify(refused ? AOS_PROBE_EGRESS_REFUSED : aos_probe_transport_from_curl(code, status),
+	p->state = aos_cus_probe_classify(refused ? AOS_PROBE_EGRESS_REFUSED : aos_cus_probe_transport_from_curl(code, status),
 								  status, p->latency_ms, p->error, sizeof(p->error));
 	curl_easy_cleanup(p->easy);
 	p->easy = NULL;
@@ -193,7 +196,7 @@ probe_finish(HealthProbe *p, CURLcode code)
 
 /* Read finished transfers off multi, classify their probes, return how many finished. */
 int
-health_multi_collect(CURLM *multi)
+aos_cus_health_multi_collect(CURLM *multi)
 {
 	CURLMsg    *msg;
 	int			left;
@@ -201,7 +204,7 @@ health_multi_collect(CURLM *multi)
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
-		HealthProbe *p = NULL;
+		AosHealthProbe *p = NULL;
 		CURL	   *easy = msg->easy_handle;
 
 		if (msg->msg != CURLMSG_DONE)
@@ -216,7 +219,7 @@ health_multi_collect(CURLM *multi)
 
 /* Run one prepared probe to completion, checking for cancel every 100 ms. */
 void
-health_probe_run(HealthProbe *p)
+aos_cus_health_probe_run(AosHealthProbe *p)
 {
 	CURLM	   *multi;
 
@@ -239,7 +242,7 @@ health_probe_run(HealthProbe *p)
 			if (running > 0)
 				curl_multi_poll(multi, NULL, 0, 100, NULL);
 		}
-		health_multi_collect(multi);
+		aos_cus_health_multi_collect(multi);
 	}
 	PG_FINALLY();
 	{

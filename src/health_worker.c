@@ -16,9 +16,11 @@
  * pause once (a WARNING and the health_worker_paused counter) and resumes when
  * the fault is gone. It exits on SIGTERM and on postmaster death.
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
 #include "credentials.h"
 #include "health.h"
+#include "health_probe.h"
 #include "stats.h"
 
 #include "access/xact.h"
@@ -43,7 +45,7 @@
 #define IDLE_WAIT_MS 10000L
 #define POLL_MS 100
 
-static HealthProbe *probes[MAX_PROBES];
+static AosHealthProbe *probes[MAX_PROBES];
 static int	n_probes = 0;
 static MemoryContext probe_cxt = NULL;	/* the probes in flight */
 static MemoryContext claim_cxt = NULL;	/* one claim's copied rows, reset at each claim */
@@ -92,22 +94,22 @@ row_text(uint64 r, int col)
 
 /* Resolve the key and set up the probe's request; a failed resolution finishes the probe as failing. */
 static void
-start_probe(HealthProbe *p, const char *provider, const char *base_url,
+start_probe(AosHealthProbe *p, const char *provider, const char *base_url,
 			const char *api_version, const char *health_path)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
-	if (!aos_probe_supported(provider))
+	if (!aos_cus_probe_supported(provider))
 	{
-		health_probe_fail(p, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
+		aos_cus_health_probe_fail(p, AOS_HEALTH_UNKNOWN, "no health probe exists for this provider");
 		return;
 	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		bool		ready = health_probe_setup(p, provider, base_url, api_version, health_path);
+		bool		ready = aos_cus_health_probe_setup(p, provider, base_url, api_version, health_path);
 
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -127,7 +129,7 @@ start_probe(HealthProbe *p, const char *provider, const char *base_url,
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 		snprintf(msg, sizeof(msg), "credential could not be resolved: %s", edata->message);
-		health_probe_fail(p, AOS_HEALTH_FAILING, msg);
+		aos_cus_health_probe_fail(p, AOS_HEALTH_FAILING, msg);
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -223,7 +225,7 @@ claim_checks(int slots, bool queue_stale)
 	/* copy every row first: resolving a key runs SPI, which replaces SPI_tuptable */
 	for (int r = 0; r < claimed; r++)
 	{
-		HealthProbe *p = MemoryContextAllocZero(probe_cxt, sizeof(HealthProbe));
+		AosHealthProbe *p = MemoryContextAllocZero(probe_cxt, sizeof(AosHealthProbe));
 		bool		isnull;
 
 		p->tenant_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
@@ -238,7 +240,7 @@ claim_checks(int slots, bool queue_stale)
 	}
 	for (int r = 0; r < claimed; r++)
 	{
-		HealthProbe *p = probes[n_probes + r];
+		AosHealthProbe *p = probes[n_probes + r];
 
 		if (p->record)
 			start_probe(p, provider[r], base_url[r], api_version[r], health_path[r]);
@@ -250,7 +252,7 @@ claim_checks(int slots, bool queue_stale)
 
 /* Record one finished probe and drop its queue row; errors are logged, not fatal. */
 static void
-record_probe(HealthProbe *p)
+record_probe(AosHealthProbe *p)
 {
 	Oid			types[5] = {UUIDOID, UUIDOID, TEXTOID, INT4OID, TEXTOID};
 	Datum		args[5];
@@ -268,7 +270,7 @@ record_probe(HealthProbe *p)
 		begin_work("aos_cus health worker: recording a result");
 		if (p->record)
 		{
-			args[2] = CStringGetTextDatum(aos_health_state_name(p->state));
+			args[2] = CStringGetTextDatum(aos_cus_health_state_name(p->state));
 			args[3] = Int32GetDatum(p->latency_ms);
 			args[4] = CStringGetTextDatum(p->error);
 			if (p->error[0] == '\0')
@@ -304,7 +306,7 @@ record_finished(void)
 
 	for (int i = 0; i < n_probes; i++)
 	{
-		HealthProbe *p = probes[i];
+		AosHealthProbe *p = probes[i];
 
 		if (p->easy != NULL)
 		{
@@ -333,7 +335,7 @@ aos_cus_health_worker_main(Datum arg)
 
 	probe_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health probes", ALLOCSET_DEFAULT_SIZES);
 	claim_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health claims", ALLOCSET_DEFAULT_SIZES);
-	health_curl_init();
+	aos_cus_health_curl_init();
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR,
@@ -378,7 +380,7 @@ aos_cus_health_worker_main(Datum arg)
 			int			running;
 
 			curl_multi_perform(multi, &running);
-			if (health_multi_collect(multi) > 0)
+			if (aos_cus_health_multi_collect(multi) > 0)
 				record_finished();
 			if (n_probes > 0)
 			{

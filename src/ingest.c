@@ -24,6 +24,7 @@
 #include "cost.h"
 #include "spi_safe.h"
 #include "stats.h"
+#include "tenancy.h"
 #include "usage.h"
 #include "usage_record.h"
 #include "uuid_text.h"
@@ -242,7 +243,7 @@ get_count(const JsonbValue *v, const char *field, int64 max, int64 *out, RecordE
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"%s must be a non-negative integer, not %s", field, json_type_name(v));
 	text = numeric_normalize(v->val.numeric);
-	r = aos_parse_int64(text, out);
+	r = aos_cus_parse_int64(text, out);
 	if (r == AOS_INT_NOT_INTEGER)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"%s must be an integer, not %s", field, text);
@@ -263,11 +264,11 @@ get_enum(const JsonbValue *v, const char *field, const char *const *names, int *
 
 	if (v->type == jbvString)
 	{
-		*out = aos_enum_index(v->val.string.val, v->val.string.len, names);
+		*out = aos_cus_enum_index(v->val.string.val, v->val.string.len, names);
 		if (*out >= 0)
 			return true;
 	}
-	aos_enum_list(names, list, sizeof(list));
+	aos_cus_enum_list(names, list, sizeof(list));
 	if (v->type != jbvString)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"%s must be a string, not %s (one of %s)", field, json_type_name(v), list);
@@ -284,7 +285,7 @@ get_text(const JsonbValue *v, const char *field, int max, const char **s, int *l
 	if (v->type != jbvString)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"%s must be a string, not %s", field, json_type_name(v));
-	chars = aos_utf8_chars(v->val.string.val, v->val.string.len);
+	chars = aos_cus_utf8_chars(v->val.string.val, v->val.string.len);
 	if (chars == 0)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "%s must not be empty", field);
 	if (chars > (size_t) max)
@@ -368,11 +369,11 @@ get_object(const JsonbValue *v, const char *field, Size max, Jsonb **out, Record
 static bool
 set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordError *err)
 {
-	int			k = aos_enum_index(key->val.string.val, key->val.string.len, record_keys);
+	int			k = aos_cus_enum_index(key->val.string.val, key->val.string.len, record_keys);
 
 	if (k < 0)
 	{
-		int			t = aos_enum_index(key->val.string.val, key->val.string.len, aos_cus_token_columns);
+		int			t = aos_cus_enum_index(key->val.string.val, key->val.string.len, aos_cus_token_columns);
 
 		if (t < 0)
 			return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
@@ -391,7 +392,7 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 			{
 				char	   *s = jstr(v);
 
-				if (v->val.string.len != 36 || !aos_uuid_parse(s, rec->integration_id.data))
+				if (v->val.string.len != 36 || !aos_cus_uuid_parse(s, rec->integration_id.data))
 					return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 										"integration_id \"%.64s\" is not a valid UUID", s);
 			}
@@ -471,7 +472,7 @@ integration_provider(const pg_uuid_t *tenant, const pg_uuid_t *integration)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		char	   *name = TextDatumGetCString(d);
 
-		provider = aos_enum_index(name, strlen(name), aos_cus_provider_names);
+		provider = aos_cus_enum_index(name, strlen(name), aos_cus_provider_names);
 	}
 	entry = hash_search(integration_cache, &key, HASH_ENTER, &found);
 	entry->provider = provider;

@@ -2,7 +2,8 @@
  * integrations.c: C helpers of integration management (the API itself is
  * SQL in src/sql/40_integrations.sql).
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
 
 #include "fmgr.h"
 #include "pgtime.h"

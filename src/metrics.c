@@ -18,10 +18,12 @@
  */
 #include "aos_cus.h"
 #include "enforce.h"
-#include "stats.h"
-#include "usage_stats.h"
+#include "metrics.h"
 #include "prom_text.h"
 #include "spi_safe.h"
+#include "stats.h"
+#include "tenancy.h"
+#include "usage_stats.h"
 #include "uuid_text.h"
 
 #include "executor/spi.h"
@@ -99,9 +101,9 @@ family(StringInfo buf, const char *name, const char *type, const char *help)
 static void
 append_escaped(StringInfo buf, const char *value)
 {
-	char	   *escaped = palloc(aos_prom_escaped_size(value));
+	char	   *escaped = palloc(aos_cus_prom_escaped_size(value));
 
-	aos_prom_escape_label(value, escaped);
+	aos_cus_prom_escape_label(value, escaped);
 	appendStringInfoString(buf, escaped);
 	pfree(escaped);
 }
@@ -112,7 +114,7 @@ append_double(StringInfo buf, double value)
 {
 	char		text[AOS_PROM_DOUBLE_LEN];
 
-	aos_prom_format_double(value, text);
+	aos_cus_prom_format_double(value, text);
 	appendStringInfo(buf, " %s\n", text);
 }
 
@@ -320,7 +322,7 @@ budget_report(BudgetReport *report)
 		report->order[i].used_ratio = used_ratio(&report->rows[i]);
 		report->order[i].index = i;
 	}
-	report->reported = aos_prom_top_ratios(report->order, report->tracked, metrics_max_integrations);
+	report->reported = aos_cus_prom_top_ratios(report->order, report->tracked, metrics_max_integrations);
 }
 
 /* Append {tenant_id="..",integration_id=".."} of one budget row. */
@@ -330,8 +332,8 @@ budget_labels(StringInfo buf, const char *metric, const AosBudgetRow *row)
 	char		tenant[AOS_UUID_TEXT_LEN + 1];
 	char		integration[AOS_UUID_TEXT_LEN + 1];
 
-	aos_uuid_format(row->tenant.data, tenant);
-	aos_uuid_format(row->integration.data, integration);
+	aos_cus_uuid_format(row->tenant.data, tenant);
+	aos_cus_uuid_format(row->integration.data, integration);
 	appendStringInfo(buf, "%s{tenant_id=\"%s\",integration_id=\"%s\"}", metric, tenant, integration);
 }
 

@@ -22,6 +22,7 @@
  * outside parallel mode (parallel workers exit after their query).
  */
 #include "aos_cus.h"
+#include "cost.h"
 #include "pricing.h"
 #include "spi_safe.h"
 #include "token_estimate.h"
@@ -302,7 +303,7 @@ tokens_validate(const AosTokens *tokens)
 {
 	AosBucket	bad;
 
-	switch (aos_tokens_check(tokens, &bad))
+	switch (aos_cus_tokens_check(tokens, &bad))
 	{
 		case AOS_COST_OK:
 			return;
@@ -327,7 +328,7 @@ cost_or_error(const AosTokens *tokens, const AosPriceRow *row, AosCostItem *item
 {
 	int64_t		cost = 0;
 
-	if (aos_cost_compute(tokens, row, &cost, items) == AOS_COST_OVERFLOW)
+	if (aos_cus_cost_compute(tokens, row, &cost, items) == AOS_COST_OVERFLOW)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("cost is out of range for bigint micro-cents"),
@@ -348,7 +349,7 @@ price_row_for(const PriceKey *key, TimestampTz at, const AosTokens *tokens,
 	entry = price_lookup(key, scratch);
 	if (entry_out)
 		*entry_out = entry;
-	i = aos_price_select(entry->rows, entry->nrows, key->tier, at, aos_prompt_tokens(tokens));
+	i = aos_cus_price_select(entry->rows, entry->nrows, key->tier, at, aos_cus_prompt_tokens(tokens));
 	return i < 0 ? NULL : &entry->rows[i];
 }
 
@@ -463,12 +464,12 @@ aos_cus_cost_breakdown(PG_FUNCTION_ARGS)
 	appendStringInfo(&buf, ", \"service_tier\": \"%s\", \"requested_service_tier\": \"%s\""
 					 ", \"min_prompt_tokens\": %lld, \"prompt_tokens\": %lld, \"effective_from\": ",
 					 aos_tier_names[row->tier], aos_tier_names[key.tier],
-					 (long long) row->min_prompt_tokens, (long long) aos_prompt_tokens(&tokens));
+					 (long long) row->min_prompt_tokens, (long long) aos_cus_prompt_tokens(&tokens));
 	escape_json(&buf, timestamptz_to_str(row->effective_from));
 	appendStringInfoString(&buf, ", \"items\": [");
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
-		aos_scaled_to_text(items[b].scaled, num, sizeof(num));
+		aos_cus_scaled_to_text(items[b].scaled, num, sizeof(num));
 		appendStringInfo(&buf, "%s{\"bucket\": \"%s\", \"tokens\": %lld, \"unit_price\": %lld, \"microcents\": %s}",
 						 b > 0 ? ", " : "", aos_bucket_names[b], (long long) items[b].tokens,
 						 (long long) items[b].unit_price, num);
@@ -502,7 +503,7 @@ aos_cus_estimate_tokens(PG_FUNCTION_ARGS)
 	{
 		text	   *model = PG_GETARG_TEXT_PP(1);
 
-		family = aos_tokenizer_for_model(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
+		family = aos_cus_tokenizer_for_model(VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model));
 	}
-	PG_RETURN_INT32((int32) aos_estimate_tokens(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content), family));
+	PG_RETURN_INT32((int32) aos_cus_token_estimate(VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content), family));
 }

@@ -10,6 +10,7 @@
  */
 #include "aos_cus.h"
 #include "stats.h"
+#include "tenancy.h"
 
 #include "fmgr.h"
 #include "funcapi.h"

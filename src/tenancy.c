@@ -9,6 +9,7 @@
  * and a session acting for no tenant: aos_cus_assert_platform().
  */
 #include "aos_cus.h"
+#include "tenancy.h"
 #include "uuid_text.h"
 
 #include "access/genam.h"
@@ -58,7 +59,7 @@ check_tenant_setting(char **newval, void **extra, GucSource source)
 {
 	uint8_t		bytes[AOS_UUID_LEN];
 
-	if (*newval == NULL || (*newval)[0] == '\0' || aos_uuid_parse(*newval, bytes))
+	if (*newval == NULL || (*newval)[0] == '\0' || aos_cus_uuid_parse(*newval, bytes))
 		return true;
 	GUC_check_errdetail("aos_cus.tenant_id must be a UUID such as 00000000-0000-0000-0000-000000000001.");
 	return false;
@@ -110,7 +111,7 @@ claims_tenant(const char *claims, pg_uuid_t *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("request.jwt.claims tenant_id must be a string UUID")));
 	text = pnstrdup(val->val.string.val, val->val.string.len);
-	if (!aos_uuid_parse(text, out->data))
+	if (!aos_cus_uuid_parse(text, out->data))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("request.jwt.claims tenant_id is not a valid UUID")));
@@ -209,7 +210,7 @@ requested_tenant(pg_uuid_t *out, const char **source)
 	}
 	*source = "aos_cus.tenant_id";
 	if (tenant_setting != NULL && tenant_setting[0] != '\0')
-		return aos_uuid_parse(tenant_setting, out->data);
+		return aos_cus_uuid_parse(tenant_setting, out->data);
 	return false;
 }
 

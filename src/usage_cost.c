@@ -9,6 +9,7 @@
  * Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
+#include "cost.h"
 #include "pricing.h"
 #include "usage.h"
 

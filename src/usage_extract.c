@@ -9,7 +9,9 @@
  * generateContent (usageMetadata.promptTokenCount); Bedrock takes Converse
  * (usage.inputTokens) or Anthropic messages. Anything else is 22023.
  */
-#include "aos_cus.h"
+#include "postgres.h"
+
+#include "cost.h"
 #include "pricing.h"
 #include "usage_map.h"
 
@@ -173,7 +175,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("response must be a JSON object")));
 	root = &response->root;
-	aos_usage_counters_init(&c);
+	aos_cus_usage_counters_init(&c);
 	switch (p)
 	{
 		case P_ANTHROPIC:
@@ -188,7 +190,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.cache_5m = count_member(split, "ephemeral_5m_input_tokens", "usage.cache_creation.");
 				c.cache_1h = count_member(split, "ephemeral_1h_input_tokens", "usage.cache_creation.");
 			}
-			problem = aos_usage_map_anthropic(&c, out);
+			problem = aos_cus_usage_map_anthropic(&c, out);
 			break;
 		case P_GOOGLE:
 			u = usage_object(root, "usageMetadata");
@@ -202,7 +204,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.audio_in = gemini_audio(u, "promptTokensDetails");
 				c.audio_out = gemini_audio(u, "candidatesTokensDetails");
 			}
-			problem = aos_usage_map_gemini(&c, out);
+			problem = aos_cus_usage_map_gemini(&c, out);
 			break;
 		case P_BEDROCK:
 			u = usage_object(root, "usage");
@@ -213,7 +215,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.completion = count_member(u, "outputTokens", "usage.");
 				c.cached = count_member(u, "cacheReadInputTokens", "usage.");
 				c.cache_creation = count_member(u, "cacheWriteInputTokens", "usage.");
-				problem = aos_usage_map_anthropic(&c, out);
+				problem = aos_cus_usage_map_anthropic(&c, out);
 				break;
 			}
 			aos_cus_extract_tokens("anthropic", response, out);
@@ -242,7 +244,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 				c.cached = count_member(id, "cached_tokens", "usage.input_tokens_details.");
 				c.reasoning = count_member(od, "reasoning_tokens", "usage.output_tokens_details.");
 			}
-			problem = aos_usage_map_openai(&c, out);
+			problem = aos_cus_usage_map_openai(&c, out);
 			break;
 	}
 	if (problem != NULL)

@@ -123,7 +123,7 @@ make_key(UsageStatsKey *key, const char *provider, const char *model)
 	int			len;
 
 	memset(key, 0, sizeof(*key));
-	strlcpy(key->provider, aos_prom_provider_label(provider), AOS_USAGE_PROVIDER_LEN);
+	strlcpy(key->provider, aos_cus_prom_provider_label(provider), AOS_USAGE_PROVIDER_LEN);
 	if (model == NULL || model[0] == '\0')
 		model = OVERFLOW_MODEL;
 	len = pg_mbcliplen(model, strlen(model), AOS_USAGE_MODEL_LEN - 1);

@@ -156,8 +156,8 @@ prepare(Delivery *d, const char *url, const char *secret_ref, const char *msg_id
 		fail_now(d, "the webhook secret could not be decrypted");
 		return;
 	}
-	signed_ok = aos_webhook_secret_decode(secret, key, &key_len, &why) &&
-		aos_webhook_sign(key, key_len, msg_id, ts, d->body, strlen(d->body), sig);
+	signed_ok = aos_cus_webhook_secret_decode(secret, key, &key_len, &why) &&
+		aos_cus_webhook_sign(key, key_len, msg_id, ts, d->body, strlen(d->body), sig);
 	explicit_bzero(secret, strlen(secret));
 	explicit_bzero(key, sizeof(key));
 	if (!signed_ok)
@@ -291,7 +291,7 @@ claim(void)
 		d->body = col_text(r, 11);
 		if (strcmp(SPI_getvalue(tup, desc, 9), "slack") == 0)
 		{
-			char	   *slack = aos_webhook_slack_body(d->body);
+			char	   *slack = aos_cus_webhook_slack_body(d->body);
 
 			if (slack == NULL)
 				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory building a webhook body")));
@@ -344,7 +344,7 @@ record(Delivery *d)
 	args[4] = Int32GetDatum((int32) d->http_status);
 	nulls[4] = d->http_status > 0 ? ' ' : 'n';
 	args[5] = BoolGetDatum(d->attempts + 1 >= aos_cus_webhook_max_attempts);
-	args[6] = Int64GetDatum(aos_webhook_backoff_ms(d->attempts + 1, aos_cus_webhook_retry_base_ms,
+	args[6] = Int64GetDatum(aos_cus_webhook_backoff_ms(d->attempts + 1, aos_cus_webhook_retry_base_ms,
 												   aos_cus_webhook_retry_max_ms, pg_prng_double(&pg_global_prng_state)));
 	args[7] = CStringGetTextDatum(d->error);
 	PG_TRY();
@@ -456,7 +456,7 @@ aos_cus_webhook_worker_main(Datum arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus webhook batch", ALLOCSET_DEFAULT_SIZES);
-	health_curl_init();
+	aos_cus_health_curl_init();
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR,

@@ -12,6 +12,7 @@
 #include "credentials.h"
 #include "egress_curl.h"
 #include "spi_safe.h"
+#include "tenancy.h"
 #include "webhook.h"
 #include "webhooks.h"
 
@@ -226,7 +227,7 @@ check_events(FunctionCallInfo fcinfo, int n)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("events must not contain NULL")));
 		name = TextDatumGetCString(elems[i]);
-		if (!aos_webhook_event_known(name))
+		if (!aos_cus_webhook_event_known(name))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("events: unknown event \"%s\"", name),
@@ -278,7 +279,7 @@ aos_cus_create_webhook(PG_FUNCTION_ARGS)
 	tenant = PG_GETARG_UUID_P(0);
 	aos_cus_assert_tenant(tenant, "tenant_id");
 	url = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if ((why = aos_webhook_url_check(url)) != NULL)
+	if ((why = aos_cus_webhook_url_check(url)) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("url is not a webhook URL: %s", why),
@@ -296,7 +297,7 @@ aos_cus_create_webhook(PG_FUNCTION_ARGS)
 				 errmsg("format must be 'standard' or 'slack'")));
 	if (PG_ARGISNULL(2))
 	{
-		if (!aos_webhook_secret_generate(secret))
+		if (!aos_cus_webhook_secret_generate(secret))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate a webhook secret with OpenSSL")));
@@ -312,7 +313,7 @@ aos_cus_create_webhook(PG_FUNCTION_ARGS)
 					 errhint("A secret is whsec_ followed by the base64 of 24 to 64 random bytes; pass NULL to have one generated.")));
 		text_to_cstring_buffer(given, secret, sizeof(secret));
 	}
-	if (!aos_webhook_secret_decode(secret, key, &key_len, &why))
+	if (!aos_cus_webhook_secret_decode(secret, key, &key_len, &why))
 	{
 		explicit_bzero(secret, sizeof(secret));
 		ereport(ERROR,

@@ -72,7 +72,7 @@ bucket_tokens(const AosTokens *t, AosBucket b)
 
 /* First invalid bucket as a status. */
 AosCostStatus
-aos_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket)
+aos_cus_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket)
 {
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
@@ -94,7 +94,7 @@ aos_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket)
 
 /* Input + cache read + cache writes, saturating. */
 int64_t
-aos_prompt_tokens(const AosTokens *t)
+aos_cus_prompt_tokens(const AosTokens *t)
 {
 	__int128	sum = (__int128) t->input + t->cache_read + t->cache_write + t->cache_write_1h;
 
@@ -103,7 +103,7 @@ aos_prompt_tokens(const AosTokens *t)
 
 /* Unit price of a bucket after the documented fallbacks. */
 int64_t
-aos_effective_price(const AosPriceRow *row, AosBucket bucket)
+aos_cus_effective_price(const AosPriceRow *row, AosBucket bucket)
 {
 	int64_t		p = row->price[bucket];
 
@@ -112,7 +112,7 @@ aos_effective_price(const AosPriceRow *row, AosBucket bucket)
 	switch (bucket)
 	{
 		case AOS_BUCKET_CACHE_WRITE_1H:
-			return aos_effective_price(row, AOS_BUCKET_CACHE_WRITE);
+			return aos_cus_effective_price(row, AOS_BUCKET_CACHE_WRITE);
 		case AOS_BUCKET_REASONING:
 		case AOS_BUCKET_OUTPUT_AUDIO:
 			return row->price[AOS_BUCKET_OUTPUT];
@@ -152,7 +152,7 @@ select_in_tier(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t pro
 
 /* The row pricing a call; standard when the tier has none. */
 int
-aos_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t prompt)
+aos_cus_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t prompt)
 {
 	int			best = select_in_tier(rows, n, tier, at, prompt);
 
@@ -163,19 +163,19 @@ aos_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t p
 
 /* Exact cost; one rounding half up at the end; overflow when the result exceeds int64. */
 AosCostStatus
-aos_cost_compute(const AosTokens *tokens, const AosPriceRow *row, int64_t *cost, AosCostItem *items)
+aos_cus_cost_compute(const AosTokens *tokens, const AosPriceRow *row, int64_t *cost, AosCostItem *items)
 {
 	/* The largest sum whose rounded quotient still fits in int64. */
 	const unsigned __int128 limit = (unsigned __int128) INT64_MAX * MICRO + MICRO / 2 - 1;
 	unsigned __int128 sum = 0;
-	AosCostStatus status = aos_tokens_check(tokens, NULL);
+	AosCostStatus status = aos_cus_tokens_check(tokens, NULL);
 
 	if (status != AOS_COST_OK)
 		return status;
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
 		int64_t		n = bucket_tokens(tokens, b);
-		int64_t		price = aos_effective_price(row, b);
+		int64_t		price = aos_cus_effective_price(row, b);
 		unsigned __int128 scaled;
 
 		if (b == AOS_BUCKET_OUTPUT)
@@ -198,7 +198,7 @@ aos_cost_compute(const AosTokens *tokens, const AosPriceRow *row, int64_t *cost,
 
 /* Exact decimal text of scaled / 10^6. */
 void
-aos_scaled_to_text(unsigned __int128 scaled, char *buf, int buflen)
+aos_cus_scaled_to_text(unsigned __int128 scaled, char *buf, int buflen)
 {
 	char		digits[48];
 	int			len = 0;

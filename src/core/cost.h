@@ -97,17 +97,17 @@ int			aos_tier_parse(const char *name, int len);
 int			aos_provider_parse(const char *name, int len);
 
 /* First bucket that is invalid (negative, or reasoning > output), as a status; AOS_COST_OK when valid. */
-AosCostStatus aos_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket);
+AosCostStatus aos_cus_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket);
 
 /* Prompt size for long-context tiers: input + cache read + both cache writes (saturates at INT64_MAX). */
-int64_t		aos_prompt_tokens(const AosTokens *tokens);
+int64_t		aos_cus_prompt_tokens(const AosTokens *tokens);
 
 /*
  * Unit price applied to each bucket when the row has none: cache read, cache
  * write and input audio fall back to input; the 1-hour write to the 5-minute
  * write (then input); reasoning and output audio to output.
  */
-int64_t		aos_effective_price(const AosPriceRow *row, AosBucket bucket);
+int64_t		aos_cus_effective_price(const AosPriceRow *row, AosBucket bucket);
 
 /*
  * The row of rows[0..n) that prices a call of tier at time at with a prompt
@@ -116,17 +116,17 @@ int64_t		aos_effective_price(const AosPriceRow *row, AosBucket bucket);
  * always applies), latest effective_from first. Falls back to standard when
  * the tier has no applicable row. Returns the index, or -1 when none.
  */
-int			aos_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t prompt);
+int			aos_cus_price_select(const AosPriceRow *rows, int n, int tier, int64_t at, int64_t prompt);
 
 /*
  * Cost of tokens at row's prices into *cost (micro-cents, rounded half up once).
  * items, when not NULL, receives AOS_BUCKET_COUNT entries (output excludes
  * the reasoning part, which is its own item).
  */
-AosCostStatus aos_cost_compute(const AosTokens *tokens, const AosPriceRow *row,
+AosCostStatus aos_cus_cost_compute(const AosTokens *tokens, const AosPriceRow *row,
 							   int64_t *cost, AosCostItem *items);
 
 /* Decimal text of scaled / 10^6 (exact, no trailing zeros) into buf (at least 48 bytes). */
-void		aos_scaled_to_text(unsigned __int128 scaled, char *buf, int buflen);
+void		aos_cus_scaled_to_text(unsigned __int128 scaled, char *buf, int buflen);
 
 #endif

@@ -51,8 +51,8 @@ parse_key_line(const char *line, size_t len, AosKeyringEntry *e)
 	e->version = (uint32_t) v;
 	for (size_t k = 0; k < AOS_DATA_KEY_LEN; k++)
 	{
-		int			hi = aos_hex_value(line[i + 1 + 2 * k]);
-		int			lo = aos_hex_value(line[i + 2 + 2 * k]);
+		int			hi = aos_cus_hex_value(line[i + 1 + 2 * k]);
+		int			lo = aos_cus_hex_value(line[i + 2 + 2 * k]);
 
 		if (hi < 0 || lo < 0)
 			return false;
@@ -63,7 +63,7 @@ parse_key_line(const char *line, size_t len, AosKeyringEntry *e)
 
 /* Parse a whole keyring. */
 bool
-aos_keyring_parse(const char *buf, size_t len, AosKeyring *kr, char *err, size_t errlen)
+aos_cus_keyring_parse(const char *buf, size_t len, AosKeyring *kr, char *err, size_t errlen)
 {
 	size_t		pos = 0;
 	int			lineno = 0;
@@ -86,7 +86,7 @@ aos_keyring_parse(const char *buf, size_t len, AosKeyring *kr, char *err, size_t
 					 lineno, AOS_KEY_VERSION_MAX);
 			goto fail;
 		}
-		if (aos_keyring_find(kr, e.version) != NULL)
+		if (aos_cus_keyring_find(kr, e.version) != NULL)
 		{
 			snprintf(err, errlen, "line %d repeats key version %u", lineno, e.version);
 			goto fail;
@@ -97,7 +97,7 @@ aos_keyring_parse(const char *buf, size_t len, AosKeyring *kr, char *err, size_t
 			goto fail;
 		}
 		kr->entries[kr->count++] = e;
-		aos_secure_zero(&e, sizeof(e));
+		aos_cus_secure_zero(&e, sizeof(e));
 	}
 	if (kr->count == 0)
 	{
@@ -107,13 +107,13 @@ aos_keyring_parse(const char *buf, size_t len, AosKeyring *kr, char *err, size_t
 	return true;
 
 fail:
-	aos_secure_zero(kr, sizeof(*kr));
+	aos_cus_secure_zero(kr, sizeof(*kr));
 	return false;
 }
 
 /* Find a version's entry. */
 const AosKeyringEntry *
-aos_keyring_find(const AosKeyring *kr, uint32_t version)
+aos_cus_keyring_find(const AosKeyring *kr, uint32_t version)
 {
 	for (int i = 0; i < kr->count; i++)
 		if (kr->entries[i].version == version)
@@ -123,7 +123,7 @@ aos_keyring_find(const AosKeyring *kr, uint32_t version)
 
 /* Highest version present. */
 uint32_t
-aos_keyring_highest(const AosKeyring *kr)
+aos_cus_keyring_highest(const AosKeyring *kr)
 {
 	uint32_t	best = 0;
 
@@ -135,14 +135,14 @@ aos_keyring_highest(const AosKeyring *kr)
 
 /* Zero memory with OPENSSL_cleanse. */
 void
-aos_secure_zero(void *p, size_t n)
+aos_cus_secure_zero(void *p, size_t n)
 {
 	OPENSSL_cleanse(p, n);
 }
 
 /* HKDF-SHA256(ikm = master key, info = label | version | tenant). */
 bool
-aos_derive_tenant_key(const uint8_t master[AOS_DATA_KEY_LEN], uint32_t version,
+aos_cus_derive_tenant_key(const uint8_t master[AOS_DATA_KEY_LEN], uint32_t version,
 					  const uint8_t tenant[16], uint8_t out[AOS_DATA_KEY_LEN])
 {
 	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
@@ -165,13 +165,13 @@ aos_derive_tenant_key(const uint8_t master[AOS_DATA_KEY_LEN], uint32_t version,
 		outlen == AOS_DATA_KEY_LEN;
 	EVP_PKEY_CTX_free(pctx);
 	if (!ok)
-		aos_secure_zero(out, AOS_DATA_KEY_LEN);
+		aos_cus_secure_zero(out, AOS_DATA_KEY_LEN);
 	return ok;
 }
 
 /* Prepare both directions' contexts with the key. */
 bool
-aos_gcm_key_init(AosGcmKey *k, const uint8_t key[AOS_DATA_KEY_LEN])
+aos_cus_gcm_key_init(AosGcmKey *k, const uint8_t key[AOS_DATA_KEY_LEN])
 {
 	if (gcm_cipher == NULL)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -185,13 +185,13 @@ aos_gcm_key_init(AosGcmKey *k, const uint8_t key[AOS_DATA_KEY_LEN])
 		EVP_EncryptInit_ex(k->seal, gcm_cipher, NULL, key, NULL) == 1 &&
 		EVP_DecryptInit_ex(k->open, gcm_cipher, NULL, key, NULL) == 1)
 		return true;
-	aos_gcm_key_free(k);
+	aos_cus_gcm_key_free(k);
 	return false;
 }
 
 /* Free both contexts (EVP_CIPHER_CTX_free cleanses them). */
 void
-aos_gcm_key_free(AosGcmKey *k)
+aos_cus_gcm_key_free(AosGcmKey *k)
 {
 	EVP_CIPHER_CTX_free(k->seal);
 	EVP_CIPHER_CTX_free(k->open);
@@ -231,7 +231,7 @@ next_nonce(uint8_t nonce[AOS_GCM_NONCE_LEN])
 
 /* Encrypt with a random nonce. */
 bool
-aos_gcm_seal(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
+aos_cus_gcm_seal(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 			 const uint8_t *plaintext, size_t n, uint8_t *env)
 {
 	uint8_t    *nonce = env;
@@ -255,7 +255,7 @@ aos_gcm_seal(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 
 /* Authenticate and decrypt. */
 bool
-aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
+aos_cus_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 			 const uint8_t *env, size_t env_len, uint8_t *plaintext, size_t *plaintext_len)
 {
 	const uint8_t *nonce,
@@ -266,7 +266,7 @@ aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 				fin = 0;
 
 	*plaintext_len = 0;
-	if (!aos_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag) || k->open == NULL)
+	if (!aos_cus_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag) || k->open == NULL)
 		return false;
 	if (EVP_DecryptInit_ex(k->open, NULL, NULL, NULL, nonce) != 1 ||
 		EVP_DecryptUpdate(k->open, NULL, &len, aad, AOS_AAD_LEN) != 1 ||
@@ -274,7 +274,7 @@ aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 		EVP_CIPHER_CTX_ctrl(k->open, EVP_CTRL_GCM_SET_TAG, AOS_GCM_TAG_LEN, (void *) tag) != 1 ||
 		EVP_DecryptFinal_ex(k->open, plaintext + len, &fin) != 1)
 	{
-		aos_secure_zero(plaintext, ct_len);
+		aos_cus_secure_zero(plaintext, ct_len);
 		return false;
 	}
 	*plaintext_len = (size_t) (len + fin);
@@ -283,7 +283,7 @@ aos_gcm_open(const AosGcmKey *k, const uint8_t aad[AOS_AAD_LEN],
 
 /* First 8 bytes of HMAC-SHA256(key, label) in hex. */
 bool
-aos_key_fingerprint(const uint8_t key[AOS_DATA_KEY_LEN], char out[AOS_FINGERPRINT_LEN + 1])
+aos_cus_key_fingerprint(const uint8_t key[AOS_DATA_KEY_LEN], char out[AOS_FINGERPRINT_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";
 	uint8_t		mac[32];

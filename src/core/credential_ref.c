@@ -62,7 +62,7 @@ starts_with(const char *text, size_t len, const char *prefix)
 
 /* Kind name for results and messages. */
 const char *
-aos_ref_kind_name(AosRefKind kind)
+aos_cus_ref_kind_name(AosRefKind kind)
 {
 	switch (kind)
 	{
@@ -80,14 +80,14 @@ aos_ref_kind_name(AosRefKind kind)
 
 /* Characters base64url needs for n bytes (no padding). */
 size_t
-aos_b64url_encoded_len(size_t n)
+aos_cus_b64url_encoded_len(size_t n)
 {
 	return (n / 3) * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
 }
 
 /* Encode n bytes as unpadded base64url. */
 void
-aos_b64url_encode(const uint8_t *in, size_t n, char *out)
+aos_cus_b64url_encode(const uint8_t *in, size_t n, char *out)
 {
 	size_t		i = 0,
 				o = 0;
@@ -140,7 +140,7 @@ b64url_check(const char *in, size_t len, size_t *decoded_len)
 
 /* Decode canonical unpadded base64url. */
 bool
-aos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+aos_cus_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 {
 	size_t		expect,
 				o = 0,
@@ -176,17 +176,17 @@ aos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 
 /* Envelope bytes for a plaintext of n bytes. */
 size_t
-aos_envelope_len(size_t n)
+aos_cus_envelope_len(size_t n)
 {
 	return AOS_GCM_NONCE_LEN + n + AOS_GCM_TAG_LEN;
 }
 
 /* Split nonce | ciphertext | tag. */
 bool
-aos_envelope_split(const uint8_t *env, size_t len, const uint8_t **nonce,
+aos_cus_envelope_split(const uint8_t *env, size_t len, const uint8_t **nonce,
 				   const uint8_t **ciphertext, size_t *ciphertext_len, const uint8_t **tag)
 {
-	if (len < aos_envelope_len(1))
+	if (len < aos_cus_envelope_len(1))
 		return false;
 	*nonce = env;
 	*ciphertext = env + AOS_GCM_NONCE_LEN;
@@ -211,14 +211,14 @@ decimal_len(uint32_t v)
 
 /* Length of encrypted://v1/<version>/<base64url>. */
 size_t
-aos_ref_encrypted_len(uint32_t version, size_t envelope_len)
+aos_cus_ref_encrypted_len(uint32_t version, size_t envelope_len)
 {
-	return strlen(encrypted_prefix) + decimal_len(version) + 1 + aos_b64url_encoded_len(envelope_len);
+	return strlen(encrypted_prefix) + decimal_len(version) + 1 + aos_cus_b64url_encoded_len(envelope_len);
 }
 
 /* Format an encrypted reference. */
 void
-aos_ref_format_encrypted(uint32_t version, const uint8_t *env, size_t env_len, char *out)
+aos_cus_ref_format_encrypted(uint32_t version, const uint8_t *env, size_t env_len, char *out)
 {
 	size_t		pos = strlen(encrypted_prefix);
 	size_t		digits = decimal_len(version);
@@ -231,7 +231,7 @@ aos_ref_format_encrypted(uint32_t version, const uint8_t *env, size_t env_len, c
 	}
 	pos += digits;
 	out[pos++] = '/';
-	aos_b64url_encode(env, env_len, out + pos);
+	aos_cus_b64url_encode(env, env_len, out + pos);
 }
 
 /* Parse the decimal key version (no sign, no leading zero, 1..AOS_KEY_VERSION_MAX). */
@@ -273,7 +273,7 @@ parse_encrypted(const char *text, size_t len, AosCredRef *out, const char **why)
 		*why = "the payload is not canonical unpadded base64url";
 		return AOS_REF_INVALID;
 	}
-	if (decoded < aos_envelope_len(1) || decoded > aos_envelope_len(AOS_CREDENTIAL_MAX))
+	if (decoded < aos_cus_envelope_len(1) || decoded > aos_cus_envelope_len(AOS_CREDENTIAL_MAX))
 	{
 		*why = "the payload is too short or too long to be a nonce, ciphertext and tag";
 		return AOS_REF_INVALID;
@@ -316,7 +316,7 @@ valid_env_name(const char *name, size_t len)
 
 /* Parse any reference. */
 AosRefKind
-aos_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why)
+aos_cus_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why)
 {
 	memset(out, 0, sizeof(*out));
 	*why = NULL;
@@ -325,7 +325,7 @@ aos_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why)
 		*why = "it is longer than 4096 bytes";
 		return AOS_REF_INVALID;
 	}
-	if (aos_plaintext_key_shape(text, len) != NULL)
+	if (aos_cus_plaintext_key_shape(text, len) != NULL)
 	{
 		*why = "it looks like a plaintext API key";
 		return AOS_REF_INVALID;
@@ -342,7 +342,7 @@ aos_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why)
 		out->payload = text + strlen(vault_prefix);
 		out->payload_len = len - strlen(vault_prefix);
 		if (!valid_vault_name(out->payload, out->payload_len) ||
-			aos_plaintext_key_shape(out->payload, out->payload_len) != NULL)
+			aos_cus_plaintext_key_shape(out->payload, out->payload_len) != NULL)
 		{
 			*why = "a vault secret name is 1 to 255 letters, digits or . _ - : @ / + ~";
 			return AOS_REF_INVALID;
@@ -368,7 +368,7 @@ aos_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why)
 
 /* Shape of a whole text that is a provider key, or NULL. */
 const char *
-aos_plaintext_key_shape(const char *text, size_t len)
+aos_cus_plaintext_key_shape(const char *text, size_t len)
 {
 	bool		all_hex = len == 32;
 
@@ -396,7 +396,7 @@ key_run(const char *text, size_t len, size_t i)
 
 /* Scan for sk-... (20+ key characters), AIza... (30+) or an isolated run of exactly 32 hex digits. */
 bool
-aos_contains_plaintext_key(const char *text, size_t len)
+aos_cus_contains_plaintext_key(const char *text, size_t len)
 {
 	size_t		hex_run = 0;
 
@@ -422,7 +422,7 @@ aos_contains_plaintext_key(const char *text, size_t len)
 
 /* AAD: "aos_cus\0" | version (big-endian) | tenant | integration. */
 void
-aos_credential_aad(uint32_t version, const uint8_t tenant[16], const uint8_t integration[16],
+aos_cus_credential_aad(uint32_t version, const uint8_t tenant[16], const uint8_t integration[16],
 				   uint8_t out[AOS_AAD_LEN])
 {
 	memcpy(out, "aos_cus", 8);
@@ -436,7 +436,7 @@ aos_credential_aad(uint32_t version, const uint8_t tenant[16], const uint8_t int
 
 /* Byte offset of the last four characters (UTF-8 continuation bytes are not counted). */
 size_t
-aos_credential_hint_offset(const char *text, size_t len)
+aos_cus_credential_hint_offset(const char *text, size_t len)
 {
 	size_t		chars = 0,
 				i = len;

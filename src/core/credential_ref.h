@@ -26,7 +26,7 @@
 #define AOS_REF_NAME_MAX 255
 /* Highest key version a keyring or reference may name. */
 #define AOS_KEY_VERSION_MAX 2147483647u
-/* Bytes of additional authenticated data (see aos_credential_aad). */
+/* Bytes of additional authenticated data (see aos_cus_credential_aad). */
 #define AOS_AAD_LEN (8 + 4 + 16 + 16)
 
 typedef enum AosRefKind
@@ -47,56 +47,56 @@ typedef struct AosCredRef
 } AosCredRef;
 
 /* Kind name ("encrypted", "vault", "env") or NULL for AOS_REF_INVALID. */
-const char *aos_ref_kind_name(AosRefKind kind);
+const char *aos_cus_ref_kind_name(AosRefKind kind);
 
 /*
  * Parse a reference of len bytes. On failure returns AOS_REF_INVALID and sets
  * *why to a fixed English reason that never quotes the input.
  */
-AosRefKind	aos_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why);
+AosRefKind	aos_cus_ref_parse(const char *text, size_t len, AosCredRef *out, const char **why);
 
 /*
  * Name of the provider key shape the text has ("OpenAI", "Anthropic", "Google",
  * "Azure"), or NULL when it does not look like a plaintext key.
  */
-const char *aos_plaintext_key_shape(const char *text, size_t len);
+const char *aos_cus_plaintext_key_shape(const char *text, size_t len);
 
 /* True when some substring of text looks like a plaintext provider key. */
-bool		aos_contains_plaintext_key(const char *text, size_t len);
+bool		aos_cus_contains_plaintext_key(const char *text, size_t len);
 
 /* Characters base64url (unpadded) needs for n bytes. */
-size_t		aos_b64url_encoded_len(size_t n);
+size_t		aos_cus_b64url_encoded_len(size_t n);
 
-/* Encode n bytes unpadded into out (aos_b64url_encoded_len(n) + 1 bytes, NUL-terminated). */
-void		aos_b64url_encode(const uint8_t *in, size_t n, char *out);
+/* Encode n bytes unpadded into out (aos_cus_b64url_encoded_len(n) + 1 bytes, NUL-terminated). */
+void		aos_cus_b64url_encode(const uint8_t *in, size_t n, char *out);
 
 /*
  * Decode unpadded canonical base64url into out (room for len * 3 / 4 bytes);
  * false on a bad character, an impossible length or non-zero padding bits.
  */
-bool		aos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+bool		aos_cus_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
 
 /* Bytes of the envelope (nonce | ciphertext | tag) for a plaintext of n bytes. */
-size_t		aos_envelope_len(size_t n);
+size_t		aos_cus_envelope_len(size_t n);
 
 /*
  * Split a decoded envelope of len bytes into its parts; false when it is too
  * short to hold a nonce, a tag and at least one byte of ciphertext.
  */
-bool		aos_envelope_split(const uint8_t *env, size_t len, const uint8_t **nonce,
+bool		aos_cus_envelope_split(const uint8_t *env, size_t len, const uint8_t **nonce,
 							   const uint8_t **ciphertext, size_t *ciphertext_len, const uint8_t **tag);
 
 /* Characters of the reference text for an envelope of n bytes under key version, without the NUL. */
-size_t		aos_ref_encrypted_len(uint32_t version, size_t envelope_len);
+size_t		aos_cus_ref_encrypted_len(uint32_t version, size_t envelope_len);
 
-/* Format encrypted://v1/<version>/<base64url(env)> into out (aos_ref_encrypted_len + 1 bytes). */
-void		aos_ref_format_encrypted(uint32_t version, const uint8_t *env, size_t env_len, char *out);
+/* Format encrypted://v1/<version>/<base64url(env)> into out (aos_cus_ref_encrypted_len + 1 bytes). */
+void		aos_cus_ref_format_encrypted(uint32_t version, const uint8_t *env, size_t env_len, char *out);
 
 /* Additional authenticated data binding a ciphertext to its key version, tenant and integration. */
-void		aos_credential_aad(uint32_t version, const uint8_t tenant[16], const uint8_t integration[16],
+void		aos_cus_credential_aad(uint32_t version, const uint8_t tenant[16], const uint8_t integration[16],
 							   uint8_t out[AOS_AAD_LEN]);
 
 /* The credential hint: the last four characters (UTF-8 aware) as byte offset into text. */
-size_t		aos_credential_hint_offset(const char *text, size_t len);
+size_t		aos_cus_credential_hint_offset(const char *text, size_t len);
 
 #endif

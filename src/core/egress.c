@@ -106,7 +106,7 @@ embedded_ipv4(const uint8_t *addr6, uint8_t *out4)
 
 /* Class of an address. */
 AosAddrClass
-aos_addr_classify(AosAddrFamily family, const uint8_t *addr)
+aos_cus_addr_classify(AosAddrFamily family, const uint8_t *addr)
 {
 	uint8_t		v4[4];
 	const SpecialNet *table = special4;
@@ -115,7 +115,7 @@ aos_addr_classify(AosAddrFamily family, const uint8_t *addr)
 	if (family == AOS_AF_INET6)
 	{
 		if (embedded_ipv4(addr, v4))
-			return aos_addr_classify(AOS_AF_INET4, v4);
+			return aos_cus_addr_classify(AOS_AF_INET4, v4);
 		table = special6;
 		n = sizeof(special6) / sizeof(special6[0]);
 	}
@@ -127,7 +127,7 @@ aos_addr_classify(AosAddrFamily family, const uint8_t *addr)
 
 /* Name of a class. */
 const char *
-aos_addr_class_name(AosAddrClass cls)
+aos_cus_addr_class_name(AosAddrClass cls)
 {
 	switch (cls)
 	{
@@ -214,7 +214,7 @@ parse_net(const char *token, size_t len, AosNet *net, const char **why)
 
 /* Parse a list of networks. */
 bool
-aos_netlist_parse(const char *text, AosNetList *out, const char **why)
+aos_cus_netlist_parse(const char *text, AosNetList *out, const char **why)
 {
 	const char *p = text;
 
@@ -243,7 +243,7 @@ aos_netlist_parse(const char *text, AosNetList *out, const char **why)
 
 /* True when some network of list contains the address. */
 bool
-aos_netlist_contains(const AosNetList *list, AosAddrFamily family, const uint8_t *addr)
+aos_cus_netlist_contains(const AosNetList *list, AosAddrFamily family, const uint8_t *addr)
 {
 	for (int i = 0; list != NULL && i < list->count; i++)
 		if (list->nets[i].family == family && prefix_match(addr, list->nets[i].addr, list->nets[i].prefix))
@@ -253,22 +253,22 @@ aos_netlist_contains(const AosNetList *list, AosAddrFamily family, const uint8_t
 
 /* Public addresses pass; others only when the allow-list holds them (or the IPv4 address they carry). */
 bool
-aos_egress_address_allowed(const AosNetList *allowed, AosAddrFamily family, const uint8_t *addr)
+aos_cus_egress_address_allowed(const AosNetList *allowed, AosAddrFamily family, const uint8_t *addr)
 {
 	uint8_t		v4[4];
 
 	if (family != AOS_AF_INET4 && family != AOS_AF_INET6)
 		return false;
-	if (aos_addr_classify(family, addr) == AOS_ADDR_PUBLIC)
+	if (aos_cus_addr_classify(family, addr) == AOS_ADDR_PUBLIC)
 		return true;
-	if (aos_netlist_contains(allowed, family, addr))
+	if (aos_cus_netlist_contains(allowed, family, addr))
 		return true;
-	return family == AOS_AF_INET6 && embedded_ipv4(addr, v4) && aos_netlist_contains(allowed, AOS_AF_INET4, v4);
+	return family == AOS_AF_INET6 && embedded_ipv4(addr, v4) && aos_cus_netlist_contains(allowed, AOS_AF_INET4, v4);
 }
 
 /* https always; http only when allowed; nothing else. */
 const char *
-aos_egress_check_scheme(const char *url, bool allow_http)
+aos_cus_egress_check_scheme(const char *url, bool allow_http)
 {
 	if (url != NULL && strncasecmp(url, "https://", 8) == 0)
 		return NULL;

@@ -54,25 +54,25 @@ typedef struct AosNetList
 } AosNetList;
 
 /* Class of an address (4 bytes for AOS_AF_INET4, 16 for AOS_AF_INET6). */
-AosAddrClass aos_addr_classify(AosAddrFamily family, const uint8_t *addr);
+AosAddrClass aos_cus_addr_classify(AosAddrFamily family, const uint8_t *addr);
 
 /* Name of a class ("public", "unspecified", "loopback", "link-local", "private", "reserved"). */
-const char *aos_addr_class_name(AosAddrClass cls);
+const char *aos_cus_addr_class_name(AosAddrClass cls);
 
 /*
  * Parse a comma- or space-separated list of CIDR networks ("127.0.0.1/32, fd00::/8";
  * a bare address is a host network). Host bits must be zero. On failure returns
  * false and sets *why to a fixed English reason.
  */
-bool		aos_netlist_parse(const char *text, AosNetList *out, const char **why);
+bool		aos_cus_netlist_parse(const char *text, AosNetList *out, const char **why);
 
 /* True when some network of list contains the address. */
-bool		aos_netlist_contains(const AosNetList *list, AosAddrFamily family, const uint8_t *addr);
+bool		aos_cus_netlist_contains(const AosNetList *list, AosAddrFamily family, const uint8_t *addr);
 
 /* True when the policy lets a tenant-supplied URL connect to the address (public, or in allowed). */
-bool		aos_egress_address_allowed(const AosNetList *allowed, AosAddrFamily family, const uint8_t *addr);
+bool		aos_cus_egress_address_allowed(const AosNetList *allowed, AosAddrFamily family, const uint8_t *addr);
 
 /* NULL when the URL's scheme is allowed (https; http too when allow_http), else why not. */
-const char *aos_egress_check_scheme(const char *url, bool allow_http);
+const char *aos_cus_egress_check_scheme(const char *url, bool allow_http);
 
 #endif

@@ -16,21 +16,21 @@ static const char *const reason_names[AOS_REASON_COUNT] = {
 
 /* a + b into *out; false on overflow. */
 bool
-aos_add_overflows(int64_t a, int64_t b, int64_t *out)
+aos_cus_add_overflows(int64_t a, int64_t b, int64_t *out)
 {
 	return __builtin_add_overflow(a, b, out);
 }
 
 /* True when used * 100 >= limit * pct. */
 bool
-aos_reached_pct(int64_t used, int64_t limit, int pct)
+aos_cus_reached_pct(int64_t used, int64_t limit, int pct)
 {
 	return (__int128) used * 100 >= (__int128) limit * pct;
 }
 
 /* Verdict of one limit for one request. */
 AosLimitVerdict
-aos_limit_verdict(int64_t used, int64_t estimate, int64_t limit, int warn_pct)
+aos_cus_limit_verdict(int64_t used, int64_t estimate, int64_t limit, int warn_pct)
 {
 	__int128	after = (__int128) used + estimate;
 
@@ -54,7 +54,7 @@ floor_div(int64_t a, int64_t b)
 
 /* Move the window to now's minute: one minute ahead shifts, more clears. */
 void
-aos_rate_advance(AosRateWindow *w, int64_t now_us)
+aos_cus_rate_advance(AosRateWindow *w, int64_t now_us)
 {
 	int64_t		minute = floor_div(now_us, AOS_RATE_WINDOW_US);
 
@@ -67,7 +67,7 @@ aos_rate_advance(AosRateWindow *w, int64_t now_us)
 
 /* Admissions in now's minute, or in the one before it, still weigh on the next decision. */
 bool
-aos_rate_live(const AosRateWindow *w, int64_t now_us)
+aos_cus_rate_live(const AosRateWindow *w, int64_t now_us)
 {
 	int64_t		minute = floor_div(now_us, AOS_RATE_WINDOW_US);
 
@@ -78,7 +78,7 @@ aos_rate_live(const AosRateWindow *w, int64_t now_us)
 
 /* Take back an admission of minute, never below zero; nothing once it is older than the previous minute. */
 void
-aos_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount)
+aos_cus_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount)
 {
 	if (w->minute == minute)
 		w->curr = w->curr > amount ? w->curr - amount : 0;
@@ -88,7 +88,7 @@ aos_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount)
 
 /* Amount admitted in the current minute. */
 int64_t
-aos_rate_current(const AosRateWindow *w)
+aos_cus_rate_current(const AosRateWindow *w)
 {
 	return w->curr;
 }
@@ -102,7 +102,7 @@ ceil_ms(__int128 us)
 
 /* Weighted admission test of the sliding-window counter, with the retry delay on refusal. */
 bool
-aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
+aos_cus_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 				int64_t amount, int64_t *retry_ms)
 {
 	const __int128 W = AOS_RATE_WINDOW_US;
@@ -139,7 +139,7 @@ aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 
 /* Precedence: state, then rate, then budget, then tokens; warnings only when nothing blocks. */
 AosDecision
-aos_decide(const AosVerdicts *v, AosReason *reason)
+aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 {
 	AosReason	block = AOS_REASON_OK;
 
@@ -186,14 +186,14 @@ aos_decide(const AosVerdicts *v, AosReason *reason)
 
 /* SQL name of a decision. */
 const char *
-aos_decision_name(AosDecision d)
+aos_cus_decision_name(AosDecision d)
 {
 	return decision_names[d];
 }
 
 /* SQL name of a reason. */
 const char *
-aos_reason_name(AosReason r)
+aos_cus_reason_name(AosReason r)
 {
 	return reason_names[r];
 }

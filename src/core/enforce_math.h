@@ -72,43 +72,43 @@ typedef struct AosRateWindow
 } AosRateWindow;
 
 /* a + b into *out; false (and *out untouched) on int64 overflow. */
-bool		aos_add_overflows(int64_t a, int64_t b, int64_t *out);
+bool		aos_cus_add_overflows(int64_t a, int64_t b, int64_t *out);
 
 /*
  * Verdict of a limit: EXCEEDED when used >= limit or used + estimate > limit,
  * WARN when used + estimate reaches warn_pct percent of the limit, else OK.
  * limit < 0 means no limit (always OK). Exact for every int64 input.
  */
-AosLimitVerdict aos_limit_verdict(int64_t used, int64_t estimate, int64_t limit, int warn_pct);
+AosLimitVerdict aos_cus_limit_verdict(int64_t used, int64_t estimate, int64_t limit, int warn_pct);
 
 /* True when used has reached pct percent of limit (limit >= 0), exactly. */
-bool		aos_reached_pct(int64_t used, int64_t limit, int pct);
+bool		aos_cus_reached_pct(int64_t used, int64_t limit, int pct);
 
 /* Move the window to the minute containing now_us (microseconds since the epoch). */
-void		aos_rate_advance(AosRateWindow *w, int64_t now_us);
+void		aos_cus_rate_advance(AosRateWindow *w, int64_t now_us);
 
 /*
  * Would admitting amount keep the weighted count within limit?
  * prev * (W - elapsed) / W + curr + amount <= limit, in 128-bit integers.
- * Call after aos_rate_advance. On refusal *retry_ms is the wait until it would pass.
+ * Call after aos_cus_rate_advance. On refusal *retry_ms is the wait until it would pass.
  */
-bool		aos_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
+bool		aos_cus_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 							int64_t amount, int64_t *retry_ms);
 
 /* True while admissions of the window still count at now_us (current or previous minute): resetting it would admit more. */
-bool		aos_rate_live(const AosRateWindow *w, int64_t now_us);
+bool		aos_cus_rate_live(const AosRateWindow *w, int64_t now_us);
 
 /* Take back amount admitted in minute (an undone decision): from curr, or from prev once the window moved one minute on. */
-void		aos_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount);
+void		aos_cus_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount);
 
-/* Amount admitted in the current minute (after aos_rate_advance). */
-int64_t		aos_rate_current(const AosRateWindow *w);
+/* Amount admitted in the current minute (after aos_cus_rate_advance). */
+int64_t		aos_cus_rate_current(const AosRateWindow *w);
 
 /* Combine verdicts by the documented precedence into a decision and reason. */
-AosDecision aos_decide(const AosVerdicts *v, AosReason *reason);
+AosDecision aos_cus_decide(const AosVerdicts *v, AosReason *reason);
 
 /* SQL names of decisions and reasons. */
-const char *aos_decision_name(AosDecision d);
-const char *aos_reason_name(AosReason r);
+const char *aos_cus_decision_name(AosDecision d);
+const char *aos_cus_reason_name(AosReason r);
 
 #endif

@@ -59,7 +59,7 @@ joined_base_len(const char *base, const char *path)
 
 /* True when a probe exists for the provider. */
 bool
-aos_probe_supported(const char *provider)
+aos_cus_probe_supported(const char *provider)
 {
 	for (size_t i = 0; provider != NULL && i < sizeof(probes) / sizeof(probes[0]); i++)
 		if (strcmp(probes[i].provider, provider) == 0)
@@ -69,7 +69,7 @@ aos_probe_supported(const char *provider)
 
 /* Fill req for provider at base_url; NULL on success, else why not. */
 const char *
-aos_probe_build(const char *provider, const char *base_url, const char *api_version,
+aos_cus_probe_build(const char *provider, const char *base_url, const char *api_version,
 				const char *health_path, AosProbeRequest *req)
 {
 	const ProviderProbe *p = NULL;
@@ -123,7 +123,7 @@ aos_probe_build(const char *provider, const char *base_url, const char *api_vers
 
 /* Write the auth header line; false for an empty, oversized or non-printable key. */
 bool
-aos_probe_auth_header(const AosProbeRequest *req, const char *key, char *buf, size_t buflen)
+aos_cus_probe_auth_header(const AosProbeRequest *req, const char *key, char *buf, size_t buflen)
 {
 	size_t		len;
 	int			n;
@@ -147,7 +147,7 @@ aos_probe_auth_header(const AosProbeRequest *req, const char *key, char *buf, si
 
 /* Map a CURLcode to a transport outcome. */
 AosProbeTransport
-aos_probe_transport_from_curl(int curl_code, long http_status)
+aos_cus_probe_transport_from_curl(int curl_code, long http_status)
 {
 	switch (curl_code)
 	{
@@ -186,7 +186,7 @@ aos_probe_transport_from_curl(int curl_code, long http_status)
 
 /* Classify by transport, then by HTTP status; the error text is built only from numbers and fixed words. */
 AosHealthState
-aos_probe_classify(AosProbeTransport transport, long http_status, long elapsed_ms,
+aos_cus_probe_classify(AosProbeTransport transport, long http_status, long elapsed_ms,
 				   char *error, size_t errlen)
 {
 	switch (transport)
@@ -250,7 +250,7 @@ static const char *const state_names[] = {"unknown", "healthy", "degraded", "fai
 
 /* The state's stored name. */
 const char *
-aos_health_state_name(AosHealthState state)
+aos_cus_health_state_name(AosHealthState state)
 {
 	if ((int) state < 0 || (int) state > AOS_HEALTH_FAILING)
 		return NULL;

@@ -47,27 +47,27 @@ typedef struct AosProbeRequest
 } AosProbeRequest;
 
 /* True when the provider has a probe (every provider except aws_bedrock, which needs SigV4). */
-bool		aos_probe_supported(const char *provider);
+bool		aos_cus_probe_supported(const char *provider);
 
 /*
  * Fill req for provider at base_url (NULL: the provider's public endpoint).
  * api_version (Azure) and health_path (custom) may be NULL for the defaults.
  * Returns NULL on success, else a static message naming what is wrong.
  */
-const char *aos_probe_build(const char *provider, const char *base_url, const char *api_version,
+const char *aos_cus_probe_build(const char *provider, const char *base_url, const char *api_version,
 							const char *health_path, AosProbeRequest *req);
 
 /* Write "<auth_name>: <auth_prefix><key>" into buf; false when the key is empty, too long or not header-safe. */
-bool		aos_probe_auth_header(const AosProbeRequest *req, const char *key, char *buf, size_t buflen);
+bool		aos_cus_probe_auth_header(const AosProbeRequest *req, const char *key, char *buf, size_t buflen);
 
 /* Map a libcurl CURLcode to a transport outcome (body_aborted: we stopped reading an oversized body). */
-AosProbeTransport aos_probe_transport_from_curl(int curl_code, long http_status);
+AosProbeTransport aos_cus_probe_transport_from_curl(int curl_code, long http_status);
 
 /* Classify an outcome; writes a short error (never containing any secret) into error, "" when healthy. */
-AosHealthState aos_probe_classify(AosProbeTransport transport, long http_status, long elapsed_ms,
+AosHealthState aos_cus_probe_classify(AosProbeTransport transport, long http_status, long elapsed_ms,
 								  char *error, size_t errlen);
 
 /* The state's name as stored in health_state; NULL for an out-of-range value. */
-const char *aos_health_state_name(AosHealthState state);
+const char *aos_cus_health_state_name(AosHealthState state);
 
 #endif

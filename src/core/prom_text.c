@@ -13,7 +13,7 @@ static const char *const known_providers[] = {
 
 /* Map a provider to its label: itself when known, else "other". */
 const char *
-aos_prom_provider_label(const char *provider)
+aos_cus_prom_provider_label(const char *provider)
 {
 	if (provider != NULL)
 		for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++)
@@ -24,7 +24,7 @@ aos_prom_provider_label(const char *provider)
 
 /* Bytes the escaped form of in takes, NUL included. */
 size_t
-aos_prom_escaped_size(const char *in)
+aos_cus_prom_escaped_size(const char *in)
 {
 	size_t		n = 1;
 
@@ -35,7 +35,7 @@ aos_prom_escaped_size(const char *in)
 
 /* Escape backslash, double quote and newline as the exposition format requires. */
 void
-aos_prom_escape_label(const char *in, char *out)
+aos_cus_prom_escape_label(const char *in, char *out)
 {
 	for (const char *p = in; *p; p++)
 	{
@@ -57,7 +57,7 @@ aos_prom_escape_label(const char *in, char *out)
 
 /* Format a double so that it parses back exactly; special values as Prometheus spells them. */
 void
-aos_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN])
+aos_cus_prom_format_double(double value, char out[AOS_PROM_DOUBLE_LEN])
 {
 	if (isnan(value))
 		strcpy(out, "NaN");
@@ -88,7 +88,7 @@ ratio_cmp(const void *a, const void *b)
 
 /* Sort by ratio descending and keep the first cap. */
 size_t
-aos_prom_top_ratios(AosBudgetRatio *items, size_t n, size_t cap)
+aos_cus_prom_top_ratios(AosBudgetRatio *items, size_t n, size_t cap)
 {
 	if (n > 1)
 		qsort(items, n, sizeof(AosBudgetRatio), ratio_cmp);

@@ -24,7 +24,7 @@ contains(const char *hay, size_t len, const char *needle)
 
 /* Family of a model name. */
 AosTokenizer
-aos_tokenizer_for_model(const char *model, size_t len)
+aos_cus_tokenizer_for_model(const char *model, size_t len)
 {
 	if (model == NULL)
 		return AOS_TOKENIZER_CHARS4;
@@ -83,7 +83,7 @@ piece_of(const unsigned char *p, size_t n)
 
 /* Estimated tokens of text for a family. */
 int64_t
-aos_estimate_tokens(const char *text, size_t len, AosTokenizer family)
+aos_cus_token_estimate(const char *text, size_t len, AosTokenizer family)
 {
 	const unsigned char *s = (const unsigned char *) text;
 	size_t		i = 0;

@@ -15,7 +15,7 @@ typedef enum AosTokenizer
 } AosTokenizer;
 
 /* Family of a model name (NULL or unknown: CHARS4). */
-AosTokenizer aos_tokenizer_for_model(const char *model, size_t len);
+AosTokenizer aos_cus_tokenizer_for_model(const char *model, size_t len);
 
 /*
  * Estimated tokens of UTF-8 text. CHARS4 is ceil(code points / 4). The known
@@ -23,6 +23,6 @@ AosTokenizer aos_tokenizer_for_model(const char *model, size_t len);
  * space, digit groups of three, punctuation, line breaks, CJK characters)
  * and charge each piece by its length, scaled per family.
  */
-int64_t		aos_estimate_tokens(const char *text, size_t len, AosTokenizer family);
+int64_t		aos_cus_token_estimate(const char *text, size_t len, AosTokenizer family);
 
 #endif

@@ -13,7 +13,7 @@ or_zero(int64_t v)
 
 /* Mark every counter absent. */
 void
-aos_usage_counters_init(AosUsageCounters *c)
+aos_cus_usage_counters_init(AosUsageCounters *c)
 {
 	c->prompt = c->cached = c->cache_creation = c->cache_5m = c->cache_1h = -1;
 	c->tool_prompt = c->audio_in = c->completion = c->reasoning = c->audio_out = -1;
@@ -21,7 +21,7 @@ aos_usage_counters_init(AosUsageCounters *c)
 
 /* OpenAI: input = prompt - cached - audio; output = completion - audio (reasoning stays inside output). */
 const char *
-aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0 || c->completion < 0)
@@ -41,7 +41,7 @@ aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out)
 
 /* Anthropic: buckets as reported; the 5m/1h split wins over the total, which must then agree. */
 const char *
-aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0 || c->completion < 0)
@@ -63,7 +63,7 @@ aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out)
 
 /* Gemini: input = prompt + tool prompt - cached - audio; output = candidates + thoughts - audio. */
 const char *
-aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
+aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (c->prompt < 0)

@@ -25,15 +25,15 @@ typedef struct AosUsageCounters
 } AosUsageCounters;
 
 /* Every counter set to -1 (absent). */
-void		aos_usage_counters_init(AosUsageCounters *c);
+void		aos_cus_usage_counters_init(AosUsageCounters *c);
 
 /* OpenAI (chat completions and responses API): prompt includes cached and audio; completion includes reasoning and audio. */
-const char *aos_usage_map_openai(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_openai(const AosUsageCounters *c, AosTokens *out);
 
 /* Anthropic messages: input excludes cache reads and cache creation; cache creation splits into 5m and 1h. */
-const char *aos_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_anthropic(const AosUsageCounters *c, AosTokens *out);
 
 /* Gemini generateContent: prompt includes cached content; thoughts are billed as output besides candidates. */
-const char *aos_usage_map_gemini(const AosUsageCounters *c, AosTokens *out);
+const char *aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out);
 
 #endif

@@ -5,7 +5,7 @@
 
 /* Parse optional '-' then digits (trailing ".0..." allowed) as int64 with overflow detection. */
 AosIntParse
-aos_parse_int64(const char *text, int64_t *out)
+aos_cus_parse_int64(const char *text, int64_t *out)
 {
 	const char *p = text;
 	bool		negative = false;
@@ -46,7 +46,7 @@ aos_parse_int64(const char *text, int64_t *out)
 
 /* Count the bytes that are not UTF-8 continuation bytes. */
 size_t
-aos_utf8_chars(const char *s, size_t len)
+aos_cus_utf8_chars(const char *s, size_t len)
 {
 	size_t		n = 0;
 
@@ -58,7 +58,7 @@ aos_utf8_chars(const char *s, size_t len)
 
 /* Linear search: the lists are short (at most seven names). */
 int
-aos_enum_index(const char *s, size_t len, const char *const *names)
+aos_cus_enum_index(const char *s, size_t len, const char *const *names)
 {
 	for (int i = 0; names[i] != NULL; i++)
 		if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
@@ -68,7 +68,7 @@ aos_enum_index(const char *s, size_t len, const char *const *names)
 
 /* Join names with ", " into buf, truncating safely. */
 void
-aos_enum_list(const char *const *names, char *buf, size_t bufsize)
+aos_cus_enum_list(const char *const *names, char *buf, size_t bufsize)
 {
 	size_t		used = 0;
 

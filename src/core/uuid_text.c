@@ -5,7 +5,7 @@
 
 /* Value of one hex digit, or -1. */
 int
-aos_hex_value(char c)
+aos_cus_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -18,7 +18,7 @@ aos_hex_value(char c)
 
 /* Parse a canonical UUID text of exactly 36 characters. */
 bool
-aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN])
+aos_cus_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN])
 {
 	int			byte = 0;
 
@@ -36,8 +36,8 @@ aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN])
 			i++;
 			continue;
 		}
-		hi = aos_hex_value(text[i]);
-		lo = aos_hex_value(text[i + 1]);
+		hi = aos_cus_hex_value(text[i]);
+		lo = aos_cus_hex_value(text[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[byte++] = (uint8_t) (hi << 4 | lo);
@@ -48,7 +48,7 @@ aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN])
 
 /* Format a UUID as lower-case canonical text. */
 void
-aos_uuid_format(const uint8_t in[AOS_UUID_LEN], char out[AOS_UUID_TEXT_LEN + 1])
+aos_cus_uuid_format(const uint8_t in[AOS_UUID_LEN], char out[AOS_UUID_TEXT_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";
 	int			pos = 0;

@@ -9,12 +9,12 @@
 #define AOS_UUID_TEXT_LEN 36
 
 /* Value of one hex digit (either case), or -1. */
-int			aos_hex_value(char c);
+int			aos_cus_hex_value(char c);
 
 /* Parse a canonical (8-4-4-4-12, either case) UUID; false when the text is not one. */
-bool aos_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN]);
+bool aos_cus_uuid_parse(const char *text, uint8_t out[AOS_UUID_LEN]);
 
 /* Format 16 bytes as lower-case canonical text into out (37 bytes with the NUL). */
-void aos_uuid_format(const uint8_t in[AOS_UUID_LEN], char out[AOS_UUID_TEXT_LEN + 1]);
+void aos_cus_uuid_format(const uint8_t in[AOS_UUID_LEN], char out[AOS_UUID_TEXT_LEN + 1]);
 
 #endif

@@ -10,7 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-const char *const aos_webhook_event_names[] = {
+const char *const aos_cus_webhook_event_names[] = {
 	"budget.threshold",
 	"tokens.threshold",
 	"budget.exhausted",
@@ -22,7 +22,7 @@ const char *const aos_webhook_event_names[] = {
 
 /* Decode a secret into key; false, with a fixed reason, when it is malformed. */
 bool
-aos_webhook_secret_decode(const char *secret, uint8_t *key, size_t *key_len, const char **why)
+aos_cus_webhook_secret_decode(const char *secret, uint8_t *key, size_t *key_len, const char **why)
 {
 	size_t		prefix = strlen(AOS_WEBHOOK_SECRET_PREFIX);
 	size_t		len;
@@ -70,7 +70,7 @@ aos_webhook_secret_decode(const char *secret, uint8_t *key, size_t *key_len, con
 
 /* A new random secret into out. */
 bool
-aos_webhook_secret_generate(char *out)
+aos_cus_webhook_secret_generate(char *out)
 {
 	uint8_t		key[AOS_WEBHOOK_KEY_GENERATED];
 	size_t		prefix = strlen(AOS_WEBHOOK_SECRET_PREFIX);
@@ -85,7 +85,7 @@ aos_webhook_secret_generate(char *out)
 
 /* Sign "<msg_id>.<timestamp>.<body>" into out ("v1,<base64>"). */
 bool
-aos_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, int64_t timestamp,
+aos_cus_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, int64_t timestamp,
 				 const char *body, size_t body_len, char *out)
 {
 	char		ts[24];
@@ -113,7 +113,7 @@ aos_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, int64_t
 
 /* base_ms * 2^(attempt-1), capped at max_ms, half of it fixed and half scaled by jitter. */
 int64_t
-aos_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter)
+aos_cus_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter)
 {
 	int64_t		delay = base_ms;
 
@@ -132,17 +132,17 @@ aos_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitt
 
 /* True when name is an event type. */
 bool
-aos_webhook_event_known(const char *name)
+aos_cus_webhook_event_known(const char *name)
 {
-	for (int i = 0; aos_webhook_event_names[i] != NULL; i++)
-		if (strcmp(name, aos_webhook_event_names[i]) == 0)
+	for (int i = 0; aos_cus_webhook_event_names[i] != NULL; i++)
+		if (strcmp(name, aos_cus_webhook_event_names[i]) == 0)
 			return true;
 	return false;
 }
 
 /* NULL when url is an http(s) URL with a host, printable and at most AOS_WEBHOOK_URL_MAX bytes. */
 const char *
-aos_webhook_url_check(const char *url)
+aos_cus_webhook_url_check(const char *url)
 {
 	size_t		len = strlen(url);
 	const char *host;
@@ -168,7 +168,7 @@ aos_webhook_url_check(const char *url)
 
 /* {"text": "<text>"} with JSON string escaping. */
 char *
-aos_webhook_slack_body(const char *text)
+aos_cus_webhook_slack_body(const char *text)
 {
 	size_t		len = strlen(text);
 	char	   *out = malloc(6 * len + sizeof("{\"text\": \"\"}"));

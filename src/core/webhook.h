@@ -26,13 +26,13 @@
 #define AOS_WEBHOOK_URL_MAX 2048
 
 /* Decode a secret into key (AOS_WEBHOOK_KEY_MAX bytes); false, with a fixed reason, when it is malformed. */
-bool		aos_webhook_secret_decode(const char *secret, uint8_t *key, size_t *key_len, const char **why);
+bool		aos_cus_webhook_secret_decode(const char *secret, uint8_t *key, size_t *key_len, const char **why);
 
 /* A new random secret into out (AOS_WEBHOOK_SECRET_LEN bytes); false on an OpenSSL failure. */
-bool		aos_webhook_secret_generate(char *out);
+bool		aos_cus_webhook_secret_generate(char *out);
 
 /* Sign one message into out (AOS_WEBHOOK_SIGNATURE_LEN bytes); false on an OpenSSL failure. */
-bool		aos_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, int64_t timestamp,
+bool		aos_cus_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, int64_t timestamp,
 							 const char *body, size_t body_len, char *out);
 
 /*
@@ -40,18 +40,18 @@ bool		aos_webhook_sign(const uint8_t *key, size_t key_len, const char *msg_id, i
  * doubled per attempt, capped at max_ms, with "equal jitter" (half fixed, half
  * scaled by jitter in [0, 1]).
  */
-int64_t		aos_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter);
+int64_t		aos_cus_webhook_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, double jitter);
 
 /* True when name is an event type webhooks deliver. */
-bool		aos_webhook_event_known(const char *name);
+bool		aos_cus_webhook_event_known(const char *name);
 
 /* The event types, NULL-terminated. */
-extern const char *const aos_webhook_event_names[];
+extern const char *const aos_cus_webhook_event_names[];
 
 /* NULL when url may be a webhook's (http:// or https://, a host, printable, not too long), else why not. */
-const char *aos_webhook_url_check(const char *url);
+const char *aos_cus_webhook_url_check(const char *url);
 
 /* A Slack-compatible body {"text": "<text escaped>"} (malloc'd, NUL-terminated), or NULL when out of memory. */
-char	   *aos_webhook_slack_body(const char *text);
+char	   *aos_cus_webhook_slack_body(const char *text);
 
 #endif

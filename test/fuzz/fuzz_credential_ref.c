@@ -18,17 +18,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *text = (const char *) data;
 	AosCredRef	ref;
 	const char *why;
-	AosRefKind	kind = aos_ref_parse(text, size, &ref, &why);
+	AosRefKind	kind = aos_cus_ref_parse(text, size, &ref, &why);
 
-	(void) aos_plaintext_key_shape(text, size);
-	(void) aos_contains_plaintext_key(text, size);
-	(void) aos_credential_hint_offset(text, size);
+	(void) aos_cus_plaintext_key_shape(text, size);
+	(void) aos_cus_contains_plaintext_key(text, size);
+	(void) aos_cus_credential_hint_offset(text, size);
 	if (kind == AOS_REF_INVALID)
 	{
 		REQUIRE(why != NULL);
 		return 0;
 	}
-	REQUIRE(aos_ref_kind_name(kind) != NULL);
+	REQUIRE(aos_cus_ref_kind_name(kind) != NULL);
 	if (kind == AOS_REF_ENCRYPTED)
 	{
 		uint8_t    *env = malloc(ref.payload_len);
@@ -39,11 +39,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t		ct_len;
 		char	   *again;
 
-		REQUIRE(aos_b64url_decode(ref.payload, ref.payload_len, env, &env_len));
-		REQUIRE(aos_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag));
+		REQUIRE(aos_cus_b64url_decode(ref.payload, ref.payload_len, env, &env_len));
+		REQUIRE(aos_cus_envelope_split(env, env_len, &nonce, &ct, &ct_len, &tag));
 		REQUIRE(ct_len >= 1 && nonce + 12 == ct && ct + ct_len == tag);
-		again = malloc(aos_ref_encrypted_len(ref.version, env_len) + 1);
-		aos_ref_format_encrypted(ref.version, env, env_len, again);
+		again = malloc(aos_cus_ref_encrypted_len(ref.version, env_len) + 1);
+		aos_cus_ref_format_encrypted(ref.version, env, env_len, again);
 		REQUIRE(strlen(again) == size && memcmp(again, text, size) == 0);
 		free(again);
 		free(env);

@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(text, data, size);
 	text[size] = '\0';
-	if (aos_netlist_parse(text, &list, &why))
+	if (aos_cus_netlist_parse(text, &list, &why))
 	{
 		REQUIRE(list.count >= 0 && list.count <= AOS_EGRESS_MAX_NETS);
 		for (int i = 0; i < list.count; i++)
@@ -31,18 +31,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			REQUIRE(n->family == AOS_AF_INET4 || n->family == AOS_AF_INET6);
 			REQUIRE(n->prefix >= 0 && n->prefix <= (n->family == AOS_AF_INET4 ? 32 : 128));
-			REQUIRE(aos_netlist_contains(&list, n->family, n->addr));
-			REQUIRE(aos_egress_address_allowed(&list, n->family, n->addr));
+			REQUIRE(aos_cus_netlist_contains(&list, n->family, n->addr));
+			REQUIRE(aos_cus_egress_address_allowed(&list, n->family, n->addr));
 		}
 	}
 	else
 		REQUIRE(why != NULL);
 	memcpy(addr, data, size < 16 ? size : 16);
-	REQUIRE(aos_addr_class_name(aos_addr_classify(AOS_AF_INET4, addr)) != NULL);
-	REQUIRE(aos_addr_class_name(aos_addr_classify(AOS_AF_INET6, addr)) != NULL);
-	REQUIRE(aos_egress_address_allowed(NULL, AOS_AF_INET6, addr) ==
-			(aos_addr_classify(AOS_AF_INET6, addr) == AOS_ADDR_PUBLIC));
-	(void) aos_egress_check_scheme(text, size % 2 == 0);
+	REQUIRE(aos_cus_addr_class_name(aos_cus_addr_classify(AOS_AF_INET4, addr)) != NULL);
+	REQUIRE(aos_cus_addr_class_name(aos_cus_addr_classify(AOS_AF_INET6, addr)) != NULL);
+	REQUIRE(aos_cus_egress_address_allowed(NULL, AOS_AF_INET6, addr) ==
+			(aos_cus_addr_classify(AOS_AF_INET6, addr) == AOS_ADDR_PUBLIC));
+	(void) aos_cus_egress_check_scheme(text, size % 2 == 0);
 	free(text);
 	return 0;
 }

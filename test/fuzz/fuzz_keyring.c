@@ -19,13 +19,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static AosKeyring kr;
 	char		err[256] = "";
 
-	if (aos_keyring_parse((const char *) data, size, &kr, err, sizeof(err)))
+	if (aos_cus_keyring_parse((const char *) data, size, &kr, err, sizeof(err)))
 	{
 		REQUIRE(kr.count >= 1 && kr.count <= AOS_KEYRING_MAX);
 		for (int i = 0; i < kr.count; i++)
 		{
 			REQUIRE(kr.entries[i].version >= 1);
-			REQUIRE(aos_keyring_find(&kr, kr.entries[i].version) == &kr.entries[i]);
+			REQUIRE(aos_cus_keyring_find(&kr, kr.entries[i].version) == &kr.entries[i]);
 		}
 	}
 	else

@@ -27,7 +27,7 @@ cost_of(AosTokens t, const AosPriceRow *r, AosCostStatus *st)
 {
 	int64_t		c = -1;
 
-	*st = aos_cost_compute(&t, r, &c, NULL);
+	*st = aos_cus_cost_compute(&t, r, &c, NULL);
 	return *st == AOS_COST_OK ? c : -1;
 }
 
@@ -61,17 +61,17 @@ test_arithmetic(void)
 	CHECK(cost_of((AosTokens) {.cache_write = 1000000}, &claude, &st) == 375000000);
 	CHECK(cost_of((AosTokens) {.cache_write_1h = 1000000}, &claude, &st) == 600000000);
 	claude.price[AOS_BUCKET_CACHE_WRITE_1H] = AOS_PRICE_NONE;
-	CHECK(aos_effective_price(&claude, AOS_BUCKET_CACHE_WRITE_1H) == 375000000);
+	CHECK(aos_cus_effective_price(&claude, AOS_BUCKET_CACHE_WRITE_1H) == 375000000);
 	claude.price[AOS_BUCKET_CACHE_WRITE] = AOS_PRICE_NONE;
-	CHECK(aos_effective_price(&claude, AOS_BUCKET_CACHE_WRITE_1H) == 300000000);
-	CHECK(aos_effective_price(&claude, AOS_BUCKET_INPUT_AUDIO) == 300000000);
-	CHECK(aos_effective_price(&claude, AOS_BUCKET_OUTPUT_AUDIO) == 1500000000);
+	CHECK(aos_cus_effective_price(&claude, AOS_BUCKET_CACHE_WRITE_1H) == 300000000);
+	CHECK(aos_cus_effective_price(&claude, AOS_BUCKET_INPUT_AUDIO) == 300000000);
+	CHECK(aos_cus_effective_price(&claude, AOS_BUCKET_OUTPUT_AUDIO) == 1500000000);
 
 	/* Reasoning is part of output, charged at the reasoning price where one exists. */
 	CHECK(cost_of((AosTokens) {.output = 100,.reasoning = 60}, &gpt4o, &st) == 100000);
 	gpt4o.price[AOS_BUCKET_REASONING] = 2000000000;
 	CHECK(cost_of((AosTokens) {.output = 100,.reasoning = 60}, &gpt4o, &st) == 40000 + 120000);
-	CHECK(aos_cost_compute(&(AosTokens) {.output = 100,.reasoning = 60}, &gpt4o, &c, items) == AOS_COST_OK);
+	CHECK(aos_cus_cost_compute(&(AosTokens) {.output = 100,.reasoning = 60}, &gpt4o, &c, items) == AOS_COST_OK);
 	CHECK(items[AOS_BUCKET_OUTPUT].tokens == 40 && items[AOS_BUCKET_REASONING].tokens == 60);
 	CHECK(items[AOS_BUCKET_REASONING].unit_price == 2000000000);
 
@@ -81,13 +81,13 @@ test_arithmetic(void)
 	CHECK(cost_of((AosTokens) {.input_audio = 1000,.output_audio = 1000}, &gpt4o, &st) == 10000000 + 20000000);
 
 	/* Exact decimal text of an item. */
-	aos_scaled_to_text((unsigned __int128) 1500000, text, sizeof(text));
+	aos_cus_scaled_to_text((unsigned __int128) 1500000, text, sizeof(text));
 	CHECK_STR(text, "1.5");
-	aos_scaled_to_text((unsigned __int128) 250, text, sizeof(text));
+	aos_cus_scaled_to_text((unsigned __int128) 250, text, sizeof(text));
 	CHECK_STR(text, "0.00025");
-	aos_scaled_to_text((unsigned __int128) 7000000, text, sizeof(text));
+	aos_cus_scaled_to_text((unsigned __int128) 7000000, text, sizeof(text));
 	CHECK_STR(text, "7");
-	aos_scaled_to_text((unsigned __int128) INT64_MAX * 1000000 * 8, text, sizeof(text));
+	aos_cus_scaled_to_text((unsigned __int128) INT64_MAX * 1000000 * 8, text, sizeof(text));
 	CHECK_STR(text, "73786976294838206456");
 }
 
@@ -101,8 +101,8 @@ test_errors(void)
 	int64_t		c;
 
 	CHECK(cost_of((AosTokens) {.input = -1}, &high, &st) == -1 && st == AOS_COST_NEGATIVE_TOKENS);
-	CHECK(aos_tokens_check(&(AosTokens) {.output_audio = -5}, &bad) == AOS_COST_NEGATIVE_TOKENS && bad == AOS_BUCKET_OUTPUT_AUDIO);
-	CHECK(aos_tokens_check(&(AosTokens) {.output = 1,.reasoning = 2}, &bad) == AOS_COST_REASONING_EXCEEDS_OUTPUT && bad == AOS_BUCKET_REASONING);
+	CHECK(aos_cus_tokens_check(&(AosTokens) {.output_audio = -5}, &bad) == AOS_COST_NEGATIVE_TOKENS && bad == AOS_BUCKET_OUTPUT_AUDIO);
+	CHECK(aos_cus_tokens_check(&(AosTokens) {.output = 1,.reasoning = 2}, &bad) == AOS_COST_REASONING_EXCEEDS_OUTPUT && bad == AOS_BUCKET_REASONING);
 	CHECK(cost_of((AosTokens) {.output = 1,.reasoning = 2}, &high, &st) == -1 && st == AOS_COST_REASONING_EXCEEDS_OUTPUT);
 
 	/* 2^62 tokens at $1,000,000 per 1M tokens (10^14 micro-cents): about 4.6e23 micro-cents, far beyond int64. */
@@ -120,12 +120,12 @@ test_errors(void)
 	CHECK(cost_of((AosTokens) {.input = (int64_t) 1 << 62}, &(AosPriceRow) {.price = {1, 0, -1, -1, 0, -1, -1, -1}}, &st) == 4611686018427);
 	/* The exact edge: INT64_MAX tokens at 10^6 per 1M is INT64_MAX micro-cents; one more micro-cent overflows. */
 	CHECK(cost_of((AosTokens) {.input = INT64_MAX}, &(AosPriceRow) {.price = {1000000, 0, -1, -1, 0, -1, -1, -1}}, &st) == INT64_MAX);
-	CHECK(aos_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
+	CHECK(aos_cus_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
 						   &(AosPriceRow) {.price = {1000000, -1, -1, -1, 1000000, -1, -1, -1}}, &c, NULL) == AOS_COST_OVERFLOW);
 	/* Half a micro-cent below the edge still rounds into range; exactly half above it does not. */
-	CHECK(aos_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
+	CHECK(aos_cus_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
 						   &(AosPriceRow) {.price = {1000000, -1, -1, -1, 499999, -1, -1, -1}}, &c, NULL) == AOS_COST_OK && c == INT64_MAX);
-	CHECK(aos_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
+	CHECK(aos_cus_cost_compute(&(AosTokens) {.input = INT64_MAX,.output = 1},
 						   &(AosPriceRow) {.price = {1000000, -1, -1, -1, 500000, -1, -1, -1}}, &c, NULL) == AOS_COST_OVERFLOW);
 }
 
@@ -143,23 +143,23 @@ test_select(void)
 	};
 	int			n = sizeof(rows) / sizeof(rows[0]);
 
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_STANDARD, 0, 10)].id == 10);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_STANDARD, 999, 10)].id == 10);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_STANDARD, 1000, 10)].id == 11);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_STANDARD, 0, 10)].id == 10);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_STANDARD, 999, 10)].id == 10);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_STANDARD, 1000, 10)].id == 11);
 	/* Exactly the threshold is standard; one more token is the long-context tier. */
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_STANDARD, 2000, 272000)].id == 11);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_STANDARD, 2000, 272001)].id == 12);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_FLEX, 2000, 272000)].id == 13);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_FLEX, 2000, 272001)].id == 14);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_STANDARD, 2000, 272000)].id == 11);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_STANDARD, 2000, 272001)].id == 12);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_FLEX, 2000, 272000)].id == 13);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_FLEX, 2000, 272001)].id == 14);
 	/* A tier without a row in force falls back to standard. */
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_PRIORITY, 4999, 10)].id == 11);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_PRIORITY, 5000, 10)].id == 15);
-	CHECK(rows[aos_price_select(rows, n, AOS_TIER_BATCH, 0, 10)].id == 10);
-	CHECK(aos_price_select(rows + 1, 1, AOS_TIER_STANDARD, 999, 10) == -1);
-	CHECK(aos_price_select(rows, 0, AOS_TIER_STANDARD, 0, 0) == -1);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_PRIORITY, 4999, 10)].id == 11);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_PRIORITY, 5000, 10)].id == 15);
+	CHECK(rows[aos_cus_price_select(rows, n, AOS_TIER_BATCH, 0, 10)].id == 10);
+	CHECK(aos_cus_price_select(rows + 1, 1, AOS_TIER_STANDARD, 999, 10) == -1);
+	CHECK(aos_cus_price_select(rows, 0, AOS_TIER_STANDARD, 0, 0) == -1);
 
-	CHECK(aos_prompt_tokens(&(AosTokens) {.input = 1,.cache_read = 2,.cache_write = 3,.cache_write_1h = 4,.output = 100}) == 10);
-	CHECK(aos_prompt_tokens(&(AosTokens) {.input = INT64_MAX,.cache_read = INT64_MAX}) == INT64_MAX);
+	CHECK(aos_cus_prompt_tokens(&(AosTokens) {.input = 1,.cache_read = 2,.cache_write = 3,.cache_write_1h = 4,.output = 100}) == 10);
+	CHECK(aos_cus_prompt_tokens(&(AosTokens) {.input = INT64_MAX,.cache_read = INT64_MAX}) == INT64_MAX);
 	CHECK(aos_tier_parse("flex", 4) == AOS_TIER_FLEX);
 	CHECK(aos_tier_parse("Flex", 4) == -1);
 	CHECK(aos_tier_parse("", 0) == -1);

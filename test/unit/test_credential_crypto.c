@@ -8,7 +8,7 @@ static const char key1[] = "1:000102030405060708090a0b0c0d0e0f101112131415161718
 static bool
 parse(const char *text, AosKeyring *kr, char *err)
 {
-	return aos_keyring_parse(text, strlen(text), kr, err, 200);
+	return aos_cus_keyring_parse(text, strlen(text), kr, err, 200);
 }
 
 /* Accepted and refused keyrings; errors never echo key material. */
@@ -22,9 +22,9 @@ test_keyring(void)
 	CHECK(parse(key1, &kr, err) && kr.count == 1 && kr.entries[0].version == 1 && kr.entries[0].key[31] == 0x1f);
 	snprintf(buf, sizeof(buf), "# comment\n\n%s\r\n7:%s\n", key1,
 			 "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF");
-	CHECK(parse(buf, &kr, err) && kr.count == 2 && aos_keyring_highest(&kr) == 7);
-	CHECK(aos_keyring_find(&kr, 7) != NULL && aos_keyring_find(&kr, 7)->key[0] == 0xff);
-	CHECK(aos_keyring_find(&kr, 2) == NULL);
+	CHECK(parse(buf, &kr, err) && kr.count == 2 && aos_cus_keyring_highest(&kr) == 7);
+	CHECK(aos_cus_keyring_find(&kr, 7) != NULL && aos_cus_keyring_find(&kr, 7)->key[0] == 0xff);
+	CHECK(aos_cus_keyring_find(&kr, 2) == NULL);
 
 	CHECK(!parse("", &kr, err) && strstr(err, "no key") != NULL);
 	CHECK(!parse("# only a comment\n", &kr, err));
@@ -55,10 +55,10 @@ test_hkdf(void)
 				c[32],
 				d[32];
 
-	CHECK(aos_derive_tenant_key(master, 1, t1, a));
-	CHECK(aos_derive_tenant_key(master, 1, t1, b) && memcmp(a, b, 32) == 0);
-	CHECK(aos_derive_tenant_key(master, 1, t2, c) && memcmp(a, c, 32) != 0);
-	CHECK(aos_derive_tenant_key(master, 2, t1, d) && memcmp(a, d, 32) != 0);
+	CHECK(aos_cus_derive_tenant_key(master, 1, t1, a));
+	CHECK(aos_cus_derive_tenant_key(master, 1, t1, b) && memcmp(a, b, 32) == 0);
+	CHECK(aos_cus_derive_tenant_key(master, 1, t2, c) && memcmp(a, c, 32) != 0);
+	CHECK(aos_cus_derive_tenant_key(master, 2, t1, d) && memcmp(a, d, 32) != 0);
 	CHECK(memcmp(a, master, 32) != 0);
 }
 
@@ -82,35 +82,35 @@ test_gcm(void)
 	AosGcmKey	key,
 				other;
 
-	CHECK(aos_gcm_key_init(&key, raw) && aos_gcm_key_init(&other, raw_other));
-	aos_credential_aad(1, t, i, aad);
-	CHECK(aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
-	CHECK(aos_gcm_open(&key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == n && memcmp(out, secret, n) == 0);
-	CHECK(aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env2));
-	CHECK(memcmp(env, env2, aos_envelope_len(n)) != 0 && memcmp(env, env2, AOS_GCM_NONCE_LEN) != 0);
-	CHECK(memmem(env, aos_envelope_len(n), "unit-test", 9) == NULL);
+	CHECK(aos_cus_gcm_key_init(&key, raw) && aos_cus_gcm_key_init(&other, raw_other));
+	aos_cus_credential_aad(1, t, i, aad);
+	CHECK(aos_cus_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
+	CHECK(aos_cus_gcm_open(&key, aad, env, aos_cus_envelope_len(n), out, &out_len) && out_len == n && memcmp(out, secret, n) == 0);
+	CHECK(aos_cus_gcm_seal(&key, aad, (const uint8_t *) secret, n, env2));
+	CHECK(memcmp(env, env2, aos_cus_envelope_len(n)) != 0 && memcmp(env, env2, AOS_GCM_NONCE_LEN) != 0);
+	CHECK(memmem(env, aos_cus_envelope_len(n), "unit-test", 9) == NULL);
 
-	for (size_t pos = 0; pos < aos_envelope_len(n); pos++)
+	for (size_t pos = 0; pos < aos_cus_envelope_len(n); pos++)
 	{
 		env[pos] ^= 0x01;
-		if (!aos_gcm_open(&key, aad, env, aos_envelope_len(n), out, &out_len) && out_len == 0)
+		if (!aos_cus_gcm_open(&key, aad, env, aos_cus_envelope_len(n), out, &out_len) && out_len == 0)
 			tamper_ok++;
 		env[pos] ^= 0x01;
 	}
-	CHECK(tamper_ok == (int) aos_envelope_len(n));
-	CHECK(!aos_gcm_open(&key, aad, env, aos_envelope_len(n) - 1, out, &out_len));
-	CHECK(!aos_gcm_open(&other, aad, env, aos_envelope_len(n), out, &out_len));
-	aos_credential_aad(1, t, t, aad2);
-	CHECK(!aos_gcm_open(&key, aad2, env, aos_envelope_len(n), out, &out_len));
-	aos_credential_aad(2, t, i, aad2);
-	CHECK(!aos_gcm_open(&key, aad2, env, aos_envelope_len(n), out, &out_len));
-	CHECK(!aos_gcm_seal(&key, aad, (const uint8_t *) secret, 0, env));
-	CHECK(!aos_gcm_open(&key, aad, env, 10, out, &out_len));
-	aos_gcm_key_free(&key);
-	aos_gcm_key_free(&other);
+	CHECK(tamper_ok == (int) aos_cus_envelope_len(n));
+	CHECK(!aos_cus_gcm_open(&key, aad, env, aos_cus_envelope_len(n) - 1, out, &out_len));
+	CHECK(!aos_cus_gcm_open(&other, aad, env, aos_cus_envelope_len(n), out, &out_len));
+	aos_cus_credential_aad(1, t, t, aad2);
+	CHECK(!aos_cus_gcm_open(&key, aad2, env, aos_cus_envelope_len(n), out, &out_len));
+	aos_cus_credential_aad(2, t, i, aad2);
+	CHECK(!aos_cus_gcm_open(&key, aad2, env, aos_cus_envelope_len(n), out, &out_len));
+	CHECK(!aos_cus_gcm_seal(&key, aad, (const uint8_t *) secret, 0, env));
+	CHECK(!aos_cus_gcm_open(&key, aad, env, 10, out, &out_len));
+	aos_cus_gcm_key_free(&key);
+	aos_cus_gcm_key_free(&other);
 	CHECK(key.seal == NULL && key.open == NULL);
-	CHECK(!aos_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
-	aos_gcm_key_free(&key);
+	CHECK(!aos_cus_gcm_seal(&key, aad, (const uint8_t *) secret, n, env));
+	aos_cus_gcm_key_free(&key);
 }
 
 /* Fingerprints are stable, distinct per key, and not the key. */
@@ -123,7 +123,7 @@ test_fingerprint(void)
 				fa2[17],
 				fb[17];
 
-	CHECK(aos_key_fingerprint(a, fa) && aos_key_fingerprint(a, fa2) && aos_key_fingerprint(b, fb));
+	CHECK(aos_cus_key_fingerprint(a, fa) && aos_cus_key_fingerprint(a, fa2) && aos_cus_key_fingerprint(b, fb));
 	CHECK(strlen(fa) == 16 && strcmp(fa, fa2) == 0 && strcmp(fa, fb) != 0);
 	CHECK(strncmp(fa, "0100000000000000", 16) != 0);
 }

@@ -11,9 +11,9 @@ class_of(const char *text)
 	uint8_t		a[16];
 
 	if (inet_pton(AF_INET, text, a) == 1)
-		return (int) aos_addr_classify(AOS_AF_INET4, a);
+		return (int) aos_cus_addr_classify(AOS_AF_INET4, a);
 	if (inet_pton(AF_INET6, text, a) == 1)
-		return (int) aos_addr_classify(AOS_AF_INET6, a);
+		return (int) aos_cus_addr_classify(AOS_AF_INET6, a);
 	return -1;
 }
 
@@ -25,12 +25,12 @@ allowed(const char *list, const char *text)
 	const char *why;
 	uint8_t		a[16];
 
-	if (!aos_netlist_parse(list, &nets, &why))
+	if (!aos_cus_netlist_parse(list, &nets, &why))
 		return false;
 	if (inet_pton(AF_INET, text, a) == 1)
-		return aos_egress_address_allowed(&nets, AOS_AF_INET4, a);
+		return aos_cus_egress_address_allowed(&nets, AOS_AF_INET4, a);
 	if (inet_pton(AF_INET6, text, a) == 1)
-		return aos_egress_address_allowed(&nets, AOS_AF_INET6, a);
+		return aos_cus_egress_address_allowed(&nets, AOS_AF_INET6, a);
 	return false;
 }
 
@@ -122,13 +122,13 @@ test_classify_ipv6(void)
 static void
 test_class_names(void)
 {
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_PUBLIC), "public");
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_UNSPECIFIED), "unspecified");
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_LOOPBACK), "loopback");
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_LINK_LOCAL), "link-local");
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_PRIVATE), "private");
-	CHECK_STR(aos_addr_class_name(AOS_ADDR_RESERVED), "reserved");
-	CHECK(aos_addr_class_name((AosAddrClass) 99) == NULL);
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_PUBLIC), "public");
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_UNSPECIFIED), "unspecified");
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_LOOPBACK), "loopback");
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_LINK_LOCAL), "link-local");
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_PRIVATE), "private");
+	CHECK_STR(aos_cus_addr_class_name(AOS_ADDR_RESERVED), "reserved");
+	CHECK(aos_cus_addr_class_name((AosAddrClass) 99) == NULL);
 }
 
 /* Allow-list syntax: separators, bare hosts, prefixes, and every refusal. */
@@ -140,41 +140,41 @@ test_parse(void)
 	char		many[2048];
 	size_t		pos = 0;
 
-	CHECK(aos_netlist_parse("", &l, &why) && l.count == 0 && why == NULL);
-	CHECK(aos_netlist_parse(" , ,\t\n", &l, &why) && l.count == 0);
-	CHECK(aos_netlist_parse("127.0.0.1/32", &l, &why) && l.count == 1);
+	CHECK(aos_cus_netlist_parse("", &l, &why) && l.count == 0 && why == NULL);
+	CHECK(aos_cus_netlist_parse(" , ,\t\n", &l, &why) && l.count == 0);
+	CHECK(aos_cus_netlist_parse("127.0.0.1/32", &l, &why) && l.count == 1);
 	CHECK(l.nets[0].family == AOS_AF_INET4 && l.nets[0].prefix == 32 && l.nets[0].addr[0] == 127 && l.nets[0].addr[3] == 1);
-	CHECK(aos_netlist_parse("127.0.0.1", &l, &why) && l.count == 1 && l.nets[0].prefix == 32);
-	CHECK(aos_netlist_parse("::1", &l, &why) && l.count == 1 && l.nets[0].family == AOS_AF_INET6 && l.nets[0].prefix == 128);
-	CHECK(aos_netlist_parse("10.0.0.0/8, 192.168.0.0/16 fd00::/8,::1/128", &l, &why) && l.count == 4);
+	CHECK(aos_cus_netlist_parse("127.0.0.1", &l, &why) && l.count == 1 && l.nets[0].prefix == 32);
+	CHECK(aos_cus_netlist_parse("::1", &l, &why) && l.count == 1 && l.nets[0].family == AOS_AF_INET6 && l.nets[0].prefix == 128);
+	CHECK(aos_cus_netlist_parse("10.0.0.0/8, 192.168.0.0/16 fd00::/8,::1/128", &l, &why) && l.count == 4);
 	CHECK(l.nets[2].family == AOS_AF_INET6 && l.nets[2].prefix == 8 && l.nets[2].addr[0] == 0xfd);
-	CHECK(aos_netlist_parse("0.0.0.0/0", &l, &why) && l.count == 1 && l.nets[0].prefix == 0);
-	CHECK(aos_netlist_parse("::/0", &l, &why) && l.count == 1 && l.nets[0].prefix == 0);
+	CHECK(aos_cus_netlist_parse("0.0.0.0/0", &l, &why) && l.count == 1 && l.nets[0].prefix == 0);
+	CHECK(aos_cus_netlist_parse("::/0", &l, &why) && l.count == 1 && l.nets[0].prefix == 0);
 
-	CHECK(!aos_netlist_parse("localhost", &l, &why));
+	CHECK(!aos_cus_netlist_parse("localhost", &l, &why));
 	CHECK_STR(why, "an entry is not an IPv4 or IPv6 address");
-	CHECK(!aos_netlist_parse("127.1", &l, &why));
-	CHECK(!aos_netlist_parse("256.0.0.1/32", &l, &why));
-	CHECK(!aos_netlist_parse("/8", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/33", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.1", &l, &why));
+	CHECK(!aos_cus_netlist_parse("256.0.0.1/32", &l, &why));
+	CHECK(!aos_cus_netlist_parse("/8", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/33", &l, &why));
 	CHECK_STR(why, "a prefix length is not a number of bits within the address");
-	CHECK(!aos_netlist_parse("::1/129", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/-1", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/3x", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/0032", &l, &why));
-	CHECK(!aos_netlist_parse("10.1.2.3/8", &l, &why));
+	CHECK(!aos_cus_netlist_parse("::1/129", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/-1", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/3x", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/0032", &l, &why));
+	CHECK(!aos_cus_netlist_parse("10.1.2.3/8", &l, &why));
 	CHECK_STR(why, "an entry has bits set beyond its prefix length");
-	CHECK(!aos_netlist_parse("fe80::1/10", &l, &why));
-	CHECK(!aos_netlist_parse("127.0.0.1/32;rm", &l, &why));
-	CHECK(!aos_netlist_parse("0123456789012345678901234567890123456789012345678901234567890123456789", &l, &why));
+	CHECK(!aos_cus_netlist_parse("fe80::1/10", &l, &why));
+	CHECK(!aos_cus_netlist_parse("127.0.0.1/32;rm", &l, &why));
+	CHECK(!aos_cus_netlist_parse("0123456789012345678901234567890123456789012345678901234567890123456789", &l, &why));
 
 	for (int i = 0; i < 65; i++)
 		pos += (size_t) snprintf(many + pos, sizeof(many) - pos, "10.0.0.%d,", i);
-	CHECK(!aos_netlist_parse(many, &l, &why));
+	CHECK(!aos_cus_netlist_parse(many, &l, &why));
 	CHECK_STR(why, "the list holds more than 64 networks");
 	many[pos - strlen("10.0.0.64,")] = '\0';
-	CHECK(aos_netlist_parse(many, &l, &why) && l.count == 64);
+	CHECK(aos_cus_netlist_parse(many, &l, &why) && l.count == 64);
 }
 
 /* Matching against prefixes of every length, per family. */
@@ -185,23 +185,23 @@ test_contains(void)
 	const char *why;
 	uint8_t		a[16];
 
-	CHECK(aos_netlist_parse("10.1.0.0/16, 172.16.5.128/25, fd00:1::/32", &l, &why));
+	CHECK(aos_cus_netlist_parse("10.1.0.0/16, 172.16.5.128/25, fd00:1::/32", &l, &why));
 	inet_pton(AF_INET, "10.1.255.255", a);
-	CHECK(aos_netlist_contains(&l, AOS_AF_INET4, a));
+	CHECK(aos_cus_netlist_contains(&l, AOS_AF_INET4, a));
 	inet_pton(AF_INET, "10.2.0.0", a);
-	CHECK(!aos_netlist_contains(&l, AOS_AF_INET4, a));
+	CHECK(!aos_cus_netlist_contains(&l, AOS_AF_INET4, a));
 	inet_pton(AF_INET, "172.16.5.128", a);
-	CHECK(aos_netlist_contains(&l, AOS_AF_INET4, a));
+	CHECK(aos_cus_netlist_contains(&l, AOS_AF_INET4, a));
 	inet_pton(AF_INET, "172.16.5.127", a);
-	CHECK(!aos_netlist_contains(&l, AOS_AF_INET4, a));
+	CHECK(!aos_cus_netlist_contains(&l, AOS_AF_INET4, a));
 	inet_pton(AF_INET6, "fd00:1:ffff::1", a);
-	CHECK(aos_netlist_contains(&l, AOS_AF_INET6, a));
+	CHECK(aos_cus_netlist_contains(&l, AOS_AF_INET6, a));
 	inet_pton(AF_INET6, "fd00:2::1", a);
-	CHECK(!aos_netlist_contains(&l, AOS_AF_INET6, a));
+	CHECK(!aos_cus_netlist_contains(&l, AOS_AF_INET6, a));
 	/* an IPv4 network never matches an IPv6 address by its bytes */
 	inet_pton(AF_INET6, "a01::", a);
-	CHECK(!aos_netlist_contains(&l, AOS_AF_INET6, a));
-	CHECK(!aos_netlist_contains(NULL, AOS_AF_INET4, a));
+	CHECK(!aos_cus_netlist_contains(&l, AOS_AF_INET6, a));
+	CHECK(!aos_cus_netlist_contains(NULL, AOS_AF_INET4, a));
 }
 
 /* The policy: refused by default, public allowed, the operator's list lets special ranges through. */
@@ -231,24 +231,24 @@ test_policy(void)
 	CHECK(!allowed("10.0.0.0/8", "172.16.0.1"));
 	CHECK(allowed("0.0.0.0/0", "169.254.169.254"));
 	CHECK(allowed("::ffff:127.0.0.0/104", "::ffff:127.0.0.9"));
-	CHECK(!aos_egress_address_allowed(NULL, (AosAddrFamily) 0, (const uint8_t *) "\x08\x08\x08\x08"));
+	CHECK(!aos_cus_egress_address_allowed(NULL, (AosAddrFamily) 0, (const uint8_t *) "\x08\x08\x08\x08"));
 }
 
 /* https always, http only when allowed, nothing else. */
 static void
 test_scheme(void)
 {
-	CHECK(aos_egress_check_scheme("https://api.openai.com/v1/models", false) == NULL);
-	CHECK(aos_egress_check_scheme("HTTPS://api.openai.com/v1/models", false) == NULL);
-	CHECK(aos_egress_check_scheme("http://127.0.0.1:8080/v1/models", false) != NULL);
-	CHECK(aos_egress_check_scheme("http://127.0.0.1:8080/v1/models", true) == NULL);
-	CHECK(aos_egress_check_scheme("ftp://x/", true) != NULL);
-	CHECK(aos_egress_check_scheme("file:///etc/passwd", true) != NULL);
-	CHECK(aos_egress_check_scheme("gopher://x/", true) != NULL);
-	CHECK(aos_egress_check_scheme("httpx://x/", true) != NULL);
-	CHECK(aos_egress_check_scheme("https:/x", true) != NULL);
-	CHECK(aos_egress_check_scheme("", true) != NULL);
-	CHECK(aos_egress_check_scheme(NULL, true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("https://api.openai.com/v1/models", false) == NULL);
+	CHECK(aos_cus_egress_check_scheme("HTTPS://api.openai.com/v1/models", false) == NULL);
+	CHECK(aos_cus_egress_check_scheme("http://127.0.0.1:8080/v1/models", false) != NULL);
+	CHECK(aos_cus_egress_check_scheme("http://127.0.0.1:8080/v1/models", true) == NULL);
+	CHECK(aos_cus_egress_check_scheme("ftp://x/", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("file:///etc/passwd", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("gopher://x/", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("httpx://x/", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("https:/x", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme("", true) != NULL);
+	CHECK(aos_cus_egress_check_scheme(NULL, true) != NULL);
 }
 
 int

@@ -8,23 +8,23 @@
 static void
 test_limits(void)
 {
-	CHECK(aos_limit_verdict(0, 0, -1, 80) == AOS_LIMIT_OK);
-	CHECK(aos_limit_verdict(INT64_MAX, INT64_MAX, -1, 80) == AOS_LIMIT_OK);
-	CHECK(aos_limit_verdict(0, 79, 100, 80) == AOS_LIMIT_OK);
-	CHECK(aos_limit_verdict(0, 80, 100, 80) == AOS_LIMIT_WARN);
-	CHECK(aos_limit_verdict(50, 50, 100, 80) == AOS_LIMIT_WARN);
-	CHECK(aos_limit_verdict(50, 51, 100, 80) == AOS_LIMIT_EXCEEDED);
-	CHECK(aos_limit_verdict(100, 0, 100, 80) == AOS_LIMIT_EXCEEDED);
-	CHECK(aos_limit_verdict(0, 0, 0, 80) == AOS_LIMIT_EXCEEDED);
-	CHECK(aos_limit_verdict(0, 1, 100, 1) == AOS_LIMIT_WARN);
-	CHECK(aos_limit_verdict(0, 0, 100, 1) == AOS_LIMIT_OK);
-	CHECK(aos_limit_verdict(99, 0, 100, 100) == AOS_LIMIT_OK);
-	CHECK(aos_limit_verdict(INT64_MAX - 1, INT64_MAX, INT64_MAX, 80) == AOS_LIMIT_EXCEEDED);
-	CHECK(aos_limit_verdict(INT64_MAX / 2, INT64_MAX / 4, INT64_MAX, 80) == AOS_LIMIT_OK);
-	CHECK(aos_reached_pct(80, 100, 80));
-	CHECK(!aos_reached_pct(79, 100, 80));
-	CHECK(aos_reached_pct(INT64_MAX, INT64_MAX, 100));
-	CHECK(!aos_reached_pct(INT64_MAX - 1, INT64_MAX, 100));
+	CHECK(aos_cus_limit_verdict(0, 0, -1, 80) == AOS_LIMIT_OK);
+	CHECK(aos_cus_limit_verdict(INT64_MAX, INT64_MAX, -1, 80) == AOS_LIMIT_OK);
+	CHECK(aos_cus_limit_verdict(0, 79, 100, 80) == AOS_LIMIT_OK);
+	CHECK(aos_cus_limit_verdict(0, 80, 100, 80) == AOS_LIMIT_WARN);
+	CHECK(aos_cus_limit_verdict(50, 50, 100, 80) == AOS_LIMIT_WARN);
+	CHECK(aos_cus_limit_verdict(50, 51, 100, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_cus_limit_verdict(100, 0, 100, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_cus_limit_verdict(0, 0, 0, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_cus_limit_verdict(0, 1, 100, 1) == AOS_LIMIT_WARN);
+	CHECK(aos_cus_limit_verdict(0, 0, 100, 1) == AOS_LIMIT_OK);
+	CHECK(aos_cus_limit_verdict(99, 0, 100, 100) == AOS_LIMIT_OK);
+	CHECK(aos_cus_limit_verdict(INT64_MAX - 1, INT64_MAX, INT64_MAX, 80) == AOS_LIMIT_EXCEEDED);
+	CHECK(aos_cus_limit_verdict(INT64_MAX / 2, INT64_MAX / 4, INT64_MAX, 80) == AOS_LIMIT_OK);
+	CHECK(aos_cus_reached_pct(80, 100, 80));
+	CHECK(!aos_cus_reached_pct(79, 100, 80));
+	CHECK(aos_cus_reached_pct(INT64_MAX, INT64_MAX, 100));
+	CHECK(!aos_cus_reached_pct(INT64_MAX - 1, INT64_MAX, 100));
 }
 
 /* The window admits exactly limit per minute and slides with the previous minute's weight. */
@@ -36,45 +36,45 @@ test_rate(void)
 	int64_t		t0 = 1000 * MIN;
 	int			admitted = 0;
 
-	aos_rate_advance(&w, t0);
+	aos_cus_rate_advance(&w, t0);
 	for (int i = 0; i < 150; i++)
-		if (aos_rate_admits(&w, t0 + i, 100, 1, &retry))
+		if (aos_cus_rate_admits(&w, t0 + i, 100, 1, &retry))
 		{
 			w.curr++;
 			admitted++;
 		}
 	CHECK(admitted == 100);
-	CHECK(aos_rate_current(&w) == 100);
+	CHECK(aos_cus_rate_current(&w) == 100);
 	/* Next minute begins with full weight of the previous one: refused, retry within the minute. */
-	aos_rate_advance(&w, t0 + MIN);
+	aos_cus_rate_advance(&w, t0 + MIN);
 	CHECK(w.prev == 100 && w.curr == 0);
-	CHECK(!aos_rate_admits(&w, t0 + MIN, 100, 1, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + MIN, 100, 1, &retry));
 	CHECK(retry == 600);
 	/* After 600 ms one slot has freed (weight 99.0), not two. */
-	CHECK(aos_rate_admits(&w, t0 + MIN + 600000, 100, 1, &retry));
-	CHECK(!aos_rate_admits(&w, t0 + MIN + 600000, 100, 2, &retry));
+	CHECK(aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 1, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 2, &retry));
 	/* Half a minute in: 50 more fit. */
 	w.curr = 49;
-	CHECK(aos_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
+	CHECK(aos_cus_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
 	w.curr = 50;
-	CHECK(!aos_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
 	CHECK(retry > 0 && retry <= 600);
 	/* A gap of more than one minute clears both counts. */
-	aos_rate_advance(&w, t0 + 5 * MIN);
+	aos_cus_rate_advance(&w, t0 + 5 * MIN);
 	CHECK(w.prev == 0 && w.curr == 0);
 	/* A request larger than the limit never passes. */
-	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN, 100, 101, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + 5 * MIN, 100, 101, &retry));
 	CHECK(retry == 60000);
 	/* Current minute full, previous empty: retry at the next minute. */
 	w.curr = 100;
-	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN + MIN / 4, 100, 1, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + 5 * MIN + MIN / 4, 100, 1, &retry));
 	CHECK(retry >= 45000 && retry <= 45000 + 600);
 	/* Huge limits and amounts do not overflow. */
 	w.curr = INT64_MAX / 2;
 	w.prev = INT64_MAX / 2;
-	CHECK(!aos_rate_admits(&w, t0 + 5 * MIN, INT64_MAX, INT64_MAX / 2 + 2, &retry));
+	CHECK(!aos_cus_rate_admits(&w, t0 + 5 * MIN, INT64_MAX, INT64_MAX / 2 + 2, &retry));
 	/* Negative epoch times floor to the right minute. */
-	aos_rate_advance(&w, -1);
+	aos_cus_rate_advance(&w, -1);
 	CHECK(w.minute == -1);
 }
 
@@ -93,7 +93,7 @@ test_precedence(void)
 						for (int t = 0; t < 3; t++)
 						{
 							AosVerdicts v = {found, enabled, mode, rate, b, t};
-							AosDecision d = aos_decide(&v, &r);
+							AosDecision d = aos_cus_decide(&v, &r);
 							AosReason	want_block = rate ? AOS_REASON_RATE_LIMITED :
 								b == AOS_LIMIT_EXCEEDED ? AOS_REASON_BUDGET_EXCEEDED :
 								t == AOS_LIMIT_EXCEEDED ? AOS_REASON_TOKEN_LIMIT_EXCEEDED : AOS_REASON_OK;
@@ -115,8 +115,8 @@ test_precedence(void)
 								CHECK(d == AOS_DECISION_ALLOWED && r == AOS_REASON_OK);
 						}
 	CHECK(combos == 216);
-	CHECK_STR(aos_decision_name(AOS_DECISION_WARNED), "warned");
-	CHECK_STR(aos_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
+	CHECK_STR(aos_cus_decision_name(AOS_DECISION_WARNED), "warned");
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
 }
 
 /* A window is live while its admissions still weigh: this minute or the next, not after. */
@@ -126,22 +126,22 @@ test_rate_live(void)
 	AosRateWindow w = {0, 0, 0};
 	int64_t		t0 = 1000 * MIN;
 
-	aos_rate_advance(&w, t0);
-	CHECK(!aos_rate_live(&w, t0));
+	aos_cus_rate_advance(&w, t0);
+	CHECK(!aos_cus_rate_live(&w, t0));
 	w.curr = 1;
-	CHECK(aos_rate_live(&w, t0 + MIN - 1));
+	CHECK(aos_cus_rate_live(&w, t0 + MIN - 1));
 	/* Not yet advanced into the next minute: still live there, dead after it. */
-	CHECK(aos_rate_live(&w, t0 + MIN + MIN - 1));
-	CHECK(!aos_rate_live(&w, t0 + 2 * MIN));
+	CHECK(aos_cus_rate_live(&w, t0 + MIN + MIN - 1));
+	CHECK(!aos_cus_rate_live(&w, t0 + 2 * MIN));
 	/* Advanced: the count moved to prev and keeps the window live through that minute. */
-	aos_rate_advance(&w, t0 + MIN);
+	aos_cus_rate_advance(&w, t0 + MIN);
 	CHECK(w.prev == 1 && w.curr == 0);
-	CHECK(aos_rate_live(&w, t0 + MIN + MIN / 2));
-	CHECK(!aos_rate_live(&w, t0 + 2 * MIN));
+	CHECK(aos_cus_rate_live(&w, t0 + MIN + MIN / 2));
+	CHECK(!aos_cus_rate_live(&w, t0 + 2 * MIN));
 	/* Negative times floor like the window does. */
-	aos_rate_advance(&w, -1);
+	aos_cus_rate_advance(&w, -1);
 	w.curr = 1;
-	CHECK(aos_rate_live(&w, -1) && aos_rate_live(&w, MIN - 1) && !aos_rate_live(&w, MIN));
+	CHECK(aos_cus_rate_live(&w, -1) && aos_cus_rate_live(&w, MIN - 1) && !aos_cus_rate_live(&w, MIN));
 }
 
 /* An undone admission leaves the minute it was counted in, or the previous one after the window moved, never below 0. */
@@ -151,18 +151,18 @@ test_rate_unadmit(void)
 	AosRateWindow w = {0, 0, 0};
 	int64_t		t0 = 500 * MIN;
 
-	aos_rate_advance(&w, t0);
+	aos_cus_rate_advance(&w, t0);
 	w.curr = 3;
-	aos_rate_unadmit(&w, 500, 1);
+	aos_cus_rate_unadmit(&w, 500, 1);
 	CHECK(w.curr == 2);
-	aos_rate_advance(&w, t0 + MIN);
-	aos_rate_unadmit(&w, 500, 1);
+	aos_cus_rate_advance(&w, t0 + MIN);
+	aos_cus_rate_unadmit(&w, 500, 1);
 	CHECK(w.prev == 1 && w.curr == 0);
-	aos_rate_unadmit(&w, 500, 5);
+	aos_cus_rate_unadmit(&w, 500, 5);
 	CHECK(w.prev == 0);
 	w.curr = 4;
-	aos_rate_advance(&w, t0 + 3 * MIN);
-	aos_rate_unadmit(&w, 501, 1);
+	aos_cus_rate_advance(&w, t0 + 3 * MIN);
+	aos_cus_rate_unadmit(&w, 501, 1);
 	CHECK(w.prev == 0 && w.curr == 0);
 }
 
@@ -172,8 +172,8 @@ main(void)
 {
 	int64_t		out = 0;
 
-	CHECK(!aos_add_overflows(1, 2, &out) && out == 3);
-	CHECK(aos_add_overflows(INT64_MAX, 1, &out));
+	CHECK(!aos_cus_add_overflows(1, 2, &out) && out == 3);
+	CHECK(aos_cus_add_overflows(INT64_MAX, 1, &out));
 	test_limits();
 	test_rate();
 	test_rate_live();

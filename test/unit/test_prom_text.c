@@ -9,11 +9,11 @@
 static int
 escapes_to(const char *in, const char *expected)
 {
-	char	   *out = malloc(aos_prom_escaped_size(in));
+	char	   *out = malloc(aos_cus_prom_escaped_size(in));
 	int			ok;
 
-	aos_prom_escape_label(in, out);
-	ok = strcmp(out, expected) == 0 && aos_prom_escaped_size(in) >= strlen(expected) + 1;
+	aos_cus_prom_escape_label(in, out);
+	ok = strcmp(out, expected) == 0 && aos_cus_prom_escaped_size(in) >= strlen(expected) + 1;
 	free(out);
 	return ok;
 }
@@ -24,7 +24,7 @@ formats_to(double value, const char *expected)
 {
 	char		out[AOS_PROM_DOUBLE_LEN];
 
-	aos_prom_format_double(value, out);
+	aos_cus_prom_format_double(value, out);
 	return strcmp(out, expected) == 0;
 }
 
@@ -36,12 +36,12 @@ main(void)
 	size_t		keep;
 	int			round_trips = 0;
 
-	CHECK_STR(aos_prom_provider_label("openai"), "openai");
-	CHECK_STR(aos_prom_provider_label("aws_bedrock"), "aws_bedrock");
-	CHECK_STR(aos_prom_provider_label("OpenAI"), "other");
-	CHECK_STR(aos_prom_provider_label("openai2"), "other");
-	CHECK_STR(aos_prom_provider_label(""), "other");
-	CHECK_STR(aos_prom_provider_label(NULL), "other");
+	CHECK_STR(aos_cus_prom_provider_label("openai"), "openai");
+	CHECK_STR(aos_cus_prom_provider_label("aws_bedrock"), "aws_bedrock");
+	CHECK_STR(aos_cus_prom_provider_label("OpenAI"), "other");
+	CHECK_STR(aos_cus_prom_provider_label("openai2"), "other");
+	CHECK_STR(aos_cus_prom_provider_label(""), "other");
+	CHECK_STR(aos_cus_prom_provider_label(NULL), "other");
 
 	CHECK(escapes_to("gpt-4o", "gpt-4o"));
 	CHECK(escapes_to("", ""));
@@ -49,7 +49,7 @@ main(void)
 	CHECK(escapes_to("a\\b", "a\\\\b"));
 	CHECK(escapes_to("line\nbreak", "line\\nbreak"));
 	CHECK(escapes_to("\"\\\n", "\\\"\\\\\\n"));
-	CHECK(aos_prom_escaped_size("\"\"\"") == 7);
+	CHECK(aos_cus_prom_escaped_size("\"\"\"") == 7);
 	CHECK(escapes_to("modèle-ü", "modèle-ü"));
 
 	CHECK(formats_to(0.0, "0"));
@@ -74,16 +74,16 @@ main(void)
 		double		v = (double) i * 7919.0 / 104729.0;
 		char		out[AOS_PROM_DOUBLE_LEN];
 
-		aos_prom_format_double(v, out);
+		aos_cus_prom_format_double(v, out);
 		round_trips += strtod(out, NULL) == v;
 	}
 	CHECK(round_trips == 1999);
 
-	keep = aos_prom_top_ratios(r, 5, 3);
+	keep = aos_cus_prom_top_ratios(r, 5, 3);
 	CHECK(keep == 3);
 	CHECK(r[0].index == 1 && r[1].index == 4 && r[2].index == 0 && r[3].index == 2 && r[4].index == 3);
-	CHECK(aos_prom_top_ratios(r, 5, 100) == 5);
-	CHECK(aos_prom_top_ratios(r, 0, 3) == 0);
-	CHECK(aos_prom_top_ratios(r, 5, 0) == 0);
+	CHECK(aos_cus_prom_top_ratios(r, 5, 100) == 5);
+	CHECK(aos_cus_prom_top_ratios(r, 0, 3) == 0);
+	CHECK(aos_cus_prom_top_ratios(r, 5, 0) == 0);
 	return UNIT_DONE();
 }

@@ -6,20 +6,20 @@
 static int64_t
 est(const char *s, AosTokenizer f)
 {
-	return aos_estimate_tokens(s, strlen(s), f);
+	return aos_cus_token_estimate(s, strlen(s), f);
 }
 
 /* Run every estimator case. */
 int
 main(void)
 {
-	CHECK(aos_tokenizer_for_model(NULL, 0) == AOS_TOKENIZER_CHARS4);
-	CHECK(aos_tokenizer_for_model("GPT-4o", 6) == AOS_TOKENIZER_OPENAI);
-	CHECK(aos_tokenizer_for_model("o3-mini", 7) == AOS_TOKENIZER_OPENAI);
-	CHECK(aos_tokenizer_for_model("omni", 4) == AOS_TOKENIZER_CHARS4);
-	CHECK(aos_tokenizer_for_model("us.anthropic.claude-sonnet-4-5-v1:0", 35) == AOS_TOKENIZER_ANTHROPIC);
-	CHECK(aos_tokenizer_for_model("gemini-2.5-pro", 14) == AOS_TOKENIZER_GEMINI);
-	CHECK(aos_tokenizer_for_model("mistral-large", 13) == AOS_TOKENIZER_CHARS4);
+	CHECK(aos_cus_tokenizer_for_model(NULL, 0) == AOS_TOKENIZER_CHARS4);
+	CHECK(aos_cus_tokenizer_for_model("GPT-4o", 6) == AOS_TOKENIZER_OPENAI);
+	CHECK(aos_cus_tokenizer_for_model("o3-mini", 7) == AOS_TOKENIZER_OPENAI);
+	CHECK(aos_cus_tokenizer_for_model("omni", 4) == AOS_TOKENIZER_CHARS4);
+	CHECK(aos_cus_tokenizer_for_model("us.anthropic.claude-sonnet-4-5-v1:0", 35) == AOS_TOKENIZER_ANTHROPIC);
+	CHECK(aos_cus_tokenizer_for_model("gemini-2.5-pro", 14) == AOS_TOKENIZER_GEMINI);
+	CHECK(aos_cus_tokenizer_for_model("mistral-large", 13) == AOS_TOKENIZER_CHARS4);
 
 	CHECK(est("", AOS_TOKENIZER_CHARS4) == 0);
 	CHECK(est("", AOS_TOKENIZER_OPENAI) == 0);

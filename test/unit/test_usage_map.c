@@ -10,7 +10,7 @@ counters(void)
 {
 	AosUsageCounters c;
 
-	aos_usage_counters_init(&c);
+	aos_cus_usage_counters_init(&c);
 	return c;
 }
 
@@ -21,23 +21,23 @@ test_openai(void)
 	AosUsageCounters c = counters();
 	AosTokens	t;
 
-	CHECK(aos_usage_map_openai(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_openai(&c, &t) != NULL);
 	c.prompt = 1843;
 	c.completion = 956;
 	c.cached = 1024;
 	c.reasoning = 640;
-	CHECK(aos_usage_map_openai(&c, &t) == NULL);
+	CHECK(aos_cus_usage_map_openai(&c, &t) == NULL);
 	CHECK(t.input == 819 && t.cache_read == 1024 && t.output == 956 && t.reasoning == 640);
 	CHECK(t.cache_write == 0 && t.input_audio == 0 && t.output_audio == 0);
 	c.audio_in = 800;
-	CHECK(aos_usage_map_openai(&c, &t) == NULL && t.input == 19 && t.input_audio == 800);
+	CHECK(aos_cus_usage_map_openai(&c, &t) == NULL && t.input == 19 && t.input_audio == 800);
 	c.audio_in = 820;
-	CHECK(aos_usage_map_openai(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_openai(&c, &t) != NULL);
 	c.audio_in = 0;
 	c.audio_out = 316;
-	CHECK(aos_usage_map_openai(&c, &t) == NULL && t.output == 640 && t.output_audio == 316);
+	CHECK(aos_cus_usage_map_openai(&c, &t) == NULL && t.output == 640 && t.output_audio == 316);
 	c.audio_out = 317;
-	CHECK(aos_usage_map_openai(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_openai(&c, &t) != NULL);
 }
 
 /* Anthropic messages with and without the 5m/1h split. */
@@ -48,19 +48,19 @@ test_anthropic(void)
 	AosTokens	t;
 
 	c.prompt = 21;
-	CHECK(aos_usage_map_anthropic(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_anthropic(&c, &t) != NULL);
 	c.completion = 393;
 	c.cached = 12000;
 	c.cache_creation = 3500;
-	CHECK(aos_usage_map_anthropic(&c, &t) == NULL && t.cache_write == 3500 && t.cache_write_1h == 0);
+	CHECK(aos_cus_usage_map_anthropic(&c, &t) == NULL && t.cache_write == 3500 && t.cache_write_1h == 0);
 	c.cache_5m = 1500;
 	c.cache_1h = 2000;
-	CHECK(aos_usage_map_anthropic(&c, &t) == NULL);
+	CHECK(aos_cus_usage_map_anthropic(&c, &t) == NULL);
 	CHECK(t.input == 21 && t.cache_read == 12000 && t.cache_write == 1500 && t.cache_write_1h == 2000 && t.output == 393);
 	c.cache_1h = 1999;
-	CHECK(aos_usage_map_anthropic(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_anthropic(&c, &t) != NULL);
 	c.cache_creation = -1;
-	CHECK(aos_usage_map_anthropic(&c, &t) == NULL && t.cache_write_1h == 1999);
+	CHECK(aos_cus_usage_map_anthropic(&c, &t) == NULL && t.cache_write_1h == 1999);
 }
 
 /* Gemini generateContent: thoughts are output. */
@@ -70,20 +70,20 @@ test_gemini(void)
 	AosUsageCounters c = counters();
 	AosTokens	t;
 
-	CHECK(aos_usage_map_gemini(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_gemini(&c, &t) != NULL);
 	c.prompt = 1256;
-	CHECK(aos_usage_map_gemini(&c, &t) == NULL && t.input == 1256 && t.output == 0);
+	CHECK(aos_cus_usage_map_gemini(&c, &t) == NULL && t.input == 1256 && t.output == 0);
 	c.cached = 1024;
 	c.completion = 412;
 	c.reasoning = 750;
 	c.tool_prompt = 10;
-	CHECK(aos_usage_map_gemini(&c, &t) == NULL);
+	CHECK(aos_cus_usage_map_gemini(&c, &t) == NULL);
 	CHECK(t.input == 242 && t.cache_read == 1024 && t.output == 1162 && t.reasoning == 750);
 	c.cached = 1257;
-	CHECK(aos_usage_map_gemini(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_gemini(&c, &t) != NULL);
 	c.cached = 0;
 	c.reasoning = INT64_MAX;
-	CHECK(aos_usage_map_gemini(&c, &t) != NULL);
+	CHECK(aos_cus_usage_map_gemini(&c, &t) != NULL);
 }
 
 /* Run every usage mapping case. */

@@ -13,34 +13,34 @@ main(void)
 	int64_t		v = 0;
 	char		buf[64];
 
-	CHECK(aos_parse_int64("0", &v) == AOS_INT_OK && v == 0);
-	CHECK(aos_parse_int64("12345", &v) == AOS_INT_OK && v == 12345);
-	CHECK(aos_parse_int64("-7", &v) == AOS_INT_OK && v == -7);
-	CHECK(aos_parse_int64("42.000", &v) == AOS_INT_OK && v == 42);
-	CHECK(aos_parse_int64("9223372036854775807", &v) == AOS_INT_OK && v == INT64_MAX);
-	CHECK(aos_parse_int64("-9223372036854775808", &v) == AOS_INT_OK && v == INT64_MIN);
-	CHECK(aos_parse_int64("9223372036854775808", &v) == AOS_INT_OVERFLOW);
-	CHECK(aos_parse_int64("-9223372036854775809", &v) == AOS_INT_OVERFLOW);
-	CHECK(aos_parse_int64("99999999999999999999999", &v) == AOS_INT_OVERFLOW);
-	CHECK(aos_parse_int64("1.5", &v) == AOS_INT_NOT_INTEGER);
-	CHECK(aos_parse_int64("", &v) == AOS_INT_NOT_INTEGER);
-	CHECK(aos_parse_int64(NULL, &v) == AOS_INT_NOT_INTEGER);
-	CHECK(aos_parse_int64("-", &v) == AOS_INT_NOT_INTEGER);
-	CHECK(aos_parse_int64("1e3", &v) == AOS_INT_NOT_INTEGER);
-	CHECK(aos_parse_int64(" 1", &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64("0", &v) == AOS_INT_OK && v == 0);
+	CHECK(aos_cus_parse_int64("12345", &v) == AOS_INT_OK && v == 12345);
+	CHECK(aos_cus_parse_int64("-7", &v) == AOS_INT_OK && v == -7);
+	CHECK(aos_cus_parse_int64("42.000", &v) == AOS_INT_OK && v == 42);
+	CHECK(aos_cus_parse_int64("9223372036854775807", &v) == AOS_INT_OK && v == INT64_MAX);
+	CHECK(aos_cus_parse_int64("-9223372036854775808", &v) == AOS_INT_OK && v == INT64_MIN);
+	CHECK(aos_cus_parse_int64("9223372036854775808", &v) == AOS_INT_OVERFLOW);
+	CHECK(aos_cus_parse_int64("-9223372036854775809", &v) == AOS_INT_OVERFLOW);
+	CHECK(aos_cus_parse_int64("99999999999999999999999", &v) == AOS_INT_OVERFLOW);
+	CHECK(aos_cus_parse_int64("1.5", &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64("", &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64(NULL, &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64("-", &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64("1e3", &v) == AOS_INT_NOT_INTEGER);
+	CHECK(aos_cus_parse_int64(" 1", &v) == AOS_INT_NOT_INTEGER);
 
-	CHECK(aos_utf8_chars("abc", 3) == 3);
-	CHECK(aos_utf8_chars("h\xc3\xa9\xe2\x82\xac", 6) == 3);
-	CHECK(aos_utf8_chars("", 0) == 0);
+	CHECK(aos_cus_utf8_chars("abc", 3) == 3);
+	CHECK(aos_cus_utf8_chars("h\xc3\xa9\xe2\x82\xac", 6) == 3);
+	CHECK(aos_cus_utf8_chars("", 0) == 0);
 
-	CHECK(aos_enum_index("flex", 4, tiers) == 2);
-	CHECK(aos_enum_index("flexible", 8, tiers) == -1);
-	CHECK(aos_enum_index("fle", 3, tiers) == -1);
-	CHECK(aos_enum_index("", 0, tiers) == -1);
+	CHECK(aos_cus_enum_index("flex", 4, tiers) == 2);
+	CHECK(aos_cus_enum_index("flexible", 8, tiers) == -1);
+	CHECK(aos_cus_enum_index("fle", 3, tiers) == -1);
+	CHECK(aos_cus_enum_index("", 0, tiers) == -1);
 
-	aos_enum_list(tiers, buf, sizeof(buf));
+	aos_cus_enum_list(tiers, buf, sizeof(buf));
 	CHECK_STR(buf, "standard, priority, flex, batch");
-	aos_enum_list(tiers, buf, 12);
+	aos_cus_enum_list(tiers, buf, 12);
 	CHECK_STR(buf, "standard");
 	return UNIT_DONE();
 }
