@@ -9,6 +9,10 @@ VALUES ('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000
        ('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a2', 'hook-proj', 'openai', 'enabled', 1000000000, 80),
        ('f1500000-0000-4000-8000-000000000002', 'f1500000-0000-4000-8000-0000000000b1', 'hook-b', 'openai', 'enabled', NULL, 80);
 
+-- This test's events and deliveries (other files of the suite commit events of their own tenants).
+CREATE TEMP VIEW ev AS SELECT * FROM aos_cus.cus_webhook_events WHERE tenant_id::text LIKE 'f1500000-%';
+CREATE TEMP VIEW dl AS SELECT * FROM aos_cus.cus_webhook_deliveries WHERE tenant_id::text LIKE 'f1500000-%';
+
 -- Endpoints: the secret is generated, returned once, stored only encrypted.
 CREATE TEMP TABLE hooks AS
 SELECT 'all'::text AS name, * FROM aos_cus.create_webhook('f1500000-0000-4000-8000-000000000001', 'https://hooks.example.com/all');
@@ -72,46 +76,46 @@ SELECT throws_ok($$SELECT aos_cus.redeliver('f1500000-0000-4000-8000-00000000dea
 -- check(): an event only when a threshold is crossed, once per period and limit; the first block is "exhausted".
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 850, 0)),
           'warned', 'check() at 85% of the budget warns');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE type = 'budget.threshold' AND scope = 'integration:f1500000-0000-4000-8000-0000000000a1'
+SELECT is((SELECT count(*)::int FROM ev WHERE type = 'budget.threshold' AND scope = 'integration:f1500000-0000-4000-8000-0000000000a1'
              AND payload ->> 'threshold' = '80' AND payload ->> 'limit' = '1000'), 1, 'crossing 80% wrote one budget.threshold event');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_deliveries d JOIN aos_cus.cus_webhook_events e ON e.id = d.event_seq
+SELECT is((SELECT count(*)::int FROM dl d JOIN ev e ON e.id = d.event_seq
             WHERE e.type = 'budget.threshold' AND d.status = 'pending'), 1,
           'one delivery: to the endpoint taking every event, not to the one filtered to health changes nor to the other tenant''s');
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 850, 0)),
           'warned', 'a second check() at 85% warns again');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001'), 1,
+SELECT is((SELECT count(*)::int FROM ev WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001'), 1,
           'but writes nothing: the threshold was already crossed');
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 1500, 0)),
           'blocked', 'check() over the budget blocks');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE type = 'budget.exhausted'), 1, 'the first block wrote budget.exhausted');
+SELECT is((SELECT count(*)::int FROM ev WHERE type = 'budget.exhausted'), 1, 'the first block wrote budget.exhausted');
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 1500, 0)),
           'blocked', 'check() blocks again');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001'), 2,
+SELECT is((SELECT count(*)::int FROM ev WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001'), 2,
           'a later block writes nothing');
 -- A rolled-back check() emits nothing; the crossing is announced by the next check() that commits.
 SAVEPOINT s;
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 1000, 0)),
           'warned', 'check() at exactly 100% warns');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE payload ->> 'threshold' = '100'), 1, 'and writes the 100% event');
+SELECT is((SELECT count(*)::int FROM ev WHERE payload ->> 'threshold' = '100'), 1, 'and writes the 100% event');
 ROLLBACK TO SAVEPOINT s;
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE payload ->> 'threshold' = '100'), 0,
+SELECT is((SELECT count(*)::int FROM ev WHERE payload ->> 'threshold' = '100'), 0,
           'rolled back: the outbox holds no 100% event');
 SELECT is((SELECT decision FROM aos_cus.check('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 1000, 0)),
           'warned', 'the next check() at 100% warns');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE payload ->> 'threshold' = '100'), 1,
+SELECT is((SELECT count(*)::int FROM ev WHERE payload ->> 'threshold' = '100'), 1,
           'the crossing a rolled-back check() took back is written by the next check()');
 
 -- record_health(): healthy to failing and back are events; a rolled-back one emits nothing.
 SELECT aos_cus.record_health('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 'failing', 5, 'HTTP 401');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE type = 'integration.health_changed'), 0, 'unknown to failing is no event');
+SELECT is((SELECT count(*)::int FROM ev WHERE type = 'integration.health_changed'), 0, 'unknown to failing is no event');
 SELECT aos_cus.record_health('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 'healthy', 5);
 SAVEPOINT h;
 SELECT aos_cus.record_health('f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-0000000000a1', 'failing', 5, 'HTTP 401');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE type = 'integration.health_changed'), 2,
+SELECT is((SELECT count(*)::int FROM ev WHERE type = 'integration.health_changed'), 2,
           'failing to healthy and healthy to failing are two events');
 ROLLBACK TO SAVEPOINT h;
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events WHERE type = 'integration.health_changed'), 1, 'a rolled-back record_health() emits nothing');
-SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_deliveries d JOIN aos_cus.cus_webhook_events e ON e.id = d.event_seq
+SELECT is((SELECT count(*)::int FROM ev WHERE type = 'integration.health_changed'), 1, 'a rolled-back record_health() emits nothing');
+SELECT is((SELECT count(*)::int FROM dl d JOIN ev e ON e.id = d.event_seq
             WHERE e.type = 'integration.health_changed'), 2, 'a health change goes to both endpoints of the tenant');
 
 -- Projected overrun: from the daily rollups, once per period and limit.
@@ -120,15 +124,15 @@ SELECT 'f1500000-0000-4000-8000-000000000001', 'f1500000-0000-4000-8000-00000000
        (period_start AT TIME ZONE 'UTC')::date, 'openai', 'gpt-4o', 1, 999999999
   FROM aos_cus.limit_period_bounds('month', 'UTC');
 SELECT ok(aos_cus.emit_projected_overruns() >= 1, 'a budget 99.9999999% spent before the period ends is projected to overrun');
-SELECT is((SELECT payload ->> 'scope' FROM aos_cus.cus_webhook_events WHERE type = 'budget.projected_overrun'),
+SELECT is((SELECT payload ->> 'scope' FROM ev WHERE type = 'budget.projected_overrun'),
           'integration:f1500000-0000-4000-8000-0000000000a2', 'the event names the limit''s scope');
 SELECT is(aos_cus.emit_projected_overruns(), 0, 'a second run in the same period emits nothing');
 
 -- redeliver(): dead-lettered deliveries are queued again, with the same event (webhook-id).
-UPDATE aos_cus.cus_webhook_deliveries SET status = 'dead', attempts = 10;
-SELECT is(aos_cus.redeliver((SELECT event_id FROM aos_cus.cus_webhook_events WHERE type = 'integration.health_changed')), 2,
+UPDATE aos_cus.cus_webhook_deliveries SET status = 'dead', attempts = 10 WHERE tenant_id::text LIKE 'f1500000-%';
+SELECT is(aos_cus.redeliver((SELECT event_id FROM ev WHERE type = 'integration.health_changed')), 2,
           'redeliver() queues the event again to both endpoints');
-SELECT is((SELECT array_agg(DISTINCT status || ':' || attempts) FROM aos_cus.cus_webhook_deliveries d JOIN aos_cus.cus_webhook_events e ON e.id = d.event_seq
+SELECT is((SELECT array_agg(DISTINCT status || ':' || attempts) FROM dl d JOIN ev e ON e.id = d.event_seq
             WHERE e.type = 'integration.health_changed'), ARRAY['pending:0'], 'as pending with no attempts');
 
 -- Row-level security: a tenant's admin sees and changes only its own endpoints, events and deliveries.
