@@ -13,7 +13,9 @@
  * exponential backoff with jitter, or dead-letters it after
  * aos_cus.webhook_max_attempts. A crash between sending and recording leaves
  * the delivery pending, so it is sent again: at least once. Every
- * aos_cus.webhook_projection_interval it runs emit_projected_overruns().
+ * aos_cus.webhook_projection_interval it runs emit_projected_overruns(); every
+ * minute it drops events older than aos_cus.webhook_retention that are no
+ * longer pending anywhere.
  * Response bodies are discarded unread; secrets live only in this process's
  * memory while signing and are wiped at once.
  */
@@ -50,6 +52,7 @@
 #define MAX_DELIVERIES 256
 #define IDLE_WAIT_MS 10000L
 #define POLL_MS 100
+#define PRUNE_INTERVAL_MS 60000L
 #define WEBHOOK_USER_AGENT "aos_cus/0.2.0 webhook"
 
 /* One attempt of one delivery. */
@@ -418,17 +421,17 @@ deliver(void)
 	n_deliveries = 0;
 }
 
-/* Emit budget.projected_overrun events (one short transaction); errors are logged. */
+/* Run one statement in its own short transaction (the extension installed); errors are logged, not fatal. */
 static void
-project(void)
+run_maintenance(const char *activity, const char *sql, int nargs, Oid *types, Datum *args)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		begin_work("aos_cus webhook worker: projecting budgets");
+		begin_work(activity);
 		if (OidIsValid(get_extension_oid("aos_cus", true)))
-			SPI_execute("SELECT aos_cus.emit_projected_overruns()", false, 0);
+			SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0);
 		end_work();
 	}
 	PG_CATCH();
@@ -442,11 +445,36 @@ project(void)
 	PG_END_TRY();
 }
 
+/* Emit budget.projected_overrun events. */
+static void
+project(void)
+{
+	run_maintenance("aos_cus webhook worker: projecting budgets", "SELECT aos_cus.emit_projected_overruns()", 0, NULL, NULL);
+}
+
+/* Drop events older than aos_cus.webhook_retention that no endpoint still has pending (their deliveries go with them). */
+static void
+prune(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		args[1];
+
+	args[0] = Int32GetDatum(aos_cus_webhook_retention_s);
+	run_maintenance("aos_cus webhook worker: pruning old events",
+					"DELETE FROM aos_cus.cus_webhook_events e"
+					" WHERE e.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
+					" AND NOT EXISTS (SELECT FROM aos_cus.cus_webhook_deliveries d"
+					"   WHERE d.tenant_id OPERATOR(pg_catalog.=) e.tenant_id AND d.event_seq OPERATOR(pg_catalog.=) e.id"
+					"   AND d.status OPERATOR(pg_catalog.=) 'pending')",
+					1, types, args);
+}
+
 /* Worker entry point: loop until SIGTERM or postmaster death. */
 void
 aos_cus_webhook_worker_main(Datum arg)
 {
 	TimestampTz next_projection = 0;
+	TimestampTz next_prune = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -477,13 +505,18 @@ aos_cus_webhook_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			next_projection = 0;
+			next_projection = next_prune = 0;	/* new settings apply at once */
 		}
 		if (aos_cus_webhook_projection_interval_s > 0 && GetCurrentTimestamp() >= next_projection)
 		{
 			project();
 			next_projection = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														  (int64) aos_cus_webhook_projection_interval_s * 1000);
+		}
+		if (aos_cus_webhook_retention_s > 0 && GetCurrentTimestamp() >= next_prune)
+		{
+			prune();
+			next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PRUNE_INTERVAL_MS);
 		}
 		wait_ms = claim();
 		if (n_deliveries > 0)

@@ -37,6 +37,7 @@ int			aos_cus_webhook_retry_max_ms = 3600000;
 int			aos_cus_webhook_timeout_ms = 10000;
 int			aos_cus_webhook_projection_interval_s = 300;
 int			aos_cus_webhook_max_in_flight = 16;
+int			aos_cus_webhook_retention_s = 30 * 86400;
 
 typedef struct WebhookShared
 {
@@ -80,6 +81,10 @@ aos_cus_webhooks_init(void)
 	DefineCustomIntVariable("aos_cus.webhook_projection_interval",
 							"How often the webhook worker looks for budgets projected to overrun (0: never).",
 							NULL, &aos_cus_webhook_projection_interval_s, 300, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("aos_cus.webhook_retention",
+							"Age after which delivered and dead-lettered webhook events are dropped (0: kept).",
+							NULL, &aos_cus_webhook_retention_s, 30 * 86400, 0, 3650 * 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("aos_cus.webhook_max_in_flight",
 							"Endpoints the webhook worker delivers to at once (one delivery per endpoint).",

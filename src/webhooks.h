@@ -15,6 +15,7 @@ extern int	aos_cus_webhook_retry_max_ms;
 extern int	aos_cus_webhook_timeout_ms;
 extern int	aos_cus_webhook_projection_interval_s;
 extern int	aos_cus_webhook_max_in_flight;
+extern int	aos_cus_webhook_retention_s;
 
 /* Register the webhook GUCs (the worker switch only while preloading). */
 extern void aos_cus_webhooks_init(void);

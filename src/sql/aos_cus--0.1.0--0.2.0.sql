@@ -764,6 +764,7 @@ COMMENT ON TABLE aos_cus.cus_webhook_deliveries IS
 CREATE INDEX cus_webhook_deliveries_pending_idx ON aos_cus.cus_webhook_deliveries (tenant_id, webhook_id, event_seq)
     WHERE status OPERATOR(pg_catalog.=) 'pending';
 CREATE INDEX cus_webhook_deliveries_event_idx ON aos_cus.cus_webhook_deliveries (tenant_id, event_seq);
+CREATE INDEX cus_webhook_events_created_idx ON aos_cus.cus_webhook_events (created_at);
 
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_webhooks');
 SELECT aos_cus.enable_tenant_rls('aos_cus.cus_webhook_events');

@@ -190,6 +190,28 @@ ok($node->poll_query_until('postgres', qq{SELECT count(*) = 0 FROM aos_cus.cus_w
 my $last = $node->safe_psql('postgres', q{SELECT event_id FROM aos_cus.cus_webhook_events ORDER BY id DESC LIMIT 1});
 ok((grep { $_->{path} eq '/ok/a' && $_->{id} eq $last && $_->{verified} } @{ received() }), 'the receiver got it, signed');
 
+# The egress policy applies at delivery too: with 127.0.0.1 no longer allowed, nothing reaches the receiver.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET aos_cus.egress_allowed_networks = ''});
+$node->reload;
+my $before = scalar(@{ received() });
+$node->safe_psql('postgres', qq{SELECT aos_cus.record_health('$tenant', '00000000-0000-4000-8000-000000000101', 'failing', 1)});
+ok($node->poll_query_until('postgres', qq{SELECT attempts >= 2 AND last_error = 'egress refused: the target address is not allowed by the egress policy'
+	FROM aos_cus.cus_webhook_deliveries WHERE webhook_id = '$ok' ORDER BY event_seq DESC LIMIT 1}),
+	'a URL the egress policy now refuses is not connected to: the attempts fail as egress refused');
+is(scalar(@{ received() }), $before, 'the receiver got nothing');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET aos_cus.egress_allowed_networks});
+$node->reload;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_webhook_deliveries WHERE status = 'pending'}),
+	'allowed again: delivered');
+
+# Retention: events delivered (or dead-lettered) everywhere and older than aos_cus.webhook_retention are dropped.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET aos_cus.webhook_retention = '1s'});
+$node->safe_psql('postgres', q{SELECT pg_sleep(1.1)});
+$node->reload;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_webhook_events}),
+	'old events no longer pending anywhere are pruned');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_webhook_deliveries'), '0', 'with their deliveries');
+
 # Secrets never reach the server log (log_statement = 'all' logged every statement of this test).
 my $server_log = slurp_file($node->logfile);
 is(scalar(grep { index($server_log, substr($_, 6)) >= 0 } @secrets), 0, 'no webhook secret in the server log');
