@@ -16,6 +16,8 @@
  * aos_cus.webhook_projection_interval it runs emit_projected_overruns(); every
  * minute it drops events older than aos_cus.webhook_retention that are no
  * longer pending anywhere.
+ * While the keyring cannot open secrets (not loaded, or a wrong key) it
+ * sends nothing and spends no attempt, as the health worker pauses its probes.
  * Response bodies are discarded unread; secrets live only in this process's
  * memory while signing and are wiped at once.
  */
@@ -75,6 +77,7 @@ static int	n_deliveries = 0;
 static MemoryContext batch_cxt = NULL;
 static CURLM *multi = NULL;
 static bool warned_missing_extension = false;
+static bool paused = false;		/* deliveries paused for a keyring fault, reported once */
 
 /* Clear the published latch when the worker exits. */
 static void
@@ -120,7 +123,7 @@ fail_now(Delivery *d, const char *error)
 	strlcpy(d->error, error, sizeof(d->error));
 }
 
-/* Open the endpoint's secret, sign body and set up d's request (all in claim_cxt); a failure fails the attempt. */
+/* Open the endpoint's secret, sign body and set up d's request (in batch_cxt); a failure fails the attempt. */
 static void
 prepare(Delivery *d, const char *url, const char *secret_ref, const char *msg_id)
 {
@@ -214,6 +217,28 @@ col_text(uint64 r, int col)
 	return v != NULL ? MemoryContextStrdup(batch_cxt, v) : NULL;
 }
 
+/* False while the keyring cannot open secrets (a fault of the server's): the pause is reported once, and its end. */
+static bool
+deliveries_may_run(void)
+{
+	char		why[600];
+
+	if (!aos_cus_keyring_ready(why, sizeof(why)))
+	{
+		if (!paused)
+			ereport(WARNING,
+					(errmsg("aos_cus webhook worker: deliveries paused: %s", why),
+					 errdetail("Pending deliveries keep their attempts; a server-side fault is not a failing endpoint."),
+					 errhint("Fix aos_cus.keyring_file and restart the server; deliveries resume by themselves.")));
+		paused = true;
+		return false;
+	}
+	if (paused)
+		ereport(LOG, (errmsg("aos_cus webhook worker: the keyring is usable again; deliveries resumed")));
+	paused = false;
+	return true;
+}
+
 /*
  * One short transaction: read every enabled endpoint's head delivery, set up
  * the due ones (at most aos_cus.webhook_max_in_flight). Returns the
@@ -256,6 +281,11 @@ claim(void)
 		return IDLE_WAIT_MS;
 	}
 	warned_missing_extension = false;
+	if (!deliveries_may_run())
+	{
+		end_work();
+		return IDLE_WAIT_MS;
+	}
 	if (SPI_execute(heads_sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus webhook worker: could not read the delivery queue");
 	rows = SPI_processed;
