@@ -212,6 +212,29 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_we
 	'old events no longer pending anywhere are pruned');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_webhook_deliveries'), '0', 'with their deliveries');
 
+# A keyring fault (another key under version 1) pauses deliveries without spending attempts; fixed, they resume.
+my $keyring = $node->basedir . '/keyring';
+my $good_keyring = slurp_file($keyring);
+sub write_keyring
+{
+	open(my $fh, '>', $keyring) or die "keyring: $!";
+	print $fh $_[0];
+	close $fh;
+	chmod 0600, $keyring;
+}
+write_keyring(sprintf("1:%s\n", 'ab' x 32));
+my $offset = -s $node->logfile;
+$node->restart;
+$node->safe_psql('postgres', qq{SELECT aos_cus.record_health('$tenant', '00000000-0000-4000-8000-000000000101', 'healthy', 1)});
+ok($node->wait_for_log(qr/aos_cus webhook worker: deliveries paused: /, $offset), 'a wrong key in the keyring pauses deliveries (WARNING)');
+$node->safe_psql('postgres', 'SELECT pg_sleep(1)');
+is($node->safe_psql('postgres', qq{SELECT status || ':' || attempts FROM aos_cus.cus_webhook_deliveries WHERE webhook_id = '$ok'
+	ORDER BY event_seq DESC LIMIT 1}), 'pending:0', 'paused: no attempt is spent');
+write_keyring($good_keyring);
+$node->restart;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_webhook_deliveries WHERE status = 'pending'}),
+	'the keyring fixed: delivered');
+
 # Secrets never reach the server log (log_statement = 'all' logged every statement of this test).
 my $server_log = slurp_file($node->logfile);
 is(scalar(grep { index($server_log, substr($_, 6)) >= 0 } @secrets), 0, 'no webhook secret in the server log');
