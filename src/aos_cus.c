@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "tenancy.h"
 #include "usage_stats.h"
+#include "webhooks.h"
 
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
@@ -47,6 +48,7 @@ aos_cus_shmem_size(void)
 	size = add_size(size, aos_cus_usage_stats_shmem_size());
 	size = add_size(size, aos_cus_enforce_shmem_size());
 	size = add_size(size, aos_cus_health_shmem_size());
+	size = add_size(size, aos_cus_webhooks_shmem_size());
 	return size;
 }
 
@@ -75,6 +77,7 @@ aos_cus_shmem_startup(void)
 	aos_cus_usage_stats_shmem_init();
 	aos_cus_enforce_shmem_init();
 	aos_cus_health_shmem_init();
+	aos_cus_webhooks_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -135,6 +138,7 @@ _PG_init(void)
 	aos_cus_credentials_init();
 	aos_cus_egress_init();
 	aos_cus_health_init();
+	aos_cus_webhooks_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
@@ -155,4 +159,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = aos_cus_shmem_startup;
 	aos_cus_health_register_worker();
+	aos_cus_webhooks_register_worker();
 }

@@ -135,7 +135,7 @@ calls_secret_function(const char *query)
 {
 	static const char *const names[] = {
 		"encrypt_credential", "rotate_credential", "create_integration",
-		"validate_credential_format", "credential_ref"
+		"validate_credential_format", "credential_ref", "create_webhook"
 	};
 
 	for (const char *p = query; *p != '\0'; p++)
@@ -749,6 +749,21 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 			break;
 	}
 	pg_unreachable();
+}
+
+/* Seal another secret of the tenant (a webhook's signing secret; owner in the AAD): its encrypted:// reference. */
+text *
+aos_cus_seal_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *plaintext, size_t len)
+{
+	mark_statement_secret();
+	return encrypt_to_ref(tenant, owner, plaintext, len);
+}
+
+/* Open a secret sealed by aos_cus_seal_secret; 22023 or 55000 naming what, never the secret. */
+char *
+aos_cus_open_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *ref, const char *what)
+{
+	return decrypt_ref(tenant, owner, ref, strlen(ref), ERRCODE_INVALID_PARAMETER_VALUE, what);
 }
 
 /* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
