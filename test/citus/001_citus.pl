@@ -6,6 +6,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use AosCusMock;
+
+# Health probes go to a loopback mock provider with env:// keys (see AosCusMock.pm).
+set_mock_key_env();
+my ($mock, $mock_port) = start_mock_provider();
 
 my $keyring = PostgreSQL::Test::Utils::tempdir . '/keyring';
 # A keyring of versions 1..n (the highest encrypts), the same file for every node; keys derive from the version.
@@ -31,6 +36,11 @@ aos_cus.keyring_file = '$keyring'
 max_connections = 60
 max_prepared_transactions = 20
 citus.node_conninfo = 'sslmode=disable'
+aos_cus.health_worker = on
+aos_cus.health_database = 'postgres'
+aos_cus.health_interval = 0
+aos_cus.egress_allowed_networks = '127.0.0.1/32'
+aos_cus.egress_allow_http = on
 });
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION aos_cus;');
@@ -176,6 +186,31 @@ my ($dec_worker, $dec_coord) = map { $_->safe_psql('postgres',
 cmp_ok($dec_worker, '>', 0, 'the decisions were taken on the worker holding the tenant');
 is($dec_coord, '0', 'the coordinator decided nothing itself');
 
+# Throughput figures for docs/citus-throughput.md (notes only: a 2-core loopback machine shows no scaling).
+sub bench
+{
+	my ($node, $label, $sql) = @_;
+	my $file = PostgreSQL::Test::Utils::tempdir . '/bench.sql';
+	open(my $bf, '>', $file) or die "$file: $!";
+	print $bf $sql;
+	close $bf;
+	my $o = '';
+	my $h = IPC::Run::start([ 'pgbench', '-n', '-h', $node->host, '-p', $node->port, '-c', 4, '-j', 2, '-T', 4,
+		'-f', $file, 'postgres' ], '>', \$o, '2>', \$o);
+	$h->finish;
+	my ($tps) = $o =~ /tps = ([0-9.]+)/;
+	note sprintf('throughput %-60s %8.0f/s', $label, $tps // 0);
+}
+my $ingest = qq{\\set cid random(1, 1000000000000)
+SELECT status FROM aos_cus.ingest_usage('$T2', '{"integration_id": "$integ{$T2}", "call_id": "bench-:cid", "provider": "openai", "model": "gpt-4o", "usage": {"prompt_tokens": 100, "completion_tokens": 10}, "started_at": "$days[0]"}');
+};
+my $check = qq{SELECT decision FROM aos_cus.check('$T2', '$integ{$T2}', 1, 1);
+};
+bench($coord, 'check() through the coordinator (delegated)', $check);
+bench($node_of{ $port_of{$T2} }, 'check() on the tenant\'s worker', $check);
+bench($coord, 'ingest_usage() through the coordinator (delegated)', $ingest);
+bench($node_of{ $port_of{$T2} }, 'ingest_usage() on the tenant\'s worker', $ingest);
+
 # Metrics per node: each node's metrics() shows the tenants it stores; scrape every node.
 for my $n ($w1, $w2)
 {
@@ -185,6 +220,28 @@ for my $n ($w1, $w2)
 like($node_of{ $port_of{$T1} }->safe_psql('postgres', 'SELECT aos_cus.metrics()'), qr/\Q$budget_integ\E/,
 	'the budget gauge of T1 is on its worker');
 
+# Health: each node's health worker probes the integrations that node stores, so a check requested through the
+# coordinator is probed exactly once cluster-wide, on the tenant's worker.
+my %probe;
+for my $t ($T1, $T2)
+{
+	$coord->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$t', 'env://AOS_CUS_KEY_GOOD')});
+	$probe{$t} = $coord->safe_psql('postgres', qq{
+SELECT aos_cus.create_integration('$t', 'probed', 'openai', 'env://AOS_CUS_KEY_GOOD', '{"base_url": "http://127.0.0.1:$mock_port"}')});
+	$coord->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$t', '$probe{$t}')});
+	is($coord->safe_psql('postgres', qq{SELECT aos_cus.request_health_check('$t', '$probe{$t}')}), 't',
+		'request_health_check() through the coordinator queues the check');
+}
+for my $t ($T1, $T2)
+{
+	ok($coord->poll_query_until('postgres', qq{SELECT health_state = 'healthy' FROM aos_cus.get_integration('$t', '$probe{$t}')}),
+		"the probe of the tenant on $port_of{$t} is recorded");
+}
+sleep 2;
+is(mock_stats($mock_port)->{requests}, 2, 'the provider saw exactly one probe per integration cluster-wide');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_checks}), '0', 'the queue is empty');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_history}), '2', 'one history row per probe');
+
 # Key rotation across nodes: version 2 appended to the one keyring, every node restarted, one rotation.
 write_keyring(2);
 $_->restart for @nodes;
@@ -193,7 +250,7 @@ is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '0',
 my $rotated = $coord->safe_psql('postgres',
 	q{SELECT sum(result::bigint) FROM run_command_on_workers('SELECT aos_cus.rotate_encryption_key()') WHERE success});
 is($rotated, '3', 'rotate_encryption_key() on every worker re-encrypts the credentials each stores');
-is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_integrations WHERE credential_ref NOT LIKE 'encrypted://v1/2/%'}),
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE 'encrypted://v1/2/%'}),
 	'0', 'every credential under version 2');
 for my $t ($T1, $T2)
 {
@@ -201,4 +258,5 @@ for my $t ($T1, $T2)
 		'1234', 'credentials still read after rotation');
 }
 
+$mock->kill_kill;
 done_testing();
