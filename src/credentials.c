@@ -1146,29 +1146,6 @@ typedef struct RotationCursor
 #define ROTATION_SKIPS_LISTED 20
 
 /*
- * The queries of rotation candidates (from the start, and after the cursor): the rows this node stores (all of
- * them without Citus, its shards' under Citus: aos_cus.node_rows_filter()), without locks; each row is locked
- * by its key before it is rotated.
- */
-static void
-build_rotation_queries(StringInfo first, StringInfo started)
-{
-	char	   *filter;
-
-	if (SPI_execute("SELECT aos_cus.node_rows_filter()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "reading the node's rows filter failed");
-	filter = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	initStringInfo(first);
-	appendStringInfo(first, "SELECT tenant_id, id FROM aos_cus.cus_integrations "
-					 "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-					 "AND %s ORDER BY tenant_id, id LIMIT $2", filter);
-	initStringInfo(started);
-	appendStringInfo(started, "SELECT tenant_id, id FROM aos_cus.cus_integrations "
-					 "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-					 "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) AND %s ORDER BY tenant_id, id LIMIT $2", filter);
-}
-
-/*
  * Re-encrypt up to batch_size encrypted:// references that do not use the
  * active version, in (tenant_id, id) order after the cursor, skipping rows
  * locked by others, and advance the cursor. A reference that does not decrypt
@@ -1184,15 +1161,12 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 	Oid			selargs[4] = {TEXTOID, INT4OID, UUIDOID, UUIDOID};
 	Datum		selvals[4];
 	Oid			updargs[3] = {UUIDOID, UUIDOID, TEXTOID};
-	StringInfoData first_query,
-				started_query;
 	int64		done = 0;
 	MemoryContext row_ctx = AllocSetContextCreate(CurrentMemoryContext, "aos_cus key rotation row",
 												  ALLOCSET_SMALL_SIZES);
 
 	snprintf(pattern, sizeof(pattern), "encrypted://v1/%u/%%", version);
 	selvals[0] = CStringGetTextDatum(pattern);
-	build_rotation_queries(&first_query, &started_query);
 	while (done < batch_size)
 	{
 		SPITupleTable *rows;
@@ -1202,7 +1176,15 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		selvals[1] = Int32GetDatum(limit);
 		selvals[2] = UUIDPGetDatum(&cursor->tenant);
 		selvals[3] = UUIDPGetDatum(&cursor->id);
-		if (SPI_execute_with_args(cursor->started ? started_query.data : first_query.data,
+		/* Candidates without locks (under Citus a query over every shard may not lock); each is locked by its key. */
+		if (SPI_execute_with_args(cursor->started ?
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
+								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
+								  "ORDER BY tenant_id, id LIMIT $2" :
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
+								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+								  "ORDER BY tenant_id, id LIMIT $2",
 								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "selecting credentials to rotate failed");
 		rows = SPI_tuptable;
@@ -1264,8 +1246,6 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			break;
 	}
 	MemoryContextDelete(row_ctx);
-	pfree(first_query.data);
-	pfree(started_query.data);
 	return done;
 }
 

@@ -1467,8 +1467,6 @@ $$;
 COMMENT ON FUNCTION aos_cus.node_rows_filter() IS
     'internal: filter on tenant_id selecting the rows this node stores (true without Citus, this node''s shard ranges under it)';
 REVOKE ALL ON FUNCTION aos_cus.node_rows_filter() FROM PUBLIC;
--- Key rotation (the operator's) rotates the rows of the node it runs on.
-GRANT EXECUTE ON FUNCTION aos_cus.node_rows_filter() TO aos_cus_operator;
 
 -- Internal: runs command on every Citus worker when this node is a Citus coordinator with workers (a no-op
 -- otherwise); raises 58000 naming the nodes where it failed. Not part of this node's transaction.
