@@ -25,13 +25,19 @@ sub write_keyring
 }
 write_keyring(1);
 
+# pg_cron on the coordinator, when installed, for the rollup job citus_distribute() schedules.
+my $sharedir = `$ENV{PG_CONFIG} --sharedir`;
+chomp $sharedir;
+my $cron = -f "$sharedir/extension/pg_cron.control";
 my @nodes;
 for my $name (qw(coordinator worker1 worker2))
 {
 	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $preload = $cron && $name eq 'coordinator' ? 'citus,pg_cron,aos_cus' : 'citus,aos_cus';
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'citus,aos_cus'
+shared_preload_libraries = '$preload'
+cron.database_name = 'postgres'
 aos_cus.keyring_file = '$keyring'
 max_connections = 60
 max_prepared_transactions = 20
@@ -53,6 +59,8 @@ SELECT citus_set_coordinator_host('$host', ${\ $coord->port});
 SELECT citus_add_node('$host', ${\ $w1->port});
 SELECT citus_add_node('$host', ${\ $w2->port});
 });
+# pg_cron lives on the coordinator only: not propagated to the workers.
+$coord->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; CREATE EXTENSION pg_cron') if $cron;
 
 # Before: the single-node schema; citus_distribute() refuses tenants and runs as the operator only.
 my ($ret, $out, $err) = $coord->psql('postgres', q{SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000001';
@@ -66,6 +74,12 @@ like($dist, qr/reference table\|1/, 'prices are a reference table');
 like($dist, qr/delegated by tenant_id\|\d+/, 'tenant-scoped functions delegated');
 my $again = $coord->safe_psql('postgres', 'SELECT action, count(*) FROM aos_cus.citus_distribute() GROUP BY 1 ORDER BY 1');
 like($again, qr/already distributed\|8/, 'citus_distribute() is idempotent');
+SKIP:
+{
+	skip 'pg_cron not installed', 1 unless $cron;
+	is($coord->safe_psql('postgres', q{SELECT count(*) || ':' || min(command) FROM cron.job WHERE jobname = 'aos_cus_rollup'}),
+		'1:SELECT aos_cus.citus_rollup()', 'one rollup job on the coordinator, running citus_rollup() on every worker');
+}
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE colocationid =
     (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'aos_cus.cus_integrations'::regclass)}),
 	'8', 'every tenant table colocated with cus_integrations');
