@@ -202,7 +202,7 @@ claim_checks(int slots, bool queue_stale)
 		return 0;
 	}
 	/* This node's rows: all of them, or under Citus the shards it stores (its own health worker probes those). */
-	if (SPI_execute("SELECT aos_cus.node_rows_filter()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute("SELECT aos_cus_internal.node_rows_filter()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus health worker: could not read the node's rows filter");
 	filter = row_text(0, 1);
 	if (!released_claims)

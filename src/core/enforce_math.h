@@ -33,6 +33,7 @@ typedef enum AosReason
 	AOS_REASON_TOKEN_LIMIT_EXCEEDED,
 	AOS_REASON_BUDGET_WARNING,
 	AOS_REASON_TOKEN_WARNING,
+	AOS_REASON_ALREADY_INGESTED,	/* check() of a call_id whose usage is recorded: nothing reserved */
 	AOS_REASON_COUNT
 } AosReason;
 

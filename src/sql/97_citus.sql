@@ -3,7 +3,7 @@
 
 -- Internal: the usage rows this node stores, as a filter on tenant_id: "true" without Citus; under Citus the
 -- hash ranges of this node's shards of cus_llm_usage (rollups and their snapshots are per node).
-CREATE FUNCTION aos_cus.node_rows_filter() RETURNS text
+CREATE FUNCTION aos_cus_internal.node_rows_filter() RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ranges text;
@@ -26,13 +26,13 @@ BEGIN
     RETURN pg_catalog.format('(%s)', coalesce(ranges, 'false'));
 END
 $$;
-COMMENT ON FUNCTION aos_cus.node_rows_filter() IS
+COMMENT ON FUNCTION aos_cus_internal.node_rows_filter() IS
     'internal: filter on tenant_id selecting the rows this node stores (true without Citus, this node''s shard ranges under it)';
-REVOKE ALL ON FUNCTION aos_cus.node_rows_filter() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.node_rows_filter() FROM PUBLIC;
 
 -- Internal: runs command on every Citus worker when this node is a Citus coordinator with workers (a no-op
 -- otherwise); raises 58000 naming the nodes where it failed. Not part of this node's transaction.
-CREATE FUNCTION aos_cus.citus_on_workers(command text) RETURNS void
+CREATE FUNCTION aos_cus_internal.citus_on_workers(command text) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     failed text;
@@ -49,14 +49,14 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.citus_on_workers(text) IS
+COMMENT ON FUNCTION aos_cus_internal.citus_on_workers(text) IS
     'internal: runs a command on every Citus worker from the coordinator (no-op without Citus or on a worker)';
-REVOKE ALL ON FUNCTION aos_cus.citus_on_workers(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.citus_on_workers(text) TO aos_cus_operator;
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_on_workers(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.citus_on_workers(text) TO aos_cus_operator;
 
 -- Internal, run on every node: each sequence of the extension draws from this node's own range
 -- [groupid * 2^48 + 1, (groupid + 1) * 2^48 - 1], so ids stay unique cluster-wide (the coordinator is group 0).
-CREATE FUNCTION aos_cus.citus_node_sequences() RETURNS integer
+CREATE FUNCTION aos_cus_internal.citus_node_sequences() RETURNS integer
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     grp bigint;
@@ -85,9 +85,9 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.citus_node_sequences() IS
+COMMENT ON FUNCTION aos_cus_internal.citus_node_sequences() IS
     'internal to citus_distribute(): moves this node''s aos_cus sequences into its own id range';
-REVOKE ALL ON FUNCTION aos_cus.citus_node_sequences() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_node_sequences() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -146,12 +146,12 @@ BEGIN
         RETURN NEXT;
     END LOOP;
     -- Node-disjoint id ranges, on the workers and here.
-    PERFORM aos_cus.citus_on_workers('SELECT aos_cus.citus_node_sequences()');
-    PERFORM aos_cus.citus_node_sequences();
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
     object := 'sequences'; action := 'node id ranges';
     RETURN NEXT;
     -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
-    PERFORM aos_cus.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
        FROM aos_cus.cus_tenant_logins l;
     object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
     RETURN NEXT;
