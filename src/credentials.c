@@ -1196,14 +1196,15 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		selvals[1] = Int32GetDatum(limit);
 		selvals[2] = UUIDPGetDatum(&cursor->tenant);
 		selvals[3] = UUIDPGetDatum(&cursor->id);
+		/* Candidates without locks (under Citus a query over every shard may not lock); each is locked by its key. */
 		if (SPI_execute_with_args(cursor->started ?
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
 								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "ORDER BY tenant_id, id LIMIT $2" :
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								  "ORDER BY tenant_id, id LIMIT $2",
 								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "selecting credentials to rotate failed");
 		rows = SPI_tuptable;
@@ -1214,21 +1215,35 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			bool		isnull;
 			pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 			pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-			char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+			char	   *ref;
 			char	   *plain = NULL;
 			uint32_t	from;
 			const char *why;
 			Datum		updvals[3];
+			SPITupleTable *locked;
 
 			CHECK_FOR_INTERRUPTS();
-			if (open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
+			/* Lock the row by its key (one shard under Citus); locked by others, or rotated since: skip it. */
+			updvals[0] = UUIDPGetDatum(tenant);
+			updvals[1] = UUIDPGetDatum(integration);
+			updvals[2] = selvals[0];
+			if (SPI_execute_with_args("SELECT credential_ref FROM aos_cus.cus_integrations"
+									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+									  " AND credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%'"
+									  " AND credential_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
+									  3, updargs, updvals, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "locking a credential to rotate failed");
+			locked = SPI_tuptable;
+			ref = SPI_processed == 1 ? SPI_getvalue(locked->vals[0], locked->tupdesc, 1) : NULL;
+			SPI_freetuptable(locked);
+			if (ref != NULL && open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
 			{
 				/* The list grows in its own (the caller's) context. */
 				if (cursor->skipped++ < ROTATION_SKIPS_LISTED)
 					appendStringInfo(&cursor->skipped_ids, "%sintegration %s (version %u: %s)",
 									 cursor->skipped_ids.len > 0 ? "; " : "", uuid_str(integration), from, why);
 			}
-			else
+			else if (ref != NULL)
 			{
 				updvals[0] = UUIDPGetDatum(tenant);
 				updvals[1] = UUIDPGetDatum(integration);

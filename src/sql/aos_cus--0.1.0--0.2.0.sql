@@ -2958,3 +2958,396 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- Scaling out with Citus (issue 20): trigger checks accept Citus shards of their table, rollups fold only the
+-- rows this node stores (per node under Citus) and set updated_at from the inserted row (Citus allows only immutable
+-- functions in DO UPDATE SET), list_integrations passes a row of the table's own type, login bindings reach every
+-- Citus worker, citus_distribute() and its helpers.
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- cus_integrations or one of its Citus shards (cus_integrations_<shard id>).
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME !~ '^cus_integrations(_[0-9]+)?$' THEN
+        RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
+    IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
+       AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
+                                            ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN
+        RAISE EXCEPTION 'integration % cannot go from status % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = '55000',
+                  HINT = 'Allowed: created -> enabled, enabled -> disabled, disabled -> enabled, and created, enabled or disabled -> deleted.';
+    END IF;
+    IF NEW.status = 'deleted' AND OLD.status <> 'deleted' THEN
+        -- Soft delete wipes the credential.
+        NEW.deleted_at := pg_catalog.now();
+        NEW.credential_ref := NULL;
+        NEW.credential_hint := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
+                                          page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
+        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted), not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(status) > 40 THEN pg_catalog.left(status, 40) || '...' ELSE status END) USING ERRCODE = '22023';
+    END IF;
+    IF page_size IS NULL THEN
+        RAISE EXCEPTION 'page_size must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size USING ERRCODE = '22023';
+    END IF;
+    -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
+    RETURN QUERY
+        SELECT (aos_cus_internal.integration_of(ROW(c.*)::aos_cus.cus_integrations)).* FROM aos_cus.cus_integrations c
+         WHERE c.tenant_id = list_integrations.tenant_id
+           AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
+           AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
+         ORDER BY c.id
+         LIMIT page_size;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.bind_login(login regrole, tenant_id uuid) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF bind_login.login IS NULL OR bind_login.tenant_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login and tenant_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('bind_login()');
+    IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) bind_login.login) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('login %s is a role without LOGIN', bind_login.login),
+            HINT = 'Bindings follow session_user: bind each login role, not a group role it is a member of.';
+    END IF;
+    INSERT INTO aos_cus.cus_tenant_logins AS l (login, tenant_id) VALUES (bind_login.login, bind_login.tenant_id)
+        ON CONFLICT ON CONSTRAINT cus_tenant_logins_pkey
+        DO UPDATE SET tenant_id = EXCLUDED.tenant_id, bound_at = pg_catalog.now();
+    -- Under Citus the binding is read on every node (delegated calls run on the workers).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', bind_login.login, bind_login.tenant_id));
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.unbind_login(login regrole) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    was_bound boolean;
+BEGIN
+    IF unbind_login.login IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('unbind_login()');
+    DELETE FROM aos_cus.cus_tenant_logins l WHERE l.login OPERATOR(pg_catalog.=) unbind_login.login;
+    was_bound := FOUND;
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.unbind_login(%L)', unbind_login.login));
+    RETURN was_bound;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    EXECUTE pg_catalog.format($q$
+        WITH g AS (
+            SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE (%s) AND %s
+             GROUP BY 1, 2, 3, 4, 5),
+        ins AS (
+            INSERT INTO aos_cus.cus_usage_daily AS d
+                   (tenant_id, integration_id, day, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM g
+            ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = excluded.updated_at)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter, aos_cus_internal.node_rows_filter())
+    INTO folded USING a, b, from_day, to_day;
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    EXECUTE pg_catalog.format('UPDATE aos_cus.cus_llm_usage SET ingest_xid = ''2'' '
+                              'WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND %s', aos_cus_internal.node_rows_filter())
+        USING s;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+
+-- Internal: the usage rows this node stores, as a filter on tenant_id: "true" without Citus; under Citus the
+-- hash ranges of this node's shards of cus_llm_usage (rollups and their snapshots are per node).
+CREATE FUNCTION aos_cus_internal.node_rows_filter() RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ranges text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN 'true';
+    END IF;
+    EXECUTE $q$
+        SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.uuid_hash(tenant_id) BETWEEN %s AND %s',
+                                                       s.shardminvalue, s.shardmaxvalue), ' OR ')
+          FROM pg_catalog.pg_dist_shard s
+          JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid
+         WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'aos_cus.cus_llm_usage'::pg_catalog.regclass
+           AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group)$q$
+    INTO ranges;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'aos_cus.cus_llm_usage'::pg_catalog.regclass) THEN
+        RETURN 'true';
+    END IF;
+    RETURN pg_catalog.format('(%s)', coalesce(ranges, 'false'));
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.node_rows_filter() IS
+    'internal: filter on tenant_id selecting the rows this node stores (true without Citus, this node''s shard ranges under it)';
+REVOKE ALL ON FUNCTION aos_cus_internal.node_rows_filter() FROM PUBLIC;
+
+-- Internal: runs command on every Citus worker when this node is a Citus coordinator with workers (a no-op
+-- otherwise); raises 58000 naming the nodes where it failed. Not part of this node's transaction.
+CREATE FUNCTION aos_cus_internal.citus_on_workers(command text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    failed text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+               FROM pg_catalog.run_command_on_workers($1) w
+              WHERE (SELECT groupid FROM pg_catalog.pg_dist_local_group) OPERATOR(pg_catalog.=) 0 AND NOT w.success'
+        INTO failed USING command;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'on Citus workers: ' || failed;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_on_workers(text) IS
+    'internal: runs a command on every Citus worker from the coordinator (no-op without Citus or on a worker)';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_on_workers(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.citus_on_workers(text) TO aos_cus_operator;
+
+-- Internal, run on every node: each sequence of the extension draws from this node's own range
+-- [groupid * 2^48 + 1, (groupid + 1) * 2^48 - 1], so ids stay unique cluster-wide (the coordinator is group 0).
+CREATE FUNCTION aos_cus_internal.citus_node_sequences() RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    grp bigint;
+    lo bigint;
+    hi bigint;
+    seq record;
+    n integer := 0;
+BEGIN
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO grp;
+    lo := grp OPERATOR(pg_catalog.*) 281474976710656 OPERATOR(pg_catalog.+) 1;
+    hi := (grp OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) 281474976710656 OPERATOR(pg_catalog.-) 1;
+    SET LOCAL citus.enable_ddl_propagation = off;
+    FOR seq IN SELECT c.oid::pg_catalog.regclass AS rel, s.last_value
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_sequences s
+                   ON s.schemaname OPERATOR(pg_catalog.=) 'aos_cus' AND s.sequencename OPERATOR(pg_catalog.=) c.relname
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                  AND c.relkind OPERATOR(pg_catalog.=) 'S' LOOP
+        IF seq.last_value IS NULL OR seq.last_value OPERATOR(pg_catalog.<) lo THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s RESTART %s',
+                                      seq.rel, lo, hi, lo, lo);
+        ELSE
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s', seq.rel, lo, hi, lo);
+        END IF;
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_node_sequences() IS
+    'internal to citus_distribute(): moves this node''s aos_cus sequences into its own id range';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_node_sequences() FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    f regprocedure;
+    done boolean;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_distribute()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_distribute() requires the citus extension',
+            HINT = 'Install Citus, add citus first to shared_preload_libraries, CREATE EXTENSION citus, add the workers.';
+    END IF;
+    -- The settle and price triggers run on the shards, on the node that stores the tenant.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    SET LOCAL citus.multi_shard_modify_mode = 'sequential';
+    -- Global tables: one copy on every node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_model_prices'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)' USING t;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already reference' ELSE 'reference table' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
+                             'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
+                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            IF t OPERATOR(pg_catalog.=) 'aos_cus.cus_integrations' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'')' USING t;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'', colocate_with => ''aos_cus.cus_integrations'')'
+                    USING t;
+            END IF;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant.
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                AND p.pronargs OPERATOR(pg_catalog.>=) 1
+                AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+                AND p.proargnames[1] OPERATOR(pg_catalog.=) 'tenant_id'
+                AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
+              ORDER BY 1::text LOOP
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'')'
+            USING f;
+        object := f::text; action := 'delegated by tenant_id';
+        RETURN NEXT;
+    END LOOP;
+    -- Node-disjoint id ranges, on the workers and here.
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
+    object := 'sequences'; action := 'node id ranges';
+    RETURN NEXT;
+    -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+       FROM aos_cus.cus_tenant_logins l;
+    object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Rollups per node: each node folds its own shards with its own snapshots.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) current_user'
+            USING 'aos_cus_rollup';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+            USING 'aos_cus_rollup', '*/10 * * * *', 'SELECT aos_cus.citus_rollup()';
+        object := 'cron job aos_cus_rollup'; action := 'citus_rollup() every 10 minutes';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_distribute() IS
+    'Citus: distributes the tenant tables by tenant_id, delegates the tenant-scoped functions, gives each node its id range, schedules per-node rollups; idempotent; operator only';
+REVOKE ALL ON FUNCTION aos_cus.citus_distribute() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.citus_distribute() TO aos_cus_operator;
+
+CREATE FUNCTION aos_cus.citus_rollup(OUT nodename text, OUT nodeport integer, OUT folded bigint) RETURNS SETOF record
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_rollup()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_rollup() requires the citus extension';
+    END IF;
+    FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result
+                        FROM pg_catalog.run_command_on_workers(''SELECT aos_cus.rollup_usage()'') w ORDER BY 1, 2' LOOP
+        nodename := r.nodename; nodeport := r.nodeport; folded := NULL;
+        IF r.success THEN
+            folded := r.result::bigint;
+        ELSE
+            RAISE WARNING 'rollup_usage() failed on %:%: %', r.nodename, r.nodeport, r.result;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_rollup() IS
+    'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots); folded NULL and a WARNING where it failed; operator only';
+REVOKE ALL ON FUNCTION aos_cus.citus_rollup() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.citus_rollup() TO aos_cus_operator;
