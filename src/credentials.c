@@ -135,7 +135,7 @@ calls_secret_function(const char *query)
 {
 	static const char *const names[] = {
 		"encrypt_credential", "rotate_credential", "create_integration",
-		"validate_credential_format", "credential_ref"
+		"validate_credential_format", "credential_ref", "create_webhook"
 	};
 
 	for (const char *p = query; *p != '\0'; p++)
@@ -751,6 +751,21 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 	pg_unreachable();
 }
 
+/* Seal another secret of the tenant (a webhook's signing secret; owner in the AAD): its encrypted:// reference. */
+text *
+aos_cus_seal_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *plaintext, size_t len)
+{
+	mark_statement_secret();
+	return encrypt_to_ref(tenant, owner, plaintext, len);
+}
+
+/* Open a secret sealed by aos_cus_seal_secret; 22023 or 55000 naming what, never the secret. */
+char *
+aos_cus_open_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *ref, const char *what)
+{
+	return decrypt_ref(tenant, owner, ref, strlen(ref), ERRCODE_INVALID_PARAMETER_VALUE, what);
+}
+
 /* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
 static void
 check_plaintext(const char *s, size_t len, const char *argname)
@@ -1181,14 +1196,15 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		selvals[1] = Int32GetDatum(limit);
 		selvals[2] = UUIDPGetDatum(&cursor->tenant);
 		selvals[3] = UUIDPGetDatum(&cursor->id);
+		/* Candidates without locks (under Citus a query over every shard may not lock); each is locked by its key. */
 		if (SPI_execute_with_args(cursor->started ?
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
 								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "ORDER BY tenant_id, id LIMIT $2" :
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								  "ORDER BY tenant_id, id LIMIT $2",
 								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "selecting credentials to rotate failed");
 		rows = SPI_tuptable;
@@ -1199,21 +1215,35 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			bool		isnull;
 			pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 			pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-			char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+			char	   *ref;
 			char	   *plain = NULL;
 			uint32_t	from;
 			const char *why;
 			Datum		updvals[3];
+			SPITupleTable *locked;
 
 			CHECK_FOR_INTERRUPTS();
-			if (open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
+			/* Lock the row by its key (one shard under Citus); locked by others, or rotated since: skip it. */
+			updvals[0] = UUIDPGetDatum(tenant);
+			updvals[1] = UUIDPGetDatum(integration);
+			updvals[2] = selvals[0];
+			if (SPI_execute_with_args("SELECT credential_ref FROM aos_cus.cus_integrations"
+									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+									  " AND credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%'"
+									  " AND credential_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
+									  3, updargs, updvals, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "locking a credential to rotate failed");
+			locked = SPI_tuptable;
+			ref = SPI_processed == 1 ? SPI_getvalue(locked->vals[0], locked->tupdesc, 1) : NULL;
+			SPI_freetuptable(locked);
+			if (ref != NULL && open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
 			{
 				/* The list grows in its own (the caller's) context. */
 				if (cursor->skipped++ < ROTATION_SKIPS_LISTED)
 					appendStringInfo(&cursor->skipped_ids, "%sintegration %s (version %u: %s)",
 									 cursor->skipped_ids.len > 0 ? "; " : "", uuid_str(integration), from, why);
 			}
-			else
+			else if (ref != NULL)
 			{
 				updvals[0] = UUIDPGetDatum(tenant);
 				updvals[1] = UUIDPGetDatum(integration);

@@ -90,6 +90,7 @@
 #include "usage_stats.h"
 #include "uuid_text.h"
 #include "vocab.h"
+#include "webhooks.h"
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
@@ -160,6 +161,7 @@ typedef struct EnfLimits
 /* Alert flags per dimension and period. */
 #define ENF_ALERT_WARN 1
 #define ENF_ALERT_FULL 2
+#define ENF_ALERT_BLOCKED 4		/* the first block of the period (an exhausted event) */
 
 /* Entries in use order, oldest first: without rate limits, and with rpm or tpm. */
 typedef struct EnfLru
@@ -278,6 +280,19 @@ static EnfDelta *deltas = NULL;
 static int	ndeltas = 0;
 static int	maxdeltas = 0;
 static bool limits_changed = false;
+
+/* Alert flags a check() of this transaction set, taken back if it (or its subtransaction) aborts. */
+typedef struct EnfAlertSet
+{
+	EnfKey		key;
+	int			level;			/* subtransaction nest level that set them */
+	uint8		budget;
+	uint8		tokens;
+} EnfAlertSet;
+
+static EnfAlertSet *alert_sets = NULL;	/* in TopTransactionContext */
+static int	nalert_sets = 0;
+static int	maxalert_sets = 0;
 
 /* Usage table column numbers, cached per relation. */
 static Oid	usage_relid = InvalidOid;
@@ -628,7 +643,49 @@ apply_delta(const EnfDelta *d)
 	LWLockRelease(enf->lock);
 }
 
-/* Commit applies the deltas and publishes limits changes; abort drops them. */
+/* Clear the alert flags of alert_sets[from..] in shared memory (their events were rolled back); raises no error. */
+static void
+take_back_alerts(int from)
+{
+	if (from >= nalert_sets || enf == NULL)
+		return;
+	LWLockAcquire(enf->lock, LW_SHARED);
+	for (int i = from; i < nalert_sets; i++)
+	{
+		EnfEntry   *e = hash_search(enf_hash, &alert_sets[i].key, HASH_FIND, NULL);
+
+		if (e == NULL)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		e->budget_alerts &= ~alert_sets[i].budget;
+		e->token_alerts &= ~alert_sets[i].tokens;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(enf->lock);
+	nalert_sets = from;
+}
+
+/* Remember alert flags this transaction set, so an abort takes them back with their events. */
+static void
+remember_alerts(const EnfKey *key, uint8 budget, uint8 tokens)
+{
+	if (nalert_sets == maxalert_sets)
+	{
+		int			newmax = Max(8, maxalert_sets * 2);
+
+		alert_sets = alert_sets == NULL ?
+			MemoryContextAlloc(TopTransactionContext, newmax * sizeof(EnfAlertSet)) :
+			repalloc(alert_sets, newmax * sizeof(EnfAlertSet));
+		maxalert_sets = newmax;
+	}
+	alert_sets[nalert_sets].key = *key;
+	alert_sets[nalert_sets].level = GetCurrentTransactionNestLevel();
+	alert_sets[nalert_sets].budget = budget;
+	alert_sets[nalert_sets].tokens = tokens;
+	nalert_sets++;
+}
+
+/* Commit applies the deltas and publishes limits changes; abort drops them and takes back alert flags. */
 static void
 enforce_xact_callback(XactEvent event, void *arg)
 {
@@ -657,7 +714,12 @@ enforce_xact_callback(XactEvent event, void *arg)
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+				take_back_alerts(0);
+			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
+			alert_sets = NULL;	/* freed with TopTransactionContext */
+			nalert_sets = maxalert_sets = 0;
 			deltas = NULL;		/* freed with TopTransactionContext */
 			ndeltas = maxdeltas = 0;
 			limits_changed = false;
@@ -676,13 +738,20 @@ enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		int			from = nalert_sets;
+
 		while (ndeltas > 0 && deltas[ndeltas - 1].level >= level)
 			ndeltas--;
+		while (from > 0 && alert_sets[from - 1].level >= level)
+			from--;
+		take_back_alerts(from);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		for (int i = ndeltas - 1; i >= 0 && deltas[i].level >= level; i--)
 			deltas[i].level = level - 1;
+		for (int i = nalert_sets - 1; i >= 0 && alert_sets[i].level >= level; i--)
+			alert_sets[i].level = level - 1;
 	}
 }
 
@@ -1565,6 +1634,10 @@ decide(const EnfRequest *req, EnfResult *res)
 	{
 		res->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
 		res->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
+		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_BUDGET_EXCEEDED)
+			res->new_budget_alerts |= ENF_ALERT_BLOCKED & ~e->budget_alerts;
+		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED)
+			res->new_token_alerts |= ENF_ALERT_BLOCKED & ~e->token_alerts;
 		e->budget_alerts |= res->new_budget_alerts;
 		e->token_alerts |= res->new_token_alerts;
 	}
@@ -1748,31 +1821,56 @@ append_json_ts(StringInfo buf, TimestampTz ts)
 	appendStringInfo(buf, "\"%sZ\"", text);
 }
 
-/* Queue one NOTIFY aos_cus_alerts per newly crossed threshold (sent when the transaction commits). */
+/*
+ * Per newly set alert flag: a NOTIFY aos_cus_alerts for a crossed threshold
+ * (sent when the transaction commits) and a webhook event in the outbox (in
+ * this transaction, once per period, threshold and limit; not in a read-only
+ * transaction). The scope is the integration's limit.
+ */
 static void
 send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 			TimestampTz start, TimestampTz end, int64 used, int64 limit)
 {
 	char		tenant[AOS_UUID_TEXT_LEN + 1];
 	char		integration[AOS_UUID_TEXT_LEN + 1];
+	char		scope[AOS_UUID_TEXT_LEN + 16];
 
 	aos_cus_uuid_format(key->tenant.data, tenant);
 	aos_cus_uuid_format(key->integration.data, integration);
-	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_FULL; bit <<= 1)
+	snprintf(scope, sizeof(scope), "integration:%s", integration);
+	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_BLOCKED; bit <<= 1)
 	{
 		StringInfoData buf;
+		StringInfoData type;
+		StringInfoData dedup;
+		int			threshold = bit == ENF_ALERT_WARN ? warn_pct : 100;
 
 		if (!(flags & bit))
 			continue;
 		initStringInfo(&buf);
-		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", "
-						 "\"threshold\": %d, \"period\": {\"start\": ",
-						 tenant, integration, dimension, bit == ENF_ALERT_WARN ? warn_pct : 100);
+		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", ",
+						 tenant, integration, dimension);
+		if (bit != ENF_ALERT_BLOCKED)
+			appendStringInfo(&buf, "\"threshold\": %d, ", threshold);
+		appendStringInfoString(&buf, "\"period\": {\"start\": ");
 		append_json_ts(&buf, start);
 		appendStringInfoString(&buf, ", \"end\": ");
 		append_json_ts(&buf, end);
-		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT "}", used, limit);
-		Async_Notify("aos_cus_alerts", buf.data);
+		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT, used, limit);
+		if (bit != ENF_ALERT_BLOCKED)
+			Async_Notify("aos_cus_alerts", psprintf("%s}", buf.data));
+		if (!XactReadOnly)
+		{
+			appendStringInfo(&buf, ", \"scope\": \"%s\"}", scope);
+			initStringInfo(&type);
+			appendStringInfo(&type, "%s.%s", dimension, bit == ENF_ALERT_BLOCKED ? "exhausted" : "threshold");
+			initStringInfo(&dedup);
+			appendStringInfo(&dedup, "%s:%s:" INT64_FORMAT ":" INT64_FORMAT, type.data, integration,
+							 (int64) start, limit);
+			if (bit != ENF_ALERT_BLOCKED)
+				appendStringInfo(&dedup, ":%d", threshold);
+			aos_cus_webhook_emit(&key->tenant, type.data, scope, dedup.data, buf.data);
+		}
 		pfree(buf.data);
 	}
 }
@@ -1965,6 +2063,8 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
+		if (res.new_budget_alerts || res.new_token_alerts)
+			remember_alerts(&req.key, res.new_budget_alerts, res.new_token_alerts);
 	}
 	PG_CATCH();
 	{

@@ -50,7 +50,8 @@ COMMENT ON FUNCTION aos_cus_internal.is_iana_timezone(text) IS 'true when name i
 CREATE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+    -- cus_integrations or one of its Citus shards (cus_integrations_<shard id>).
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME !~ '^cus_integrations(_[0-9]+)?$' THEN
         RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
             pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
     END IF;
@@ -407,7 +408,7 @@ BEGIN
     END IF;
     -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
     RETURN QUERY
-        SELECT (aos_cus_internal.integration_of(c)).* FROM aos_cus.cus_integrations c
+        SELECT (aos_cus_internal.integration_of(ROW(c.*)::aos_cus.cus_integrations)).* FROM aos_cus.cus_integrations c
          WHERE c.tenant_id = list_integrations.tenant_id
            AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
            AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END

@@ -120,7 +120,7 @@ DECLARE
                 unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
                 latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
-                updated_at = pg_catalog.now()$u$;
+                updated_at = excluded.updated_at$u$;
     -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
     hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
     folded bigint;
@@ -143,7 +143,7 @@ BEGIN
                    aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
                    coalesce(max(latency_ms), 0) AS latency_max_ms
               FROM aos_cus.cus_llm_usage
-             WHERE %1$s
+             WHERE (%1$s) AND %4$s
              GROUP BY 1, 2, 3, 4, 5),
         kept AS (SELECT * FROM h WHERE hour >= $5),
         g AS (
@@ -166,7 +166,8 @@ BEGIN
         ins_hourly AS (%2$s),
         ins_daily AS (%3$s)
         SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
-        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'))
+        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'),
+        aos_cus_internal.node_rows_filter())
     INTO folded USING a, b, from_day, to_day, hourly_from;
     RETURN folded;
 END
@@ -212,9 +213,11 @@ BEGIN
     END IF;
     s := aos_cus_internal.rollup_snapshot();
     -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
-    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
-    DELETE FROM aos_cus.cus_usage_daily;
-    DELETE FROM aos_cus.cus_usage_hourly;
+    EXECUTE pg_catalog.format('UPDATE aos_cus.cus_llm_usage SET ingest_xid = ''2'' '
+                              'WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND %s', aos_cus_internal.node_rows_filter())
+        USING s;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE ' || aos_cus_internal.node_rows_filter();
     rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
     UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
     last_snapshot := s;
@@ -268,9 +271,11 @@ BEGIN
         RETURN st.rebuilt;
     END IF;
     -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
-    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
-    DELETE FROM aos_cus.cus_usage_hourly
-     WHERE hour >= (from_day::timestamp AT TIME ZONE 'UTC') AND hour < ((to_day + 1)::timestamp AT TIME ZONE 'UTC');
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE hour >= ($1::timestamp AT TIME ZONE ''UTC'')'
+            ' AND hour < (($2 + 1)::timestamp AT TIME ZONE ''UTC'') AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
     RETURN aos_cus_internal.fold_usage(
         'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
         ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
