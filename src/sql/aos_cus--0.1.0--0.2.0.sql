@@ -2958,3 +2958,6 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- Issue 21 (4): unpriced usage is never silent: the pricing trigger records why a row has no cost.
+ALTER TABLE aos_cus.cus_llm_usage ADD COLUMN unpriced_reason text;
