@@ -3351,3 +3351,6 @@ COMMENT ON FUNCTION aos_cus.citus_rollup() IS
     'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots); folded NULL and a WARNING where it failed; operator only';
 REVOKE ALL ON FUNCTION aos_cus.citus_rollup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.citus_rollup() TO aos_cus_operator;
+
+-- Issue 21 (4): unpriced usage is never silent: the pricing trigger records why a row has no cost.
+ALTER TABLE aos_cus.cus_llm_usage ADD COLUMN unpriced_reason text;
