@@ -728,6 +728,14 @@ price_record(UsageRecord *rec)
 									  &rec->cost, &rec->price_id);
 }
 
+/* Why a record has no price (see aos_cus_unpriced_reason()). */
+static char *
+record_unpriced_reason(const UsageRecord *rec)
+{
+	return aos_cus_unpriced_reason(aos_cus_provider_names[rec->provider], pnstrdup(rec->model, rec->model_len),
+								   aos_cus_tier_names[rec->tier]);
+}
+
 /* SPI wants ' ' / 'n' null flags. */
 static char *
 spi_nulls(const bool *nulls, int n)
@@ -837,6 +845,15 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	aos_cus_stat_add(out.status == INGEST_INSERTED ? AOS_STAT_INGEST_INSERTED : AOS_STAT_INGEST_DUPLICATE, 1);
+	if (!out.has_cost)
+	{
+		if (out.status == INGEST_INSERTED)
+			aos_cus_stat_add(AOS_STAT_INGEST_UNPRICED, 1);
+		ereport(NOTICE,
+				(errmsg("usage %s unpriced: %s", out.status == INGEST_INSERTED ? "recorded" : "already recorded",
+						record_unpriced_reason(&rec)),
+				 errhint("Add a price with set_price(), then reprice_usage().")));
+	}
 	values[0] = CStringGetTextDatum(status_names[out.status]);
 	values[1] = Int64GetDatum(out.usage_id);
 	values[2] = Int64GetDatum(out.cost);
@@ -1144,6 +1161,7 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 	int			nvalid = 0;
 	int		   *order;
 	uint64		counts[4] = {0, 0, 0, 0};
+	uint64		unpriced = 0;
 
 	aos_cus_require_arg(fcinfo, 0, "tenant_id");
 	aos_cus_require_arg(fcinfo, 1, "records");
@@ -1266,14 +1284,21 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(item->usage_id);
 		nulls[4] = !item->has_cost;
 		values[4] = Int64GetDatum(item->cost);
-		nulls[5] = item->status != INGEST_REJECTED;
-		if (!nulls[5])
+		nulls[5] = item->status != INGEST_REJECTED && item->has_cost;
+		if (item->status == INGEST_REJECTED)
 			values[5] = CStringGetTextDatum(item->error.message);
+		else if (!item->has_cost)
+		{
+			values[5] = CStringGetTextDatum(psprintf("unpriced: %s", record_unpriced_reason(&item->rec)));
+			if (item->status == INGEST_INSERTED)
+				unpriced++;
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
 	aos_cus_stat_add(AOS_STAT_INGEST_INSERTED, counts[INGEST_INSERTED]);
 	aos_cus_stat_add(AOS_STAT_INGEST_DUPLICATE, counts[INGEST_DUPLICATE]);
 	aos_cus_stat_add(AOS_STAT_INGEST_REJECTED, counts[INGEST_REJECTED]);
+	aos_cus_stat_add(AOS_STAT_INGEST_UNPRICED, unpriced);
 	return (Datum) 0;
 }

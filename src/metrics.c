@@ -42,6 +42,7 @@ static const struct
 	{AOS_STAT_INGEST_INSERTED, "Usage records inserted by ingest."},
 	{AOS_STAT_INGEST_DUPLICATE, "Usage records ingested again under a known call_id (nothing changed)."},
 	{AOS_STAT_INGEST_REJECTED, "Usage records rejected by ingest as invalid (kept in the reject table)."},
+	{AOS_STAT_INGEST_UNPRICED, "Usage records inserted by ingest without a price for their model (cost NULL)."},
 	{AOS_STAT_CREDENTIAL_ENCRYPTED, "Credentials encrypted."},
 	{AOS_STAT_CREDENTIAL_DECRYPTED, "Credentials decrypted."},
 	{AOS_STAT_CREDENTIAL_DECRYPT_FAILED, "Credential decryptions that failed authentication."},

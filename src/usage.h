@@ -16,6 +16,9 @@ extern bool aos_cus_usage_price(const char *provider, const char *model, const c
 								TimestampTz at, const int64 tokens[AOS_BUCKET_COUNT],
 								int64 *cost_microcents, int64 *price_id);
 
+/* Why a call has no price: unpriced_reason of its row, the ingest NOTICE and the batch result's detail. */
+extern char *aos_cus_unpriced_reason(const char *provider, const char *model, const char *tier);
+
 /* Normalize a provider's raw usage block into the token buckets (raises 22023 on a malformed block). */
 extern void aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_BUCKET_COUNT]);
 

@@ -6,7 +6,8 @@
  * INSERT on the table (aos_cus_admin, the owner: restores, imports of billed
  * history) may supply a cost; aos_cus_app may not insert that column.
  * reprice_usage() sets the cost to NULL and lets this trigger price again.
- * Prices come from the pricing module (pricing.h).
+ * A row left without a price gets unpriced_reason (absent from the 0.1.0
+ * table: then skipped). Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
 #include "pricing.h"
@@ -31,12 +32,13 @@ enum
 	COL_STARTED_AT,
 	COL_COST,
 	COL_PRICE_ID,
+	COL_REASON,
 	COL_TOKENS,
 	COL_COUNT = COL_TOKENS + AOS_BUCKET_COUNT
 };
 
 static const char *const fixed_columns[] = {
-	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id"
+	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id", "unpriced_reason"
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
@@ -51,6 +53,14 @@ aos_cus_usage_price(const char *provider, const char *model, const char *tier, T
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 		aos_cus_tokens_set(&t, b, tokens[b]);
 	return aos_cus_price_call(provider, model, tier, at, &t, cost_microcents, price_id);
+}
+
+/* Why a call has no price (no price of that model, or none in force when the call started). */
+char *
+aos_cus_unpriced_reason(const char *provider, const char *model, const char *tier)
+{
+	return psprintf("no price in force at started_at for model '%s' of provider %s, service tier %s",
+					model, provider, tier);
 }
 
 /* Normalize a raw usage block through the pricing module. */
@@ -79,7 +89,9 @@ usage_columns(FunctionCallInfo fcinfo, TupleDesc desc)
 		const char *name = i < COL_TOKENS ? fixed_columns[i] : aos_cus_token_columns[i - COL_TOKENS];
 
 		cols[i] = SPI_fnumber(desc, name);
-		if (cols[i] <= 0)
+		if (cols[i] <= 0 && i == COL_REASON)
+			cols[i] = 0;
+		else if (cols[i] <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("aos_cus_usage_price_trigger: column \"%s\" is missing", name)));
@@ -101,9 +113,10 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	int64		tokens[AOS_BUCKET_COUNT];
 	int64		cost;
 	int64		price_id;
-	int			replace_cols[2];
-	Datum		values[2];
-	bool		nulls[2];
+	int			replace_cols[3];
+	Datum		values[3];
+	bool		nulls[3];
+	int			nreplace;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_price_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -144,5 +157,16 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	replace_cols[1] = cols[COL_PRICE_ID];
 	values[0] = nulls[0] ? (Datum) 0 : Int64GetDatum(cost);
 	values[1] = nulls[1] ? (Datum) 0 : Int64GetDatum(price_id);
-	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, replace_cols, values, nulls));
+	nreplace = 2;
+	if (cols[COL_REASON] > 0)
+	{
+		replace_cols[2] = cols[COL_REASON];
+		nulls[2] = !nulls[0];
+		values[2] = nulls[2] ? (Datum) 0 :
+			CStringGetTextDatum(aos_cus_unpriced_reason(TextDatumGetCString(key[COL_PROVIDER]),
+														TextDatumGetCString(key[COL_MODEL]),
+														TextDatumGetCString(key[COL_TIER])));
+		nreplace = 3;
+	}
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, nreplace, replace_cols, values, nulls));
 }

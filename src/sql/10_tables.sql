@@ -121,6 +121,8 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- Why cost_microcents is NULL (the pricing trigger fills it; NULL when priced).
+    unpriced_reason        text,
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 ) PARTITION BY RANGE (started_at);

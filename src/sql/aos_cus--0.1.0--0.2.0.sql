@@ -3396,6 +3396,8 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- Why cost_microcents is NULL (the pricing trigger fills it; NULL when priced).
+    unpriced_reason        text,
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 ) PARTITION BY RANGE (started_at);
@@ -3432,10 +3434,11 @@ COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id s
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens,
         cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
         output_audio_tokens, cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata,
-        ingest_xid)
+        ingest_xid, unpriced_reason)
 SELECT tenant_id, id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
        cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
-       cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid
+       cost_microcents, price_id, latency_ms, status, error_code, started_at, ingested_at, metadata, ingest_xid,
+       unpriced_reason
   FROM pg_temp.usage_0_1;
 INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
 SELECT tenant_id, call_id, id, started_at, ingested_at FROM pg_temp.usage_0_1;
