@@ -121,6 +121,9 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- Who and what the call was for (enforcement scopes): the end user, and flat string tags (at most 16).
+    subject                text CHECK (pg_catalog.octet_length(subject) BETWEEN 1 AND 255),
+    tags                   jsonb CHECK (pg_catalog.jsonb_typeof(tags) = 'object' AND pg_catalog.pg_column_size(tags) <= 8192),
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, call_id),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
