@@ -326,6 +326,7 @@ PG_FUNCTION_INFO_V1(aos_cus_usage_settle_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_limits_changed_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_scope_limits_changed_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_parse_scope);
+PG_FUNCTION_INFO_V1(aos_cus_explain_check);
 
 /* ---------- shared memory ---------- */
 
@@ -1611,7 +1612,22 @@ typedef struct EnfScopeResult
 	EnfKey		key;
 	AosDecision decision;
 	AosReason	reason;
+	const char *dimension;		/* what decided on this scope: status, rpm, tpm, budget, tokens; NULL when nothing */
 	int64		rate_retry;
+	/* Each limit's position for explain_check() (-1: no limit). */
+	AosLimitVerdict budget_verdict;
+	AosLimitVerdict token_verdict;
+	bool		rpm_refused;
+	bool		tpm_refused;
+	int64		spent;			/* settled in the budget period */
+	int64		reserved_cost;
+	int64		tokens_settled;
+	int64		reserved_tokens;
+	int64		rpm;
+	int64		rpm_used;		/* weighted count of the last 60 seconds */
+	int64		tpm;
+	int64		tpm_used;
+	AosMode		mode;
 	int64		budget_used;
 	int64		budget_limit;
 	int64		tokens_used;
@@ -1870,6 +1886,28 @@ fresh_entry(const EnfKey *key, TimestampTz now)
 	return fresh_entries(&k, 1, now, &e) == 1 ? e : NULL;
 }
 
+/* The dimension a reason speaks of (status, rpm, tpm, budget, tokens); NULL for ok. */
+static const char *
+reason_dimension(AosReason reason, bool rpm_refused)
+{
+	switch (reason)
+	{
+		case AOS_REASON_NOT_FOUND:
+		case AOS_REASON_DISABLED:
+			return "status";
+		case AOS_REASON_RATE_LIMITED:
+			return rpm_refused ? "rpm" : "tpm";
+		case AOS_REASON_BUDGET_EXCEEDED:
+		case AOS_REASON_BUDGET_WARNING:
+			return "budget";
+		case AOS_REASON_TOKEN_LIMIT_EXCEEDED:
+		case AOS_REASON_TOKEN_WARNING:
+			return "tokens";
+		default:
+			return NULL;
+	}
+}
+
 /* The decision on an integration that does not exist. */
 static void
 decide_unknown(const EnfKey *key, EnfResult *res)
@@ -1885,7 +1923,8 @@ decide_unknown(const EnfKey *key, EnfResult *res)
 	s->key = *key;
 	s->decision = res->decision;
 	s->reason = res->reason;
-	s->budget_limit = s->token_limit = -1;
+	s->dimension = reason_dimension(res->reason, false);
+	s->budget_limit = s->token_limit = s->rpm = s->tpm = -1;
 	TIMESTAMP_NOBEGIN(s->budget_start);
 	TIMESTAMP_NOEND(s->budget_end);
 	s->token_start = s->budget_start;
@@ -1918,6 +1957,7 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, Time
 	v.rate_limited = false;
 	v.budget = v.tokens = AOS_LIMIT_OK;
 	sr->rate_retry = 0;
+	sr->rpm_refused = sr->tpm_refused = false;
 	aos_cus_rate_advance(&e->requests, now);
 	aos_cus_rate_advance(&e->token_rate, now);
 	if (req->dims & ENF_RATE)
@@ -1926,12 +1966,12 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, Time
 
 		if (e->lim.rpm >= 0 && !aos_cus_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
 		{
-			v.rate_limited = true;
+			v.rate_limited = sr->rpm_refused = true;
 			sr->rate_retry = retry;
 		}
 		if (e->lim.tpm >= 0 && !aos_cus_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
 		{
-			v.rate_limited = true;
+			v.rate_limited = sr->tpm_refused = true;
 			sr->rate_retry = Max(sr->rate_retry, retry);
 		}
 	}
@@ -1939,7 +1979,15 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, Time
 		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
 	if (req->dims & ENF_TOKENS)
 		v.tokens = aos_cus_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
+	sr->budget_verdict = v.budget;
+	sr->token_verdict = v.tokens;
+	sr->mode = e->lim.mode;
+	sr->rpm = e->lim.rpm;
+	sr->tpm = e->lim.tpm;
+	sr->rpm_used = aos_cus_rate_weighted(&e->requests, now);
+	sr->tpm_used = aos_cus_rate_weighted(&e->token_rate, now);
 	sr->decision = aos_cus_decide(&v, &sr->reason);
+	sr->dimension = reason_dimension(sr->reason, sr->rpm_refused);
 }
 
 /* Count an admitted request on one scope instance (its spinlock held) and report its position and new alerts. */
@@ -1965,6 +2013,10 @@ admit_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, bool 
 				e->nreservations++;
 		}
 	}
+	sr->spent = e->spent;
+	sr->reserved_cost = e->reserved_cost;
+	sr->tokens_settled = e->tokens;
+	sr->reserved_tokens = e->reserved_tokens;
 	used_cost = sat_add(e->spent, e->reserved_cost);
 	used_tokens = sat_add(e->tokens, e->reserved_tokens);
 	/* Without a reservation an admitted estimate still counts toward this check's alert crossing. */
@@ -2063,7 +2115,18 @@ decide(const EnfRequest *req, EnfResult *res)
 		}
 	}
 	else
+	{
 		expire_if_due(now);
+		/* explain_check() with a call_id: its own reservation is not counted, as check() would replace it. */
+		if (req->call_id != NULL)
+		{
+			reservation_key(req, &rk);
+			LWLockAcquire(enf->res_lock, LW_SHARED);
+			old = hash_search(res_hash, &rk, HASH_FIND, NULL);
+			if (old != NULL && (old->nentries != n || memcmp(old->entries, entries, n * sizeof(EnfEntry *)) != 0))
+				old = NULL;
+		}
+	}
 	for (int i = 0; i < n; i++)
 		lru_touch(entries[i]);
 
@@ -2117,6 +2180,8 @@ decide(const EnfRequest *req, EnfResult *res)
 		}
 		LWLockRelease(enf->res_lock);
 	}
+	else if (req->call_id != NULL)
+		LWLockRelease(enf->res_lock);
 	LWLockRelease(enf->lock);
 
 	/* retry_after_ms: rate refusals say when a slot frees; limit refusals when the deciding period resets. */
@@ -2395,8 +2460,8 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 {
 	const EnfScopeResult *d = &res->scopes[res->decider];
 	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[10];
+	bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
 	TimestampTz resets;
 
 	if (desc == NULL)
@@ -2427,6 +2492,17 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 		TIMESTAMP_NOEND(resets);
 	values[7] = TimestampTzGetDatum(resets);
 	nulls[7] = TIMESTAMP_NOT_FINITE(resets);
+	/* What decided: the scope and its dimension (NULL when nothing limited or warned). The 0.1.0 type has neither. */
+	nulls[8] = nulls[9] = d->dimension == NULL;
+	if (d->dimension != NULL)
+	{
+		char		scope[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_name(&d->key, scope);
+		values[8] = CStringGetTextDatum(scope);
+		values[9] = CStringGetTextDatum(d->dimension);
+	}
+	Assert(desc->natts == 8 || desc->natts == 10);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
@@ -2490,6 +2566,24 @@ read_scope_args(FunctionCallInfo fcinfo, EnfRequest *req)
 	}
 }
 
+/* The arguments check() and explain_check() share. */
+static void
+read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
+{
+	read_request(fcinfo, fname, req);
+	req->est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
+	req->est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
+	if (!PG_ARGISNULL(4))
+	{
+		req->call_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strlen(req->call_id) < 1 || strlen(req->call_id) > ENF_CALL_ID_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	}
+	read_scope_args(fcinfo, req);
+}
+
 /* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id, subject, tags, model). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
@@ -2498,18 +2592,7 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	EnfResult	res;
 	Datum		result;
 
-	read_request(fcinfo, "aos_cus.check()", &req);
-	req.est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
-	req.est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
-	if (!PG_ARGISNULL(4))
-	{
-		req.call_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
-		if (strlen(req.call_id) < 1 || strlen(req.call_id) > ENF_CALL_ID_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
-	}
-	read_scope_args(fcinfo, &req);
+	read_call_args(fcinfo, "aos_cus.check()", &req);
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -2531,6 +2614,83 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
 	PG_RETURN_DATUM(result);
+}
+
+/* SQL name of a limit verdict in explain_check(). */
+static const char *
+verdict_name(AosLimitVerdict v)
+{
+	return v == AOS_LIMIT_EXCEEDED ? "exceeded" : v == AOS_LIMIT_WARN ? "warning" : "ok";
+}
+
+/* One explain_check() row; a limit < 0 (none) leaves the row out, but for the status row. */
+static void
+explain_row(ReturnSetInfo *rsinfo, const char *scope, const char *dimension, int64 limit, int64 used,
+			int64 reserved, int64 estimate, TimestampTz start, TimestampTz end, AosMode mode, const char *verdict)
+{
+	static const char *const modes[] = {"enforce", "warn", "off"};
+	Datum		values[11];
+	bool		nulls[11];
+
+	if (limit < 0 && strcmp(dimension, "status") != 0)
+		return;
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(dimension);
+	values[2] = Int64GetDatum(limit);
+	values[3] = Int64GetDatum(used);
+	values[4] = Int64GetDatum(reserved);
+	values[5] = Int64GetDatum(Max(limit - sat_add(used, reserved), 0));
+	values[6] = Int64GetDatum(estimate);
+	values[7] = TimestampTzGetDatum(start);
+	values[8] = TimestampTzGetDatum(end);
+	values[9] = CStringGetTextDatum(modes[mode]);
+	values[10] = CStringGetTextDatum(verdict);
+	nulls[2] = nulls[3] = nulls[4] = nulls[5] = nulls[6] = limit < 0;
+	nulls[7] = TIMESTAMP_NOT_FINITE(start);
+	nulls[8] = TIMESTAMP_NOT_FINITE(end);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * explain_check(): check()'s arguments; one row per limit of every scope
+ * instance the call touches (budget, tokens, rpm, tpm), with its position and
+ * verdict, from the same decision check() makes, reserving and counting nothing.
+ */
+Datum
+aos_cus_explain_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EnfRequest	req;
+	EnfResult	res;
+	TimestampTz none;
+
+	read_call_args(fcinfo, "aos_cus.explain_check()", &req);
+	req.dims = ENF_ALL;
+	decide(&req, &res);
+	InitMaterializedSRF(fcinfo, 0);
+	TIMESTAMP_NOEND(none);
+	for (int i = 0; i < res.nscopes; i++)
+	{
+		const EnfScopeResult *s = &res.scopes[i];
+		char		scope[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_name(&s->key, scope);
+		if (s->reason == AOS_REASON_NOT_FOUND || s->reason == AOS_REASON_DISABLED)
+		{
+			explain_row(rsinfo, scope, "status", -1, 0, 0, 0, none, none, AOS_MODE_ENFORCE, aos_cus_reason_name(s->reason));
+			continue;
+		}
+		explain_row(rsinfo, scope, "budget", s->budget_limit, s->spent, s->reserved_cost, req.est_cost,
+					s->budget_start, s->budget_end, s->mode, verdict_name(s->budget_verdict));
+		explain_row(rsinfo, scope, "tokens", s->token_limit, s->tokens_settled, s->reserved_tokens, req.est_tokens,
+					s->token_start, s->token_end, s->mode, verdict_name(s->token_verdict));
+		explain_row(rsinfo, scope, "rpm", s->rpm, s->rpm_used, 0, 1, none, none, s->mode,
+					s->rpm_refused ? "exceeded" : "ok");
+		explain_row(rsinfo, scope, "tpm", s->tpm, s->tpm_used, 0, req.est_tokens, none, none, s->mode,
+					s->tpm_refused ? "exceeded" : "ok");
+	}
+	return (Datum) 0;
 }
 
 /* A single-dimension probe: the same precedence, no reservation, nothing counted. */

@@ -93,6 +93,17 @@ aos_cus_rate_current(const AosRateWindow *w)
 	return w->curr;
 }
 
+/* Weighted count of the sliding window at now. */
+int64_t
+aos_cus_rate_weighted(const AosRateWindow *w, int64_t now_us)
+{
+	const __int128 W = AOS_RATE_WINDOW_US;
+	int64_t		elapsed = now_us - w->minute * AOS_RATE_WINDOW_US;
+	__int128	weighted = (__int128) w->prev * (W - elapsed) / W + w->curr;
+
+	return weighted > INT64_MAX ? INT64_MAX : (int64_t) weighted;
+}
+
 /* Microseconds from the start of the window, 1000-rounded up to milliseconds. */
 static int64_t
 ceil_ms(__int128 us)

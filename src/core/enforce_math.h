@@ -101,6 +101,9 @@ bool		aos_cus_rate_live(const AosRateWindow *w, int64_t now_us);
 /* Take back amount admitted in minute (an undone decision): from curr, or from prev once the window moved one minute on. */
 void		aos_cus_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount);
 
+/* The weighted count the admission test compares: prev * (W - elapsed) / W + curr, rounded down (after aos_cus_rate_advance). */
+int64_t		aos_cus_rate_weighted(const AosRateWindow *w, int64_t now_us);
+
 /* Amount admitted in the current minute (after aos_cus_rate_advance). */
 int64_t		aos_cus_rate_current(const AosRateWindow *w);
 

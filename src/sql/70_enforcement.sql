@@ -9,9 +9,11 @@ CREATE TYPE aos_cus.decision AS (
     budget_limit_microcents  bigint,
     tokens_used              bigint,
     token_limit              bigint,
-    period_resets_at         timestamptz
+    period_resets_at         timestamptz,
+    scope                    text,
+    dimension                text
 );
-COMMENT ON TYPE aos_cus.decision IS 'result of check(): allowed, warned or blocked, why, and the usage it was decided on';
+COMMENT ON TYPE aos_cus.decision IS 'result of check(): allowed, warned or blocked, why, the usage it was decided on, and the scope and dimension that decided';
 
 -- Warned and blocked decisions; pruned to aos_cus.enforcement_log_max_rows per tenant by check() itself.
 CREATE SEQUENCE aos_cus.cus_enforcement_log_id_seq AS bigint;

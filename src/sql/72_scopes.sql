@@ -144,3 +144,18 @@ GRANT EXECUTE ON FUNCTION aos_cus.parse_scope(text), aos_cus.scope_limits_json(a
     aos_cus.scope_limits(uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.set_scope_limits(uuid, text, jsonb), aos_cus.delete_scope_limits(uuid, text)
     TO aos_cus_admin;
+
+-- Every limit a call would meet, without reserving or counting anything.
+CREATE FUNCTION aos_cus.explain_check(tenant_id uuid, integration_id uuid, estimated_cost_microcents bigint DEFAULT 0,
+                                      estimated_tokens bigint DEFAULT 0, call_id text DEFAULT NULL,
+                                      subject text DEFAULT NULL, tags jsonb DEFAULT NULL, model text DEFAULT NULL,
+    OUT scope text, OUT dimension text, OUT limit_value bigint, OUT used bigint, OUT reserved bigint,
+    OUT remaining bigint, OUT estimate bigint, OUT period_start timestamptz, OUT period_end timestamptz,
+    OUT mode text, OUT verdict text)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'aos_cus_explain_check' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text, jsonb, text) IS
+    'check()''s arguments: every limit of every scope the call touches with used, reserved, remaining and its verdict; reserves nothing';
+REVOKE ALL ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text, jsonb, text)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader;

@@ -1,13 +1,14 @@
 -- Layered budgets (issue 14): scope limits API and validation, check() against tenant, subject and tag scopes,
 -- all or nothing, the 5-argument form. Tenants are random: reservations live in shared memory beyond ROLLBACK.
 BEGIN;
-SELECT plan(40);
+SELECT plan(49);
 
 SELECT gen_random_uuid() AS t1, gen_random_uuid() AS t2, gen_random_uuid() AS t3, gen_random_uuid() AS i1,
-       gen_random_uuid() AS i2, gen_random_uuid() AS i3 \gset
+       gen_random_uuid() AS i2, gen_random_uuid() AS i3, gen_random_uuid() AS t4, gen_random_uuid() AS i4 \gset
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status)
 VALUES (:'t1', :'i1', 'scopes-1', 'openai', 'enabled'), (:'t2', :'i2', 'scopes-2', 'openai', 'enabled'),
-       (:'t3', :'i3', 'scopes-3', 'openai', 'enabled');
+       (:'t3', :'i3', 'scopes-3', 'openai', 'enabled'), (:'t4', :'i4', 'scopes-4', 'openai', 'enabled');
+SELECT aos_cus.set_scope_limits(:'t4', 'subject:*', '{"budget_microcents": 10}') IS NOT NULL AS t4_limits \gset
 
 -- Scope strings and limits are validated (22023 naming the scope or the key; 22003 for a range).
 SELECT throws_ok(format($$SELECT aos_cus.set_scope_limits(%L, 'user:42', '{}')$$, :'t1'), '22023', NULL,
@@ -97,6 +98,30 @@ SELECT throws_ok(format($$SELECT aos_cus.check(%L, %L, 1, 0, NULL, NULL, '{"te a
     NULL, 'a tag key with a space');
 SELECT is((aos_cus.check(:'t3', :'i3', 1, 0, NULL, 'someone', (SELECT jsonb_object_agg('k' || g, 'v') FROM generate_series(1, 16) g))).decision,
     'allowed', '16 tags are fine');
+
+-- The decision names the scope and dimension that decided (requirement 4).
+SELECT is((SELECT (decision, scope, dimension)::text FROM aos_cus.check(:'t4', :'i4', 11, 0, 'a3', 'alice')),
+    '(blocked,subject:alice,budget)', 'alice blocked: scope subject:alice, dimension budget');
+SELECT is((SELECT (decision, scope, dimension)::text FROM aos_cus.check(:'t1', :'i1', 61, 0, NULL, 'erin')),
+    '(blocked,tenant,budget)', 'the tenant scope names itself');
+SELECT is((SELECT (decision, scope, dimension)::text FROM aos_cus.check(:'t3', :'i3', 1, 0)),
+    '(allowed,,)', 'nothing decided: scope and dimension are NULL');
+SELECT is((SELECT (reason, scope, dimension)::text FROM aos_cus.check(:'t3', :'t3', 1, 0)),
+    format('(integration_not_found,integration:%s,status)', :'t3'), 'an unknown integration: its scope, dimension status');
+
+-- explain_check(): every applicable limit with used, reserved, remaining and its verdict, reserving nothing.
+SELECT is((SELECT array_agg(scope || '/' || dimension ORDER BY scope) FROM aos_cus.explain_check(:'t1', :'i1', 50, 0, NULL, 'bob', '{"team": "x"}')),
+    ARRAY['integration:' || :'i1' || '/budget', 'subject:bob/budget', 'tag:team=x/budget', 'tenant/budget'],
+    'explain_check lists the limit of each scope the call touches');
+SELECT is((SELECT (limit_value, used, reserved, remaining, estimate, verdict)::text
+             FROM aos_cus.explain_check(:'t1', :'i1', 50, 0, NULL, 'bob') WHERE scope = 'subject:bob'),
+    '(100,0,60,40,50,exceeded)', 'bob''s subject: 60 reserved, 40 remain, 50 more would exceed');
+SELECT is((SELECT (reserved, verdict)::text FROM aos_cus.explain_check(:'t1', :'i1', 50, 0, NULL, 'bob') WHERE scope = 'subject:bob'),
+    '(60,exceeded)', 'explain_check reserved nothing');
+SELECT is((SELECT verdict FROM aos_cus.explain_check(:'t1', :'i1', 100, 0, 'b1', 'bob') WHERE scope = 'subject:bob'),
+    'warning', 'with its call_id, the call''s own reservation is replaced, as check() would');
+SELECT is((SELECT (dimension, verdict)::text FROM aos_cus.explain_check(:'t3', :'t3')),
+    '(status,integration_not_found)', 'an unknown integration: one status row');
 
 SELECT is(aos_cus.delete_scope_limits(:'t1', 'subject:vip'), true, 'delete_scope_limits removes a scope');
 SELECT is(aos_cus.delete_scope_limits(:'t1', 'subject:vip'), false, 'and says so when there was none');

@@ -53,6 +53,9 @@ test_rate(void)
 	/* After 600 ms one slot has freed (weight 99.0), not two. */
 	CHECK(aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 1, &retry));
 	CHECK(!aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 2, &retry));
+	/* The weighted count explain_check() shows: 100 * (60 - 0.6) / 60 = 99 (rounded down), 50 half a minute in. */
+	CHECK(aos_cus_rate_weighted(&w, t0 + MIN + 600000) == 99);
+	CHECK(aos_cus_rate_weighted(&w, t0 + MIN + MIN / 2) == 50);
 	/* Half a minute in: 50 more fit. */
 	w.curr = 49;
 	CHECK(aos_cus_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
