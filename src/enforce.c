@@ -83,6 +83,7 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "enforce_math.h"
+#include "policy.h"
 #include "prom_text.h"
 #include "scope.h"
 #include "spi_safe.h"
@@ -326,6 +327,7 @@ PG_FUNCTION_INFO_V1(aos_cus_usage_settle_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_limits_changed_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_scope_limits_changed_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_parse_scope);
+PG_FUNCTION_INFO_V1(aos_cus_policies_changed_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_explain_check);
 
 /* ---------- shared memory ---------- */
@@ -1030,6 +1032,16 @@ aos_cus_scope_limits_changed_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* AFTER statement trigger on cus_policies: cached policies reload after this transaction commits. */
+Datum
+aos_cus_policies_changed_trigger(PG_FUNCTION_ARGS)
+{
+	aos_cus_require_trigger_on(fcinfo, "aos_cus.policies_changed_trigger()", "cus_policies");
+	if (aos_cus_preloaded)
+		limits_changed = true;
+	return PointerGetDatum(NULL);
+}
+
 /* parse_scope(scope): its kind and, for integration:<id>, the id; 22023 naming scope when malformed. */
 Datum
 aos_cus_parse_scope(PG_FUNCTION_ARGS)
@@ -1600,6 +1612,7 @@ typedef struct EnfRequest
 	int64		est_tokens;
 	const char *call_id;		/* NULL: no reservation */
 	const char *subject;		/* NULL: none */
+	const char *model;			/* NULL: not named (policies) */
 	int			ntags;
 	AosTagPair	tags[AOS_TAGS_MAX];
 	int			dims;
@@ -1903,6 +1916,14 @@ reason_dimension(AosReason reason, bool rpm_refused)
 		case AOS_REASON_TOKEN_LIMIT_EXCEEDED:
 		case AOS_REASON_TOKEN_WARNING:
 			return "tokens";
+		case AOS_REASON_MODEL_NOT_ALLOWED:
+			return "model";
+		case AOS_REASON_REQUEST_COST_CAP:
+			return "request_cost";
+		case AOS_REASON_REQUEST_TOKEN_CAP:
+			return "request_tokens";
+		case AOS_REASON_CONCURRENCY_LIMIT:
+			return "concurrency";
 		default:
 			return NULL;
 	}
@@ -1941,9 +1962,13 @@ entry_order(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* The verdicts of one scope instance (its spinlock held); old is the call_id's reservation being replaced. */
+/*
+ * The verdicts of one scope instance (its spinlock held); old is the call_id's
+ * reservation being replaced, policy the integration's policy refusal (OK on other scopes).
+ */
 static void
-decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, TimestampTz now, EnfScopeResult *sr)
+decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, AosReason policy, TimestampTz now,
+			 EnfScopeResult *sr)
 {
 	AosVerdicts v;
 	/* A repeated check of a call_id replaces its own reservation, so it is not counted twice. */
@@ -1954,6 +1979,7 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, Time
 	v.found = e->lim.found;
 	v.enabled = e->lim.enabled;
 	v.mode = e->lim.mode;
+	v.policy = policy;
 	v.rate_limited = false;
 	v.budget = v.tokens = AOS_LIMIT_OK;
 	sr->rate_retry = 0;
@@ -2074,6 +2100,11 @@ decide(const EnfRequest *req, EnfResult *res)
 	bool		admit;
 	int			n;
 	const EnfScopeResult *d;
+	/* The integration's policy (read before any lock: it may query), for check() and explain_check(). */
+	const AosPolicy *policy = aos_cus_policy_for(&req->key.tenant, &req->key.integration,
+												 pg_atomic_read_u64(&enf->limits_version));
+	AosReason	policy_reason = req->dims == ENF_ALL ?
+		aos_cus_policy_verdict(policy, req->model, req->est_cost, req->est_tokens) : AOS_REASON_OK;
 
 	n = fresh_entries(keys, request_scopes(req, keys), now, entries);
 	if (n == 0)
@@ -2134,11 +2165,15 @@ decide(const EnfRequest *req, EnfResult *res)
 	qsort(order, n, sizeof(EnfEntry *), entry_order);
 	for (int i = 0; i < n; i++)
 		SpinLockAcquire(&order[i]->mutex);
+	/* In-flight calls are the integration's live reservations (leases released at ingest or expiry). */
+	if (policy_reason == AOS_REASON_OK && req->dims == ENF_ALL && policy->max_concurrent >= 0 &&
+		entries[0]->nreservations - (old ? 1 : 0) >= policy->max_concurrent)
+		policy_reason = AOS_REASON_CONCURRENCY_LIMIT;
 	res->decider = 0;
 	for (int i = 0; i < n; i++)
 	{
 		res->scopes[i].key = keys[i];
-		decide_scope(entries[i], req, old, now, &res->scopes[i]);
+		decide_scope(entries[i], req, old, i == 0 ? policy_reason : AOS_REASON_OK, now, &res->scopes[i]);
 		if (res->scopes[i].decision > res->scopes[res->decider].decision)
 			res->decider = i;
 	}
@@ -2545,6 +2580,14 @@ read_scope_args(FunctionCallInfo fcinfo, EnfRequest *req)
 		req->subject = text_to_cstring(PG_GETARG_TEXT_PP(5));
 		aos_cus_check_subject(req->subject, "subject");
 	}
+	if (!PG_ARGISNULL(7))
+	{
+		req->model = text_to_cstring(PG_GETARG_TEXT_PP(7));
+		if (strlen(req->model) < 1 || strlen(req->model) > 200)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model must be 1 to 200 bytes long")));
+	}
 	if (!PG_ARGISNULL(6))
 	{
 		Jsonb	   *tags = PG_GETARG_JSONB_P(6);
@@ -2623,7 +2666,7 @@ verdict_name(AosLimitVerdict v)
 	return v == AOS_LIMIT_EXCEEDED ? "exceeded" : v == AOS_LIMIT_WARN ? "warning" : "ok";
 }
 
-/* One explain_check() row; a limit < 0 (none) leaves the row out, but for the status row. */
+/* One explain_check() row; a limit < 0 (none) leaves it out, but for the status and policy rows. */
 static void
 explain_row(ReturnSetInfo *rsinfo, const char *scope, const char *dimension, int64 limit, int64 used,
 			int64 reserved, int64 estimate, TimestampTz start, TimestampTz end, AosMode mode, const char *verdict)
@@ -2632,7 +2675,7 @@ explain_row(ReturnSetInfo *rsinfo, const char *scope, const char *dimension, int
 	Datum		values[11];
 	bool		nulls[11];
 
-	if (limit < 0 && strcmp(dimension, "status") != 0)
+	if (limit < 0 && strcmp(verdict, "ok") == 0)
 		return;
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = CStringGetTextDatum(scope);
@@ -2681,6 +2724,8 @@ aos_cus_explain_check(PG_FUNCTION_ARGS)
 			explain_row(rsinfo, scope, "status", -1, 0, 0, 0, none, none, AOS_MODE_ENFORCE, aos_cus_reason_name(s->reason));
 			continue;
 		}
+		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED)
+			explain_row(rsinfo, scope, s->dimension, -1, 0, 0, 0, none, none, s->mode, aos_cus_reason_name(s->reason));
 		explain_row(rsinfo, scope, "budget", s->budget_limit, s->spent, s->reserved_cost, req.est_cost,
 					s->budget_start, s->budget_end, s->mode, verdict_name(s->budget_verdict));
 		explain_row(rsinfo, scope, "tokens", s->token_limit, s->tokens_settled, s->reserved_tokens, req.est_tokens,

@@ -11,7 +11,8 @@ static const char *const decision_names[AOS_DECISION_COUNT] = {
 
 static const char *const reason_names[AOS_REASON_COUNT] = {
 	"ok", "integration_not_found", "integration_disabled", "rate_limited",
-	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning"
+	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning",
+	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit"
 };
 
 /* a + b into *out; false on overflow. */
@@ -148,7 +149,7 @@ aos_cus_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 	return false;
 }
 
-/* Precedence: state, then rate, then budget, then tokens; warnings only when nothing blocks. */
+/* Precedence: state, then policy, then rate, then budget, then tokens; warnings only when nothing blocks. */
 AosDecision
 aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 {
@@ -164,7 +165,9 @@ aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 		*reason = AOS_REASON_DISABLED;
 		return AOS_DECISION_BLOCKED;
 	}
-	if (v->rate_limited)
+	if (v->policy != AOS_REASON_OK)
+		block = v->policy;
+	else if (v->rate_limited)
 		block = AOS_REASON_RATE_LIMITED;
 	else if (v->budget == AOS_LIMIT_EXCEEDED)
 		block = AOS_REASON_BUDGET_EXCEEDED;

@@ -33,6 +33,10 @@ typedef enum AosReason
 	AOS_REASON_TOKEN_LIMIT_EXCEEDED,
 	AOS_REASON_BUDGET_WARNING,
 	AOS_REASON_TOKEN_WARNING,
+	AOS_REASON_MODEL_NOT_ALLOWED,
+	AOS_REASON_REQUEST_COST_CAP,
+	AOS_REASON_REQUEST_TOKEN_CAP,
+	AOS_REASON_CONCURRENCY_LIMIT,
 	AOS_REASON_COUNT
 } AosReason;
 
@@ -58,6 +62,7 @@ typedef struct AosVerdicts
 	bool		found;			/* the integration exists and is not deleted */
 	bool		enabled;		/* its status is 'enabled' */
 	AosMode		mode;
+	AosReason	policy;			/* a policy refusal (model, request caps, concurrency), else AOS_REASON_OK */
 	bool		rate_limited;	/* rpm or tpm would be exceeded */
 	AosLimitVerdict budget;
 	AosLimitVerdict tokens;

@@ -883,3 +883,64 @@ COMMENT ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text
 REVOKE ALL ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text, text, jsonb, text)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+
+-- Call policies (issue 14): per integration, with a tenant default (integration_id NULL): model allow and deny globs,
+-- caps on a request's estimated cost and tokens, and on in-flight calls (live reservations). check() refuses with
+-- model_not_allowed, request_cost_cap, request_token_cap or concurrency_limit, under the integration's mode.
+CREATE FUNCTION aos_cus.check_policy(policy jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'aos_cus_check_policy' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.check_policy(jsonb) IS
+    'the policy when valid (models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent); 22023/22003/54000 naming the field otherwise';
+
+CREATE TABLE aos_cus.cus_policies (
+    tenant_id       uuid NOT NULL,
+    integration_id  uuid,
+    policy          jsonb NOT NULL CHECK (aos_cus.check_policy(policy) IS NOT NULL),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aos_cus.cus_policies IS 'call policies per integration; integration_id NULL is the tenant default';
+CREATE UNIQUE INDEX cus_policies_integration_key ON aos_cus.cus_policies (tenant_id, integration_id) WHERE integration_id IS NOT NULL;
+CREATE UNIQUE INDEX cus_policies_default_key ON aos_cus.cus_policies (tenant_id) WHERE integration_id IS NULL;
+SELECT aos_cus.enable_tenant_rls('aos_cus.cus_policies');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_policies', '');
+REVOKE ALL ON aos_cus.cus_policies FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_policies TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_policies TO aos_cus_app, aos_cus_reader;
+
+CREATE FUNCTION aos_cus.policies_changed_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_policies_changed_trigger' LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.policies_changed_trigger() IS 'marks cached policies stale when the transaction commits';
+CREATE TRIGGER enforcement_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.policies_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus.policies_changed_trigger() FROM PUBLIC;
+
+-- Set (or with NULL remove) the policy of an integration, or with integration_id NULL the tenant default.
+CREATE FUNCTION aos_cus.set_policy(tenant_id uuid, integration_id uuid, policy jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NOT NULL THEN
+        PERFORM aos_cus.integration_for_update(tenant_id, integration_id);
+    END IF;
+    IF policy IS NOT NULL THEN
+        PERFORM aos_cus.check_policy(policy);
+    END IF;
+    DELETE FROM aos_cus.cus_policies p
+     WHERE p.tenant_id OPERATOR(pg_catalog.=) set_policy.tenant_id
+       AND p.integration_id IS NOT DISTINCT FROM set_policy.integration_id;
+    IF policy IS NOT NULL THEN
+        INSERT INTO aos_cus.cus_policies (tenant_id, integration_id, policy)
+        VALUES (set_policy.tenant_id, set_policy.integration_id, set_policy.policy);
+    END IF;
+    RETURN policy;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_policy(uuid, uuid, jsonb) IS
+    'set the call policy of an integration (integration_id NULL: the tenant default); NULL policy removes it';
+REVOKE ALL ON FUNCTION aos_cus.check_policy(jsonb), aos_cus.set_policy(uuid, uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.check_policy(jsonb) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+GRANT EXECUTE ON FUNCTION aos_cus.set_policy(uuid, uuid, jsonb) TO aos_cus_admin;
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
+        'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit'));

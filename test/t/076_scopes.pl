@@ -109,4 +109,17 @@ note join("\n", @notes);
 is(scalar(grep { /"scope": "subject:alert-me"/ && /"threshold": 50/ } @notes), 1,
 	'one warning for subject:alert-me, naming the scope, once per period');
 
+# Concurrency policy: a call's lease (its reservation) ends when its usage is ingested.
+my $Q = '76000000-0000-4000-8000-0000000000b1';
+$node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status) VALUES ('$T', '$Q', 'leases', 'openai', 'enabled');
+SELECT aos_cus.set_policy('$T', '$Q', '{"max_concurrent": 1}')});
+is($node->safe_psql('postgres', qq{SELECT reason FROM aos_cus.check('$T', '$Q', 1, 0, 'lease-1')}), 'ok', 'one call in flight');
+is($node->safe_psql('postgres', qq{SELECT reason FROM aos_cus.check('$T', '$Q', 1, 0, 'lease-2')}), 'concurrency_limit',
+	'a second is refused while the first is in flight');
+$node->safe_psql('postgres', qq{SELECT aos_cus.ingest_usage('$T', jsonb_build_object('integration_id', '$Q', 'call_id', 'lease-1',
+    'model', 'gpt-4o', 'started_at', now(), 'input_tokens', 1))});
+is($node->safe_psql('postgres', qq{SELECT reason FROM aos_cus.check('$T', '$Q', 1, 0, 'lease-2')}), 'ok',
+	'the ingest of the first released its lease');
+
 done_testing();
