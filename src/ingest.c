@@ -523,6 +523,26 @@ integration_provider(const pg_uuid_t *tenant, const pg_uuid_t *integration)
 	return provider;
 }
 
+/* Model and provider not given in the record, taken from OpenTelemetry GenAI attributes in its usage. */
+static bool
+otel_identity(UsageRecord *rec, RecordError *err)
+{
+	int			provider;
+	JsonbValue	model = {.type = jbvString};
+	const char *problem = aos_cus_otel_identity(rec->usage, &provider, (const char **) &model.val.string.val,
+												&model.val.string.len);
+
+	if (problem != NULL)
+		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "usage %s", problem);
+	if (rec->model == NULL && model.val.string.val != NULL &&
+		!get_text(&model, "usage gen_ai.response.model (or gen_ai.request.model)", INGEST_MAX_MODEL,
+				  &rec->model, &rec->model_len, err))
+		return false;
+	if (rec->provider < 0)
+		rec->provider = provider;
+	return true;
+}
+
 /* Read and check a whole record (a JSON object); false with err filled when it is invalid. */
 static bool
 parse_record(const pg_uuid_t *tenant, const JsonbValue *raw, UsageRecord *rec, RecordError *err)
@@ -554,6 +574,8 @@ parse_record(const pg_uuid_t *tenant, const JsonbValue *raw, UsageRecord *rec, R
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "integration_id is required");
 	if (rec->call_id == NULL)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "call_id is required");
+	if (rec->usage != NULL && !otel_identity(rec, err))
+		return false;
 	if (rec->model == NULL)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "model is required");
 	if (!rec->has_started_at)

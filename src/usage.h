@@ -29,4 +29,11 @@ extern bool aos_cus_usage_price(const char *provider, const char *model, const c
 /* Normalize a provider's raw usage block into the token buckets (raises 22023 on a malformed block). */
 extern void aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS]);
 
+/*
+ * Provider (aos_cus index, -1 when absent or not one of ours) and model (NULL when absent; points into usage)
+ * named by OpenTelemetry GenAI attributes; both unset when usage is not such attributes. Never raises:
+ * returns NULL, or a message naming an attribute that is not a string.
+ */
+extern const char *aos_cus_otel_identity(Jsonb *usage, int *provider, const char **model, int *model_len);
+
 #endif

@@ -8,11 +8,15 @@
  * Anthropic takes messages (usage.input_tokens); Google takes
  * generateContent (usageMetadata.promptTokenCount); Bedrock takes Converse
  * (usage.inputTokens) or Anthropic messages. Anything else is 22023.
+ * OpenTelemetry GenAI span attributes (an object with gen_ai.usage.input_tokens
+ * or gen_ai.usage.output_tokens) are read the same way for every provider,
+ * and are the only shape of the pseudo-provider "otel".
  */
 #include "postgres.h"
 
 #include "cost.h"
 #include "pricing.h"
+#include "usage.h"
 #include "usage_map.h"
 
 #include "fmgr.h"
@@ -155,27 +159,94 @@ shape_error(const char *provider, const char *problem)
 			 errhint("Pass the provider's whole response or its usage object; see extract_usage in README.md.")));
 }
 
+/* True when an object carries OpenTelemetry GenAI usage attributes. */
+static bool
+is_otel(JsonbContainer *root)
+{
+	return member(root, "gen_ai.usage.input_tokens") != NULL || member(root, "gen_ai.usage.output_tokens") != NULL;
+}
+
+/* A string attribute, NULL when absent; *problem is set when it is not a string. */
+static JsonbValue *
+otel_string(JsonbContainer *root, const char *key, const char **problem)
+{
+	JsonbValue *v = member(root, key);
+
+	if (v != NULL && v->type != jbvString)
+	{
+		*problem = psprintf("%s must be a string", key);
+		return NULL;
+	}
+	return v;
+}
+
+/* C API: see pricing.h. */
+const char *
+aos_cus_otel_identity(Jsonb *usage, int *provider, const char **model, int *model_len)
+{
+	JsonbContainer *root = &usage->root;
+	const char *problem = NULL;
+	JsonbValue *name;
+	JsonbValue *m;
+
+	*provider = -1;
+	*model = NULL;
+	*model_len = 0;
+	if (!JB_ROOT_IS_OBJECT(usage) || JB_ROOT_IS_SCALAR(usage) || !is_otel(root))
+		return NULL;
+	name = otel_string(root, "gen_ai.provider.name", &problem);
+	if (name == NULL && problem == NULL)
+		name = otel_string(root, "gen_ai.system", &problem);
+	m = otel_string(root, "gen_ai.response.model", &problem);
+	if (m == NULL && problem == NULL)
+		m = otel_string(root, "gen_ai.request.model", &problem);
+	if (problem != NULL)
+		return problem;
+	if (name != NULL)
+		*provider = aos_cus_otel_provider(name->val.string.val, name->val.string.len);
+	if (m != NULL)
+	{
+		*model = m->val.string.val;
+		*model_len = m->val.string.len;
+	}
+	return NULL;
+}
+
 /* C API: see pricing.h. */
 void
 aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 {
-	int			p = provider ? aos_provider_parse(provider, strlen(provider)) : -1;
+	bool		otel = provider != NULL && strcmp(provider, "otel") == 0;
+	int			p = provider && !otel ? aos_provider_parse(provider, strlen(provider)) : -1;
 	JsonbContainer *root;
 	JsonbContainer *u;
 	AosUsageCounters c;
 	const char *problem = NULL;
 
-	if (p < 0)
+	if (p < 0 && !otel)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider \"%.64s\" is not a known provider", provider ? provider : "(null)"),
-				 errhint("Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.")));
+				 errhint("Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, "
+						 "or otel for OpenTelemetry GenAI span attributes.")));
 	if (response == NULL || !JB_ROOT_IS_OBJECT(response) || JB_ROOT_IS_SCALAR(response))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("response must be a JSON object")));
 	root = &response->root;
 	aos_cus_usage_counters_init(&c);
+	if (otel || is_otel(root))
+	{
+		c.prompt = count_member(root, "gen_ai.usage.input_tokens", "");
+		c.completion = count_member(root, "gen_ai.usage.output_tokens", "");
+		c.cached = count_member(root, "gen_ai.usage.cache_read.input_tokens", "");
+		c.cache_creation = count_member(root, "gen_ai.usage.cache_creation.input_tokens", "");
+		c.reasoning = count_member(root, "gen_ai.usage.reasoning.output_tokens", "");
+		problem = aos_cus_usage_map_otel(&c, out);
+		if (problem != NULL)
+			shape_error(otel ? "otel" : aos_provider_names[p], problem);
+		return;
+	}
 	switch (p)
 	{
 		case P_ANTHROPIC:

@@ -82,3 +82,51 @@ aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out)
 	out->output_audio = or_zero(c->audio_out);
 	return NULL;
 }
+
+/* OTel GenAI: input = input_tokens - cache reads - cache writes; output stays whole, reasoning inside it. */
+const char *
+aos_cus_usage_map_otel(const AosUsageCounters *c, AosTokens *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (c->prompt < 0)
+		return "the attributes have no gen_ai.usage.input_tokens";
+	if (or_zero(c->cached) + or_zero(c->cache_creation) > c->prompt)
+		return "gen_ai.usage.cache_read.input_tokens plus gen_ai.usage.cache_creation.input_tokens exceed "
+			"gen_ai.usage.input_tokens (which includes cached tokens)";
+	if (or_zero(c->reasoning) > or_zero(c->completion))
+		return "gen_ai.usage.reasoning.output_tokens exceed gen_ai.usage.output_tokens (which includes reasoning)";
+	out->input = c->prompt - or_zero(c->cached) - or_zero(c->cache_creation);
+	out->cache_read = or_zero(c->cached);
+	out->cache_write = or_zero(c->cache_creation);
+	out->output = or_zero(c->completion);
+	out->reasoning = or_zero(c->reasoning);
+	return NULL;
+}
+
+/* GenAI semantic convention provider names (and deprecated gen_ai.system values) -> aos_cus provider. */
+static const struct
+{
+	const char *otel;
+	const char *provider;
+}			otel_providers[] = {
+	{"openai", "openai"},
+	{"anthropic", "anthropic"},
+	{"aws.bedrock", "aws_bedrock"},
+	{"gcp.vertex_ai", "google"},
+	{"gcp.gemini", "google"},
+	{"gcp.gen_ai", "google"},
+	{"vertex_ai", "google"},
+	{"gemini", "google"},
+	{"azure.ai.openai", "azure_openai"},
+	{"az.ai.openai", "azure_openai"},
+	{"mistral_ai", "mistral"},
+};
+
+int
+aos_cus_otel_provider(const char *name, int len)
+{
+	for (size_t i = 0; i < sizeof(otel_providers) / sizeof(otel_providers[0]); i++)
+		if ((size_t) len == strlen(otel_providers[i].otel) && memcmp(name, otel_providers[i].otel, len) == 0)
+			return aos_provider_parse(otel_providers[i].provider, strlen(otel_providers[i].provider));
+	return -1;
+}

@@ -36,4 +36,13 @@ const char *aos_cus_usage_map_anthropic(const AosUsageCounters *c, AosTokens *ou
 /* Gemini generateContent: prompt includes cached content; thoughts are billed as output besides candidates. */
 const char *aos_cus_usage_map_gemini(const AosUsageCounters *c, AosTokens *out);
 
+/*
+ * OpenTelemetry GenAI span attributes: gen_ai.usage.input_tokens includes cache reads and cache writes,
+ * gen_ai.usage.output_tokens includes reasoning. Counters used: prompt, cached, cache_creation, completion, reasoning.
+ */
+const char *aos_cus_usage_map_otel(const AosUsageCounters *c, AosTokens *out);
+
+/* aos_cus provider index of a gen_ai.provider.name (or deprecated gen_ai.system) value; -1 when none matches. */
+int			aos_cus_otel_provider(const char *name, int len);
+
 #endif

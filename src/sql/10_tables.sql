@@ -184,6 +184,7 @@ SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_integrations', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily', '');
--- Seeded prices (source 'langfuse: ...') come back with CREATE EXTENSION; only the rest is user data.
-SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices', $$WHERE source NOT LIKE 'langfuse: %'$$);
+-- Seeded prices (source 'langfuse: ...' and 'genai-prices: ...') come back with CREATE EXTENSION; only the rest is user data.
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices',
+    $$WHERE source NOT LIKE 'langfuse: %' AND source NOT LIKE 'genai-prices: %'$$);
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices_id_seq', '');

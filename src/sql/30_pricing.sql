@@ -24,8 +24,9 @@ COMMENT ON FUNCTION aos_cus.price_providers(text) IS 'price providers searched f
 -- Which priced model a (provider, model) names. Deterministic order, first hit wins:
 --   name variants: 1 the name as given; 2 without a leading "vendor/" path ("azure/", "models/");
 --                  3 variant 2 without a dated snapshot suffix (-YYYY-MM-DD or -YYYYMMDD);
---   within a variant: exact model name, then an alias, then the match pattern;
---   within a step: the caller's provider before its fallbacks, then the longest model name, then by name.
+--   within a variant: the caller's provider before its fallbacks (so Bedrock, Azure and Vertex AI prices win);
+--   within a provider: exact model name, then an alias, then the match pattern (genai-prices rules included);
+--   within a step: the longest model name, then by name.
 -- Matching ignores case and surrounding blanks.
 CREATE FUNCTION aos_cus.resolve_model(provider text, model text)
     RETURNS TABLE (price_provider text, canonical_model text)
@@ -52,7 +53,7 @@ BEGIN
                                 WHEN names.name ~* p.match_pattern THEN 3 END AS step
                       FROM aos_cus.cus_model_prices p
                      WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
-     ORDER BY names.variant, c.step, pp.pref, pg_catalog.length(c.model) DESC, c.model
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
      LIMIT 1;
 END
 $$;
@@ -128,8 +129,9 @@ BEGIN
     IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
     END IF;
-    IF set_price.source LIKE 'langfuse: %' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'source must not start with "langfuse: " (reserved for the seed)';
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
     END IF;
     IF set_price.match_pattern IS NOT NULL THEN
         PERFORM '' ~* set_price.match_pattern;
@@ -205,11 +207,151 @@ CREATE FUNCTION aos_cus.extract_usage(provider text, response jsonb) RETURNS jso
     AS 'MODULE_PATHNAME', 'aos_cus_extract_usage'
     LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
-    'token buckets (cus_llm_usage column names) of a provider response or usage object';
+    'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
 
 -- Pure pricing functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
 GRANT EXECUTE ON FUNCTION aos_cus.price_providers(text), aos_cus.resolve_model(text, text),
     aos_cus.cost_microcents(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.cost_breakdown(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.model_info(text, text), aos_cus.estimate_tokens(text, text), aos_cus.extract_usage(text, jsonb)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+
+-- Estimated input tokens of a call's input (a chat messages array or a string), the one place a pre-call count
+-- is made: estimate_tokens() per string, plus the chat format's overhead (3 per message, 1 per name, 3 for the
+-- reply). Non-text content parts (images, audio, files) are not counted. 22023 names a malformed element;
+-- over 4 MiB of JSON text is 54000.
+CREATE FUNCTION aos_cus.call_input_tokens(model text, input jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    total bigint := 3;
+    size bigint;
+    m jsonb;
+    i bigint;
+    part jsonb;
+    j bigint;
+    kv record;
+BEGIN
+    IF call_input_tokens.input IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'input must not be null';
+    END IF;
+    size := pg_catalog.octet_length(call_input_tokens.input::pg_catalog.text);
+    IF size OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
+        RETURN aos_cus.estimate_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
+       OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'input must be a string or a non-empty chat messages array';
+    END IF;
+    FOR m, i IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                  FROM pg_catalog.jsonb_array_elements(call_input_tokens.input) WITH ORDINALITY AS e(value, ord) LOOP
+        IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s] must be a JSON object', i);
+        END IF;
+        IF pg_catalog.jsonb_typeof(m OPERATOR(pg_catalog.->) 'role') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s].role must be a string', i);
+        END IF;
+        total := total OPERATOR(pg_catalog.+) 3;
+        FOR kv IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(m) AS e(key, value) LOOP
+            IF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'array' THEN
+                FOR part, j IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                                 FROM pg_catalog.jsonb_array_elements(kv.value) WITH ORDINALITY AS e(value, ord) LOOP
+                    IF pg_catalog.jsonb_typeof(part) OPERATOR(pg_catalog.<>) 'object' THEN
+                        RAISE EXCEPTION USING ERRCODE = '22023',
+                            MESSAGE = pg_catalog.format('input[%s].content[%s] must be a JSON object', i, j);
+                    END IF;
+                    IF part OPERATOR(pg_catalog.?) 'text' THEN
+                        IF pg_catalog.jsonb_typeof(part OPERATOR(pg_catalog.->) 'text') OPERATOR(pg_catalog.<>) 'string' THEN
+                            RAISE EXCEPTION USING ERRCODE = '22023',
+                                MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
+                        END IF;
+                        total := total OPERATOR(pg_catalog.+)
+                                 aos_cus.estimate_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                    END IF;
+                END LOOP;
+            ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
+                  AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                    MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
+                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                                                                               call_input_tokens.model)
+                         OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                -- Tool calls and other structured members: their JSON text.
+                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
+    'estimated input tokens of a chat messages array or a string (estimate_tokens plus the chat overhead)';
+
+-- A call's size and cost before it is made, with the prices and limits in force at "at".
+CREATE FUNCTION aos_cus.estimate_call(provider text, model text, input jsonb, max_output_tokens integer,
+    service_tier text DEFAULT 'standard', at timestamptz DEFAULT pg_catalog.now(),
+    OUT price_provider text, OUT canonical_model text, OUT input_tokens bigint, OUT worst_case_output_tokens bigint,
+    OUT context_window integer, OUT exceeds_context_window boolean, OUT estimated_cost_microcents bigint,
+    OUT worst_case_cost_microcents bigint, OUT reason text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_max integer;
+BEGIN
+    IF estimate_call.provider IS NULL OR estimate_call.model IS NULL OR estimate_call.service_tier IS NULL
+       OR estimate_call.at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, service_tier and at must not be null';
+    END IF;
+    IF estimate_call.max_output_tokens OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'max_output_tokens must be positive';
+    END IF;
+    SELECT r.price_provider, r.canonical_model INTO estimate_call.price_provider, estimate_call.canonical_model
+      FROM aos_cus.resolve_model(estimate_call.provider, estimate_call.model) r;
+    estimate_call.input_tokens := aos_cus.call_input_tokens(estimate_call.model, estimate_call.input);
+    IF estimate_call.canonical_model IS NULL THEN
+        reason := pg_catalog.format('no price for model %L of provider %s', pg_catalog.left(estimate_call.model, 200),
+                                    estimate_call.provider);
+        worst_case_output_tokens := estimate_call.max_output_tokens;
+        RETURN;
+    END IF;
+    -- Limits of the model's base row in force at "at".
+    SELECT p.context_window, p.max_output_tokens INTO estimate_call.context_window, model_max
+      FROM aos_cus.cus_model_prices p
+     WHERE p.provider OPERATOR(pg_catalog.=) estimate_call.price_provider::aos_cus.provider
+       AND p.model OPERATOR(pg_catalog.=) estimate_call.canonical_model
+       AND p.effective_from OPERATOR(pg_catalog.<=) estimate_call.at
+     ORDER BY p.min_prompt_tokens, p.effective_from DESC, p.id DESC
+     LIMIT 1;
+    worst_case_output_tokens := COALESCE(estimate_call.max_output_tokens, model_max,
+        CASE WHEN estimate_call.context_window IS NOT NULL
+             THEN GREATEST(estimate_call.context_window OPERATOR(pg_catalog.-) estimate_call.input_tokens, 0) END);
+    exceeds_context_window := estimate_call.input_tokens OPERATOR(pg_catalog.+)
+                              COALESCE(worst_case_output_tokens, 0) OPERATOR(pg_catalog.>) estimate_call.context_window;
+    estimated_cost_microcents := aos_cus.cost_microcents(estimate_call.provider, estimate_call.model,
+        estimate_call.input_tokens, 0, service_tier => estimate_call.service_tier, at => estimate_call.at);
+    -- Worst case: every output token at the higher of the output and reasoning prices.
+    worst_case_cost_microcents := CASE WHEN worst_case_output_tokens IS NOT NULL THEN GREATEST(
+        aos_cus.cost_microcents(estimate_call.provider, estimate_call.model, estimate_call.input_tokens,
+            worst_case_output_tokens, service_tier => estimate_call.service_tier, at => estimate_call.at),
+        aos_cus.cost_microcents(estimate_call.provider, estimate_call.model, estimate_call.input_tokens,
+            worst_case_output_tokens, reasoning_tokens => worst_case_output_tokens,
+            service_tier => estimate_call.service_tier, at => estimate_call.at)) END;
+    IF estimated_cost_microcents IS NULL THEN
+        reason := pg_catalog.format('no price of model %s in force at %s UTC', estimate_call.canonical_model,
+                                    (estimate_call.at AT TIME ZONE 'UTC')::pg_catalog.text);
+    ELSIF worst_case_output_tokens IS NULL THEN
+        reason := 'max_output_tokens not given and the model''s output limit and context window are unknown';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.estimate_call(text, text, jsonb, integer, text, timestamptz) IS
+    'estimated input tokens, worst-case output tokens, estimated and worst-case cost and context window check of a call';
+
+GRANT EXECUTE ON FUNCTION aos_cus.call_input_tokens(text, jsonb),
+    aos_cus.estimate_call(text, text, jsonb, integer, text, timestamptz)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;

@@ -704,6 +704,552 @@ SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_keyring_versions', '');
 REVOKE ALL ON aos_cus.cus_keyring_versions FROM PUBLIC;
 GRANT SELECT ON aos_cus.cus_keyring_versions TO aos_cus_operator;
 
+-- Price catalogue (issue 16): genai-prices (data/genai-prices, MIT) adds Azure OpenAI, AWS Bedrock and Mistral
+-- models and the models Langfuse lacks, with dated prices, prompt-size tiers and context windows; its seed rows
+-- (source 'genai-prices: ...') are the extension's, like the Langfuse rows: not dumped, not writable by set_price.
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices',
+    $$WHERE source NOT LIKE 'langfuse: %' AND source NOT LIKE 'genai-prices: %'$$);
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier %L is not a known service tier', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+-- The caller's provider first: its own prices (Bedrock, Azure OpenAI, Vertex AI) win over a fallback's exact name.
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(resolve_model.provider, 64)),
+            HINT = 'Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.';
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+-- BEGIN GENERATED by scripts/price_seed.py: genai-prices seed rows and context windows.
+INSERT INTO aos_cus.cus_model_prices (provider, model, match_pattern, service_tier, min_prompt_tokens,
+    effective_from, context_window, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price, reasoning_price, input_audio_price, output_audio_price, source) VALUES
+('anthropic', 'claude-2', '(?:^claude\-2|claude\-v2)', 'standard', 0, '-infinity', 200000, 800000000, 2400000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-2'),
+('anthropic', 'claude-3-5-sonnet', '(?:^claude\-3\-5\-sonnet|^claude\-3\.5\-sonnet)', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-3-5-sonnet'),
+('anthropic', 'claude-3-haiku', '^claude\-3\-haiku', 'standard', 0, '-infinity', 200000, 25000000, 125000000, 3000000, 30000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-3-haiku'),
+('anthropic', 'claude-3-opus-latest', '^claude\-3\-opus', 'standard', 0, '-infinity', 200000, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-3-opus-latest'),
+('anthropic', 'claude-3-sonnet', '^claude\-3\-sonnet', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-3-sonnet'),
+('anthropic', 'claude-opus-4-0', '(?:^claude\-opus\-4\-0|^claude\-4\-opus|^claude\-opus\-4$|^claude\-opus\-4\-20250514$)', 'standard', 0, '-infinity', 200000, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-opus-4-0'),
+('anthropic', 'claude-sonnet-4-0', '(?:^claude\-sonnet\-4\-2025|^claude\-sonnet\-4\-0|^claude\-sonnet\-4@|^claude\-sonnet\-4$|^claude\-4\-sonnet)', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-sonnet-4-0'),
+('anthropic', 'claude-sonnet-5', '^((anthropic\/)?claude-sonnet-5|(eu\.|us\.|apac\.|au\.|jp\.|global\.)?anthropic\.claude-sonnet-5(-v1(:0)?)?)$', 'standard', 0, '2026-09-01 00:00:00+00', 1000000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-sonnet-5'),
+('anthropic', 'claude-v1', '^claude\-v1$', 'standard', 0, '-infinity', NULL, 800000000, 2400000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: anthropic/claude-v1'),
+('aws_bedrock', 'amazon.nova-2-sonic-v1:0', 'amazon\.nova\-2\-sonic', 'standard', 0, '-infinity', NULL, 33000000, 275000000, NULL, NULL, NULL, NULL, 300000000, 1200000000, 'genai-prices: aws/amazon.nova-2-sonic-v1:0'),
+('aws_bedrock', 'amazon.nova-lite-v1:0', 'amazon\.nova\-lite', 'standard', 0, '-infinity', NULL, 6000000, 24000000, 1500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.nova-lite-v1:0'),
+('aws_bedrock', 'amazon.nova-micro-v1:0', 'amazon\.nova\-micro', 'standard', 0, '-infinity', NULL, 3500000, 14000000, 875000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.nova-micro-v1:0'),
+('aws_bedrock', 'amazon.nova-premier-v1:0', 'amazon\.nova\-premier', 'standard', 0, '-infinity', NULL, 250000000, 1250000000, 62500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.nova-premier-v1:0'),
+('aws_bedrock', 'amazon.nova-pro-v1:0', 'amazon\.nova\-pro', 'standard', 0, '-infinity', NULL, 80000000, 320000000, 20000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.nova-pro-v1:0'),
+('aws_bedrock', 'amazon.nova-sonic-v1:0', 'amazon\.nova\-sonic', 'standard', 0, '-infinity', NULL, 6000000, 24000000, NULL, NULL, NULL, NULL, 340000000, 1360000000, 'genai-prices: aws/amazon.nova-sonic-v1:0'),
+('aws_bedrock', 'amazon.titan-embed-text-v1', 'amazon\.titan\-embed\-text', 'standard', 0, '-infinity', NULL, 10000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.titan-embed-text-v1'),
+('aws_bedrock', 'amazon.titan-text-express-v1', 'titan\-text\-express', 'standard', 0, '-infinity', NULL, 20000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.titan-text-express-v1'),
+('aws_bedrock', 'amazon.titan-text-lite-v1', 'titan\-text\-lite', 'standard', 0, '-infinity', NULL, 15000000, 20000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/amazon.titan-text-lite-v1'),
+('aws_bedrock', 'deepseek.r1-v1:0', 'deepseek\.r1', 'standard', 0, '-infinity', NULL, 135000000, 540000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/deepseek.r1-v1:0'),
+('aws_bedrock', 'global.amazon.nova-2-lite-v1:0', 'global\.amazon\.nova\-2\-lite', 'standard', 0, '-infinity', NULL, 30000000, 250000000, 7500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.amazon.nova-2-lite-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-fable-5-v1:0', 'global\.anthropic\.claude\-fable\-5', 'standard', 0, '-infinity', NULL, 1000000000, 5000000000, 100000000, 1250000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-fable-5-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-haiku-4-5-20251001-v1:0', 'global\.anthropic\.claude\-haiku\-4\-5\-20251001', 'standard', 0, '-infinity', NULL, 100000000, 500000000, 10000000, 125000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-haiku-4-5-20251001-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-opus-4-5-v1:0', 'global\.anthropic\.claude\-opus\-4\-5', 'standard', 0, '-infinity', NULL, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-opus-4-5-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-opus-4-6-v1:0', 'global\.anthropic\.claude\-opus\-4\-6', 'standard', 0, '-infinity', NULL, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-opus-4-6-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-opus-4-7-v1:0', 'global\.anthropic\.claude\-opus\-4\-7', 'standard', 0, '-infinity', NULL, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-opus-4-7-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-opus-4-8-v1:0', 'global\.anthropic\.claude\-opus\-4\-8', 'standard', 0, '-infinity', NULL, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-opus-4-8-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-opus-5', 'global\.anthropic\.claude\-opus\-5', 'standard', 0, '-infinity', NULL, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-opus-5'),
+('aws_bedrock', 'global.anthropic.claude-sonnet-4-20250514-v1:0', 'global\.anthropic\.claude\-sonnet\-4\-20250514', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-sonnet-4-20250514-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-sonnet-4-5-20250929-v1:0', 'global\.anthropic\.claude\-sonnet\-4\-5\-20250929', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-sonnet-4-5-20250929-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-sonnet-4-6-v1:0', 'global\.anthropic\.claude\-sonnet\-4\-6', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-sonnet-4-6-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-sonnet-5-v1:0', 'global\.anthropic\.claude\-sonnet\-5', 'standard', 0, '-infinity', NULL, 200000000, 1000000000, 20000000, 250000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-sonnet-5-v1:0'),
+('aws_bedrock', 'global.anthropic.claude-sonnet-5-v1:0', 'global\.anthropic\.claude\-sonnet\-5', 'standard', 0, '2026-09-01 00:00:00+00', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/global.anthropic.claude-sonnet-5-v1:0'),
+('aws_bedrock', 'google.gemma-3-12b-it', 'google\.gemma\-3\-12b\-it', 'standard', 0, '-infinity', NULL, 9000000, 29000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/google.gemma-3-12b-it'),
+('aws_bedrock', 'google.gemma-3-27b-it', 'google\.gemma\-3\-27b\-it', 'standard', 0, '-infinity', NULL, 23000000, 38000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/google.gemma-3-27b-it'),
+('aws_bedrock', 'google.gemma-3-4b-it', 'google\.gemma\-3\-4b\-it', 'standard', 0, '-infinity', NULL, 4000000, 8000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/google.gemma-3-4b-it'),
+('aws_bedrock', 'meta.llama3-1-70b-instruct-v1:0', 'meta\.llama3\-1\-70b\-instruct', 'standard', 0, '-infinity', NULL, 72000000, 72000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-1-70b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-1-8b-instruct-v1:0', 'meta\.llama3\-1\-8b\-instruct', 'standard', 0, '-infinity', NULL, 22000000, 22000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-1-8b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-2-11b-instruct-v1:0', 'meta\.llama3\-2\-11b\-instruct', 'standard', 0, '-infinity', NULL, 16000000, 16000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-2-11b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-2-1b-instruct-v1:0', 'meta\.llama3\-2\-1b\-instruct', 'standard', 0, '-infinity', NULL, 10000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-2-1b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-2-3b-instruct-v1:0', 'meta\.llama3\-2\-3b\-instruct', 'standard', 0, '-infinity', NULL, 15000000, 15000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-2-3b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-2-90b-instruct-v1:0', 'meta\.llama3\-2\-90b\-instruct', 'standard', 0, '-infinity', NULL, 72000000, 72000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-2-90b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-3-70b-instruct-v1:0', 'meta\.llama3\-3\-70b\-instruct', 'standard', 0, '-infinity', NULL, 72000000, 72000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-3-70b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-70b-instruct-v1:0', 'meta\.llama3\-70b\-instruct', 'standard', 0, '-infinity', NULL, 265000000, 350000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-70b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama3-8b-instruct-v1:0', 'meta\.llama3\-8b\-instruct', 'standard', 0, '-infinity', NULL, 30000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama3-8b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama4-maverick-17b-instruct-v1:0', 'meta\.llama4\-maverick\-17b\-instruct', 'standard', 0, '-infinity', NULL, 24000000, 97000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama4-maverick-17b-instruct-v1:0'),
+('aws_bedrock', 'meta.llama4-scout-17b-instruct-v1:0', 'meta\.llama4\-scout\-17b\-instruct', 'standard', 0, '-infinity', NULL, 17000000, 66000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/meta.llama4-scout-17b-instruct-v1:0'),
+('aws_bedrock', 'mistral.devstral-2-123b', 'mistral\.devstral\-2\-123b', 'standard', 0, '-infinity', NULL, 40000000, 200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.devstral-2-123b'),
+('aws_bedrock', 'mistral.magistral-small-2509', 'mistral\.magistral\-small\-2509', 'standard', 0, '-infinity', NULL, 50000000, 150000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.magistral-small-2509'),
+('aws_bedrock', 'mistral.ministral-3-14b-instruct', 'mistral\.ministral\-3\-14b\-instruct', 'standard', 0, '-infinity', NULL, 20000000, 20000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.ministral-3-14b-instruct'),
+('aws_bedrock', 'mistral.ministral-3-3b-instruct', 'mistral\.ministral\-3\-3b\-instruct', 'standard', 0, '-infinity', NULL, 10000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.ministral-3-3b-instruct'),
+('aws_bedrock', 'mistral.ministral-3-8b-instruct', 'mistral\.ministral\-3\-8b\-instruct', 'standard', 0, '-infinity', NULL, 15000000, 15000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.ministral-3-8b-instruct'),
+('aws_bedrock', 'mistral.mistral-7b-instruct-v0:2', 'mistral\.mistral\-7b\-instruct\-v0', 'standard', 0, '-infinity', NULL, 15000000, 20000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.mistral-7b-instruct-v0:2'),
+('aws_bedrock', 'mistral.mistral-large-2402-v1:0', 'mistral\.mistral\-large\-2402', 'standard', 0, '-infinity', NULL, 400000000, 1200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.mistral-large-2402-v1:0'),
+('aws_bedrock', 'mistral.mistral-large-3-675b-instruct', 'mistral\.mistral\-large\-3\-675b\-instruct', 'standard', 0, '-infinity', NULL, 50000000, 150000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.mistral-large-3-675b-instruct'),
+('aws_bedrock', 'mistral.mistral-small-2402-v1:0', 'mistral\.mistral\-small\-2402', 'standard', 0, '-infinity', NULL, 100000000, 300000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.mistral-small-2402-v1:0'),
+('aws_bedrock', 'mistral.mixtral-8x7b-instruct-v0:1', 'mistral\.mixtral\-8x7b\-instruct\-v0', 'standard', 0, '-infinity', NULL, 45000000, 70000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.mixtral-8x7b-instruct-v0:1'),
+('aws_bedrock', 'mistral.pixtral-large-2502-v1:0', 'mistral\.pixtral\-large\-2502', 'standard', 0, '-infinity', NULL, 200000000, 600000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.pixtral-large-2502-v1:0'),
+('aws_bedrock', 'mistral.voxtral-mini-3b-2507', 'mistral\.voxtral\-mini\-3b\-2507', 'standard', 0, '-infinity', NULL, 4000000, 4000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.voxtral-mini-3b-2507'),
+('aws_bedrock', 'mistral.voxtral-small-24b-2507', 'mistral\.voxtral\-small\-24b\-2507', 'standard', 0, '-infinity', NULL, 10000000, 30000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/mistral.voxtral-small-24b-2507'),
+('aws_bedrock', 'nvidia.nemotron-nano-3-30b:0', 'nvidia\.nemotron\-nano\-3\-30b', 'standard', 0, '-infinity', NULL, 6000000, 24000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/nvidia.nemotron-nano-3-30b:0'),
+('aws_bedrock', 'nvidia.nemotron-nano-9b-v2:0', 'nvidia\.nemotron\-nano\-9b\-v2', 'standard', 0, '-infinity', NULL, 6000000, 23000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/nvidia.nemotron-nano-9b-v2:0'),
+('aws_bedrock', 'nvidia.nemotron-super-3-120b:0', 'nvidia\.nemotron\-super\-3\-120b', 'standard', 0, '-infinity', NULL, 15000000, 65000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/nvidia.nemotron-super-3-120b:0'),
+('aws_bedrock', 'openai.gpt-5.4', '^openai\.gpt\-5\.4$', 'standard', 0, '-infinity', NULL, 275000000, 1650000000, 27500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/openai.gpt-5.4'),
+('aws_bedrock', 'openai.gpt-5.5', '^openai\.gpt\-5\.5$', 'standard', 0, '-infinity', NULL, 550000000, 3300000000, 55000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/openai.gpt-5.5'),
+('aws_bedrock', 'openai.gpt-oss-120b-1:0', 'openai\.gpt\-oss\-120b\-1', 'standard', 0, '-infinity', NULL, 15000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/openai.gpt-oss-120b-1:0'),
+('aws_bedrock', 'openai.gpt-oss-20b-1:0', 'openai\.gpt\-oss\-20b\-1', 'standard', 0, '-infinity', NULL, 7000000, 30000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/openai.gpt-oss-20b-1:0'),
+('aws_bedrock', 'qwen.qwen3-32b-v1:0', 'qwen\.qwen3\-32b', 'standard', 0, '-infinity', NULL, 15000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/qwen.qwen3-32b-v1:0'),
+('aws_bedrock', 'qwen.qwen3-coder-30b-a3b-v1:0', 'qwen\.qwen3\-coder\-30b\-a3b', 'standard', 0, '-infinity', NULL, 15000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/qwen.qwen3-coder-30b-a3b-v1:0'),
+('aws_bedrock', 'qwen.qwen3-coder-480b-a35b-v1:0', 'qwen\.qwen3\-coder\-480b\-a35b', 'standard', 0, '-infinity', NULL, 45000000, 180000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/qwen.qwen3-coder-480b-a35b-v1:0'),
+('aws_bedrock', 'qwen.qwen3-vl-235b-a22b-v1:0', 'qwen\.qwen3\-vl\-235b\-a22b', 'standard', 0, '-infinity', NULL, 53000000, 266000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/qwen.qwen3-vl-235b-a22b-v1:0'),
+('aws_bedrock', 'regional.amazon.nova-2-lite-v1:0', '(?:us\.amazon\.nova\-2\-lite|eu\.amazon\.nova\-2\-lite|jp\.amazon\.nova\-2\-lite)', 'standard', 0, '-infinity', NULL, 33000000, 275000000, 8250000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.amazon.nova-2-lite-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-5-haiku-20241022-v1:0', 'claude\-3\-5\-haiku\-20241022', 'standard', 0, '-infinity', NULL, 80000000, 400000000, 8000000, 100000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-5-haiku-20241022-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-5-sonnet-20240620-v1:0', 'claude\-3\-5\-sonnet\-20240620', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-5-sonnet-20240620-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-5-sonnet-20241022-v2:0', 'claude\-3\-5\-sonnet\-20241022', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-5-sonnet-20241022-v2:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-7-sonnet-20250219-v1:0', 'claude\-3\-7\-sonnet\-20250219', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-7-sonnet-20250219-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-haiku-20240307-v1:0', 'claude\-3\-haiku\-20240307', 'standard', 0, '-infinity', NULL, 25000000, 125000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-haiku-20240307-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-opus-20240229-v1:0', 'claude\-3\-opus\-20240229', 'standard', 0, '-infinity', NULL, 1500000000, 7500000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-opus-20240229-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-3-sonnet-20240229-v1:0', 'claude\-3\-sonnet\-20240229', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-3-sonnet-20240229-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-fable-5-v1:0', '(?:^anthropic\.claude\-fable\-5|^claude\-fable\-5|us\.anthropic\.claude\-fable\-5|au\.anthropic\.claude\-fable\-5|eu\.anthropic\.claude\-fable\-5|jp\.anthropic\.claude\-fable\-5)', 'standard', 0, '-infinity', NULL, 1100000000, 5500000000, 110000000, 1375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-fable-5-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-haiku-4-5-20251001-v1:0', '(?:^anthropic\.claude\-haiku\-4\-5\-20251001|^claude\-haiku\-4\-5\-20251001|us\.anthropic\.claude\-haiku\-4\-5\-20251001|au\.anthropic\.claude\-haiku\-4\-5\-20251001|apac\.anthropic\.claude\-haiku\-4\-5\-20251001|eu\.anthropic\.claude\-haiku\-4\-5\-20251001|us\-gov\.anthropic\.claude\-haiku\-4\-5\-20251001|jp\.anthropic\.claude\-haiku\-4\-5\-20251001)', 'standard', 0, '-infinity', NULL, 110000000, 550000000, 11000000, 137500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-haiku-4-5-20251001-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-1-20250805-v1:0', '(?:^anthropic\.claude\-opus\-4\-1\-20250805|^claude\-opus\-4\-1\-20250805|us\.anthropic\.claude\-opus\-4\-1\-20250805|au\.anthropic\.claude\-opus\-4\-1\-20250805|apac\.anthropic\.claude\-opus\-4\-1\-20250805|eu\.anthropic\.claude\-opus\-4\-1\-20250805|us\-gov\.anthropic\.claude\-opus\-4\-1\-20250805|jp\.anthropic\.claude\-opus\-4\-1\-20250805)', 'standard', 0, '-infinity', NULL, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-1-20250805-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-20250514-v1:0', '(?:^anthropic\.claude\-opus\-4\-20250514|^claude\-opus\-4\-20250514|us\.anthropic\.claude\-opus\-4\-20250514|au\.anthropic\.claude\-opus\-4\-20250514|apac\.anthropic\.claude\-opus\-4\-20250514|eu\.anthropic\.claude\-opus\-4\-20250514|us\-gov\.anthropic\.claude\-opus\-4\-20250514|jp\.anthropic\.claude\-opus\-4\-20250514)', 'standard', 0, '-infinity', NULL, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-20250514-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-5-v1:0', '(?:^anthropic\.claude\-opus\-4\-5|^claude\-opus\-4\-5|us\.anthropic\.claude\-opus\-4\-5|au\.anthropic\.claude\-opus\-4\-5|apac\.anthropic\.claude\-opus\-4\-5|eu\.anthropic\.claude\-opus\-4\-5|us\-gov\.anthropic\.claude\-opus\-4\-5|jp\.anthropic\.claude\-opus\-4\-5)', 'standard', 0, '-infinity', NULL, 550000000, 2750000000, 55000000, 687500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-5-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-6-v1:0', '(?:^anthropic\.claude\-opus\-4\-6|^claude\-opus\-4\-6|us\.anthropic\.claude\-opus\-4\-6|au\.anthropic\.claude\-opus\-4\-6|apac\.anthropic\.claude\-opus\-4\-6|eu\.anthropic\.claude\-opus\-4\-6|us\-gov\.anthropic\.claude\-opus\-4\-6|jp\.anthropic\.claude\-opus\-4\-6)', 'standard', 0, '-infinity', NULL, 550000000, 2750000000, 55000000, 687500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-6-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-7-v1:0', '(?:^anthropic\.claude\-opus\-4\-7|^claude\-opus\-4\-7|us\.anthropic\.claude\-opus\-4\-7|au\.anthropic\.claude\-opus\-4\-7|apac\.anthropic\.claude\-opus\-4\-7|eu\.anthropic\.claude\-opus\-4\-7|us\-gov\.anthropic\.claude\-opus\-4\-7|jp\.anthropic\.claude\-opus\-4\-7)', 'standard', 0, '-infinity', NULL, 550000000, 2750000000, 55000000, 687500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-7-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-4-8-v1:0', '(?:^anthropic\.claude\-opus\-4\-8|^claude\-opus\-4\-8|us\.anthropic\.claude\-opus\-4\-8|au\.anthropic\.claude\-opus\-4\-8|eu\.anthropic\.claude\-opus\-4\-8|jp\.anthropic\.claude\-opus\-4\-8)', 'standard', 0, '-infinity', NULL, 550000000, 2750000000, 55000000, 687500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-4-8-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-opus-5', '(?:^anthropic\.claude\-opus\-5|^claude\-opus\-5|us\.anthropic\.claude\-opus\-5|au\.anthropic\.claude\-opus\-5|eu\.anthropic\.claude\-opus\-5|jp\.anthropic\.claude\-opus\-5)', 'standard', 0, '-infinity', NULL, 550000000, 2750000000, 55000000, 687500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-opus-5'),
+('aws_bedrock', 'regional.anthropic.claude-sonnet-4-20250514-v1:0', '(?:^anthropic\.claude\-sonnet\-4\-20250514|^claude\-sonnet\-4\-20250514|us\.anthropic\.claude\-sonnet\-4\-20250514|au\.anthropic\.claude\-sonnet\-4\-20250514|apac\.anthropic\.claude\-sonnet\-4\-20250514|eu\.anthropic\.claude\-sonnet\-4\-20250514|us\-gov\.anthropic\.claude\-sonnet\-4\-20250514|jp\.anthropic\.claude\-sonnet\-4\-20250514)', 'standard', 0, '-infinity', NULL, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-sonnet-4-20250514-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-sonnet-4-5-20250929-v1:0', '(?:^anthropic\.claude\-sonnet\-4\-5\-20250929|^claude\-sonnet\-4\-5\-20250929|us\.anthropic\.claude\-sonnet\-4\-5\-20250929|au\.anthropic\.claude\-sonnet\-4\-5\-20250929|apac\.anthropic\.claude\-sonnet\-4\-5\-20250929|eu\.anthropic\.claude\-sonnet\-4\-5\-20250929|us\-gov\.anthropic\.claude\-sonnet\-4\-5\-20250929|jp\.anthropic\.claude\-sonnet\-4\-5\-20250929)', 'standard', 0, '-infinity', NULL, 330000000, 1650000000, 33000000, 412500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-sonnet-4-5-20250929-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-sonnet-4-6-v1:0', '(?:^anthropic\.claude\-sonnet\-4\-6|^claude\-sonnet\-4\-6|us\.anthropic\.claude\-sonnet\-4\-6|au\.anthropic\.claude\-sonnet\-4\-6|apac\.anthropic\.claude\-sonnet\-4\-6|eu\.anthropic\.claude\-sonnet\-4\-6|us\-gov\.anthropic\.claude\-sonnet\-4\-6|jp\.anthropic\.claude\-sonnet\-4\-6)', 'standard', 0, '-infinity', NULL, 330000000, 1650000000, 33000000, 412500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-sonnet-4-6-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-sonnet-5-v1:0', '(?:^anthropic\.claude\-sonnet\-5|^claude\-sonnet\-5|us\.anthropic\.claude\-sonnet\-5|au\.anthropic\.claude\-sonnet\-5|apac\.anthropic\.claude\-sonnet\-5|eu\.anthropic\.claude\-sonnet\-5|us\-gov\.anthropic\.claude\-sonnet\-5|jp\.anthropic\.claude\-sonnet\-5)', 'standard', 0, '-infinity', NULL, 220000000, 1100000000, 22000000, 275000000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-sonnet-5-v1:0'),
+('aws_bedrock', 'regional.anthropic.claude-sonnet-5-v1:0', '(?:^anthropic\.claude\-sonnet\-5|^claude\-sonnet\-5|us\.anthropic\.claude\-sonnet\-5|au\.anthropic\.claude\-sonnet\-5|apac\.anthropic\.claude\-sonnet\-5|eu\.anthropic\.claude\-sonnet\-5|us\-gov\.anthropic\.claude\-sonnet\-5|jp\.anthropic\.claude\-sonnet\-5)', 'standard', 0, '2026-09-01 00:00:00+00', NULL, 330000000, 1650000000, 33000000, 412500000, NULL, NULL, NULL, NULL, 'genai-prices: aws/regional.anthropic.claude-sonnet-5-v1:0'),
+('azure_openai', 'ada', '(?:^ada$|^text\-embedding\-ada$|^text\-embedding\-ada\-002$|^text\-embedding\-ada\-002\-v2$)', 'standard', 0, '-infinity', NULL, 10000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/ada'),
+('azure_openai', 'babbage', '(?:^babbage$|^babbage\-002$)', 'standard', 0, '-infinity', NULL, 40000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/babbage'),
+('azure_openai', 'curie', '(?:^curie$|^text\-curie$|^text\-curie\-001$)', 'standard', 0, '-infinity', NULL, 200000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/curie'),
+('azure_openai', 'davinci', '(?:^davinci$|^davinci\-002$|^text\-davinci$|^text\-davinci\-002$)', 'standard', 0, '-infinity', NULL, 200000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/davinci'),
+('azure_openai', 'mai-ds-r1:free', '^mai\-ds\-r1:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/mai-ds-r1:free'),
+('azure_openai', 'o1', '(?:^o1$|^o1\-2024\-12\-17$|^o1\-preview$|^o1\-preview\-2024\-09\-12$)', 'standard', 0, '-infinity', NULL, 1500000000, 6000000000, 750000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/o1'),
+('azure_openai', 'o1-mini', '(?:^o1\-mini$|^o1\-mini\-2024\-09\-12$)', 'standard', 0, '-infinity', NULL, 110000000, 440000000, 55000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/o1-mini'),
+('azure_openai', 'o3-2025-04-16', '(?:^o3$|^o3\-2025\-04\-16$)', 'standard', 0, '-infinity', NULL, 200000000, 800000000, 50000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/o3-2025-04-16'),
+('azure_openai', 'o3-mini', '(?:^o3\-mini$|^o3\-mini\-2025\-01\-31$)', 'standard', 0, '-infinity', NULL, 110000000, 440000000, 55000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/o3-mini'),
+('azure_openai', 'o4-mini', '(?:o4\-mini|o4\-mini\-2025\-04\-16)', 'standard', 0, '-infinity', NULL, 110000000, 440000000, 28000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/o4-mini'),
+('azure_openai', 'phi-3-medium-128k-instruct', '^phi\-3\-medium\-128k\-instruct$', 'standard', 0, '-infinity', NULL, 100000000, 100000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-3-medium-128k-instruct'),
+('azure_openai', 'phi-3-mini-128k-instruct', '^phi\-3\-mini\-128k\-instruct$', 'standard', 0, '-infinity', NULL, 10000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-3-mini-128k-instruct'),
+('azure_openai', 'phi-3.5-mini-128k-instruct', '^phi\-3\.5\-mini\-128k\-instruct$', 'standard', 0, '-infinity', NULL, 10000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-3.5-mini-128k-instruct'),
+('azure_openai', 'phi-4', '^phi\-4$', 'standard', 0, '-infinity', NULL, 7000000, 14000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4'),
+('azure_openai', 'phi-4-mini-instruct', '^phi\-4\-mini\-instruct$', 'standard', 0, '-infinity', NULL, 8000000, 35000000, 8000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4-mini-instruct'),
+('azure_openai', 'phi-4-multimodal-instruct', '^phi\-4\-multimodal\-instruct$', 'standard', 0, '-infinity', NULL, 5000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4-multimodal-instruct'),
+('azure_openai', 'phi-4-reasoning-plus', '^phi\-4\-reasoning\-plus$', 'standard', 0, '-infinity', NULL, 7000000, 35000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4-reasoning-plus'),
+('azure_openai', 'phi-4-reasoning-plus:free', '^phi\-4\-reasoning\-plus:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4-reasoning-plus:free'),
+('azure_openai', 'phi-4-reasoning:free', '^phi\-4\-reasoning:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/phi-4-reasoning:free'),
+('azure_openai', 'text-embedding-3-large', '^text\-embedding\-3\-large$', 'standard', 0, '-infinity', NULL, 13000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/text-embedding-3-large'),
+('azure_openai', 'text-embedding-3-small', '^text\-embedding\-3\-small$', 'standard', 0, '-infinity', NULL, 2000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/text-embedding-3-small'),
+('azure_openai', 'wizardlm-2-8x22b', '^wizardlm\-2\-8x22b$', 'standard', 0, '-infinity', NULL, 48000000, 48000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: azure/wizardlm-2-8x22b'),
+('google', 'claude-3-5-haiku', 'claude\-3\-5\-haiku', 'standard', 0, '-infinity', 200000, 80000000, 400000000, 8000000, 100000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-3-5-haiku'),
+('google', 'claude-3-5-sonnet', 'claude\-3\-5\-sonnet', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-3-5-sonnet'),
+('google', 'claude-3-7-sonnet', 'claude\-3\-7\-sonnet', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-3-7-sonnet'),
+('google', 'claude-3-haiku', 'claude\-3\-haiku', 'standard', 0, '-infinity', 200000, 25000000, 125000000, 3000000, 30000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-3-haiku'),
+('google', 'claude-3-opus', 'claude\-3\-opus', 'standard', 0, '-infinity', NULL, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-3-opus'),
+('google', 'claude-4-opus', '(?:claude\-4\-opus|claude\-opus\-4@|claude\-opus\-4\-0|claude\-opus\-4\-1|^claude\-opus\-4$)', 'standard', 0, '-infinity', 200000, 1500000000, 7500000000, 150000000, 1875000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-4-opus'),
+('google', 'claude-4-sonnet', '(?:claude\-4\-sonnet|claude\-sonnet\-4)', 'standard', 0, '-infinity', 200000, 300000000, 1500000000, 30000000, 375000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-4-sonnet'),
+('google', 'claude-fable-5', 'claude\-fable\-5', 'standard', 0, '-infinity', 1000000, 1000000000, 5000000000, 100000000, 1250000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-fable-5'),
+('google', 'claude-opus-4-6', '(?:claude\-4\-6\-opus|claude\-opus\-4\-6|claude\-4\.6\-opus|claude\-opus\-4\.6)', 'standard', 0, '-infinity', 200000, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-opus-4-6'),
+('google', 'claude-opus-4-6', '(?:claude\-4\-6\-opus|claude\-opus\-4\-6|claude\-4\.6\-opus|claude\-opus\-4\.6)', 'standard', 200000, '-infinity', 200000, 1000000000, 3750000000, 100000000, 1250000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-opus-4-6'),
+('google', 'claude-opus-4-7', '(?:claude\-4\-7\-opus|claude\-opus\-4\-7|claude\-4\.7\-opus|claude\-opus\-4\.7)', 'standard', 0, '-infinity', 1000000, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-opus-4-7'),
+('google', 'claude-opus-4-8', '(?:claude\-4\-8\-opus|claude\-opus\-4\-8|claude\-4\.8\-opus|claude\-opus\-4\.8)', 'standard', 0, '-infinity', 1000000, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-opus-4-8'),
+('google', 'claude-opus-5', '(?:claude\-5\-opus|claude\-opus\-5|claude\-5\.0\-opus|claude\-opus\-5\.0)', 'standard', 0, '-infinity', 1000000, 500000000, 2500000000, 50000000, 625000000, NULL, NULL, NULL, NULL, 'genai-prices: google/claude-opus-5'),
+('google', 'gemini-1.0-pro-vision-001', '^gemini\-1\.0\-pro\-vision\-001$', 'standard', 0, '-infinity', 32768, 12500000, 37500000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-1.0-pro-vision-001'),
+('google', 'gemini-1.5-flash', 'gemini\-1\.5\-flash', 'standard', 0, '-infinity', 1000000, 7500000, 30000000, 1875000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-1.5-flash'),
+('google', 'gemini-1.5-flash', 'gemini\-1\.5\-flash', 'standard', 128000, '-infinity', 1000000, 15000000, 60000000, 3750000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-1.5-flash'),
+('google', 'gemini-1.5-pro', 'gemini\-1\.5\-pro', 'standard', 0, '-infinity', 1000000, 125000000, 500000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-1.5-pro'),
+('google', 'gemini-1.5-pro', 'gemini\-1\.5\-pro', 'standard', 128000, '-infinity', 1000000, 250000000, 1000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-1.5-pro'),
+('google', 'gemini-2.0-flash-lite', 'gemini\-2\.0\-flash\-lite', 'standard', 0, '-infinity', 1000000, 7500000, 30000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-2.0-flash-lite'),
+('google', 'gemini-2.5-flash-image', '(?:^gemini\-2\.5\-flash\-image$|^gemini\-2\.5\-flash\-image\-preview$)', 'standard', 0, '-infinity', 1000000, 30000000, 3000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-2.5-flash-image'),
+('google', 'gemini-2.5-flash-preview', '(?:gemini\-2\.5\-flash\-preview\-05\-20|gemini\-2\.5\-flash\-preview\-04\-17|^gemini\-2\.5\-flash\-preview\-05\-20:thinking$|^gemini\-2\.5\-flash\-preview$|^gemini\-2\.5\-flash\-preview:thinking$)', 'standard', 0, '-infinity', NULL, 15000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-2.5-flash-preview'),
+('google', 'gemini-3-pro-image-preview', '(?:^gemini\-3\-pro\-image\-preview|^gemini\-3\-pro\-image\-preview$)', 'standard', 0, '-infinity', 1000000, 200000000, 12000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-3-pro-image-preview'),
+('google', 'gemini-3.1-flash-image-preview', '^gemini\-3\.1\-flash\-image\-preview', 'standard', 0, '-infinity', 1000000, 50000000, 6000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-3.1-flash-image-preview'),
+('google', 'gemini-embedding-001', '^gemini\-embedding\-001$', 'standard', 0, '-infinity', NULL, 15000000, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-embedding-001'),
+('google', 'gemini-flash-1.5', '^gemini\-flash\-1\.5$', 'standard', 0, '-infinity', NULL, 7500000, 30000000, 1875000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-flash-1.5'),
+('google', 'gemini-flash-1.5', '^gemini\-flash\-1\.5$', 'standard', 128000, '-infinity', NULL, 15000000, 60000000, 3750000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-flash-1.5'),
+('google', 'gemini-flash-1.5-8b', '^gemini\-flash\-1\.5\-8b$', 'standard', 0, '-infinity', 1000000, 3750000, 15000000, 1000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-flash-1.5-8b'),
+('google', 'gemini-flash-1.5-8b', '^gemini\-flash\-1\.5\-8b$', 'standard', 128000, '-infinity', 1000000, 7500000, 30000000, 2000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-flash-1.5-8b'),
+('google', 'gemini-live-2.5-flash', '(?:^gemini\-live\-2\.5\-flash|^gemini\-2\.5\-flash\-native\-audio\-preview)', 'standard', 0, '-infinity', NULL, 50000000, 200000000, NULL, NULL, NULL, NULL, 300000000, 1200000000, 'genai-prices: google/gemini-live-2.5-flash'),
+('google', 'gemini-pro-1.5', '^gemini\-pro\-1\.5$', 'standard', 0, '-infinity', 2000000, 125000000, 500000000, 31250000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-pro-1.5'),
+('google', 'gemini-pro-1.5', '^gemini\-pro\-1\.5$', 'standard', 128000, '-infinity', 2000000, 250000000, 1000000000, 62500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemini-pro-1.5'),
+('google', 'gemma-2-27b-it', '^gemma\-2\-27b\-it$', 'standard', 0, '-infinity', NULL, 65000000, 65000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemma-2-27b-it'),
+('google', 'gemma-3', '(?:^gemma\-3\-|^gemma\-3$)', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemma-3'),
+('google', 'gemma-3n', '(?:^gemma\-3n)', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemma-3n'),
+('google', 'gemma-4-26b-a4b-it', '^gemma\-4\-26b\-a4b\-it$', 'standard', 0, '-infinity', NULL, 6000000, 33000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemma-4-26b-a4b-it'),
+('google', 'gemma-4-31b-it', '^gemma\-4\-31b\-it$', 'standard', 0, '-infinity', NULL, 12000000, 36000000, 9000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: google/gemma-4-31b-it'),
+('mistral', 'codestral', '(?:^codestral\-latest$|^codestral\-2501$)', 'standard', 0, '-infinity', NULL, 30000000, 90000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/codestral'),
+('mistral', 'codestral-2508', '^codestral\-2508$', 'standard', 0, '-infinity', NULL, 30000000, 90000000, 3000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/codestral-2508'),
+('mistral', 'devstral-2512', '^devstral\-2512$', 'standard', 0, '-infinity', NULL, 40000000, 200000000, 4000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/devstral-2512'),
+('mistral', 'devstral-small', '^devstral\-small$', 'standard', 0, '-infinity', NULL, 6000000, 12000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/devstral-small'),
+('mistral', 'devstral-small:free', '^devstral\-small:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/devstral-small:free'),
+('mistral', 'magistral-medium', '(?:^magistral\-medium)', 'standard', 0, '-infinity', NULL, 200000000, 500000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/magistral-medium'),
+('mistral', 'magistral-small', '^magistral\-small\-', 'standard', 0, '-infinity', NULL, 50000000, 150000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/magistral-small'),
+('mistral', 'ministral-14b-2512', '^ministral\-14b\-2512$', 'standard', 0, '-infinity', NULL, 20000000, 20000000, 2000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/ministral-14b-2512'),
+('mistral', 'ministral-3b', '^ministral\-3b$', 'standard', 0, '-infinity', NULL, 4000000, 4000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/ministral-3b'),
+('mistral', 'ministral-3b-2512', '^ministral\-3b\-2512$', 'standard', 0, '-infinity', NULL, 10000000, 10000000, 1000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/ministral-3b-2512'),
+('mistral', 'ministral-8b', '^ministral\-8b', 'standard', 0, '-infinity', NULL, 10000000, 100000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/ministral-8b'),
+('mistral', 'mistral-7b', '(?:^mistral\-7b$|^open\-mistral\-7b$)', 'standard', 0, '-infinity', NULL, 25000000, 25000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-7b'),
+('mistral', 'mistral-embed', '^mistral\-embed$', 'standard', 0, '-infinity', NULL, 10000000, 10000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-embed'),
+('mistral', 'mistral-large', '(?:^mistral\-large$|^mistral\-large\-latest$|^mistral\-large\-2407$|^mistral\-large\-2411$)', 'standard', 0, '-infinity', NULL, 200000000, 600000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-large'),
+('mistral', 'mistral-large-2512', '^mistral\-large\-2512$', 'standard', 0, '-infinity', NULL, 50000000, 150000000, 5000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-large-2512'),
+('mistral', 'mistral-medium-3', '^mistral\-medium', 'standard', 0, '-infinity', NULL, 40000000, 200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-medium-3'),
+('mistral', 'mistral-nemo', '(?:^mistral\-nemo$|^open\-mistral\-nemo$)', 'standard', 0, '-infinity', NULL, 15000000, 15000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-nemo'),
+('mistral', 'mistral-nemo:free', '^mistral\-nemo:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-nemo:free'),
+('mistral', 'mistral-saba', '(?:^mistral\-saba$|^mistral\-saba\-latest$)', 'standard', 0, '-infinity', NULL, 20000000, 60000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-saba'),
+('mistral', 'mistral-small-24b-instruct-2501', '^mistral\-small\-24b\-instruct\-2501$', 'standard', 0, '-infinity', NULL, 5000000, 8000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-24b-instruct-2501'),
+('mistral', 'mistral-small-24b-instruct-2501:free', '^mistral\-small\-24b\-instruct\-2501:free$', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-24b-instruct-2501:free'),
+('mistral', 'mistral-small-2603', '^mistral\-small\-2603$', 'standard', 0, '-infinity', NULL, 15000000, 60000000, 1500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-2603'),
+('mistral', 'mistral-small-3.1-24b-instruct', '^mistral\-small\-3\.1\-24b\-instruct$', 'standard', 0, '-infinity', NULL, 35100000, 55500000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-3.1-24b-instruct'),
+('mistral', 'mistral-small-3.2-24b-instruct', '^mistral\-small\-3\.2\-24b\-instruct$', 'standard', 0, '-infinity', NULL, 7500000, 20000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-3.2-24b-instruct'),
+('mistral', 'mistral-small-latest', '^mistral\-small\-latest$', 'standard', 0, '-infinity', NULL, 10000000, 30000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-small-latest'),
+('mistral', 'mistral-tiny', '^mistral\-tiny$', 'standard', 0, '-infinity', NULL, 25000000, 25000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mistral-tiny'),
+('mistral', 'mixtral-8x22b-instruct', '^mixtral\-8x22b\-instruct$', 'standard', 0, '-infinity', NULL, 90000000, 90000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mixtral-8x22b-instruct'),
+('mistral', 'mixtral-8x7b', '(?:^mixtral\-8x7b|^open\-mixtral\-8x7b$)', 'standard', 0, '-infinity', NULL, 70000000, 70000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/mixtral-8x7b'),
+('mistral', 'pixtral-12b', '(?:^pixtral\-12b$|^pixtral\-12b\-latest$)', 'standard', 0, '-infinity', NULL, 15000000, 15000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/pixtral-12b'),
+('mistral', 'pixtral-large', '(?:^pixtral\-large\-latest$|^pixtral\-large\-2411$)', 'standard', 0, '-infinity', NULL, 200000000, 600000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/pixtral-large'),
+('mistral', 'voxtral-small-24b-2507', '^voxtral\-small\-24b\-2507$', 'standard', 0, '-infinity', NULL, 10000000, 30000000, 1000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: mistral/voxtral-small-24b-2507'),
+('openai', 'ada', '(?:^ada$|^text\-ada\-001$)', 'standard', 0, '-infinity', NULL, 40000000, 40000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/ada'),
+('openai', 'babbage', '^babbage$', 'standard', 0, '-infinity', NULL, 50000000, 50000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/babbage'),
+('openai', 'codex-mini', '(?:^codex\-mini$|^codex\-mini\-latest$)', 'standard', 0, '-infinity', NULL, 150000000, 600000000, 37500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/codex-mini'),
+('openai', 'computer-use', '^computer\-use', 'standard', 0, '-infinity', NULL, 300000000, 1200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/computer-use'),
+('openai', 'curie', '(?:^curie$|^text\-curie\-001$)', 'standard', 0, '-infinity', NULL, 200000000, 200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/curie'),
+('openai', 'davinci', '(?:^davinci$|^text\-davinci\-001$)', 'standard', 0, '-infinity', NULL, 2000000000, 2000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/davinci'),
+('openai', 'ft:gpt-3.5-turbo-', '^ft:gpt\-3\.5\-turbo', 'standard', 0, '-infinity', NULL, 300000000, 600000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/ft:gpt-3.5-turbo-'),
+('openai', 'ft:gpt-4o', '^ft:gpt\-4o\-2024\-', 'standard', 0, '-infinity', NULL, 375000000, 1500000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/ft:gpt-4o'),
+('openai', 'ft:gpt-4o-mini', '^ft:gpt\-4o\-mini\-2024\-', 'standard', 0, '-infinity', NULL, 30000000, 120000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/ft:gpt-4o-mini'),
+('openai', 'gpt-3.5-0301', '(?:^gpt\-3\.5\-turbo\-0301$|^gpt\-3\.5\-0301$)', 'standard', 0, '-infinity', NULL, 150000000, 200000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-3.5-0301'),
+('openai', 'gpt-4o-mini-2024-07-18.ft-', '^gpt\-4o\-mini\-2024\-07\-18\.ft\-', 'standard', 0, '-infinity', NULL, 30000000, 120000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-4o-mini-2024-07-18.ft-'),
+('openai', 'gpt-4o-mini-audio-preview', '^gpt\-4o\-mini\-audio', 'standard', 0, '-infinity', NULL, 15000000, 60000000, NULL, NULL, NULL, NULL, 15000000, NULL, 'genai-prices: openai/gpt-4o-mini-audio-preview'),
+('openai', 'gpt-4o-mini-realtime-preview', '^gpt\-4o\-mini\-realtime', 'standard', 0, '-infinity', NULL, 60000000, 240000000, 30000000, NULL, NULL, NULL, 1000000000, 2000000000, 'genai-prices: openai/gpt-4o-mini-realtime-preview'),
+('openai', 'gpt-4o-mini-transcribe', '^gpt\-4o\-mini\-transcribe$', 'standard', 0, '-infinity', NULL, 125000000, 500000000, NULL, NULL, NULL, NULL, 300000000, NULL, 'genai-prices: openai/gpt-4o-mini-transcribe'),
+('openai', 'gpt-4o-mini-tts', '^gpt\-4o\-mini\-tts$', 'standard', 0, '-infinity', NULL, 60000000, 1200000000, NULL, NULL, NULL, NULL, NULL, 1200000000, 'genai-prices: openai/gpt-4o-mini-tts'),
+('openai', 'gpt-4o-search-preview', '(?:^gpt\-4o\-search\-preview$|^gpt\-4o\-search\-preview\-2025\-03\-11$)', 'standard', 0, '-infinity', NULL, 250000000, 1000000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-4o-search-preview'),
+('openai', 'gpt-4o-transcribe', '(?:^gpt\-4o\-transcribe$|^gpt\-4o\-transcribe\-diarize$)', 'standard', 0, '-infinity', NULL, 250000000, 1000000000, NULL, NULL, NULL, NULL, 600000000, NULL, 'genai-prices: openai/gpt-4o-transcribe'),
+('openai', 'gpt-4o:extended', '^gpt\-4o:extended$', 'standard', 0, '-infinity', NULL, 600000000, 1800000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-4o:extended'),
+('openai', 'gpt-5-image', '^gpt\-5\-image$', 'standard', 0, '-infinity', NULL, 1000000000, 1000000000, 125000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-5-image'),
+('openai', 'gpt-5-image-mini', '^gpt\-5\-image\-mini$', 'standard', 0, '-infinity', NULL, 250000000, 200000000, 25000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-5-image-mini'),
+('openai', 'gpt-5.1-codex-mini', '(?:^gpt\-5\.1\-codex\-mini$|^gpt\-5\.1\-mini$|^gpt\-5\-1\-codex\-mini$|^gpt\-5\-1\-mini$)', 'standard', 0, '-infinity', 400000, 25000000, 200000000, 2500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-5.1-codex-mini'),
+('openai', 'gpt-5.3', '(?:^gpt\-5\.3$|^gpt\-5\-3$|^gpt\-5\.3\-chat$|^gpt\-5\.3\-chat\-latest$|^gpt\-5\-3\-chat$|^gpt\-5\-3\-chat\-latest$)', 'standard', 0, '-infinity', 128000, 175000000, 1400000000, 17500000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-5.3'),
+('openai', 'gpt-5.4-image-2', '^gpt\-5\.4\-image\-2$', 'standard', 0, '-infinity', NULL, 800000000, 1500000000, 200000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-5.4-image-2'),
+('openai', 'gpt-audio', '(?:^gpt\-audio$|^gpt\-audio\-2025\-08\-28$|^gpt\-audio\-1\.5$)', 'standard', 0, '-infinity', NULL, 250000000, 1000000000, NULL, NULL, NULL, NULL, 3200000000, 6400000000, 'genai-prices: openai/gpt-audio'),
+('openai', 'gpt-audio-mini', '(?:^gpt\-audio\-mini$|^gpt\-audio\-mini\-2025\-10\-06$|^gpt\-audio\-mini\-2025\-12\-15$)', 'standard', 0, '-infinity', NULL, 60000000, 240000000, NULL, NULL, NULL, NULL, 1000000000, 2000000000, 'genai-prices: openai/gpt-audio-mini'),
+('openai', 'gpt-chat-latest', '^gpt\-chat\-latest$', 'standard', 0, '-infinity', NULL, 500000000, 3000000000, 50000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-chat-latest'),
+('openai', 'gpt-image-1-mini', '(?:^gpt\-image\-1\-mini$)', 'standard', 0, '-infinity', NULL, 200000000, 0, 20000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-image-1-mini'),
+('openai', 'gpt-image-1.5', '(?:^gpt\-image\-1\.5$|^gpt\-image\-1\.5\-2025\-12\-16$)', 'standard', 0, '-infinity', NULL, 500000000, 1000000000, 125000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-image-1.5'),
+('openai', 'gpt-image-2', '(?:^gpt\-image\-2$|^gpt\-image\-2\-2026\-04\-21$)', 'standard', 0, '-infinity', NULL, 500000000, 0, 125000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-image-2'),
+('openai', 'gpt-oss-120b', '^gpt\-oss\-120b$', 'standard', 0, '-infinity', NULL, 3900000, 18000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-oss-120b'),
+('openai', 'gpt-oss-20b', '^gpt\-oss\-20b$', 'standard', 0, '-infinity', NULL, 2900000, 14000000, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-oss-20b'),
+('openai', 'gpt-oss-safeguard-20b', '^gpt\-oss\-safeguard\-20b$', 'standard', 0, '-infinity', NULL, 7500000, 30000000, 3700000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/gpt-oss-safeguard-20b'),
+('openai', 'gpt-realtime', '(?:^gpt\-realtime$|^gpt\-realtime\-2025\-08\-28$|^gpt\-realtime\-1\.5$)', 'standard', 0, '-infinity', NULL, 400000000, 1600000000, 40000000, NULL, NULL, NULL, 3200000000, 6400000000, 'genai-prices: openai/gpt-realtime'),
+('openai', 'gpt-realtime-2', '(?:^gpt\-realtime\-2$)', 'standard', 0, '-infinity', NULL, 400000000, 2400000000, 40000000, NULL, NULL, NULL, 3200000000, 6400000000, 'genai-prices: openai/gpt-realtime-2'),
+('openai', 'gpt-realtime-mini', '(?:^gpt\-realtime\-mini$|^gpt\-realtime\-mini\-2025\-12\-15$|^gpt\-realtime\-mini\-2025\-10\-06$)', 'standard', 0, '-infinity', NULL, 60000000, 240000000, 6000000, NULL, NULL, NULL, 1000000000, 2000000000, 'genai-prices: openai/gpt-realtime-mini'),
+('openai', 'moderation', 'moderation', 'standard', 0, '-infinity', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/moderation'),
+('openai', 'o3-deep-research', '(?:^o3\-deep\-research$|^o3\-deep\-research\-2025\-06\-26$)', 'standard', 0, '-infinity', NULL, 1000000000, 4000000000, 250000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/o3-deep-research'),
+('openai', 'o4-mini-deep-research', '(?:^o4\-mini\-deep\-research$|^o4\-mini\-deep\-research\-2025\-06\-26$)', 'standard', 0, '-infinity', NULL, 200000000, 800000000, 50000000, NULL, NULL, NULL, NULL, NULL, 'genai-prices: openai/o4-mini-deep-research')
+ON CONFLICT DO NOTHING;
+UPDATE aos_cus.cus_model_prices p SET context_window = w.context_window FROM (VALUES
+('anthropic', 'claude-fable-5', 1000000),
+('anthropic', 'claude-opus-4-6', 200000),
+('anthropic', 'claude-opus-4-7', 1000000),
+('anthropic', 'claude-opus-4-8', 1000000),
+('anthropic', 'claude-opus-5', 1000000),
+('anthropic', 'claude-sonnet-4-6', 1000000),
+('anthropic', 'claude-sonnet-5', 1000000),
+('google', 'gemini-2.0-flash', 1000000),
+('google', 'gemini-2.5-flash-lite', 1000000),
+('google', 'gemini-3-flash-preview', 1000000),
+('google', 'gemini-3.1-flash-lite', 1000000),
+('google', 'gemini-3.5-flash', 1000000),
+('google', 'gemini-3.5-flash-lite', 1000000),
+('google', 'gemini-3.6-flash', 1000000),
+('google', 'gemini-pro', 32768),
+('openai', 'gpt-3.5-turbo', 16385),
+('openai', 'gpt-3.5-turbo-0613', 16385),
+('openai', 'gpt-3.5-turbo-1106', 16385),
+('openai', 'gpt-3.5-turbo-16k', 16385),
+('openai', 'gpt-3.5-turbo-instruct', 16385),
+('openai', 'gpt-4', 8192),
+('openai', 'gpt-4-32k', 32000),
+('openai', 'gpt-4-turbo', 128000),
+('openai', 'gpt-4.1', 1000000),
+('openai', 'gpt-4.1-mini', 1000000),
+('openai', 'gpt-4.1-nano', 1000000),
+('openai', 'gpt-4o', 128000),
+('openai', 'gpt-4o-audio-preview', 128000),
+('openai', 'gpt-4o-mini', 128000),
+('openai', 'gpt-5', 400000),
+('openai', 'gpt-5-mini', 400000),
+('openai', 'gpt-5-nano', 400000),
+('openai', 'gpt-5-pro', 400000),
+('openai', 'gpt-5.1', 400000),
+('openai', 'gpt-5.2', 400000),
+('openai', 'gpt-5.2-pro', 400000),
+('openai', 'gpt-5.3-codex', 400000),
+('openai', 'gpt-5.4', 1050000),
+('openai', 'gpt-5.4-mini', 400000),
+('openai', 'gpt-5.4-nano', 400000),
+('openai', 'gpt-5.4-pro', 1050000),
+('openai', 'gpt-5.6-luna', 1050000),
+('openai', 'gpt-5.6-sol', 1050000),
+('openai', 'gpt-5.6-terra', 1050000),
+('openai', 'o1', 128000),
+('openai', 'o1-mini', 128000),
+('openai', 'text-embedding-3-large', 8192),
+('openai', 'text-embedding-3-small', 8192),
+('openai', 'text-embedding-ada-002', 8192)
+) AS w(provider, model, context_window)
+ WHERE p.provider::pg_catalog.text OPERATOR(pg_catalog.=) w.provider
+   AND p.model OPERATOR(pg_catalog.=) w.model AND p.source OPERATOR(pg_catalog.~~) 'langfuse: %';
+-- END GENERATED by scripts/price_seed.py.
+
+-- Model facts (issue 16): estimate_call() sizes and prices a call before it is made; call_input_tokens() is its count.
+-- Estimated input tokens of a call's input (a chat messages array or a string), the one place a pre-call count
+-- is made: estimate_tokens() per string, plus the chat format's overhead (3 per message, 1 per name, 3 for the
+-- reply). Non-text content parts (images, audio, files) are not counted. 22023 names a malformed element;
+-- over 4 MiB of JSON text is 54000.
+CREATE FUNCTION aos_cus.call_input_tokens(model text, input jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    total bigint := 3;
+    size bigint;
+    m jsonb;
+    i bigint;
+    part jsonb;
+    j bigint;
+    kv record;
+BEGIN
+    IF call_input_tokens.input IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'input must not be null';
+    END IF;
+    size := pg_catalog.octet_length(call_input_tokens.input::pg_catalog.text);
+    IF size OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
+        RETURN aos_cus.estimate_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
+       OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'input must be a string or a non-empty chat messages array';
+    END IF;
+    FOR m, i IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                  FROM pg_catalog.jsonb_array_elements(call_input_tokens.input) WITH ORDINALITY AS e(value, ord) LOOP
+        IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s] must be a JSON object', i);
+        END IF;
+        IF pg_catalog.jsonb_typeof(m OPERATOR(pg_catalog.->) 'role') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s].role must be a string', i);
+        END IF;
+        total := total OPERATOR(pg_catalog.+) 3;
+        FOR kv IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(m) AS e(key, value) LOOP
+            IF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'array' THEN
+                FOR part, j IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                                 FROM pg_catalog.jsonb_array_elements(kv.value) WITH ORDINALITY AS e(value, ord) LOOP
+                    IF pg_catalog.jsonb_typeof(part) OPERATOR(pg_catalog.<>) 'object' THEN
+                        RAISE EXCEPTION USING ERRCODE = '22023',
+                            MESSAGE = pg_catalog.format('input[%s].content[%s] must be a JSON object', i, j);
+                    END IF;
+                    IF part OPERATOR(pg_catalog.?) 'text' THEN
+                        IF pg_catalog.jsonb_typeof(part OPERATOR(pg_catalog.->) 'text') OPERATOR(pg_catalog.<>) 'string' THEN
+                            RAISE EXCEPTION USING ERRCODE = '22023',
+                                MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
+                        END IF;
+                        total := total OPERATOR(pg_catalog.+)
+                                 aos_cus.estimate_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                    END IF;
+                END LOOP;
+            ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
+                  AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                    MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
+                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                                                                               call_input_tokens.model)
+                         OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                -- Tool calls and other structured members: their JSON text.
+                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
+    'estimated input tokens of a chat messages array or a string (estimate_tokens plus the chat overhead)';
+
+-- A call's size and cost before it is made, with the prices and limits in force at "at".
+CREATE FUNCTION aos_cus.estimate_call(provider text, model text, input jsonb, max_output_tokens integer,
+    service_tier text DEFAULT 'standard', at timestamptz DEFAULT pg_catalog.now(),
+    OUT price_provider text, OUT canonical_model text, OUT input_tokens bigint, OUT worst_case_output_tokens bigint,
+    OUT context_window integer, OUT exceeds_context_window boolean, OUT estimated_cost_microcents bigint,
+    OUT worst_case_cost_microcents bigint, OUT reason text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    model_max integer;
+BEGIN
+    IF estimate_call.provider IS NULL OR estimate_call.model IS NULL OR estimate_call.service_tier IS NULL
+       OR estimate_call.at IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, service_tier and at must not be null';
+    END IF;
+    IF estimate_call.max_output_tokens OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'max_output_tokens must be positive';
+    END IF;
+    SELECT r.price_provider, r.canonical_model INTO estimate_call.price_provider, estimate_call.canonical_model
+      FROM aos_cus.resolve_model(estimate_call.provider, estimate_call.model) r;
+    estimate_call.input_tokens := aos_cus.call_input_tokens(estimate_call.model, estimate_call.input);
+    IF estimate_call.canonical_model IS NULL THEN
+        reason := pg_catalog.format('no price for model %L of provider %s', pg_catalog.left(estimate_call.model, 200),
+                                    estimate_call.provider);
+        worst_case_output_tokens := estimate_call.max_output_tokens;
+        RETURN;
+    END IF;
+    -- Limits of the model's base row in force at "at".
+    SELECT p.context_window, p.max_output_tokens INTO estimate_call.context_window, model_max
+      FROM aos_cus.cus_model_prices p
+     WHERE p.provider OPERATOR(pg_catalog.=) estimate_call.price_provider::aos_cus.provider
+       AND p.model OPERATOR(pg_catalog.=) estimate_call.canonical_model
+       AND p.effective_from OPERATOR(pg_catalog.<=) estimate_call.at
+     ORDER BY p.min_prompt_tokens, p.effective_from DESC, p.id DESC
+     LIMIT 1;
+    worst_case_output_tokens := COALESCE(estimate_call.max_output_tokens, model_max,
+        CASE WHEN estimate_call.context_window IS NOT NULL
+             THEN GREATEST(estimate_call.context_window OPERATOR(pg_catalog.-) estimate_call.input_tokens, 0) END);
+    exceeds_context_window := estimate_call.input_tokens OPERATOR(pg_catalog.+)
+                              COALESCE(worst_case_output_tokens, 0) OPERATOR(pg_catalog.>) estimate_call.context_window;
+    estimated_cost_microcents := aos_cus.cost_microcents(estimate_call.provider, estimate_call.model,
+        estimate_call.input_tokens, 0, service_tier => estimate_call.service_tier, at => estimate_call.at);
+    -- Worst case: every output token at the higher of the output and reasoning prices.
+    worst_case_cost_microcents := CASE WHEN worst_case_output_tokens IS NOT NULL THEN GREATEST(
+        aos_cus.cost_microcents(estimate_call.provider, estimate_call.model, estimate_call.input_tokens,
+            worst_case_output_tokens, service_tier => estimate_call.service_tier, at => estimate_call.at),
+        aos_cus.cost_microcents(estimate_call.provider, estimate_call.model, estimate_call.input_tokens,
+            worst_case_output_tokens, reasoning_tokens => worst_case_output_tokens,
+            service_tier => estimate_call.service_tier, at => estimate_call.at)) END;
+    IF estimated_cost_microcents IS NULL THEN
+        reason := pg_catalog.format('no price of model %s in force at %s UTC', estimate_call.canonical_model,
+                                    (estimate_call.at AT TIME ZONE 'UTC')::pg_catalog.text);
+    ELSIF worst_case_output_tokens IS NULL THEN
+        reason := 'max_output_tokens not given and the model''s output limit and context window are unknown';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.estimate_call(text, text, jsonb, integer, text, timestamptz) IS
+    'estimated input tokens, worst-case output tokens, estimated and worst-case cost and context window check of a call';
+
+REVOKE ALL ON FUNCTION aos_cus.call_input_tokens(text, jsonb),
+    aos_cus.estimate_call(text, text, jsonb, integer, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.call_input_tokens(text, jsonb),
+    aos_cus.estimate_call(text, text, jsonb, integer, text, timestamptz)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+
+-- OpenTelemetry GenAI (issue 16): extract_usage() also reads span attributes (provider 'otel', or any provider).
+COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
+    'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
 -- Layered budgets (issue 14): usage rows name their subject and tags; limits per scope (tenant, subject, tag) in
 -- cus_scope_limits; check() takes subject, tags and model (the 5-argument calls keep working through the defaults).
 ALTER TABLE aos_cus.cus_llm_usage

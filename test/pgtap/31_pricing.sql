@@ -9,7 +9,7 @@
 \set bedrock `cat test/fixtures/usage/bedrock_converse.json`
 \set cookbook `cat test/fixtures/estimate/openai_cookbook_messages.json`
 BEGIN;
-SELECT plan(158);
+SELECT plan(162);
 
 -- Cost of an extract_usage() result at a model's standard price now.
 CREATE FUNCTION pg_temp.cost_of(provider text, model text, u jsonb) RETURNS bigint LANGUAGE sql AS $$
@@ -31,21 +31,29 @@ SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('openai', 'gpt-4o-2
 SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('openai', 'gpt-4.1-mini-20990101')), 'gpt-4.1-mini',
     'compact snapshot dates fall back too');
 SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('aws_bedrock', 'anthropic.claude-sonnet-4-5-20250929-v1:0')),
-    '(anthropic,claude-sonnet-4-5-20250929)', 'Bedrock id');
+    '(aws_bedrock,regional.anthropic.claude-sonnet-4-5-20250929-v1:0)', 'Bedrock id: Bedrock''s own (regional) price');
 SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('aws_bedrock', 'eu.anthropic.claude-3-5-haiku-20241022-v1:0')),
-    'claude-3-5-haiku-20241022', 'Bedrock id with a region prefix');
+    'regional.anthropic.claude-3-5-haiku-20241022-v1:0', 'Bedrock id with a region prefix');
+SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('aws_bedrock', 'global.anthropic.claude-sonnet-4-5-20250929-v1:0')),
+    '(aws_bedrock,global.anthropic.claude-sonnet-4-5-20250929-v1:0)', 'Bedrock global inference profile');
+SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('aws_bedrock', 'anthropic.claude-opus-1-v1:0')),
+    NULL, 'a Bedrock Claude id Bedrock does not price resolves to nothing on Bedrock');
 SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('google', 'claude-sonnet-4-5@20250929')),
-    '(anthropic,claude-sonnet-4-5-20250929)', 'Vertex AI Claude id');
+    '(google,claude-4-sonnet)', 'Vertex AI Claude id: Vertex AI''s own price');
+SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('google', 'claude-2.1@001')),
+    (SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('anthropic', 'claude-2.1@001')), 'a Claude id Vertex AI does not price falls back to Anthropic''s');
 SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('google', 'gemini-2.0-flash-001@001')), 'gemini-2.0-flash-001', 'Vertex version suffix');
 SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('google', 'models/gemini-2.5-flash')), 'gemini-2.5-flash', 'Gemini API models/ prefix');
 SELECT is((SELECT canonical_model FROM aos_cus.resolve_model('openai', 'ft:gpt-3.5-turbo-0613:acme::8abc')), 'ft:gpt-3.5-turbo-0613', 'fine-tuned model');
 SELECT is((SELECT row(price_provider, canonical_model)::text FROM aos_cus.resolve_model('azure_openai', 'azure/gpt-4o')),
     '(openai,gpt-4o)', 'Azure OpenAI falls back to OpenAI prices');
 SELECT is(aos_cus.cost_microcents('aws_bedrock', 'us.anthropic.claude-sonnet-4-5-20250929-v1:0', 1000, 1000),
-    aos_cus.cost_microcents('anthropic', 'claude-sonnet-4-5-20250929', 1000, 1000), 'a Bedrock id costs what its model costs');
+    1980000::bigint, 'a regional Bedrock id costs Bedrock''s regional price ($3.30/$16.50 per 1M)');
+SELECT is(aos_cus.cost_microcents('aws_bedrock', 'global.anthropic.claude-sonnet-4-5-20250929-v1:0', 1000, 1000),
+    aos_cus.cost_microcents('anthropic', 'claude-sonnet-4-5-20250929', 1000, 1000), 'a global Bedrock id costs what Anthropic charges');
 SELECT is((SELECT count(*) FROM aos_cus.resolve_model('openai', 'gpt-unknown')), 0::bigint, 'unknown model: no row');
 SELECT is(aos_cus.cost_microcents('openai', 'gpt-unknown', 1, 1), NULL::bigint, 'unknown model: cost is NULL');
-SELECT is(aos_cus.cost_microcents('mistral', 'mistral-large-latest', 1, 1), NULL::bigint, 'provider without prices: cost is NULL');
+SELECT is(aos_cus.cost_microcents('mistral', 'mistral-unknown-9', 1, 1), NULL::bigint, 'unknown Mistral model: cost is NULL');
 SELECT is(aos_cus.cost_microcents('anthropic', 'gpt-4o', 1, 1), NULL::bigint, 'a model of another provider is unknown');
 SELECT is(aos_cus.cost_breakdown('openai', 'gpt-unknown', 1, 1), NULL::jsonb, 'unknown model: breakdown is NULL');
 

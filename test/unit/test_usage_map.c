@@ -86,6 +86,49 @@ test_gemini(void)
 	CHECK(aos_cus_usage_map_gemini(&c, &t) != NULL);
 }
 
+/* OTel GenAI attributes: cached tokens and reasoning are inside the totals and come out of them once. */
+static void
+test_otel(void)
+{
+	AosUsageCounters c = counters();
+	AosTokens	t;
+
+	CHECK(aos_cus_usage_map_otel(&c, &t) != NULL);
+	c.prompt = 15521;
+	CHECK(aos_cus_usage_map_otel(&c, &t) == NULL && t.input == 15521 && t.output == 0);
+	c.completion = 393;
+	c.cached = 12000;
+	c.cache_creation = 3500;
+	CHECK(aos_cus_usage_map_otel(&c, &t) == NULL);
+	CHECK(t.input == 21 && t.cache_read == 12000 && t.cache_write == 3500 && t.cache_write_1h == 0 && t.output == 393);
+	CHECK(t.reasoning == 0 && t.input_audio == 0 && t.output_audio == 0);
+	CHECK(t.input + t.cache_read + t.cache_write == c.prompt);
+	c.cache_creation = 3522;
+	CHECK(aos_cus_usage_map_otel(&c, &t) != NULL);
+	c.cache_creation = 3521;
+	CHECK(aos_cus_usage_map_otel(&c, &t) == NULL && t.input == 0);
+	c.reasoning = 393;
+	CHECK(aos_cus_usage_map_otel(&c, &t) == NULL && t.output == 393 && t.reasoning == 393);
+	c.reasoning = 394;
+	CHECK(aos_cus_usage_map_otel(&c, &t) != NULL);
+}
+
+/* OTel provider names, current and deprecated, map to aos_cus providers; others to none. */
+static void
+test_otel_provider(void)
+{
+	CHECK(aos_cus_otel_provider("openai", 6) == aos_provider_parse("openai", 6));
+	CHECK(aos_cus_otel_provider("aws.bedrock", 11) == aos_provider_parse("aws_bedrock", 11));
+	CHECK(aos_cus_otel_provider("gcp.vertex_ai", 13) == aos_provider_parse("google", 6));
+	CHECK(aos_cus_otel_provider("gcp.gemini", 10) == aos_provider_parse("google", 6));
+	CHECK(aos_cus_otel_provider("azure.ai.openai", 15) == aos_provider_parse("azure_openai", 12));
+	CHECK(aos_cus_otel_provider("mistral_ai", 10) == aos_provider_parse("mistral", 7));
+	CHECK(aos_cus_otel_provider("anthropic", 9) == aos_provider_parse("anthropic", 9));
+	CHECK(aos_cus_otel_provider("cohere", 6) == -1);
+	CHECK(aos_cus_otel_provider("openai2", 7) == -1);
+	CHECK(aos_cus_otel_provider("opena", 5) == -1);
+}
+
 /* Run every usage mapping case. */
 int
 main(void)
@@ -93,5 +136,7 @@ main(void)
 	test_openai();
 	test_anthropic();
 	test_gemini();
+	test_otel();
+	test_otel_provider();
 	return UNIT_DONE();
 }
