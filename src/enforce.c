@@ -129,6 +129,10 @@
 /* Lock tag field 4 that marks those locks in pg_locks (advisory). */
 #define ENF_LOCKTAG_CLASS 0xA05C
 #define ENF_CALL_ID_MAX 255
+/* Scope kinds counted in stat_enforcement(), in the order of kind_names. */
+#define ENF_KINDS 4
+static const char *const kind_names[ENF_KINDS] = {"integration", "tenant", "subject", "tag"};
+
 /* Scope instances one call touches: its integration, the tenant, its subject and each tag. */
 #define ENF_MAX_SCOPES (3 + AOS_TAGS_MAX)
 
@@ -244,6 +248,10 @@ typedef struct EnfShared
 	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
 	pg_atomic_uint64 evictions;
+	/* Per scope kind (integration, tenant, subject, tag): entries cached, evicted, (re)built. */
+	pg_atomic_uint64 kind_entries[ENF_KINDS];
+	pg_atomic_uint64 kind_evictions[ENF_KINDS];
+	pg_atomic_uint64 kind_rebuilds[ENF_KINDS];
 	pg_atomic_uint64 log_skipped;	/* warned/blocked decisions not logged: read-only transaction */
 	pg_atomic_uint64 decisions[AOS_DECISION_COUNT][AOS_REASON_COUNT];
 } EnfShared;
@@ -352,6 +360,27 @@ aos_cus_enforce_shmem_request(void)
 	RequestNamedLWLockTranche("aos_cus enforcement", 2);
 }
 
+/* Hash of an entry key: its fixed part and its scope text up to the NUL (the rest is padding). */
+static uint32
+enf_key_hash(const void *key, Size keysize)
+{
+	const EnfKey *k = (const EnfKey *) key;
+
+	StaticAssertStmt(offsetof(EnfKey, scope) == sizeof(Oid) + 2 * sizeof(pg_uuid_t), "EnfKey has no padding");
+	return hash_combine(hash_bytes((const unsigned char *) k, offsetof(EnfKey, scope)),
+						hash_bytes((const unsigned char *) k->scope, strlen(k->scope)));
+}
+
+/* 0 when two entry keys are equal (dynahash's match convention). */
+static int
+enf_key_match(const void *a, const void *b, Size keysize)
+{
+	const EnfKey *x = (const EnfKey *) a;
+	const EnfKey *y = (const EnfKey *) b;
+
+	return memcmp(x, y, offsetof(EnfKey, scope)) != 0 || strcmp(x->scope, y->scope) != 0;
+}
+
 /* Create or attach the state (under AddinShmemInitLock). */
 void
 aos_cus_enforce_shmem_init(void)
@@ -373,6 +402,12 @@ aos_cus_enforce_shmem_init(void)
 		pg_atomic_init_u64(&enf->next_expiry, (uint64) PG_INT64_MAX);
 		pg_atomic_init_u64(&enf->limits_version, 1);
 		pg_atomic_init_u64(&enf->evictions, 0);
+		for (int k = 0; k < ENF_KINDS; k++)
+		{
+			pg_atomic_init_u64(&enf->kind_entries[k], 0);
+			pg_atomic_init_u64(&enf->kind_evictions[k], 0);
+			pg_atomic_init_u64(&enf->kind_rebuilds[k], 0);
+		}
 		pg_atomic_init_u64(&enf->log_skipped, 0);
 		for (int d = 0; d < AOS_DECISION_COUNT; d++)
 			for (int r = 0; r < AOS_REASON_COUNT; r++)
@@ -380,8 +415,10 @@ aos_cus_enforce_shmem_init(void)
 	}
 	info.keysize = sizeof(EnfKey);
 	info.entrysize = sizeof(EnfEntry);
+	info.hash = enf_key_hash;
+	info.match = enf_key_match;
 	enf_hash = ShmemInitHash("aos_cus enforcement integrations", max_integrations, max_integrations,
-							 &info, HASH_ELEM | HASH_BLOBS);
+							 &info, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 	info.keysize = sizeof(EnfResKey);
 	info.entrysize = sizeof(EnfReservation);
 	res_hash = ShmemInitHash("aos_cus enforcement reservations", max_reservations, max_reservations,
@@ -592,7 +629,7 @@ stripe_locktag(LOCKTAG *tag, uint32 n)
 static uint32
 stripe_of(const EnfKey *key)
 {
-	return (uint32) (hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0) % ENF_LOCK_STRIPES);
+	return enf_key_hash(key, sizeof(EnfKey)) % ENF_LOCK_STRIPES;
 }
 
 /* Before the commit makes our usage visible: hold the stripes of its deltas until the deltas are applied. */
@@ -1433,6 +1470,17 @@ capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const ch
 					 setting)));
 }
 
+/* The scope kind of an entry key (index into kind_names). */
+static int
+key_kind(const EnfKey *key)
+{
+	if (key->scope[0] == '\0')
+		return 0;
+	if (strcmp(key->scope, "tenant") == 0)
+		return 1;
+	return strncmp(key->scope, "subject:", 8) == 0 ? 2 : 3;
+}
+
 /* Evict e: out of its lists, its tenant's count and the hash (lock exclusive). */
 static void
 evict_entry(EnfEntry *e)
@@ -1444,6 +1492,8 @@ evict_entry(EnfEntry *e)
 		hash_search(tenant_hash, &t->key, HASH_REMOVE, NULL);
 	hash_search(enf_hash, &e->key, HASH_REMOVE, NULL);
 	pg_atomic_fetch_add_u64(&enf->evictions, 1);
+	pg_atomic_fetch_sub_u64(&enf->kind_entries[key_kind(&e->key)], 1);
+	pg_atomic_fetch_add_u64(&enf->kind_evictions[key_kind(&e->key)], 1);
 }
 
 /*
@@ -1501,6 +1551,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		dlist_init(&t->lru.rate);
 	}
 	t->nentries++;
+	pg_atomic_fetch_add_u64(&enf->kind_entries[key_kind(key)], 1);
 	memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
 	SpinLockInit(&e->mutex);
 	e->tenant = t;
@@ -1594,6 +1645,7 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 	LWLockRelease(enf->lock);
 	if (locked)
 		LockRelease(&tag, ExclusiveLock, false);
+	pg_atomic_fetch_add_u64(&enf->kind_rebuilds[key_kind(key)], 1);
 	return ENF_LOAD_STORED;
 }
 
@@ -2887,6 +2939,22 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(names[i]);
 		values[1] = Int64GetDatum(stat[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	/* Per scope kind: entries_<kind>, evictions_<kind>, rebuilds_<kind>. */
+	for (int k = 0; k < ENF_KINDS; k++)
+	{
+		pg_atomic_uint64 *counters[3] = {&enf->kind_entries[k], &enf->kind_evictions[k], &enf->kind_rebuilds[k]};
+		static const char *const what[3] = {"entries", "evictions", "rebuilds"};
+
+		for (int w = 0; w < 3; w++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = CStringGetTextDatum(psprintf("%s_%s", what[w], kind_names[k]));
+			values[1] = Int64GetDatum((int64) pg_atomic_read_u64(counters[w]));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	return (Datum) 0;
 }

@@ -72,6 +72,13 @@ note scalar(@subject_full) . " subjects and " . scalar(@team_full) . " teams wit
 # Every subject was stopped by its own budget, or else every team (which any of its calls could name) was full.
 ok(@subject_full == 20 || @team_full == 4, 'the binding scopes admit at least limit - max estimate');
 
+# Shared memory per scope kind: one entry per scope instance, each built once from the durable rows.
+my %stat = map { split /\|/ } split /\n/, $node->safe_psql('postgres', 'SELECT name, value FROM aos_cus.stat_enforcement()');
+is_deeply([ @stat{qw(entries_integration entries_tenant entries_subject entries_tag)} ], [ 1, 1, 20, 4 ],
+	'stat_enforcement: entries per scope kind (1 integration, 1 tenant, 20 subjects, 4 teams)');
+cmp_ok($stat{rebuilds_subject}, '>=', 20, 'every subject entry was built from the durable rows');
+is($stat{evictions_subject}, 0, 'nothing was evicted');
+
 my ($spent, $reserved, $nres, $ingested, $pending) = split /\|/, $node->safe_psql('postgres', qq{
 SELECT u.spent_microcents, u.reserved_microcents, u.active_reservations,
        (SELECT coalesce(sum(est), 0) FROM admitted WHERE ingested), (SELECT coalesce(sum(est), 0) FROM admitted WHERE NOT ingested)
