@@ -12,7 +12,8 @@ OBJS        = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 # (frozen, never edited) and upgrade scripts ship as they are.
 SQL_PARTS   = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out src/sql/$(EXTENSION)--$(EXTVERSION).sql,$(wildcard src/sql/$(EXTENSION)--*.sql))
+DATA        = $(filter-out src/sql/$(EXTENSION)--$(EXTVERSION).sql,$(wildcard src/sql/$(EXTENSION)--*.sql)) \
+              $(EXTENSION)--0.1.0.control
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -Isrc -Isrc/core

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the definition of one function from the src/sql/NN_*.sql parts, as CREATE OR REPLACE, for the upgrade
-script: scripts/sql_object.py 'aos_cus.fold_usage('  (the definition runs from its CREATE FUNCTION line to the
+script: scripts/sql_object.py 'aos_cus.rollup_usage('  (the definition runs from its CREATE FUNCTION line to the
 first line ending in ';' after its body)."""
 import glob
 import sys

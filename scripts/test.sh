@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test layer; ends with one line "N passed, N failed".
-# Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, monitoring, TAP.
-# Usage: scripts/test.sh [--at '<ISO 8601 instant>'] [--layers unit,fuzz,regress,pgtap,isolation,monitoring,tap]
+# Layers: C unit tests, libFuzzer, pg_regress, pgTAP (fresh and upgraded install), isolation, the README's examples,
+# monitoring, TAP, the Node.js client.
+# Usage: scripts/test.sh [--at '<ISO 8601 instant>'] [--layers unit,fuzz,regress,pgtap,isolation,readme,monitoring,tap,node]
 #                        [--tap 'test/t/070_*.pl ...']
 #   --at      servers and clients run under a fake clock that starts at that instant (libfaketime)
 #   --layers  only these layers (default: all); --tap only these TAP test files (default: test/t/*.pl)
@@ -10,7 +11,7 @@ export AOS_CUS_INSTANCE=test
 . "$(dirname "$0")/common.sh"
 cd "$REPO"
 
-LAYERS=unit,fuzz,regress,pgtap,isolation,monitoring,tap,node
+LAYERS=unit,fuzz,regress,pgtap,isolation,readme,monitoring,tap,node
 TAP_TESTS=
 args=()
 while [ $# -gt 0 ]; do
@@ -147,6 +148,21 @@ as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" --bindir="$BINDIR" --h
 cat "$OUT/isolation.log"
 [ -f "$OUT/isolation/regression.diffs" ] && head -n 200 "$OUT/isolation/regression.diffs"
 regress_tally isolation "$OUT/isolation.log"
+fi
+
+# 4b. README.md is a test: its SQL and shell examples run in order on a fresh database with the extension created
+# as the README says, and print what it shows (scripts/readme_test.py states the conventions).
+if want readme; then
+pg_sql -d postgres -c "DROP DATABASE IF EXISTS aos_cus_readme" -c "CREATE DATABASE aos_cus_readme"
+pg_sql -d aos_cus_readme -c "CREATE EXTENSION aos_cus"
+PATH="$BINDIR:$PATH" python3 scripts/readme_test.py aos_cus_readme > "$OUT/readme.log" 2>&1
+cat "$OUT/readme.log"
+line=$(grep -E '^readme: [0-9]+ passed, [0-9]+ failed' "$OUT/readme.log" | tail -n 1)
+if [ -n "$line" ]; then
+	tally readme "$(echo "$line" | sed -E 's/readme: ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')"
+else
+	tally readme 0 1
+fi
 fi
 
 # 5. Monitoring: promtool on metrics() and the alert rules, the dashboard's names, a real exporter scrape.

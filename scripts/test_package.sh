@@ -79,7 +79,7 @@ status=0
 for f in "$PKGLIB/aos_cus.so" "$BIN/aos_cus_health" "$SHARE/extension/aos_cus--$version.sql" "$DOC/copyright"; do
 	[ -s "$X$f" ] || { echo "missing in the package: $f"; status=1; }
 done
-for f in aos_cus.control src/sql/aos_cus--*.sql; do
+for f in aos_cus.control aos_cus--0.1.0.control src/sql/aos_cus--*.sql; do
 	cmp "$f" "$X$SHARE/extension/$(basename "$f")" || status=1
 done
 for f in $(git ls-files monitoring); do
@@ -88,7 +88,7 @@ done
 ls "$X$DOC"/README.md* "$X$DOC"/CHANGELOG.md* >/dev/null || status=1
 [ ! -e "$X$PKGLIB/bitcode" ] || { echo "the package ships LLVM bitcode"; status=1; }
 "$X$BIN/aos_cus_health" --help 2>&1 | grep -q -- '--summary' || { echo "the packaged CLI does not run"; status=1; }
-result "package contents (library, control, install and upgrade scripts incl. the frozen 0.1.0, CLI, docs, monitoring)" $status
+result "package contents (library, control files, install and upgrade scripts incl. the frozen 0.1.0, CLI, docs, monitoring)" $status
 
 # 4. lintian: no error; each warning kept (pedantic and experimental ones too) is listed in debian/README.source.
 lintian --info --display-info --pedantic --display-experimental "$WORK"/aos-cus_"${version}"_*.changes \

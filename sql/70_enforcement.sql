@@ -123,8 +123,12 @@ SELECT pg_sleep(1.2);
 SELECT reserved_microcents, active_reservations FROM aos_cus.current_usage(:t, :b);
 RESET aos_cus.reservation_ttl;
 SELECT budget_microcents, budget_used_microcents, budget_remaining_microcents, token_limit, tokens_used, tokens_remaining,
-       rpm, enforcement_mode, timezone
+       rpm, mode, timezone
   FROM aos_cus.integration_limits(:t, :b);
+-- No limit of a kind: nothing remains to count down, so remaining is NULL (not 0).
+SELECT budget_microcents, budget_remaining_microcents IS NULL AS no_budget_remaining, token_limit,
+       tokens_remaining IS NULL AS no_tokens_remaining, mode
+  FROM aos_cus.integration_limits(:t, '70000000-0000-4000-8000-0000000000c2');
 
 -- Periods: calendar boundaries in the integration's zone, daylight saving included.
 SELECT * FROM aos_cus.limit_period_bounds('month', 'America/Los_Angeles', '2026-03-01 07:59:59.999999+00');

@@ -347,10 +347,18 @@ keyring_startup(void)
 		ereport(LOG,
 				(errmsg("aos_cus: keyring \"%s\" loaded with %d key version(s), highest %u",
 						keyring_file, keys->keyring.count, aos_cus_keyring_highest(&keys->keyring))));
-	else
+	else if (keyring_file == NULL || keyring_file[0] == '\0')
 		ereport(WARNING,
 				(errmsg("aos_cus: keyring not loaded: %s", keyring_error),
-				 errhint("Credential encryption and decryption fail until the keyring is fixed and the server restarted.")));
+				 errhint("Credential encryption and decryption fail until aos_cus.keyring_file is set and the server restarted.")));
+	else
+		/* A keyring configured but unusable would half-work (every credential failing later): refuse to start. */
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("aos_cus: keyring not loaded: %s", keyring_error),
+				 errhint("Make \"%s\" a file owned by the server's user, mode 0600, of lines \"<version>:<64 hex digits>\" "
+						 "(as that user: umask 077; printf '1:%%s\\n' \"$(openssl rand -hex 32)\" > FILE), "
+						 "or set aos_cus.keyring_file = '' to start without credential encryption.", keyring_file)));
 }
 
 /* Register the GUCs; load the keyring when preloaded; hide secret-carrying statements from the log. */

@@ -324,6 +324,7 @@ static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_check);
+PG_FUNCTION_INFO_V1(aos_cus_release_reservation);
 PG_FUNCTION_INFO_V1(aos_cus_limit_period_bounds);
 PG_FUNCTION_INFO_V1(aos_cus_check_budget_limit);
 PG_FUNCTION_INFO_V1(aos_cus_check_token_limit);
@@ -1031,7 +1032,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_settle_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_settle_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -1053,7 +1054,7 @@ aos_cus_usage_settle_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.limits_changed_trigger()", "cus_integrations");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.limits_changed_trigger()", "cus_integrations");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
@@ -1063,7 +1064,7 @@ aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_scope_limits_changed_trigger(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.scope_limits_changed_trigger()", "cus_scope_limits");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.scope_limits_changed_trigger()", "cus_scope_limits");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
@@ -1073,7 +1074,7 @@ aos_cus_scope_limits_changed_trigger(PG_FUNCTION_ARGS)
 Datum
 aos_cus_policies_changed_trigger(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.policies_changed_trigger()", "cus_policies");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.policies_changed_trigger()", "cus_policies");
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
@@ -2679,6 +2680,31 @@ read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 	read_scope_args(fcinfo, req);
 }
 
+/* True when the tenant's usage of call_id is already recorded (committed, or written by this transaction). */
+static bool
+usage_recorded(const pg_uuid_t *tenant, const char *call_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const char *sql =
+		"SELECT 1 FROM aos_cus.cus_llm_usage"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND call_id OPERATOR(pg_catalog.=) $2";
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+	AosElevation elevation;
+	bool		found;
+
+	values[0] = UUIDPGetDatum(tenant);
+	values[1] = CStringGetTextDatum(call_id);
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	if (SPI_execute_plan(aos_cus_keep_plan(&plan, sql, 2, types), values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: usage lookup failed");
+	found = SPI_processed > 0;
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+	return found;
+}
+
 /* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id, subject, tags, model). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
@@ -2696,7 +2722,16 @@ aos_cus_check(PG_FUNCTION_ARGS)
 				 errhint("Call check() on the primary. On a standby, check_budget_limit(), check_token_limit() and current_usage() read the replayed tables.")));
 	req.dims = ENF_ALL;
 	req.commit = true;
-	decide(&req, &res);
+	if (req.call_id != NULL && usage_recorded(&req.key.tenant, req.call_id))
+	{
+		/* That call happened: reserving again would hold its estimate until the TTL. */
+		decide_unknown(&req.key, &res);
+		res.decision = res.scopes[0].decision = AOS_DECISION_BLOCKED;
+		res.reason = res.scopes[0].reason = AOS_REASON_ALREADY_INGESTED;
+		res.scopes[0].dimension = NULL;
+	}
+	else
+		decide(&req, &res);
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
@@ -2788,6 +2823,41 @@ aos_cus_explain_check(PG_FUNCTION_ARGS)
 					s->tpm_refused ? "exceeded" : "ok");
 	}
 	return (Datum) 0;
+}
+
+/* release_reservation(tenant_id, call_id): frees the call's live reservation now; true when there was one. */
+Datum
+aos_cus_release_reservation(PG_FUNCTION_ARGS)
+{
+	const pg_uuid_t *tenant;
+	char	   *call_id;
+	EnfResKey	rk;
+	EnfReservation *r;
+
+	aos_cus_require_preload("aos_cus.release_reservation()");
+	tenant = uuid_arg(fcinfo, 0, "tenant_id");
+	aos_cus_require_arg(fcinfo, 1, "call_id");
+	call_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strlen(call_id) < 1 || strlen(call_id) > ENF_CALL_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	aos_cus_assert_tenant(tenant, "tenant_id");
+	memset(&rk, 0, sizeof(rk));
+	rk.dbid = MyDatabaseId;
+	rk.tenant = *tenant;
+	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
+	LWLockAcquire(enf->lock, LW_SHARED);
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+	if (r != NULL)
+	{
+		release_reservation(r);
+		publish_next_expiry();
+	}
+	LWLockRelease(enf->res_lock);
+	LWLockRelease(enf->lock);
+	PG_RETURN_BOOL(r != NULL);
 }
 
 /* A single-dimension probe: the same precedence, no reservation, nothing counted. */

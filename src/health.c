@@ -175,7 +175,7 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.health_queue_wake()", "cus_health_checks");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.health_queue_wake()", "cus_health_checks");
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(health_xact_callback, NULL);

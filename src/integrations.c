@@ -60,3 +60,32 @@ aos_cus_is_iana_timezone(PG_FUNCTION_ARGS)
 		load_zone_names();
 	PG_RETURN_BOOL(bsearch(&name, zone_names, zone_count, sizeof(char *), compare_names) != NULL);
 }
+
+PG_FUNCTION_INFO_V1(aos_cus_raise_error);
+
+/*
+ * SQL raise_error(sqlstate, message, detail, hint): raises that error with no CONTEXT lines. The API functions
+ * re-raise what their helpers raised through it, so a user sees the message, never the helpers' call stack.
+ * Empty detail or hint means none.
+ */
+Datum
+aos_cus_raise_error(PG_FUNCTION_ARGS)
+{
+	char	   *state = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *message = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *detail = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *hint = text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	if (strlen(state) != 5 || strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sqlstate must be five digits or capital letters, not \"%s\"", state)));
+	/* Every handler that catches this restores the context stack it saved. */
+	error_context_stack = NULL;
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4])),
+			 errmsg_internal("%s", message),
+			 detail[0] ? errdetail_internal("%s", detail) : 0,
+			 hint[0] ? errhint("%s", hint) : 0));
+	PG_RETURN_VOID();
+}

@@ -484,7 +484,7 @@ aos_cus_prices_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.prices_changed()", "cus_model_prices");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.prices_changed()", "cus_model_prices");
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

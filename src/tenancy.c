@@ -346,7 +346,7 @@ aos_cus_platform_table_guard(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	const char *op;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.platform_table_guard()", NULL);
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.platform_table_guard()", NULL);
 	if (creating_extension)
 		return PointerGetDatum(NULL);
 	op = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ? "INSERT into" :
@@ -362,7 +362,7 @@ aos_cus_tenant_logins_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.tenant_logins_changed()", "cus_tenant_logins");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.tenant_logins_changed()", "cus_tenant_logins");
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

@@ -125,7 +125,7 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2];
 
-	aos_cus_require_trigger_on(fcinfo, "aos_cus.usage_price_trigger()", "cus_llm_usage");
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_price_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 		ereport(ERROR,

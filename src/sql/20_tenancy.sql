@@ -1,7 +1,7 @@
 -- Row-level security: a session sees and writes only its current tenant's rows; aos_cus_operator
 -- with no tenant set sees every tenant. Every tenant table gets the same two policies through
 -- enable_tenant_rls(), so later parts of this script call it for their tables.
-CREATE FUNCTION aos_cus.enable_tenant_rls(tbl regclass) RETURNS void
+CREATE FUNCTION aos_cus_internal.enable_tenant_rls(tbl regclass) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
@@ -13,12 +13,12 @@ BEGIN
         'WITH CHECK (aos_cus.current_tenant() IS NULL)', tbl);
 END
 $$;
-COMMENT ON FUNCTION aos_cus.enable_tenant_rls(regclass) IS 'install-time helper: tenant row-level security policies on a table';
-REVOKE ALL ON FUNCTION aos_cus.enable_tenant_rls(regclass) FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.enable_tenant_rls(regclass) IS 'install-time helper: tenant row-level security policies on a table';
+REVOKE ALL ON FUNCTION aos_cus_internal.enable_tenant_rls(regclass) FROM PUBLIC;
 
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_integrations');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_llm_usage');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_usage_daily');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_integrations');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_llm_usage');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily');
 
 -- Table privileges by role (SPEC 9). API functions add their own EXECUTE grants.
 REVOKE ALL ON ALL TABLES IN SCHEMA aos_cus FROM PUBLIC;
@@ -52,18 +52,18 @@ REVOKE ALL ON FUNCTION aos_cus.assert_no_tenant(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.assert_no_tenant(text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, pg_monitor;
 
 -- Global tables: no session acting for a tenant writes them, whatever its grants (the operator included).
-CREATE FUNCTION aos_cus.platform_table_guard() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.platform_table_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_platform_table_guard'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.platform_table_guard() IS
+COMMENT ON FUNCTION aos_cus_internal.platform_table_guard() IS
     'trigger: 42501 when a session acting for a tenant writes a table shared by every tenant';
-REVOKE ALL ON FUNCTION aos_cus.platform_table_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.platform_table_guard() FROM PUBLIC;
 CREATE TRIGGER cus_model_prices_platform_guard
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_model_prices
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.platform_table_guard();
 CREATE TRIGGER cus_rollup_state_platform_guard
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_rollup_state
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.platform_table_guard();
 -- Prices and rollup bookkeeping are the operator's; tenant roles read them.
 REVOKE INSERT, UPDATE, DELETE ON aos_cus.cus_model_prices, aos_cus.cus_rollup_state FROM aos_cus_admin;
 REVOKE USAGE, UPDATE ON SEQUENCE aos_cus.cus_model_prices_id_seq FROM aos_cus_admin;
@@ -78,19 +78,19 @@ CREATE TABLE aos_cus.cus_tenant_logins (
     bound_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE aos_cus.cus_tenant_logins IS 'login roles bound to a tenant: sessions of that login always act for it';
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_tenant_logins');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_tenant_logins');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_tenant_logins', '');
 CREATE TRIGGER cus_tenant_logins_platform_guard
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_tenant_logins
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
-CREATE FUNCTION aos_cus.tenant_logins_changed() RETURNS trigger
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.platform_table_guard();
+CREATE FUNCTION aos_cus_internal.tenant_logins_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_tenant_logins_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.tenant_logins_changed() IS 'trigger: sends a relcache invalidation so sessions re-read their binding';
-REVOKE ALL ON FUNCTION aos_cus.tenant_logins_changed() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.tenant_logins_changed() IS 'trigger: sends a relcache invalidation so sessions re-read their binding';
+REVOKE ALL ON FUNCTION aos_cus_internal.tenant_logins_changed() FROM PUBLIC;
 CREATE TRIGGER cus_tenant_logins_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_tenant_logins
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.tenant_logins_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.tenant_logins_changed();
 REVOKE ALL ON aos_cus.cus_tenant_logins FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_tenant_logins TO aos_cus_operator;
 

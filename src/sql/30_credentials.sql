@@ -6,15 +6,15 @@ CREATE FUNCTION aos_cus.validate_credential_format(ref text) RETURNS text
 COMMENT ON FUNCTION aos_cus.validate_credential_format(text) IS
     'kind of a credential reference (encrypted, vault, env); 22023 for plaintext keys or malformed references';
 
-CREATE FUNCTION aos_cus.check_credential_ref(ref text) RETURNS boolean
+CREATE FUNCTION aos_cus_internal.check_credential_ref(ref text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'aos_cus_check_credential_ref'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION aos_cus.check_credential_ref(text) IS
+COMMENT ON FUNCTION aos_cus_internal.check_credential_ref(text) IS
     'CHECK of cus_integrations.credential_ref: true for a reference, else 23514 without quoting the value';
 
 -- The stored reference is never plaintext (SPEC 3): enforced in C.
 ALTER TABLE aos_cus.cus_integrations
-    ADD CONSTRAINT cus_integrations_credential_ref_is_reference CHECK (aos_cus.check_credential_ref(credential_ref));
+    ADD CONSTRAINT cus_integrations_credential_ref_is_reference CHECK (aos_cus_internal.check_credential_ref(credential_ref));
 
 CREATE FUNCTION aos_cus.encrypt_credential(tenant_id uuid, integration_id uuid, plaintext text) RETURNS text
     AS 'MODULE_PATHNAME', 'aos_cus_encrypt_credential'
@@ -132,13 +132,13 @@ COMMENT ON FUNCTION aos_cus.revoke_credential_source(uuid, text) IS
     'withdraw a tenant''s vault:// or env:// source (operator, no tenant set); integrations using it fail to resolve with 42501';
 
 -- Privileges (SPEC 9): decrypting and resolving belong to aos_cus_admin and aos_cus_worker only.
-REVOKE ALL ON FUNCTION aos_cus.validate_credential_format(text), aos_cus.check_credential_ref(text),
+REVOKE ALL ON FUNCTION aos_cus.validate_credential_format(text), aos_cus_internal.check_credential_ref(text),
     aos_cus.encrypt_credential(uuid, uuid, text), aos_cus.decrypt_credential(uuid, uuid, text),
     aos_cus.credential_reference(uuid, uuid, text), aos_cus.resolve_credential(uuid, uuid),
     aos_cus.rotate_credential(uuid, uuid, text), aos_cus.rotate_encryption_key(),
     aos_cus.rotate_encryption_key_batch(integer), aos_cus.keyring_status(),
     aos_cus.allow_credential_source(uuid, text), aos_cus.revoke_credential_source(uuid, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.validate_credential_format(text), aos_cus.check_credential_ref(text)
+GRANT EXECUTE ON FUNCTION aos_cus.validate_credential_format(text), aos_cus_internal.check_credential_ref(text)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 GRANT EXECUTE ON FUNCTION aos_cus.encrypt_credential(uuid, uuid, text), aos_cus.credential_reference(uuid, uuid, text),
     aos_cus.rotate_credential(uuid, uuid, text), aos_cus.rotate_encryption_key(),

@@ -1,25 +1,25 @@
 -- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (SPEC 4).
 
 -- Every change to the price table is announced to every backend's price cache (pricing.c).
-CREATE FUNCTION aos_cus.prices_changed() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.prices_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_prices_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.prices_changed() IS 'trigger: sends a relcache invalidation so price caches reload';
-REVOKE ALL ON FUNCTION aos_cus.prices_changed() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.prices_changed() IS 'trigger: sends a relcache invalidation so price caches reload';
+REVOKE ALL ON FUNCTION aos_cus_internal.prices_changed() FROM PUBLIC;
 CREATE TRIGGER cus_model_prices_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_model_prices
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.prices_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.prices_changed();
 
 -- Price providers searched for a caller's provider, most specific first: Azure OpenAI falls back to
 -- OpenAI prices, Bedrock to Anthropic, Google (Vertex AI also serves Claude) to Anthropic.
-CREATE FUNCTION aos_cus.price_providers(provider text) RETURNS text[]
+CREATE FUNCTION aos_cus_internal.price_providers(provider text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE provider
         WHEN 'azure_openai' THEN ARRAY['azure_openai', 'openai']
         WHEN 'aws_bedrock' THEN ARRAY['aws_bedrock', 'anthropic']
         WHEN 'google' THEN ARRAY['google', 'anthropic']
         ELSE ARRAY[provider] END;
-COMMENT ON FUNCTION aos_cus.price_providers(text) IS 'price providers searched for a provider, in order';
+COMMENT ON FUNCTION aos_cus_internal.price_providers(text) IS 'price providers searched for a provider, in order';
 
 -- Which priced model a (provider, model) names. Deterministic order, first hit wins:
 --   name variants: 1 the name as given; 2 without a leading "vendor/" path ("azure/", "models/");
@@ -46,7 +46,7 @@ BEGIN
      CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
      CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
                                 (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
-     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
       JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
                            CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
                                 WHEN names.name = ANY (p.aliases) THEN 2
@@ -210,7 +210,7 @@ COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
     'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
 
 -- Pure pricing functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
-GRANT EXECUTE ON FUNCTION aos_cus.price_providers(text), aos_cus.resolve_model(text, text),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.price_providers(text), aos_cus.resolve_model(text, text),
     aos_cus.cost_microcents(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.cost_breakdown(text, text, bigint, bigint, bigint, bigint, bigint, bigint, text, timestamptz, bigint, bigint),
     aos_cus.model_info(text, text), aos_cus.estimate_tokens(text, text), aos_cus.extract_usage(text, jsonb)

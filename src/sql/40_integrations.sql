@@ -25,7 +25,7 @@ CREATE TYPE aos_cus.integration AS (
 COMMENT ON TYPE aos_cus.integration IS 'an integration as the API returns it: credential kind and hint only';
 
 -- STABLE like jsonb_build_object, so that it is inlined into the queries that call it.
-CREATE FUNCTION aos_cus.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
+CREATE FUNCTION aos_cus_internal.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT ROW(i.tenant_id, i.id, i.name, i.provider, i.status,
                pg_catalog.split_part(i.credential_ref, '://', 1), i.credential_hint, i.base_url, i.config,
@@ -37,21 +37,21 @@ CREATE FUNCTION aos_cus.integration_of(i aos_cus.cus_integrations) RETURNS aos_c
                i.health_state, i.health_checked_at, i.health_latency_ms, i.health_error,
                i.created_at, i.updated_at, i.deleted_at)::aos_cus.integration
 $$;
-COMMENT ON FUNCTION aos_cus.integration_of(aos_cus.cus_integrations) IS
+COMMENT ON FUNCTION aos_cus_internal.integration_of(aos_cus.cus_integrations) IS
     'the API view of a cus_integrations row (credential kind and hint, limits as JSON)';
 
-CREATE FUNCTION aos_cus.is_iana_timezone(name text) RETURNS boolean
+CREATE FUNCTION aos_cus_internal.is_iana_timezone(name text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'aos_cus_is_iana_timezone'
     LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION aos_cus.is_iana_timezone(text) IS 'true when name is exactly a zone of pg_timezone_names (cached per backend)';
+COMMENT ON FUNCTION aos_cus_internal.is_iana_timezone(text) IS 'true when name is exactly a zone of pg_timezone_names (cached per backend)';
 
 -- The lifecycle, in one place: created -> enabled <-> disabled, any non-deleted state -> deleted
 -- (terminal). Any assignment of status goes through here, API call or direct UPDATE alike.
-CREATE FUNCTION aos_cus.integration_lifecycle() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
-        RAISE EXCEPTION 'aos_cus.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+        RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
             pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
     END IF;
     IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
@@ -70,14 +70,22 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.integration_lifecycle() IS 'trigger: the integration state machine; deleting wipes the credential';
+COMMENT ON FUNCTION aos_cus_internal.integration_lifecycle() IS 'trigger: the integration state machine; deleting wipes the credential';
 CREATE TRIGGER cus_integrations_lifecycle BEFORE UPDATE OF status ON aos_cus.cus_integrations
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.integration_lifecycle();
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.integration_lifecycle();
+
+-- The API functions below catch what they or their helpers raise and raise it again through this, without the
+-- helpers' call stack: a user's error has its SQLSTATE, message, detail and hint and no CONTEXT lines.
+CREATE FUNCTION aos_cus_internal.raise_error(sqlstate text, message text, detail text, hint text) RETURNS void
+    AS 'MODULE_PATHNAME', 'aos_cus_raise_error'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) IS
+    'raise an error with no CONTEXT lines (empty detail or hint: none); how the integration API re-raises its helpers'' errors';
 
 -- Limits validation (SPEC 7), in one place. limits is a patch: present keys are set, JSON null
 -- restores the default (no limit, 'month', 80, 'enforce', 'UTC'), absent keys are kept. Every key
 -- is checked before anything is written, so a bad limit never half-applies.
-CREATE FUNCTION aos_cus.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
+CREATE FUNCTION aos_cus_internal.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v jsonb := limits -> key;
@@ -91,17 +99,17 @@ BEGIN
     END IF;
     n := (v #>> '{}')::numeric;
     IF n <> pg_catalog.trunc(n) THEN
-        RAISE EXCEPTION 'limits.% must be an integer', key USING ERRCODE = '22023';
+        RAISE EXCEPTION 'limits.% must be an integer, not %', key, v USING ERRCODE = '22023';
     END IF;
     IF n < low OR n > high THEN
-        RAISE EXCEPTION 'limits.% must be between % and %', key, low, high USING ERRCODE = '22003';
+        RAISE EXCEPTION 'limits.% must be between % and %, not %', key, low, high, v USING ERRCODE = '22003';
     END IF;
     RETURN n::bigint;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.limit_integer(jsonb, text, bigint, bigint) IS 'limits validation helper: an integer key within [low, high], NULL when absent or null';
+COMMENT ON FUNCTION aos_cus_internal.limit_integer(jsonb, text, bigint, bigint) IS 'limits validation helper: an integer key within [low, high], NULL when absent or null';
 
-CREATE FUNCTION aos_cus.limit_choice(limits jsonb, key text, choices text[]) RETURNS text
+CREATE FUNCTION aos_cus_internal.limit_choice(limits jsonb, key text, choices text[]) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v jsonb := limits -> key;
@@ -110,14 +118,15 @@ BEGIN
         RETURN NULL;
     END IF;
     IF pg_catalog.jsonb_typeof(v) <> 'string' OR NOT (v #>> '{}') = ANY (choices) THEN
-        RAISE EXCEPTION 'limits.% must be one of %', key, pg_catalog.array_to_string(choices, ', ') USING ERRCODE = '22023';
+        RAISE EXCEPTION 'limits.% must be one of %, not %', key, pg_catalog.array_to_string(choices, ', '), v
+            USING ERRCODE = '22023';
     END IF;
     RETURN v #>> '{}';
 END
 $$;
-COMMENT ON FUNCTION aos_cus.limit_choice(jsonb, text, text[]) IS 'limits validation helper: a string key from a fixed list, NULL when absent or null';
+COMMENT ON FUNCTION aos_cus_internal.limit_choice(jsonb, text, text[]) IS 'limits validation helper: a string key from a fixed list, NULL when absent or null';
 
-CREATE FUNCTION aos_cus.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
+CREATE FUNCTION aos_cus_internal.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     unknown text;
@@ -132,42 +141,49 @@ BEGIN
     END IF;
     SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(limits) k
      WHERE k <> ALL (ARRAY['budget_microcents', 'budget_period', 'token_limit', 'token_period', 'rpm', 'tpm',
-                           'warn_at_pct', 'mode', 'timezone']);
+                           'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
     IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'limits has unknown key(s): %', unknown USING ERRCODE = '22023',
             HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone.';
     END IF;
     IF limits ? 'budget_microcents' THEN
-        i.budget_microcents := aos_cus.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
+        i.budget_microcents := aos_cus_internal.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
     END IF;
     IF limits ? 'budget_period' THEN
-        i.budget_period := coalesce(aos_cus.limit_choice(limits, 'budget_period', periods), 'month');
+        i.budget_period := coalesce(aos_cus_internal.limit_choice(limits, 'budget_period', periods), 'month');
     END IF;
     IF limits ? 'token_limit' THEN
-        i.token_limit := aos_cus.limit_integer(limits, 'token_limit', 0, 9223372036854775807);
+        i.token_limit := aos_cus_internal.limit_integer(limits, 'token_limit', 0, 9223372036854775807);
     END IF;
     IF limits ? 'token_period' THEN
-        i.token_period := coalesce(aos_cus.limit_choice(limits, 'token_period', periods), 'month');
+        i.token_period := coalesce(aos_cus_internal.limit_choice(limits, 'token_period', periods), 'month');
     END IF;
     IF limits ? 'rpm' THEN
-        i.rpm := aos_cus.limit_integer(limits, 'rpm', 1, 2147483647);
+        i.rpm := aos_cus_internal.limit_integer(limits, 'rpm', 1, 2147483647);
     END IF;
     IF limits ? 'tpm' THEN
-        i.tpm := aos_cus.limit_integer(limits, 'tpm', 1, 9223372036854775807);
+        i.tpm := aos_cus_internal.limit_integer(limits, 'tpm', 1, 9223372036854775807);
     END IF;
     IF limits ? 'warn_at_pct' THEN
-        i.warn_at_pct := coalesce(aos_cus.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
+        i.warn_at_pct := coalesce(aos_cus_internal.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
+    END IF;
+    -- mode is the documented name (reads return it); enforcement_mode, the column's, is accepted too.
+    IF limits ? 'mode' AND limits ? 'enforcement_mode' THEN
+        RAISE EXCEPTION 'limits has both mode and enforcement_mode: give mode only' USING ERRCODE = '22023';
     END IF;
     IF limits ? 'mode' THEN
-        i.enforcement_mode := coalesce(aos_cus.limit_choice(limits, 'mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    ELSIF limits ? 'enforcement_mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'enforcement_mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
     END IF;
     IF limits ? 'timezone' THEN
         IF pg_catalog.jsonb_typeof(limits -> 'timezone') NOT IN ('string', 'null') THEN
-            RAISE EXCEPTION 'limits.timezone must be a string' USING ERRCODE = '22023';
+            RAISE EXCEPTION 'limits.timezone must be a string, not %', limits -> 'timezone' USING ERRCODE = '22023';
         END IF;
         tz := coalesce(limits ->> 'timezone', 'UTC');
-        IF pg_catalog.length(tz) > 64 OR NOT aos_cus.is_iana_timezone(tz) THEN
-            RAISE EXCEPTION 'limits.timezone must be an IANA time zone such as Europe/Paris' USING ERRCODE = '22023',
+        IF pg_catalog.length(tz) > 64 OR NOT aos_cus_internal.is_iana_timezone(tz) THEN
+            RAISE EXCEPTION 'limits.timezone must be an IANA time zone such as Europe/Paris, not %', limits -> 'timezone'
+                USING ERRCODE = '22023',
                 HINT = 'SELECT name FROM pg_timezone_names lists them.';
         END IF;
         i.timezone := tz;
@@ -175,34 +191,35 @@ BEGIN
     RETURN i;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.apply_limits(aos_cus.cus_integrations, jsonb) IS
+COMMENT ON FUNCTION aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb) IS
     'validate a limits patch (SPEC 7 keys) and return the row with it applied; raises before anything is written';
 
 -- Checks of the other writable fields, shared by create and update.
-CREATE FUNCTION aos_cus.check_integration_name(name text) RETURNS text
+CREATE FUNCTION aos_cus_internal.check_integration_name(name text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF name IS NULL THEN
         RAISE EXCEPTION 'name must not be null' USING ERRCODE = '22004';
     END IF;
     IF pg_catalog.length(name) NOT BETWEEN 1 AND 200 OR name ~ '[[:cntrl:]]' OR pg_catalog.btrim(name) <> name THEN
-        RAISE EXCEPTION 'name must be 1 to 200 characters without control characters or surrounding spaces'
-            USING ERRCODE = '22023';
+        RAISE EXCEPTION 'name must be 1 to 200 characters without control characters or surrounding spaces, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(name) > 40 THEN pg_catalog.left(name, 40) || '...' ELSE name END) USING ERRCODE = '22023';
     END IF;
     RETURN name;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.check_integration_name(text) IS 'validation helper: an integration name';
+COMMENT ON FUNCTION aos_cus_internal.check_integration_name(text) IS 'validation helper: an integration name';
 
-CREATE FUNCTION aos_cus.check_integration_fields(i aos_cus.cus_integrations) RETURNS aos_cus.cus_integrations
+CREATE FUNCTION aos_cus_internal.check_integration_fields(i aos_cus.cus_integrations) RETURNS aos_cus.cus_integrations
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM aos_cus.check_integration_name(i.name);
+    PERFORM aos_cus_internal.check_integration_name(i.name);
     IF i.base_url IS NOT NULL AND (pg_catalog.length(i.base_url) > 2048 OR i.base_url !~ '^https?://[^\s]+$') THEN
         RAISE EXCEPTION 'base_url must be an http:// or https:// URL of at most 2048 characters' USING ERRCODE = '22023';
     END IF;
     IF i.config IS NULL OR pg_catalog.jsonb_typeof(i.config) <> 'object' THEN
-        RAISE EXCEPTION 'config must be a JSON object' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'config must be a JSON object, not %', coalesce(pg_catalog.jsonb_typeof(i.config), 'null')
+            USING ERRCODE = '22023';
     END IF;
     IF pg_catalog.pg_column_size(i.config) > 65536 THEN
         RAISE EXCEPTION 'config must be at most 64 kB' USING ERRCODE = '54000';
@@ -210,25 +227,25 @@ BEGIN
     RETURN i;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.check_integration_fields(aos_cus.cus_integrations) IS 'validation helper: name, base_url and config of an integration';
+COMMENT ON FUNCTION aos_cus_internal.check_integration_fields(aos_cus.cus_integrations) IS 'validation helper: name, base_url and config of an integration';
 
 -- A patch's text field: absent keeps the old value, JSON null clears it, anything but a string is refused.
-CREATE FUNCTION aos_cus.patch_text(patch jsonb, key text, old text) RETURNS text
+CREATE FUNCTION aos_cus_internal.patch_text(patch jsonb, key text, old text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT patch ? key THEN
         RETURN old;
     END IF;
     IF pg_catalog.jsonb_typeof(patch -> key) NOT IN ('string', 'null') THEN
-        RAISE EXCEPTION '% must be a string', key USING ERRCODE = '22023';
+        RAISE EXCEPTION '% must be a string, not %', key, patch -> key USING ERRCODE = '22023';
     END IF;
     RETURN patch ->> key;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.patch_text(jsonb, text, text) IS 'patch helper: a text field of a JSON patch';
+COMMENT ON FUNCTION aos_cus_internal.patch_text(jsonb, text, text) IS 'patch helper: a text field of a JSON patch';
 
 -- 22023 listing the keys of a JSON object that are not among the allowed ones.
-CREATE FUNCTION aos_cus.check_keys(obj jsonb, argname text, allowed text[]) RETURNS void
+CREATE FUNCTION aos_cus_internal.check_keys(obj jsonb, argname text, allowed text[]) RETURNS void
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     unknown text;
@@ -246,10 +263,10 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.check_keys(jsonb, text, text[]) IS 'validation helper: refuse unknown keys of a JSON object argument';
+COMMENT ON FUNCTION aos_cus_internal.check_keys(jsonb, text, text[]) IS 'validation helper: refuse unknown keys of a JSON object argument';
 
 -- The caller's row of an integration, locked for update; 02000 when it does not exist (or RLS hides it).
-CREATE FUNCTION aos_cus.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+CREATE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i aos_cus.cus_integrations;
@@ -266,30 +283,34 @@ BEGIN
     RETURN i;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 02000 when unknown';
+COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 02000 when unknown';
 
 CREATE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
                                            options jsonb DEFAULT '{}') RETURNS uuid
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
     i aos_cus.cus_integrations;
     stored record;
     constraint_name text;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
-    PERFORM aos_cus.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits']);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
     IF provider IS NULL THEN
         RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
     END IF;
     IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
-        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom'
-            USING ERRCODE = '22023';
+        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(provider) > 40 THEN pg_catalog.left(provider, 40) || '...' ELSE provider END) USING ERRCODE = '22023';
     END IF;
     IF options ? 'id' THEN
         IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
            OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
            OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
-            RAISE EXCEPTION 'options.id must be a non-nil UUID string' USING ERRCODE = '22023';
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
         END IF;
         i.id := (options ->> 'id')::uuid;
     ELSE
@@ -298,15 +319,19 @@ BEGIN
     i.tenant_id := tenant_id;
     i.name := name;
     i.provider := provider;
-    i.status := 'created';
-    i.base_url := aos_cus.patch_text(options, 'base_url', NULL);
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
     i.config := coalesce(options -> 'config', '{}');
-    i := aos_cus.check_integration_fields(i);
+    i := aos_cus_internal.check_integration_fields(i);
     -- Every limit at its default (JSON null), then what options.limits sets.
-    i := aos_cus.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
                                   "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
     IF options ? 'limits' THEN
-        i := aos_cus.apply_limits(i, options -> 'limits');
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
     END IF;
     -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
     stored := aos_cus.credential_reference(tenant_id, i.id, credential);
@@ -325,14 +350,22 @@ BEGIN
         RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
     END;
     RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.create_integration(uuid, text, text, text, jsonb) IS
-    'create an integration (status created); credential: plaintext key (encrypted at once) or vault:// / env:// reference; options: id, base_url, config, limits';
+    'create an integration (status created, or enabled with options.enabled); credential: plaintext key (encrypted at once) or vault:// / env:// reference; options: id, base_url, config, limits, enabled';
 
 CREATE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
     i aos_cus.cus_integrations;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
@@ -343,7 +376,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
     END IF;
-    RETURN aos_cus.integration_of(i);
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 02000 when unknown';
@@ -351,26 +388,35 @@ COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (cre
 CREATE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
                                           page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
-        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted)'
-            USING ERRCODE = '22023';
+        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted), not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(status) > 40 THEN pg_catalog.left(status, 40) || '...' ELSE status END) USING ERRCODE = '22023';
     END IF;
     IF page_size IS NULL THEN
         RAISE EXCEPTION 'page_size must not be null' USING ERRCODE = '22004';
     END IF;
     IF page_size NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION 'page_size must be between 1 and 1000' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size USING ERRCODE = '22023';
     END IF;
     -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
     RETURN QUERY
-        SELECT (aos_cus.integration_of(c)).* FROM aos_cus.cus_integrations c
+        SELECT (aos_cus_internal.integration_of(c)).* FROM aos_cus.cus_integrations c
          WHERE c.tenant_id = list_integrations.tenant_id
            AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
            AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
          ORDER BY c.id
          LIMIT page_size;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.list_integrations(uuid, text, uuid, integer) IS
@@ -379,21 +425,25 @@ COMMENT ON FUNCTION aos_cus.list_integrations(uuid, text, uuid, integer) IS
 CREATE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
     i aos_cus.cus_integrations;
 BEGIN
-    PERFORM aos_cus.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
-    i := aos_cus.integration_for_update(tenant_id, integration_id);
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
     IF i.status = 'deleted' THEN
         RAISE EXCEPTION 'integration % is deleted and cannot be changed', integration_id USING ERRCODE = '55000';
     END IF;
-    i.name := aos_cus.patch_text(patch, 'name', i.name);
-    i.base_url := aos_cus.patch_text(patch, 'base_url', i.base_url);
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
     IF patch ? 'config' THEN
         i.config := patch -> 'config';
     END IF;
-    i := aos_cus.check_integration_fields(i);
+    i := aos_cus_internal.check_integration_fields(i);
     IF patch ? 'limits' THEN
-        i := aos_cus.apply_limits(i, patch -> 'limits');
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
     END IF;
     BEGIN
         UPDATE aos_cus.cus_integrations c
@@ -407,7 +457,11 @@ BEGIN
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
     END;
-    RETURN aos_cus.integration_of(i);
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.update_integration(uuid, uuid, jsonb) IS
@@ -420,51 +474,61 @@ $$;
 COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (SPEC 7 keys; JSON null restores a default)';
 
 -- Lifecycle moves: the trigger decides what is legal.
-CREATE FUNCTION aos_cus.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
+CREATE FUNCTION aos_cus_internal.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
     i aos_cus.cus_integrations;
 BEGIN
-    i := aos_cus.integration_for_update(tenant_id, integration_id);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
     UPDATE aos_cus.cus_integrations c SET status = new_status, updated_at = pg_catalog.now()
      WHERE c.tenant_id = i.tenant_id AND c.id = i.id
     RETURNING * INTO i;
-    RETURN aos_cus.integration_of(i);
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
-COMMENT ON FUNCTION aos_cus.set_integration_status(uuid, uuid, text) IS 'API helper: move an integration to a status (the lifecycle trigger judges)';
+COMMENT ON FUNCTION aos_cus_internal.set_integration_status(uuid, uuid, text) IS 'API helper: move an integration to a status (the lifecycle trigger judges)';
 
 CREATE FUNCTION aos_cus.enable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'enabled') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'enabled') $$;
 COMMENT ON FUNCTION aos_cus.enable_integration(uuid, uuid) IS 'created or disabled -> enabled (55000 otherwise; enabling an enabled integration is a no-op)';
 
 CREATE FUNCTION aos_cus.disable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'disabled') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'disabled') $$;
 COMMENT ON FUNCTION aos_cus.disable_integration(uuid, uuid) IS 'enabled -> disabled (55000 otherwise; disabling a disabled integration is a no-op)';
 
 CREATE FUNCTION aos_cus.delete_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
-    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus.set_integration_status(tenant_id, integration_id, 'deleted') $$;
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'deleted') $$;
 COMMENT ON FUNCTION aos_cus.delete_integration(uuid, uuid) IS 'soft delete: status deleted, deleted_at set, credential wiped; the name can be reused';
 
 -- Privileges (SPEC 9): management is aos_cus_admin's; reads belong to every role of the extension.
-REVOKE ALL ON FUNCTION aos_cus.integration_of(aos_cus.cus_integrations), aos_cus.is_iana_timezone(text),
-    aos_cus.integration_lifecycle(), aos_cus.limit_integer(jsonb, text, bigint, bigint),
-    aos_cus.limit_choice(jsonb, text, text[]), aos_cus.apply_limits(aos_cus.cus_integrations, jsonb),
-    aos_cus.check_integration_name(text), aos_cus.check_integration_fields(aos_cus.cus_integrations),
-    aos_cus.patch_text(jsonb, text, text), aos_cus.check_keys(jsonb, text, text[]),
-    aos_cus.integration_for_update(uuid, uuid), aos_cus.create_integration(uuid, text, text, text, jsonb),
+REVOKE ALL ON FUNCTION aos_cus_internal.raise_error(text, text, text, text),
+    aos_cus_internal.integration_of(aos_cus.cus_integrations), aos_cus_internal.is_iana_timezone(text),
+    aos_cus_internal.integration_lifecycle(), aos_cus_internal.limit_integer(jsonb, text, bigint, bigint),
+    aos_cus_internal.limit_choice(jsonb, text, text[]), aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb),
+    aos_cus_internal.check_integration_name(text), aos_cus_internal.check_integration_fields(aos_cus.cus_integrations),
+    aos_cus_internal.patch_text(jsonb, text, text), aos_cus_internal.check_keys(jsonb, text, text[]),
+    aos_cus_internal.integration_for_update(uuid, uuid), aos_cus.create_integration(uuid, text, text, text, jsonb),
     aos_cus.get_integration(uuid, uuid), aos_cus.list_integrations(uuid, text, uuid, integer),
     aos_cus.update_integration(uuid, uuid, jsonb), aos_cus.set_limits(uuid, uuid, jsonb),
-    aos_cus.set_integration_status(uuid, uuid, text), aos_cus.enable_integration(uuid, uuid),
+    aos_cus_internal.set_integration_status(uuid, uuid, text), aos_cus.enable_integration(uuid, uuid),
     aos_cus.disable_integration(uuid, uuid), aos_cus.delete_integration(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.integration_of(aos_cus.cus_integrations), aos_cus.is_iana_timezone(text),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.raise_error(text, text, text, text),
+    aos_cus_internal.integration_of(aos_cus.cus_integrations), aos_cus_internal.is_iana_timezone(text),
     aos_cus.get_integration(uuid, uuid), aos_cus.list_integrations(uuid, text, uuid, integer)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
-GRANT EXECUTE ON FUNCTION aos_cus.limit_integer(jsonb, text, bigint, bigint), aos_cus.limit_choice(jsonb, text, text[]),
-    aos_cus.apply_limits(aos_cus.cus_integrations, jsonb), aos_cus.check_integration_name(text),
-    aos_cus.check_integration_fields(aos_cus.cus_integrations), aos_cus.patch_text(jsonb, text, text),
-    aos_cus.check_keys(jsonb, text, text[]), aos_cus.integration_for_update(uuid, uuid),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.limit_integer(jsonb, text, bigint, bigint), aos_cus_internal.limit_choice(jsonb, text, text[]),
+    aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb), aos_cus_internal.check_integration_name(text),
+    aos_cus_internal.check_integration_fields(aos_cus.cus_integrations), aos_cus_internal.patch_text(jsonb, text, text),
+    aos_cus_internal.check_keys(jsonb, text, text[]), aos_cus_internal.integration_for_update(uuid, uuid),
     aos_cus.create_integration(uuid, text, text, text, jsonb), aos_cus.update_integration(uuid, uuid, jsonb),
-    aos_cus.set_limits(uuid, uuid, jsonb), aos_cus.set_integration_status(uuid, uuid, text),
+    aos_cus.set_limits(uuid, uuid, jsonb), aos_cus_internal.set_integration_status(uuid, uuid, text),
     aos_cus.enable_integration(uuid, uuid), aos_cus.disable_integration(uuid, uuid),
     aos_cus.delete_integration(uuid, uuid) TO aos_cus_admin;

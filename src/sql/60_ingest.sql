@@ -27,7 +27,7 @@ CREATE TABLE aos_cus.cus_ingest_rejects (
 );
 COMMENT ON TABLE aos_cus.cus_ingest_rejects IS 'usage records refused by ingest_usage_batch(), with raw payload and reason; 30 days retention';
 CREATE INDEX cus_ingest_rejects_time_idx ON aos_cus.cus_ingest_rejects (rejected_at);
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_ingest_rejects');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_ingest_rejects');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_ingest_rejects_id_seq', '');
 REVOKE ALL ON aos_cus.cus_ingest_rejects FROM PUBLIC;
@@ -36,14 +36,14 @@ GRANT SELECT ON aos_cus.cus_ingest_rejects TO aos_cus_app, aos_cus_reader;
 GRANT SELECT ON aos_cus.cus_rollup_state TO aos_cus_app, aos_cus_reader;
 
 -- Cost and price for plain INSERT and COPY without a cost (and for reprice_usage(), which sets the cost to NULL).
-CREATE FUNCTION aos_cus.usage_price_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.usage_price_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_usage_price_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.usage_price_trigger() IS
+COMMENT ON FUNCTION aos_cus_internal.usage_price_trigger() IS
     'fills cost_microcents and price_id of cus_llm_usage rows from the price in force at started_at';
-REVOKE ALL ON FUNCTION aos_cus.usage_price_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_price_trigger() FROM PUBLIC;
 CREATE TRIGGER cus_llm_usage_price BEFORE INSERT OR UPDATE OF cost_microcents, price_id ON aos_cus.cus_llm_usage
-    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus.usage_price_trigger();
+    FOR EACH ROW WHEN (NEW.cost_microcents IS NULL) EXECUTE FUNCTION aos_cus_internal.usage_price_trigger();
 -- Applications may insert usage rows directly, but not their cost, price or rollup bookkeeping.
 REVOKE INSERT ON aos_cus.cus_llm_usage FROM aos_cus_app;
 GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
@@ -68,13 +68,13 @@ COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
 -- The filter is one of the fixed texts below, never user input; $1 and $2 are snapshots, $3 and $4 days.
 -- Sums over many calls saturate at the largest bigint instead of failing (README "Bounds"): one tenant's rows
 -- can never make a rollup, a read or check() fail for anyone.
-CREATE FUNCTION aos_cus.saturate(n numeric) RETURNS bigint
+CREATE FUNCTION aos_cus_internal.saturate(n numeric) RETURNS bigint
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN pg_catalog.int8(GREATEST(LEAST(n, 9223372036854775807::numeric), -9223372036854775808::numeric));
-COMMENT ON FUNCTION aos_cus.saturate(numeric) IS 'internal: n as bigint, clamped to the bigint range (sums saturate instead of failing)';
-GRANT EXECUTE ON FUNCTION aos_cus.saturate(numeric) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+COMMENT ON FUNCTION aos_cus_internal.saturate(numeric) IS 'internal: n as bigint, clamped to the bigint range (sums saturate instead of failing)';
+GRANT EXECUTE ON FUNCTION aos_cus_internal.saturate(numeric) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
 
-CREATE FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+CREATE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
     RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     folded bigint;
@@ -83,17 +83,17 @@ BEGIN
         WITH g AS (
             SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
                    count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
-                   aos_cus.saturate(sum(input_tokens)) AS input_tokens,
-                   aos_cus.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
-                   aos_cus.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
-                   aos_cus.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
-                   aos_cus.saturate(sum(output_tokens)) AS output_tokens,
-                   aos_cus.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
-                   aos_cus.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
-                   aos_cus.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
-                   aos_cus.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
                    count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
-                   aos_cus.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
                    coalesce(max(latency_ms), 0) AS latency_max_ms
               FROM aos_cus.cus_llm_usage
              WHERE %s
@@ -108,17 +108,17 @@ BEGIN
             ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
                 requests = d.requests + excluded.requests,
                 errors = d.errors + excluded.errors,
-                input_tokens = aos_cus.saturate(d.input_tokens::numeric + excluded.input_tokens),
-                cache_read_tokens = aos_cus.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
-                cache_write_tokens = aos_cus.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
-                cache_write_1h_tokens = aos_cus.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
-                output_tokens = aos_cus.saturate(d.output_tokens::numeric + excluded.output_tokens),
-                reasoning_tokens = aos_cus.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
-                input_audio_tokens = aos_cus.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
-                output_audio_tokens = aos_cus.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
-                cost_microcents = aos_cus.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
                 unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
-                latency_sum_ms = aos_cus.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
                 updated_at = pg_catalog.now())
         SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
@@ -126,14 +126,14 @@ BEGIN
     RETURN folded;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
+COMMENT ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
     'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily';
-REVOKE ALL ON FUNCTION aos_cus.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
 
 -- Internal: the snapshot a rollup folds up to. pg_current_snapshot() counts the caller's own transaction
 -- as visible; a rollup must not, or rows it inserted itself (before or after the rollup, in the same
 -- transaction) would be taken as folded. So the own xid is added to the in-progress list.
-CREATE FUNCTION aos_cus.rollup_snapshot() RETURNS pg_snapshot
+CREATE FUNCTION aos_cus_internal.rollup_snapshot() RETURNS pg_snapshot
     LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s pg_snapshot := pg_catalog.pg_current_snapshot();
@@ -147,13 +147,13 @@ BEGIN
            FROM (SELECT pg_catalog.pg_snapshot_xip(s) AS x UNION SELECT own) xs))::pg_snapshot;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.rollup_snapshot() IS
+COMMENT ON FUNCTION aos_cus_internal.rollup_snapshot() IS
     'internal: pg_current_snapshot() with the caller''s own transaction counted as in progress';
-REVOKE ALL ON FUNCTION aos_cus.rollup_snapshot() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.rollup_snapshot() FROM PUBLIC;
 
 -- Internal: the rollup state row, locked; after a restore into another cluster (or on first use) it first
 -- rebuilds every aggregate, since restored rows carry the transaction ids of the cluster they came from.
-CREATE FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+CREATE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     recorded_system bigint;
@@ -165,18 +165,18 @@ BEGIN
     IF recorded_system IS NOT DISTINCT FROM this_system THEN
         RETURN;
     END IF;
-    s := aos_cus.rollup_snapshot();
+    s := aos_cus_internal.rollup_snapshot();
     -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
     UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
     DELETE FROM aos_cus.cus_usage_daily;
-    rebuilt := aos_cus.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
     UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
     last_snapshot := s;
 END
 $$;
-COMMENT ON FUNCTION aos_cus.lock_rollup_state() IS
+COMMENT ON FUNCTION aos_cus_internal.lock_rollup_state() IS
     'internal: locks cus_rollup_state; rebuilds every aggregate when the cluster changed (restore) or on first use';
-REVOKE ALL ON FUNCTION aos_cus.lock_rollup_state() FROM PUBLIC;
+REVOKE ALL ON FUNCTION aos_cus_internal.lock_rollup_state() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.rollup_usage() RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -186,13 +186,13 @@ DECLARE
     folded bigint;
 BEGIN
     PERFORM aos_cus.assert_platform('rollup_usage()');
-    st := aos_cus.lock_rollup_state();
+    st := aos_cus_internal.lock_rollup_state();
     IF st.rebuilt IS NOT NULL THEN
         folded := st.rebuilt;
     ELSE
         -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
-        s := aos_cus.rollup_snapshot();
-        folded := aos_cus.fold_usage(
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
             'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
             ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
         UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
@@ -217,13 +217,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
     END IF;
-    st := aos_cus.lock_rollup_state();
+    st := aos_cus_internal.lock_rollup_state();
     IF st.rebuilt IS NOT NULL THEN
         RETURN st.rebuilt;
     END IF;
     -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
     DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
-    RETURN aos_cus.fold_usage(
+    RETURN aos_cus_internal.fold_usage(
         'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
         ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
 END
@@ -245,7 +245,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
     END IF;
     -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
-    st := aos_cus.lock_rollup_state();
+    st := aos_cus_internal.lock_rollup_state();
     WITH old AS (
         SELECT tenant_id, id, cost_microcents
           FROM aos_cus.cus_llm_usage
@@ -366,11 +366,11 @@ BEGIN
                r.output_audio_tokens, coalesce(r.cost_microcents, 0), coalesce(r.latency_ms, 0), coalesce(r.latency_ms, 0)
           FROM raw r)
     SELECT p.integration_id, p.provider, p.model, sum(p.requests)::bigint, sum(p.errors)::bigint,
-           sum(p.unpriced_requests)::bigint, aos_cus.saturate(sum(p.input_tokens)),
-           aos_cus.saturate(sum(p.cache_read_tokens)), aos_cus.saturate(sum(p.cache_write_tokens)),
-           aos_cus.saturate(sum(p.cache_write_1h_tokens)), aos_cus.saturate(sum(p.output_tokens)),
-           aos_cus.saturate(sum(p.reasoning_tokens)), aos_cus.saturate(sum(p.input_audio_tokens)),
-           aos_cus.saturate(sum(p.output_audio_tokens)), aos_cus.saturate(sum(p.cost_microcents)),
+           sum(p.unpriced_requests)::bigint, aos_cus_internal.saturate(sum(p.input_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_read_tokens)), aos_cus_internal.saturate(sum(p.cache_write_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_write_1h_tokens)), aos_cus_internal.saturate(sum(p.output_tokens)),
+           aos_cus_internal.saturate(sum(p.reasoning_tokens)), aos_cus_internal.saturate(sum(p.input_audio_tokens)),
+           aos_cus_internal.saturate(sum(p.output_audio_tokens)), aos_cus_internal.saturate(sum(p.cost_microcents)),
            pg_catalog.round(sum(p.cost_microcents) / 100000000.0, 8),
            pg_catalog.round(sum(p.latency_sum_ms)::numeric / sum(p.requests), 1), max(p.latency_max_ms)
       FROM parts p

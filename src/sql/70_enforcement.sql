@@ -26,7 +26,8 @@ CREATE TABLE aos_cus.cus_enforcement_log (
     decision                   text NOT NULL CHECK (decision IN ('warned', 'blocked')),
     reason                     text NOT NULL CHECK (reason IN ('integration_not_found', 'integration_disabled',
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
-                               'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit')),
+                               'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
+                               'concurrency_limit')),
     estimated_cost_microcents  bigint NOT NULL,
     estimated_tokens           bigint NOT NULL,
     budget_used_microcents     bigint NOT NULL,
@@ -40,7 +41,7 @@ ALTER SEQUENCE aos_cus.cus_enforcement_log_id_seq OWNED BY aos_cus.cus_enforceme
 COMMENT ON TABLE aos_cus.cus_enforcement_log IS 'warned and blocked check() decisions, newest aos_cus.enforcement_log_max_rows per tenant kept';
 -- Pruning deletes a tenant's oldest ids by the primary key (tenant_id, id); reads go per tenant and integration, newest first.
 CREATE INDEX cus_enforcement_log_integration_idx ON aos_cus.cus_enforcement_log (tenant_id, integration_id, logged_at);
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_enforcement_log');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_enforcement_log');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_enforcement_log', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_enforcement_log_id_seq', '');
 REVOKE ALL ON aos_cus.cus_enforcement_log FROM PUBLIC;
@@ -48,26 +49,26 @@ GRANT SELECT, DELETE ON aos_cus.cus_enforcement_log TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_enforcement_log TO aos_cus_app, aos_cus_reader;
 
 -- Usage moves the shared counters when its transaction commits, exactly once, from every insert path.
-CREATE FUNCTION aos_cus.usage_settle_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.usage_settle_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_usage_settle_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.usage_settle_trigger() IS
+COMMENT ON FUNCTION aos_cus_internal.usage_settle_trigger() IS
     'queues each usage row''s cost and tokens (and its reservation''s settlement) for the enforcement state at commit';
 CREATE TRIGGER enforcement_settle AFTER INSERT OR UPDATE OF cost_microcents ON aos_cus.cus_llm_usage
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_settle_trigger();
 
 -- A change to integrations' limits or status makes cached limits reload on their next use
 -- (health updates, which set none of these columns, do not).
-CREATE FUNCTION aos_cus.limits_changed_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.limits_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_limits_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.limits_changed_trigger() IS
+COMMENT ON FUNCTION aos_cus_internal.limits_changed_trigger() IS
     'marks cached enforcement limits stale when the transaction commits';
 CREATE TRIGGER enforcement_limits_changed AFTER INSERT OR DELETE OR TRUNCATE ON aos_cus.cus_integrations
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
 CREATE TRIGGER enforcement_limits_updated
     AFTER UPDATE OF tenant_id, id, status, budget_microcents, budget_period, token_limit, token_period, rpm, tpm,
                     warn_at_pct, enforcement_mode, timezone ON aos_cus.cus_integrations
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
-REVOKE ALL ON FUNCTION aos_cus.usage_settle_trigger(), aos_cus.limits_changed_trigger() FROM PUBLIC;
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_settle_trigger(), aos_cus_internal.limits_changed_trigger() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.check(tenant_id uuid, integration_id uuid, estimated_cost_microcents bigint DEFAULT 0,
                               estimated_tokens bigint DEFAULT 0, call_id text DEFAULT NULL,
@@ -106,22 +107,28 @@ CREATE FUNCTION aos_cus.current_usage(tenant_id uuid, integration_id uuid,
 COMMENT ON FUNCTION aos_cus.current_usage(uuid, uuid) IS
     'the current periods, settled spend and tokens, reservations and this minute''s requests, from shared memory';
 
+CREATE FUNCTION aos_cus.release_reservation(tenant_id uuid, call_id text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_release_reservation' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
+    'frees the live reservation of a checked call that will not happen; true when there was one';
+
 CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
     OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
     OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
     OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
     OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
     OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
-    OUT warn_at_pct smallint, OUT enforcement_mode text, OUT timezone text)
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text)
     RETURNS record
     LANGUAGE sql VOLATILE
     BEGIN ATOMIC
         SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
                u.spent_microcents + u.reserved_microcents,
-               GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0),
+               CASE WHEN i.budget_microcents IS NOT NULL
+                    THEN GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0) END,
                i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
                u.tokens_used + u.reserved_tokens,
-               GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0),
+               CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
                i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
                i.warn_at_pct, i.enforcement_mode, i.timezone
           FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
@@ -129,7 +136,7 @@ CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
          WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;
     END;
 COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
-    'configured limits with current period usage (reservations included) and what remains';
+    'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
 
 CREATE FUNCTION aos_cus.stat_decisions(OUT decision text, OUT reason text, OUT count bigint) RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'aos_cus_stat_decisions' LANGUAGE C VOLATILE PARALLEL SAFE;
@@ -148,6 +155,8 @@ GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, 
     TO aos_cus_admin, aos_cus_app;
 GRANT EXECUTE ON FUNCTION aos_cus.current_usage(uuid, uuid), aos_cus.integration_limits(uuid, uuid)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_admin, aos_cus_reader;
 
 CREATE FUNCTION aos_cus.limit_period_bounds(period text, timezone text, at timestamptz DEFAULT pg_catalog.now(),

@@ -15,13 +15,13 @@ COMMENT ON TABLE aos_cus.cus_health_checks IS 'health checks queued for the heal
 CREATE INDEX cus_health_checks_pending_idx ON aos_cus.cus_health_checks (requested_at, id) WHERE claimed_at IS NULL;
 
 -- Wakes the worker when the queuing transaction commits (never for a rolled-back request).
-CREATE FUNCTION aos_cus.health_queue_wake() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.health_queue_wake() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_health_queue_wake'
     LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.health_queue_wake() IS 'trigger: set the health worker''s latch at commit of a queued check';
-REVOKE ALL ON FUNCTION aos_cus.health_queue_wake() FROM PUBLIC;
+COMMENT ON FUNCTION aos_cus_internal.health_queue_wake() IS 'trigger: set the health worker''s latch at commit of a queued check';
+REVOKE ALL ON FUNCTION aos_cus_internal.health_queue_wake() FROM PUBLIC;
 CREATE TRIGGER cus_health_checks_wake AFTER INSERT ON aos_cus.cus_health_checks
-    FOR EACH ROW EXECUTE FUNCTION aos_cus.health_queue_wake();
+    FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.health_queue_wake();
 
 -- Every recorded probe result; record_health() keeps the newest aos_cus.health_history_keep per integration.
 CREATE TABLE aos_cus.cus_health_history (
@@ -38,8 +38,8 @@ CREATE TABLE aos_cus.cus_health_history (
 COMMENT ON TABLE aos_cus.cus_health_history IS 'health probe results, newest aos_cus.health_history_keep per integration';
 CREATE INDEX cus_health_history_integration_idx ON aos_cus.cus_health_history (tenant_id, integration_id, id);
 
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_health_checks');
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_health_history');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_health_checks');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_health_history');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_health_history', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_health_history_id_seq', '');
 

@@ -3,15 +3,15 @@
 -- (each end user its own copy), tag:<key>=<value> or tag:<key>=* (each value its own copy). check() reserves
 -- against every scope instance a call touches, all or none (enforce.c).
 
-CREATE FUNCTION aos_cus.parse_scope(scope text, OUT kind text, OUT integration_id uuid) RETURNS record
+CREATE FUNCTION aos_cus_internal.parse_scope(scope text, OUT kind text, OUT integration_id uuid) RETURNS record
     AS 'MODULE_PATHNAME', 'aos_cus_parse_scope' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION aos_cus.parse_scope(text) IS
+COMMENT ON FUNCTION aos_cus_internal.parse_scope(text) IS
     'kind (tenant, integration, subject, tag) of a scope string and its integration id; 22023 naming scope when malformed';
 
 -- Limits of the tenant, subject and tag scopes; the same columns and defaults as cus_integrations' limits.
 CREATE TABLE aos_cus.cus_scope_limits (
     tenant_id          uuid NOT NULL,
-    scope              text NOT NULL CHECK ((aos_cus.parse_scope(scope)).kind OPERATOR(pg_catalog.<>) 'integration'),
+    scope              text NOT NULL CHECK ((aos_cus_internal.parse_scope(scope)).kind OPERATOR(pg_catalog.<>) 'integration'),
     budget_microcents  aos_cus.microcents,
     budget_period      aos_cus.limit_period NOT NULL DEFAULT 'month',
     token_limit        aos_cus.token_count,
@@ -25,7 +25,7 @@ CREATE TABLE aos_cus.cus_scope_limits (
     PRIMARY KEY (tenant_id, scope)
 );
 COMMENT ON TABLE aos_cus.cus_scope_limits IS 'limits of the tenant, subject:<v>|* and tag:<k>=<v>|* scopes (integration limits stay on cus_integrations)';
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_scope_limits');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_scope_limits');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_scope_limits', '');
 REVOKE ALL ON aos_cus.cus_scope_limits FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_scope_limits TO aos_cus_admin;
@@ -36,16 +36,16 @@ CREATE INDEX cus_llm_usage_subject_idx ON aos_cus.cus_llm_usage (tenant_id, subj
 CREATE INDEX cus_llm_usage_tags_idx ON aos_cus.cus_llm_usage USING gin (tags jsonb_path_ops) WHERE tags IS NOT NULL;
 
 -- A change of scope limits makes cached scope state reload on its next use.
-CREATE FUNCTION aos_cus.scope_limits_changed_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.scope_limits_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_scope_limits_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.scope_limits_changed_trigger() IS
+COMMENT ON FUNCTION aos_cus_internal.scope_limits_changed_trigger() IS
     'marks cached enforcement limits stale when the transaction commits';
 CREATE TRIGGER enforcement_scope_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_scope_limits
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.scope_limits_changed_trigger();
-REVOKE ALL ON FUNCTION aos_cus.scope_limits_changed_trigger() FROM PUBLIC;
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.scope_limits_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus_internal.scope_limits_changed_trigger() FROM PUBLIC;
 
 -- The limits JSON of a scope row, keyed as set_limits() takes them.
-CREATE FUNCTION aos_cus.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS jsonb
+CREATE FUNCTION aos_cus_internal.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.jsonb_build_object(
                'budget_microcents', s.budget_microcents, 'budget_period', s.budget_period,
@@ -53,7 +53,7 @@ CREATE FUNCTION aos_cus.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS js
                'rpm', s.rpm, 'tpm', s.tpm, 'warn_at_pct', s.warn_at_pct,
                'mode', s.enforcement_mode, 'timezone', s.timezone)
 $$;
-COMMENT ON FUNCTION aos_cus.scope_limits_json(aos_cus.cus_scope_limits) IS 'limits of a cus_scope_limits row as JSON';
+COMMENT ON FUNCTION aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits) IS 'limits of a cus_scope_limits row as JSON';
 
 -- Patch the limits of a scope, validated by apply_limits() as set_limits() is; integration:<id> is set_limits().
 CREATE FUNCTION aos_cus.set_scope_limits(tenant_id uuid, scope text, limits jsonb) RETURNS jsonb
@@ -64,7 +64,7 @@ DECLARE
     i aos_cus.cus_integrations;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
-    p := aos_cus.parse_scope(scope);
+    p := aos_cus_internal.parse_scope(scope);
     IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
         RETURN (aos_cus.set_limits(tenant_id, p.integration_id, limits)).limits;
     END IF;
@@ -80,7 +80,7 @@ BEGIN
     i.warn_at_pct := coalesce(s.warn_at_pct, 80);
     i.enforcement_mode := coalesce(s.enforcement_mode, 'enforce');
     i.timezone := coalesce(s.timezone, 'UTC');
-    i := aos_cus.apply_limits(i, limits);
+    i := aos_cus_internal.apply_limits(i, limits);
     INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
                                                token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
     VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
@@ -91,7 +91,7 @@ BEGIN
            tpm = EXCLUDED.tpm, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
            timezone = EXCLUDED.timezone, updated_at = pg_catalog.now()
     RETURNING * INTO s;
-    RETURN aos_cus.scope_limits_json(s);
+    RETURN aos_cus_internal.scope_limits_json(s);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.set_scope_limits(uuid, text, jsonb) IS
@@ -103,10 +103,10 @@ CREATE FUNCTION aos_cus.scope_limits(tenant_id uuid) RETURNS TABLE (scope text, 
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     RETURN QUERY
-        SELECT s.scope, aos_cus.scope_limits_json(s) FROM aos_cus.cus_scope_limits s
+        SELECT s.scope, aos_cus_internal.scope_limits_json(s) FROM aos_cus.cus_scope_limits s
          WHERE s.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id
         UNION ALL
-        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus.integration_of(i)).limits
+        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus_internal.integration_of(i)).limits
           FROM aos_cus.cus_integrations i
          WHERE i.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id AND i.status OPERATOR(pg_catalog.<>) 'deleted'
         ORDER BY 1;
@@ -121,7 +121,7 @@ DECLARE
     p record;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
-    p := aos_cus.parse_scope(scope);
+    p := aos_cus_internal.parse_scope(scope);
     IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
         PERFORM aos_cus.set_limits(tenant_id, p.integration_id, '{"budget_microcents": null, "budget_period": null,
             "token_limit": null, "token_period": null, "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null,
@@ -137,10 +137,10 @@ $$;
 COMMENT ON FUNCTION aos_cus.delete_scope_limits(uuid, text) IS
     'remove a scope''s limits (integration:<id>: back to no limits); true when the scope had limits';
 
-REVOKE ALL ON FUNCTION aos_cus.parse_scope(text), aos_cus.scope_limits_json(aos_cus.cus_scope_limits),
+REVOKE ALL ON FUNCTION aos_cus_internal.parse_scope(text), aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits),
     aos_cus.set_scope_limits(uuid, text, jsonb), aos_cus.scope_limits(uuid), aos_cus.delete_scope_limits(uuid, text)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.parse_scope(text), aos_cus.scope_limits_json(aos_cus.cus_scope_limits),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.parse_scope(text), aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits),
     aos_cus.scope_limits(uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.set_scope_limits(uuid, text, jsonb), aos_cus.delete_scope_limits(uuid, text)
     TO aos_cus_admin;
@@ -177,18 +177,18 @@ CREATE TABLE aos_cus.cus_policies (
 COMMENT ON TABLE aos_cus.cus_policies IS 'call policies per integration; integration_id NULL is the tenant default';
 CREATE UNIQUE INDEX cus_policies_integration_key ON aos_cus.cus_policies (tenant_id, integration_id) WHERE integration_id IS NOT NULL;
 CREATE UNIQUE INDEX cus_policies_default_key ON aos_cus.cus_policies (tenant_id) WHERE integration_id IS NULL;
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_policies');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_policies');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_policies', '');
 REVOKE ALL ON aos_cus.cus_policies FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_policies TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_policies TO aos_cus_app, aos_cus_reader;
 
-CREATE FUNCTION aos_cus.policies_changed_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.policies_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_policies_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.policies_changed_trigger() IS 'marks cached policies stale when the transaction commits';
+COMMENT ON FUNCTION aos_cus_internal.policies_changed_trigger() IS 'marks cached policies stale when the transaction commits';
 CREATE TRIGGER enforcement_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_policies
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.policies_changed_trigger();
-REVOKE ALL ON FUNCTION aos_cus.policies_changed_trigger() FROM PUBLIC;
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.policies_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus_internal.policies_changed_trigger() FROM PUBLIC;
 
 -- Set (or with NULL remove) the policy of an integration, or with integration_id NULL the tenant default.
 CREATE FUNCTION aos_cus.set_policy(tenant_id uuid, integration_id uuid, policy jsonb) RETURNS jsonb
@@ -196,7 +196,7 @@ CREATE FUNCTION aos_cus.set_policy(tenant_id uuid, integration_id uuid, policy j
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     IF integration_id IS NOT NULL THEN
-        PERFORM aos_cus.integration_for_update(tenant_id, integration_id);
+        PERFORM aos_cus_internal.integration_for_update(tenant_id, integration_id);
     END IF;
     IF policy IS NOT NULL THEN
         PERFORM aos_cus.check_policy(policy);

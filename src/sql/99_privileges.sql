@@ -8,5 +8,5 @@ GRANT EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryp
     aos_cus.keyring_status() TO aos_cus_operator;
 REVOKE EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() FROM aos_cus_admin, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_operator;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aos_cus FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aos_cus, aos_cus_internal FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.current_tenant() TO PUBLIC;

@@ -1250,6 +1250,830 @@ GRANT EXECUTE ON FUNCTION aos_cus.call_input_tokens(text, jsonb),
 -- OpenTelemetry GenAI (issue 16): extract_usage() also reads span attributes (provider 'otel', or any provider).
 COMMENT ON FUNCTION aos_cus.extract_usage(text, jsonb) IS
     'token buckets (cus_llm_usage column names) of a provider response or usage object, or of OpenTelemetry GenAI span attributes';
+
+-- Public surface (issue 21): the extension lives in pg_catalog and owns schema aos_cus (DROP EXTENSION removes it);
+-- the helpers of the API move to schema aos_cus_internal, which PostgREST does not expose, so pg_proc of aos_cus is
+-- exactly the README's function list. 0.1.0 had aos_cus as the extension's schema, which cannot be a member.
+UPDATE pg_catalog.pg_extension SET extnamespace = 'pg_catalog'::pg_catalog.regnamespace WHERE extname OPERATOR(pg_catalog.=) 'aos_cus';
+DELETE FROM pg_catalog.pg_depend
+ WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+   AND objid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'aos_cus')
+   AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass;
+ALTER EXTENSION aos_cus ADD SCHEMA aos_cus;
+COMMENT ON SCHEMA aos_cus IS 'aos_cus API: the functions, tables and views README.md documents';
+CREATE SCHEMA aos_cus_internal;
+COMMENT ON SCHEMA aos_cus_internal IS 'aos_cus helpers: not API, not exposed by PostgREST';
+GRANT USAGE ON SCHEMA aos_cus_internal TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker, aos_cus_operator;
+-- Errors of the integration API carry no CONTEXT lines of its helpers (issue 21): they are raised again through this.
+CREATE FUNCTION aos_cus_internal.raise_error(sqlstate text, message text, detail text, hint text) RETURNS void
+    AS 'MODULE_PATHNAME', 'aos_cus_raise_error'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) IS
+    'raise an error with no CONTEXT lines (empty detail or hint: none); how the integration API re-raises its helpers'' errors';
+REVOKE ALL ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.raise_error(text, text, text, text)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+ALTER FUNCTION aos_cus.apply_limits(i aos_cus.cus_integrations, limits jsonb) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_credential_ref(ref text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_integration_fields(i aos_cus.cus_integrations) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_integration_name(name text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.check_keys(obj jsonb, argname text, allowed text[]) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.enable_tenant_rls(tbl regclass) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.health_queue_wake() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_for_update(tenant_id uuid, integration_id uuid) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_lifecycle() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.integration_of(i aos_cus.cus_integrations) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.is_iana_timezone(name text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limit_choice(limits jsonb, key text, choices text[]) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limit_integer(limits jsonb, key text, low bigint, high bigint) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.limits_changed_trigger() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.patch_text(patch jsonb, key text, old text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.platform_table_guard() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.price_providers(provider text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.prices_changed() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.rollup_snapshot() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.saturate(n numeric) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.tenant_logins_changed() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.usage_price_trigger() SET SCHEMA aos_cus_internal;
+ALTER FUNCTION aos_cus.usage_settle_trigger() SET SCHEMA aos_cus_internal;
+CREATE OR REPLACE FUNCTION aos_cus_internal.enable_tenant_rls(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY tenant_isolation ON %s USING (tenant_id = aos_cus.current_tenant()) '
+        'WITH CHECK (tenant_id = aos_cus.current_tenant())', tbl);
+    EXECUTE pg_catalog.format(
+        'CREATE POLICY operator_all ON %s TO aos_cus_operator USING (aos_cus.current_tenant() IS NULL) '
+        'WITH CHECK (aos_cus.current_tenant() IS NULL)', tbl);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.platform_table_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_platform_table_guard'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.tenant_logins_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_tenant_logins_changed'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_credential_ref(ref text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_check_credential_ref'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION aos_cus_internal.prices_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_prices_changed'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.price_providers(provider text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE provider
+        WHEN 'azure_openai' THEN ARRAY['azure_openai', 'openai']
+        WHEN 'aws_bedrock' THEN ARRAY['aws_bedrock', 'anthropic']
+        WHEN 'google' THEN ARRAY['google', 'anthropic']
+        ELSE ARRAY[provider] END;
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(resolve_model.provider, 64)),
+            HINT = 'Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.';
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT ROW(i.tenant_id, i.id, i.name, i.provider, i.status,
+               pg_catalog.split_part(i.credential_ref, '://', 1), i.credential_hint, i.base_url, i.config,
+               pg_catalog.jsonb_build_object(
+                   'budget_microcents', i.budget_microcents, 'budget_period', i.budget_period,
+                   'token_limit', i.token_limit, 'token_period', i.token_period,
+                   'rpm', i.rpm, 'tpm', i.tpm, 'warn_at_pct', i.warn_at_pct,
+                   'mode', i.enforcement_mode, 'timezone', i.timezone),
+               i.health_state, i.health_checked_at, i.health_latency_ms, i.health_error,
+               i.created_at, i.updated_at, i.deleted_at)::aos_cus.integration
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.is_iana_timezone(name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_is_iana_timezone'
+    LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+        RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
+    IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
+       AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
+                                            ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN
+        RAISE EXCEPTION 'integration % cannot go from status % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = '55000',
+                  HINT = 'Allowed: created -> enabled, enabled -> disabled, disabled -> enabled, and created, enabled or disabled -> deleted.';
+    END IF;
+    IF NEW.status = 'deleted' AND OLD.status <> 'deleted' THEN
+        -- Soft delete wipes the credential.
+        NEW.deleted_at := pg_catalog.now();
+        NEW.credential_ref := NULL;
+        NEW.credential_hint := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v jsonb := limits -> key;
+    n numeric;
+BEGIN
+    IF v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
+        RAISE EXCEPTION 'limits.% must be an integer, not %', key, pg_catalog.jsonb_typeof(v) USING ERRCODE = '22023';
+    END IF;
+    n := (v #>> '{}')::numeric;
+    IF n <> pg_catalog.trunc(n) THEN
+        RAISE EXCEPTION 'limits.% must be an integer, not %', key, v USING ERRCODE = '22023';
+    END IF;
+    IF n < low OR n > high THEN
+        RAISE EXCEPTION 'limits.% must be between % and %, not %', key, low, high, v USING ERRCODE = '22003';
+    END IF;
+    RETURN n::bigint;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limit_choice(limits jsonb, key text, choices text[]) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v jsonb := limits -> key;
+BEGIN
+    IF v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v) <> 'string' OR NOT (v #>> '{}') = ANY (choices) THEN
+        RAISE EXCEPTION 'limits.% must be one of %, not %', key, pg_catalog.array_to_string(choices, ', '), v
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN v #>> '{}';
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unknown text;
+    periods constant text[] := ARRAY['day', 'week', 'month', 'total'];
+    tz text;
+BEGIN
+    IF limits IS NULL OR pg_catalog.jsonb_typeof(limits) = 'null' THEN
+        RAISE EXCEPTION 'limits must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(limits) <> 'object' THEN
+        RAISE EXCEPTION 'limits must be a JSON object, not %', pg_catalog.jsonb_typeof(limits) USING ERRCODE = '22023';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(limits) k
+     WHERE k <> ALL (ARRAY['budget_microcents', 'budget_period', 'token_limit', 'token_period', 'rpm', 'tpm',
+                           'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'limits has unknown key(s): %', unknown USING ERRCODE = '22023',
+            HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone.';
+    END IF;
+    IF limits ? 'budget_microcents' THEN
+        i.budget_microcents := aos_cus_internal.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'budget_period' THEN
+        i.budget_period := coalesce(aos_cus_internal.limit_choice(limits, 'budget_period', periods), 'month');
+    END IF;
+    IF limits ? 'token_limit' THEN
+        i.token_limit := aos_cus_internal.limit_integer(limits, 'token_limit', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'token_period' THEN
+        i.token_period := coalesce(aos_cus_internal.limit_choice(limits, 'token_period', periods), 'month');
+    END IF;
+    IF limits ? 'rpm' THEN
+        i.rpm := aos_cus_internal.limit_integer(limits, 'rpm', 1, 2147483647);
+    END IF;
+    IF limits ? 'tpm' THEN
+        i.tpm := aos_cus_internal.limit_integer(limits, 'tpm', 1, 9223372036854775807);
+    END IF;
+    IF limits ? 'warn_at_pct' THEN
+        i.warn_at_pct := coalesce(aos_cus_internal.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
+    END IF;
+    -- mode is the documented name (reads return it); enforcement_mode, the column's, is accepted too.
+    IF limits ? 'mode' AND limits ? 'enforcement_mode' THEN
+        RAISE EXCEPTION 'limits has both mode and enforcement_mode: give mode only' USING ERRCODE = '22023';
+    END IF;
+    IF limits ? 'mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    ELSIF limits ? 'enforcement_mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'enforcement_mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    END IF;
+    IF limits ? 'timezone' THEN
+        IF pg_catalog.jsonb_typeof(limits -> 'timezone') NOT IN ('string', 'null') THEN
+            RAISE EXCEPTION 'limits.timezone must be a string, not %', limits -> 'timezone' USING ERRCODE = '22023';
+        END IF;
+        tz := coalesce(limits ->> 'timezone', 'UTC');
+        IF pg_catalog.length(tz) > 64 OR NOT aos_cus_internal.is_iana_timezone(tz) THEN
+            RAISE EXCEPTION 'limits.timezone must be an IANA time zone such as Europe/Paris, not %', limits -> 'timezone'
+                USING ERRCODE = '22023',
+                HINT = 'SELECT name FROM pg_timezone_names lists them.';
+        END IF;
+        i.timezone := tz;
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_integration_name(name text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.length(name) NOT BETWEEN 1 AND 200 OR name ~ '[[:cntrl:]]' OR pg_catalog.btrim(name) <> name THEN
+        RAISE EXCEPTION 'name must be 1 to 200 characters without control characters or surrounding spaces, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(name) > 40 THEN pg_catalog.left(name, 40) || '...' ELSE name END) USING ERRCODE = '22023';
+    END IF;
+    RETURN name;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_integration_fields(i aos_cus.cus_integrations) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus_internal.check_integration_name(i.name);
+    IF i.base_url IS NOT NULL AND (pg_catalog.length(i.base_url) > 2048 OR i.base_url !~ '^https?://[^\s]+$') THEN
+        RAISE EXCEPTION 'base_url must be an http:// or https:// URL of at most 2048 characters' USING ERRCODE = '22023';
+    END IF;
+    IF i.config IS NULL OR pg_catalog.jsonb_typeof(i.config) <> 'object' THEN
+        RAISE EXCEPTION 'config must be a JSON object, not %', coalesce(pg_catalog.jsonb_typeof(i.config), 'null')
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.pg_column_size(i.config) > 65536 THEN
+        RAISE EXCEPTION 'config must be at most 64 kB' USING ERRCODE = '54000';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.patch_text(patch jsonb, key text, old text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT patch ? key THEN
+        RETURN old;
+    END IF;
+    IF pg_catalog.jsonb_typeof(patch -> key) NOT IN ('string', 'null') THEN
+        RAISE EXCEPTION '% must be a string, not %', key, patch -> key USING ERRCODE = '22023';
+    END IF;
+    RETURN patch ->> key;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.check_keys(obj jsonb, argname text, allowed text[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unknown text;
+BEGIN
+    IF obj IS NULL THEN
+        RAISE EXCEPTION '% must not be null', argname USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(obj) <> 'object' THEN
+        RAISE EXCEPTION '% must be a JSON object, not %', argname, pg_catalog.jsonb_typeof(obj) USING ERRCODE = '22023';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(obj) k WHERE k <> ALL (allowed);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION '% has unknown key(s): %', argname, unknown USING ERRCODE = '22023',
+            HINT = pg_catalog.format('Known keys: %s.', pg_catalog.array_to_string(allowed, ', '));
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(provider) > 40 THEN pg_catalog.left(provider, 40) || '...' ELSE provider END) USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+    END IF;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
+                                          page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
+        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted), not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(status) > 40 THEN pg_catalog.left(status, 40) || '...' ELSE status END) USING ERRCODE = '22023';
+    END IF;
+    IF page_size IS NULL THEN
+        RAISE EXCEPTION 'page_size must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size USING ERRCODE = '22023';
+    END IF;
+    -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
+    RETURN QUERY
+        SELECT (aos_cus_internal.integration_of(c)).* FROM aos_cus.cus_integrations c
+         WHERE c.tenant_id = list_integrations.tenant_id
+           AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
+           AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
+         ORDER BY c.id
+         LIMIT page_size;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted and cannot be changed', integration_id USING ERRCODE = '55000';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    UPDATE aos_cus.cus_integrations c SET status = new_status, updated_at = pg_catalog.now()
+     WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+    RETURNING * INTO i;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.enable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'enabled') $$;
+CREATE OR REPLACE FUNCTION aos_cus.disable_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'disabled') $$;
+CREATE OR REPLACE FUNCTION aos_cus.delete_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'deleted') $$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.usage_price_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_price_trigger'
+    LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.saturate(n numeric) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pg_catalog.int8(GREATEST(LEAST(n, 9223372036854775807::numeric), -9223372036854775808::numeric));
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    EXECUTE pg_catalog.format($q$
+        WITH g AS (
+            SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE %s
+             GROUP BY 1, 2, 3, 4, 5),
+        ins AS (
+            INSERT INTO aos_cus.cus_usage_daily AS d
+                   (tenant_id, integration_id, day, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM g
+            ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = pg_catalog.now())
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
+    INTO folded USING a, b, from_day, to_day;
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.rollup_snapshot() RETURNS pg_snapshot
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s pg_snapshot := pg_catalog.pg_current_snapshot();
+    own xid8 := pg_catalog.pg_current_xact_id_if_assigned();
+BEGIN
+    IF own IS NULL OR own >= pg_catalog.pg_snapshot_xmax(s) OR NOT pg_catalog.pg_visible_in_snapshot(own, s) THEN
+        RETURN s;
+    END IF;
+    RETURN pg_catalog.format('%s:%s:%s', LEAST(pg_catalog.pg_snapshot_xmin(s), own), pg_catalog.pg_snapshot_xmax(s),
+        (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text::numeric)
+           FROM (SELECT pg_catalog.pg_snapshot_xip(s) AS x UNION SELECT own) xs))::pg_snapshot;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
+    DELETE FROM aos_cus.cus_usage_daily;
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    DELETE FROM aos_cus.cus_ingest_rejects WHERE rejected_at < pg_catalog.now() - interval '30 days';
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    changed bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, (u.started_at AT TIME ZONE 'UTC')::date AS day, u.provider, u.model,
+                  u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta AS (
+        SELECT tenant_id, integration_id, day, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    RETURN changed;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.usage_summary(tenant_id uuid, integration_id uuid DEFAULT NULL,
+                                      from_ts timestamptz DEFAULT pg_catalog.now() - interval '30 days',
+                                      to_ts timestamptz DEFAULT pg_catalog.now())
+    RETURNS SETOF aos_cus.usage_summary_row
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    whole_from timestamptz;
+    whole_to timestamptz;
+BEGIN
+    IF tenant_id IS NULL OR from_ts IS NULL OR to_ts IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id, from_ts and to_ts must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Whole UTC days inside [from_ts, to_ts) come from the aggregates plus the rows not rolled up yet;
+    -- the partial days at either edge come from the usage rows.
+    whole_from := pg_catalog.date_trunc('day', from_ts, 'UTC');
+    IF whole_from < from_ts THEN
+        whole_from := whole_from + interval '1 day';
+    END IF;
+    whole_to := GREATEST(pg_catalog.date_trunc('day', to_ts, 'UTC'), whole_from);
+    RETURN QUERY
+    WITH st AS (SELECT r.last_snapshot AS s FROM aos_cus.cus_rollup_state r),
+    raw AS (
+        SELECT u.* FROM aos_cus.cus_llm_usage u
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= from_ts AND u.started_at < LEAST(whole_from, to_ts)
+        UNION ALL
+        SELECT u.* FROM aos_cus.cus_llm_usage u
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= whole_to AND u.started_at < to_ts
+        UNION ALL
+        SELECT u.* FROM aos_cus.cus_llm_usage u, st
+         WHERE u.tenant_id = usage_summary.tenant_id AND u.started_at >= whole_from AND u.started_at < whole_to
+           AND u.ingest_xid >= pg_catalog.pg_snapshot_xmin(st.s) AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, st.s)),
+    parts AS (
+        SELECT d.integration_id, d.provider::text AS provider, d.model, d.requests, d.errors, d.unpriced_requests,
+               d.input_tokens::bigint AS input_tokens, d.cache_read_tokens::bigint AS cache_read_tokens,
+               d.cache_write_tokens::bigint AS cache_write_tokens, d.cache_write_1h_tokens::bigint AS cache_write_1h_tokens,
+               d.output_tokens::bigint AS output_tokens, d.reasoning_tokens::bigint AS reasoning_tokens,
+               d.input_audio_tokens::bigint AS input_audio_tokens, d.output_audio_tokens::bigint AS output_audio_tokens,
+               d.cost_microcents::bigint AS cost_microcents, d.latency_sum_ms, d.latency_max_ms
+          FROM aos_cus.cus_usage_daily d
+         WHERE d.tenant_id = usage_summary.tenant_id
+           AND d.day >= (whole_from AT TIME ZONE 'UTC')::date AND d.day < (whole_to AT TIME ZONE 'UTC')::date
+        UNION ALL
+        SELECT r.integration_id, r.provider::text, r.model, 1, (r.status <> 'success')::int,
+               (r.cost_microcents IS NULL)::int, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens,
+               r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.input_audio_tokens,
+               r.output_audio_tokens, coalesce(r.cost_microcents, 0), coalesce(r.latency_ms, 0), coalesce(r.latency_ms, 0)
+          FROM raw r)
+    SELECT p.integration_id, p.provider, p.model, sum(p.requests)::bigint, sum(p.errors)::bigint,
+           sum(p.unpriced_requests)::bigint, aos_cus_internal.saturate(sum(p.input_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_read_tokens)), aos_cus_internal.saturate(sum(p.cache_write_tokens)),
+           aos_cus_internal.saturate(sum(p.cache_write_1h_tokens)), aos_cus_internal.saturate(sum(p.output_tokens)),
+           aos_cus_internal.saturate(sum(p.reasoning_tokens)), aos_cus_internal.saturate(sum(p.input_audio_tokens)),
+           aos_cus_internal.saturate(sum(p.output_audio_tokens)), aos_cus_internal.saturate(sum(p.cost_microcents)),
+           pg_catalog.round(sum(p.cost_microcents) / 100000000.0, 8),
+           pg_catalog.round(sum(p.latency_sum_ms)::numeric / sum(p.requests), 1), max(p.latency_max_ms)
+      FROM parts p
+     WHERE usage_summary.integration_id IS NULL OR p.integration_id = usage_summary.integration_id
+     GROUP BY p.integration_id, p.provider, p.model
+     ORDER BY sum(p.cost_microcents) DESC, p.integration_id, p.provider, p.model;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.usage_settle_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_settle_trigger' LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.limits_changed_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_limits_changed_trigger' LANGUAGE C;
+CREATE OR REPLACE FUNCTION aos_cus_internal.health_queue_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_health_queue_wake'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus.create_integration(uuid, text, text, text, jsonb) IS
+    'create an integration (status created, or enabled with options.enabled); credential: plaintext key (encrypted at once) or vault:// / env:// reference; options: id, base_url, config, limits, enabled';
+
+-- Truthful reads (issue 21): remaining is NULL where there is no limit; the mode column is named as limits name it.
+DROP FUNCTION aos_cus.integration_limits(uuid, uuid);
+CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
+    OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
+    OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
+    OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
+    OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
+    OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text)
+    RETURNS record
+    LANGUAGE sql VOLATILE
+    BEGIN ATOMIC
+        SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
+               u.spent_microcents + u.reserved_microcents,
+               CASE WHEN i.budget_microcents IS NOT NULL
+                    THEN GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0) END,
+               i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
+               u.tokens_used + u.reserved_tokens,
+               CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
+               i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
+               i.warn_at_pct, i.enforcement_mode, i.timezone
+          FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
+               aos_cus.cus_integrations i
+         WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;
+    END;
+COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
+    'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
+REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+
+-- Reservations (issue 21): a call checked with a call_id that will not happen frees its reservation at once.
+CREATE FUNCTION aos_cus.release_reservation(tenant_id uuid, call_id text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_release_reservation' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.release_reservation(uuid, text) IS
+    'frees the live reservation of a checked call that will not happen; true when there was one';
+REVOKE ALL ON FUNCTION aos_cus.release_reservation(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_admin, aos_cus_app;
+-- A check() of a call_id whose usage is recorded reserves nothing and says so: blocked / already_ingested.
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning', 'already_ingested'));
 -- Layered budgets (issue 14): usage rows name their subject and tags; limits per scope (tenant, subject, tag) in
 -- cus_scope_limits; check() takes subject, tags and model (the 5-argument calls keep working through the defaults).
 ALTER TABLE aos_cus.cus_llm_usage
@@ -1270,15 +2094,15 @@ REVOKE ALL ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, jso
 GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, jsonb, text) TO aos_cus_admin, aos_cus_app;
 
 
-CREATE FUNCTION aos_cus.parse_scope(scope text, OUT kind text, OUT integration_id uuid) RETURNS record
+CREATE FUNCTION aos_cus_internal.parse_scope(scope text, OUT kind text, OUT integration_id uuid) RETURNS record
     AS 'MODULE_PATHNAME', 'aos_cus_parse_scope' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION aos_cus.parse_scope(text) IS
+COMMENT ON FUNCTION aos_cus_internal.parse_scope(text) IS
     'kind (tenant, integration, subject, tag) of a scope string and its integration id; 22023 naming scope when malformed';
 
 -- Limits of the tenant, subject and tag scopes; the same columns and defaults as cus_integrations' limits.
 CREATE TABLE aos_cus.cus_scope_limits (
     tenant_id          uuid NOT NULL,
-    scope              text NOT NULL CHECK ((aos_cus.parse_scope(scope)).kind OPERATOR(pg_catalog.<>) 'integration'),
+    scope              text NOT NULL CHECK ((aos_cus_internal.parse_scope(scope)).kind OPERATOR(pg_catalog.<>) 'integration'),
     budget_microcents  aos_cus.microcents,
     budget_period      aos_cus.limit_period NOT NULL DEFAULT 'month',
     token_limit        aos_cus.token_count,
@@ -1292,7 +2116,7 @@ CREATE TABLE aos_cus.cus_scope_limits (
     PRIMARY KEY (tenant_id, scope)
 );
 COMMENT ON TABLE aos_cus.cus_scope_limits IS 'limits of the tenant, subject:<v>|* and tag:<k>=<v>|* scopes (integration limits stay on cus_integrations)';
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_scope_limits');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_scope_limits');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_scope_limits', '');
 REVOKE ALL ON aos_cus.cus_scope_limits FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_scope_limits TO aos_cus_admin;
@@ -1303,16 +2127,16 @@ CREATE INDEX cus_llm_usage_subject_idx ON aos_cus.cus_llm_usage (tenant_id, subj
 CREATE INDEX cus_llm_usage_tags_idx ON aos_cus.cus_llm_usage USING gin (tags jsonb_path_ops) WHERE tags IS NOT NULL;
 
 -- A change of scope limits makes cached scope state reload on its next use.
-CREATE FUNCTION aos_cus.scope_limits_changed_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.scope_limits_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_scope_limits_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.scope_limits_changed_trigger() IS
+COMMENT ON FUNCTION aos_cus_internal.scope_limits_changed_trigger() IS
     'marks cached enforcement limits stale when the transaction commits';
 CREATE TRIGGER enforcement_scope_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_scope_limits
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.scope_limits_changed_trigger();
-REVOKE ALL ON FUNCTION aos_cus.scope_limits_changed_trigger() FROM PUBLIC;
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.scope_limits_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus_internal.scope_limits_changed_trigger() FROM PUBLIC;
 
 -- The limits JSON of a scope row, keyed as set_limits() takes them.
-CREATE FUNCTION aos_cus.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS jsonb
+CREATE FUNCTION aos_cus_internal.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT pg_catalog.jsonb_build_object(
                'budget_microcents', s.budget_microcents, 'budget_period', s.budget_period,
@@ -1320,7 +2144,7 @@ CREATE FUNCTION aos_cus.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS js
                'rpm', s.rpm, 'tpm', s.tpm, 'warn_at_pct', s.warn_at_pct,
                'mode', s.enforcement_mode, 'timezone', s.timezone)
 $$;
-COMMENT ON FUNCTION aos_cus.scope_limits_json(aos_cus.cus_scope_limits) IS 'limits of a cus_scope_limits row as JSON';
+COMMENT ON FUNCTION aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits) IS 'limits of a cus_scope_limits row as JSON';
 
 -- Patch the limits of a scope, validated by apply_limits() as set_limits() is; integration:<id> is set_limits().
 CREATE FUNCTION aos_cus.set_scope_limits(tenant_id uuid, scope text, limits jsonb) RETURNS jsonb
@@ -1331,7 +2155,7 @@ DECLARE
     i aos_cus.cus_integrations;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
-    p := aos_cus.parse_scope(scope);
+    p := aos_cus_internal.parse_scope(scope);
     IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
         RETURN (aos_cus.set_limits(tenant_id, p.integration_id, limits)).limits;
     END IF;
@@ -1347,7 +2171,7 @@ BEGIN
     i.warn_at_pct := coalesce(s.warn_at_pct, 80);
     i.enforcement_mode := coalesce(s.enforcement_mode, 'enforce');
     i.timezone := coalesce(s.timezone, 'UTC');
-    i := aos_cus.apply_limits(i, limits);
+    i := aos_cus_internal.apply_limits(i, limits);
     INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
                                                token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
     VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
@@ -1358,7 +2182,7 @@ BEGIN
            tpm = EXCLUDED.tpm, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
            timezone = EXCLUDED.timezone, updated_at = pg_catalog.now()
     RETURNING * INTO s;
-    RETURN aos_cus.scope_limits_json(s);
+    RETURN aos_cus_internal.scope_limits_json(s);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.set_scope_limits(uuid, text, jsonb) IS
@@ -1370,10 +2194,10 @@ CREATE FUNCTION aos_cus.scope_limits(tenant_id uuid) RETURNS TABLE (scope text, 
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     RETURN QUERY
-        SELECT s.scope, aos_cus.scope_limits_json(s) FROM aos_cus.cus_scope_limits s
+        SELECT s.scope, aos_cus_internal.scope_limits_json(s) FROM aos_cus.cus_scope_limits s
          WHERE s.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id
         UNION ALL
-        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus.integration_of(i)).limits
+        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus_internal.integration_of(i)).limits
           FROM aos_cus.cus_integrations i
          WHERE i.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id AND i.status OPERATOR(pg_catalog.<>) 'deleted'
         ORDER BY 1;
@@ -1388,7 +2212,7 @@ DECLARE
     p record;
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
-    p := aos_cus.parse_scope(scope);
+    p := aos_cus_internal.parse_scope(scope);
     IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
         PERFORM aos_cus.set_limits(tenant_id, p.integration_id, '{"budget_microcents": null, "budget_period": null,
             "token_limit": null, "token_period": null, "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null,
@@ -1404,10 +2228,10 @@ $$;
 COMMENT ON FUNCTION aos_cus.delete_scope_limits(uuid, text) IS
     'remove a scope''s limits (integration:<id>: back to no limits); true when the scope had limits';
 
-REVOKE ALL ON FUNCTION aos_cus.parse_scope(text), aos_cus.scope_limits_json(aos_cus.cus_scope_limits),
+REVOKE ALL ON FUNCTION aos_cus_internal.parse_scope(text), aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits),
     aos_cus.set_scope_limits(uuid, text, jsonb), aos_cus.scope_limits(uuid), aos_cus.delete_scope_limits(uuid, text)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.parse_scope(text), aos_cus.scope_limits_json(aos_cus.cus_scope_limits),
+GRANT EXECUTE ON FUNCTION aos_cus_internal.parse_scope(text), aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits),
     aos_cus.scope_limits(uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 GRANT EXECUTE ON FUNCTION aos_cus.set_scope_limits(uuid, text, jsonb), aos_cus.delete_scope_limits(uuid, text)
     TO aos_cus_admin;
@@ -1447,18 +2271,18 @@ CREATE TABLE aos_cus.cus_policies (
 COMMENT ON TABLE aos_cus.cus_policies IS 'call policies per integration; integration_id NULL is the tenant default';
 CREATE UNIQUE INDEX cus_policies_integration_key ON aos_cus.cus_policies (tenant_id, integration_id) WHERE integration_id IS NOT NULL;
 CREATE UNIQUE INDEX cus_policies_default_key ON aos_cus.cus_policies (tenant_id) WHERE integration_id IS NULL;
-SELECT aos_cus.enable_tenant_rls('aos_cus.cus_policies');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_policies');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_policies', '');
 REVOKE ALL ON aos_cus.cus_policies FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_policies TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_policies TO aos_cus_app, aos_cus_reader;
 
-CREATE FUNCTION aos_cus.policies_changed_trigger() RETURNS trigger
+CREATE FUNCTION aos_cus_internal.policies_changed_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aos_cus_policies_changed_trigger' LANGUAGE C;
-COMMENT ON FUNCTION aos_cus.policies_changed_trigger() IS 'marks cached policies stale when the transaction commits';
+COMMENT ON FUNCTION aos_cus_internal.policies_changed_trigger() IS 'marks cached policies stale when the transaction commits';
 CREATE TRIGGER enforcement_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aos_cus.cus_policies
-    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.policies_changed_trigger();
-REVOKE ALL ON FUNCTION aos_cus.policies_changed_trigger() FROM PUBLIC;
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.policies_changed_trigger();
+REVOKE ALL ON FUNCTION aos_cus_internal.policies_changed_trigger() FROM PUBLIC;
 
 -- Set (or with NULL remove) the policy of an integration, or with integration_id NULL the tenant default.
 CREATE FUNCTION aos_cus.set_policy(tenant_id uuid, integration_id uuid, policy jsonb) RETURNS jsonb
@@ -1466,7 +2290,7 @@ CREATE FUNCTION aos_cus.set_policy(tenant_id uuid, integration_id uuid, policy j
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
     IF integration_id IS NOT NULL THEN
-        PERFORM aos_cus.integration_for_update(tenant_id, integration_id);
+        PERFORM aos_cus_internal.integration_for_update(tenant_id, integration_id);
     END IF;
     IF policy IS NOT NULL THEN
         PERFORM aos_cus.check_policy(policy);
@@ -1489,4 +2313,4 @@ GRANT EXECUTE ON FUNCTION aos_cus.set_policy(uuid, uuid, jsonb) TO aos_cus_admin
 ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
     ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
         'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
-        'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit'));
+        'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit'));

@@ -179,12 +179,12 @@ check "metrics(): budget used ratio 0.8 (800,000 of 1,000,000) and warn ratio 0.
 	$COMPARE value $WORK/metrics.prom 'aos_cus_budget_warn_ratio{tenant_id=\"00000000-0000-0000-0000-00000000000b\",integration_id=\"00000000-0000-0000-0000-0000000000b1\"}' | grep -qx 0.8"
 
 # 3. Alert rules: syntax and unit tests (each alert has a firing and a non-firing case).
-check "promtool check rules" bash -c "promtool check rules monitoring/prometheus/aos_cus_alerts.yml >/dev/null"
-check "promtool test rules" bash -c "cd monitoring/prometheus && promtool test rules aos_cus_alerts_test.yml >/dev/null"
+check "promtool check rules" bash -c "promtool check rules monitoring/prometheus/*.yml >/dev/null"
+check "promtool test rules" bash -c "cd monitoring/prometheus/tests && promtool test rules aos_cus_alerts_test.yml >/dev/null"
 check "every alert has a firing and a non-firing unit test" python3 - <<'PY'
 import re, sys
 rules = re.findall(r'- alert: (\S+)', open('monitoring/prometheus/aos_cus_alerts.yml').read())
-tests = open('monitoring/prometheus/aos_cus_alerts_test.yml').read()
+tests = open('monitoring/prometheus/tests/aos_cus_alerts_test.yml').read()
 cases = re.findall(r'alertname: (\S+)\n\s+exp_alerts:(.*?)(?=\n\s+- eval_time|\n\s*- interval|\Z)', tests, re.S)
 fire = {a for a, body in cases if 'exp_labels' in body}
 quiet = {a for a, body in cases if body.strip().startswith('[]')}

@@ -167,10 +167,10 @@ SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', NULL)$$, '22004', 'credential must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', NULL)$$, '22004', 'options must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openia', 'sk-x-000000000000000')$$, '22023',
-                   'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom');
+                   'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not "openia"');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', '', 'openai', 'sk-x-000000000000000')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', repeat('n', 201), 'openai', 'sk-x-000000000000000')$$, '22023',
-                   'name must be 1 to 200 characters without control characters or surrounding spaces');
+                   'name must be 1 to 200 characters without control characters or surrounding spaces, not "' || repeat('n', 40) || '..."');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', E'tab\there', 'openai', 'sk-x-000000000000000')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', ' padded', 'openai', 'sk-x-000000000000000')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', '')$$, '22023', 'credential must not be empty');
@@ -181,13 +181,13 @@ SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '[]')$$, '22023', 'options must be a JSON object, not array');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"status": "enabled"}')$$, '22023',
                    'options has unknown key(s): status');
-SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"id": "nope"}')$$, '22023', 'options.id must be a non-nil UUID string');
+SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"id": "nope"}')$$, '22023', 'options.id must be a non-nil UUID string, not "nope"');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"id": "00000000-0000-0000-0000-000000000000"}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"id": 7}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"base_url": "ftp://x"}')$$, '22023',
                    'base_url must be an http:// or https:// URL of at most 2048 characters');
-SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"base_url": 5}')$$, '22023', 'base_url must be a string');
-SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"config": [1]}')$$, '22023', 'config must be a JSON object');
+SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"base_url": 5}')$$, '22023', 'base_url must be a string, not 5');
+SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', '{"config": [1]}')$$, '22023', 'config must be a JSON object, not array');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000',
                    jsonb_build_object('config', jsonb_build_object('blob', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 5000) g))))$$,
                    '54000', 'config must be at most 64 kB');
@@ -197,28 +197,28 @@ SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', NULL)$$, '22004', 'limits must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '"x"')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"budget_microcents": -1}')$$, '22003',
-                   'limits.budget_microcents must be between 0 and 9223372036854775807');
+                   'limits.budget_microcents must be between 0 and 9223372036854775807, not -1');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"budget_microcents": 9223372036854775808}')$$, '22003', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"budget_microcents": 1.5}')$$, '22023',
-                   'limits.budget_microcents must be an integer');
+                   'limits.budget_microcents must be an integer, not 1.5');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"budget_microcents": "100"}')$$, '22023',
                    'limits.budget_microcents must be an integer, not string');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"budget_period": "year"}')$$, '22023',
-                   'limits.budget_period must be one of day, week, month, total');
+                   'limits.budget_period must be one of day, week, month, total, not "year"');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"token_period": 1}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"token_limit": -5}')$$, '22003', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"rpm": 0}')$$, '22003', 'limits.rpm must be between 1 and 2147483647');
+SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"rpm": 0}')$$, '22003', 'limits.rpm must be between 1 and 2147483647, not 0');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"rpm": 2147483648}')$$, '22003', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"tpm": 0}')$$, '22003', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"warn_at_pct": 0}')$$, '22003', 'limits.warn_at_pct must be between 1 and 100');
+SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"warn_at_pct": 0}')$$, '22003', 'limits.warn_at_pct must be between 1 and 100, not 0');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"warn_at_pct": 101}')$$, '22003', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"mode": "block"}')$$, '22023', 'limits.mode must be one of enforce, warn, off');
+SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"mode": "block"}')$$, '22023', 'limits.mode must be one of enforce, warn, off, not "block"');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "Mars/Olympus"}')$$, '22023',
-                   'limits.timezone must be an IANA time zone such as Europe/Paris');
+                   'limits.timezone must be an IANA time zone such as Europe/Paris, not "Mars/Olympus"');
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "UTC+5"}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "europe/paris"}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "../../etc/passwd"}')$$, '22023', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": 5}')$$, '22023', 'limits.timezone must be a string');
+SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": 5}')$$, '22023', 'limits.timezone must be a string, not 5');
 SELECT pg_temp.bad(format($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "%s"}')$$, repeat('A', 100)), '22023', NULL);
 SELECT is((s).limits ->> 'timezone', 'America/Argentina/Buenos_Aires', 'a three-part IANA zone is accepted')
   FROM (SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"timezone": "America/Argentina/Buenos_Aires"}') s) x;
@@ -227,10 +227,10 @@ SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-
                    'patch has unknown key(s): status');
 SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"credential_ref": "vault://x"}')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"name": null}')$$, '22004', 'name must not be null');
-SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"name": 42}')$$, '22023', 'name must be a string');
-SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"config": null}')$$, '22023', 'config must be a JSON object');
+SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"name": 42}')$$, '22023', 'name must be a string, not 42');
+SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2', '{"config": null}')$$, '22023', 'config must be a JSON object, not null');
 SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', 'live')$$, '22023', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => 0)$$, '22023', 'page_size must be between 1 and 1000');
+SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => 0)$$, '22023', 'page_size must be between 1 and 1000, not 0');
 SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => 1001)$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => -1)$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.list_integrations('abcdef00-0000-4000-8000-000000000001', page_size => NULL)$$, '22004', 'page_size must not be null');

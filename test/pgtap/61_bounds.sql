@@ -79,10 +79,10 @@ SELECT is((SELECT reason FROM aos_cus.check('61000000-0000-4000-8000-00000000000
 SELECT is((SELECT cost_microcents FROM aos_cus.usage_summary('61000000-0000-4000-8000-00000000000a', NULL,
                                                             '2026-06-01', '2026-06-02')),
           9223372036854775807, 'usage_summary() saturates instead of failing');
-SELECT is(aos_cus.saturate(9223372036854775808::numeric), 9223372036854775807, 'saturate() caps at 2^63 - 1');
-SELECT is(aos_cus.saturate(42), 42::bigint, 'saturate() keeps smaller sums');
-SELECT is(aos_cus.saturate(-1e30), -9223372036854775808, 'saturate() clamps below too (no bigint out of range)');
-SELECT is(aos_cus.saturate(NULL), NULL::bigint, 'saturate(NULL) is NULL');
+SELECT is(aos_cus_internal.saturate(9223372036854775808::numeric), 9223372036854775807, 'saturate() caps at 2^63 - 1');
+SELECT is(aos_cus_internal.saturate(42), 42::bigint, 'saturate() keeps smaller sums');
+SELECT is(aos_cus_internal.saturate(-1e30), -9223372036854775808, 'saturate() clamps below too (no bigint out of range)');
+SELECT is(aos_cus_internal.saturate(NULL), NULL::bigint, 'saturate(NULL) is NULL');
 
 DELETE FROM aos_cus.cus_usage_daily WHERE tenant_id::text LIKE '61000000-%';
 DELETE FROM aos_cus.cus_ingest_rejects WHERE tenant_id::text LIKE '61000000-%';

@@ -7,74 +7,74 @@ CREATE TABLE public.not_usage (tenant_id int, integration_id text, call_id int, 
                                status text, id int);
 INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3);
 
-CREATE TRIGGER t1 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_settle_trigger();
+CREATE TRIGGER t1 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_settle_trigger();
 SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
-    'aos_cus.usage_settle_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
+    'aos_cus_internal.usage_settle_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
     'usage_settle_trigger on another table raises (no crash)');
 DROP TRIGGER t1 ON public.not_usage;
 
-CREATE TRIGGER t2 BEFORE INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.usage_price_trigger();
+CREATE TRIGGER t2 BEFORE INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_price_trigger();
 SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', NULL, 'enabled', 3)$$, '39P01',
-    'aos_cus.usage_price_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
+    'aos_cus_internal.usage_price_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
     'usage_price_trigger on another table raises');
 DROP TRIGGER t2 ON public.not_usage;
 
-CREATE TRIGGER t3 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.limits_changed_trigger();
+CREATE TRIGGER t3 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 4$$, '39P01',
-    'aos_cus.limits_changed_trigger() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
+    'aos_cus_internal.limits_changed_trigger() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
     'limits_changed_trigger on another table raises');
 DROP TRIGGER t3 ON public.not_usage;
 
-CREATE TRIGGER t4 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.health_queue_wake();
+CREATE TRIGGER t4 AFTER INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.health_queue_wake();
 SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
-    'aos_cus.health_queue_wake() may only be attached to aos_cus.cus_health_checks, not to public.not_usage',
+    'aos_cus_internal.health_queue_wake() may only be attached to aos_cus.cus_health_checks, not to public.not_usage',
     'health_queue_wake on another table raises');
 DROP TRIGGER t4 ON public.not_usage;
 
-CREATE TRIGGER t5 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.prices_changed();
+CREATE TRIGGER t5 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.prices_changed();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 5$$, '39P01',
-    'aos_cus.prices_changed() may only be attached to aos_cus.cus_model_prices, not to public.not_usage',
+    'aos_cus_internal.prices_changed() may only be attached to aos_cus.cus_model_prices, not to public.not_usage',
     'prices_changed on another table raises');
 DROP TRIGGER t5 ON public.not_usage;
 
-CREATE TRIGGER t6 BEFORE UPDATE ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus.integration_lifecycle();
+CREATE TRIGGER t6 BEFORE UPDATE ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.integration_lifecycle();
 SELECT throws_ok($$UPDATE public.not_usage SET status = 'deleted'$$, '39P01',
-    'aos_cus.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
+    'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to public.not_usage',
     'integration_lifecycle on another table raises');
 DROP TRIGGER t6 ON public.not_usage;
 
-CREATE TRIGGER t7 BEFORE UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.platform_table_guard();
+CREATE TRIGGER t7 BEFORE UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.platform_table_guard();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 6$$, '39P01',
-    'aos_cus.platform_table_guard() may only be attached to aos_cus.* (its own tables), not to public.not_usage',
+    'aos_cus_internal.platform_table_guard() may only be attached to aos_cus.* (its own tables), not to public.not_usage',
     'platform_table_guard on a table outside aos_cus raises');
 DROP TRIGGER t7 ON public.not_usage;
 
-CREATE TRIGGER t8 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.tenant_logins_changed();
+CREATE TRIGGER t8 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.tenant_logins_changed();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 7$$, '39P01',
-    'aos_cus.tenant_logins_changed() may only be attached to aos_cus.cus_tenant_logins, not to public.not_usage',
+    'aos_cus_internal.tenant_logins_changed() may only be attached to aos_cus.cus_tenant_logins, not to public.not_usage',
     'tenant_logins_changed on another table raises');
 DROP TRIGGER t8 ON public.not_usage;
 
-CREATE TRIGGER t9 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.scope_limits_changed_trigger();
+CREATE TRIGGER t9 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.scope_limits_changed_trigger();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 8$$, '39P01',
-    'aos_cus.scope_limits_changed_trigger() may only be attached to aos_cus.cus_scope_limits, not to public.not_usage',
+    'aos_cus_internal.scope_limits_changed_trigger() may only be attached to aos_cus.cus_scope_limits, not to public.not_usage',
     'scope_limits_changed_trigger on another table raises');
 DROP TRIGGER t9 ON public.not_usage;
 
-CREATE TRIGGER t10 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus.policies_changed_trigger();
+CREATE TRIGGER t10 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.policies_changed_trigger();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 9$$, '39P01',
-    'aos_cus.policies_changed_trigger() may only be attached to aos_cus.cus_policies, not to public.not_usage',
+    'aos_cus_internal.policies_changed_trigger() may only be attached to aos_cus.cus_policies, not to public.not_usage',
     'policies_changed_trigger on another table raises');
 DROP TRIGGER t10 ON public.not_usage;
 
 SELECT is((SELECT count(*) FROM public.not_usage), 1::bigint, 'no refused statement changed the table');
 -- Every trigger function of aos_cus is among those above.
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
-            WHERE p.pronamespace = 'aos_cus'::regnamespace AND p.prorettype = 'trigger'::regtype),
-          ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'platform_table_guard', 'policies_changed_trigger',
-                'prices_changed', 'scope_limits_changed_trigger', 'tenant_logins_changed', 'usage_price_trigger',
-                'usage_settle_trigger'],
-          'every aos_cus trigger function is covered');
+            WHERE p.pronamespace = 'aos_cus_internal'::regnamespace AND p.prorettype = 'trigger'::regtype),
+          ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'platform_table_guard',
+                'policies_changed_trigger', 'prices_changed', 'scope_limits_changed_trigger', 'tenant_logins_changed',
+                'usage_price_trigger', 'usage_settle_trigger'],
+          'every aos_cus trigger function (all in aos_cus_internal) is covered');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,5 +1,7 @@
-# Keyring loading: every bad keyring is a clear, key-free error while keyring-free functions keep working;
-# aos_cus.active_key_version follows a reload; the keyring GUC is superuser-only.
+# Keyring loading: a keyring that is configured but unusable stops the server from starting with a key-free
+# FATAL naming the file and the fix (issue 21: it must not half-work); with no keyring configured the server
+# starts, encryption is a clear 55000 and keyring-free functions keep working; the README's command makes a
+# keyring the server loads; aos_cus.active_key_version follows a reload; the keyring GUC is superuser-only.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -16,24 +18,40 @@ my $k2 = 'b2' x 32;
 my $t = '00000000-0000-4000-8000-0000000000c1';
 my $i = '00000000-0000-4000-8000-0000000000d1';
 
-# Write the keyring with a mode, restart, and return the log written since.
+# Write the keyring with a mode (undef: remove it).
+sub write_keyring
+{
+	my ($content, $mode) = @_;
+	unlink $keyring;
+	return unless defined $content;
+	open(my $fh, '>', $keyring) or die "keyring: $!";
+	print $fh $content;
+	close $fh;
+	chmod $mode, $keyring;
+}
+
+# Write the keyring, restart, and return the log written since.
 sub with_keyring
 {
 	my ($content, $mode) = @_;
-	if (defined $content)
-	{
-		open(my $fh, '>', $keyring) or die "keyring: $!";
-		print $fh $content;
-		close $fh;
-		chmod $mode, $keyring;
-	}
-	else
-	{
-		unlink $keyring;
-	}
+	write_keyring($content, $mode);
 	my $offset = -s $node->logfile;
 	$node->restart;
 	return substr(slurp_file($node->logfile), $offset);
+}
+
+# A configured keyring that cannot be used: the server does not start, and the log names the file, why and the fix.
+sub start_refused
+{
+	my ($label, $content, $mode, $why) = @_;
+	$node->stop;
+	write_keyring($content, $mode);
+	my $offset = -s $node->logfile;
+	ok(!$node->start(fail_ok => 1), "$label: the server does not start");
+	my $log = substr(slurp_file($node->logfile), $offset);
+	like($log, qr/FATAL:  aos_cus: keyring not loaded: (?=.*\Q$keyring\E).*$why/, "$label: FATAL names the file and says why");
+	like($log, qr/HINT:  Make ".*keyring" a file owned by the server's user, mode 0600/, "$label: the hint says how to fix it");
+	unlike($log, qr/a1a1a1a1|b2b2b2b2/, "$label: no key material in the log");
 }
 
 # Encrypting fails with 55000 and a detail matching $why; keyring-free functions still work.
@@ -57,17 +75,32 @@ like($log, qr/keyring ".*keyring" loaded with 1 key version\(s\), highest 1/, 'a
 my $ref = $node->safe_psql('postgres', "SELECT aos_cus.encrypt_credential('$t', '$i', 'sk-proj-keyring-test-000000')");
 like($ref, qr{^encrypted://v1/1/}, 'encryption uses version 1');
 
-keyring_refused('missing file', with_keyring(undef), 'could not open keyring file .*No such file');
-keyring_refused('group-readable', with_keyring("1:$k1\n", 0640), 'has group or world access \(mode 0640\)');
-keyring_refused('world-readable', with_keyring("1:$k1\n", 0604), 'has group or world access \(mode 0604\)');
-keyring_refused('malformed line', with_keyring("1:$k1\n2:$k2" . "zz\n", 0600), 'line 2 is not');
-keyring_refused('short key', with_keyring("1:" . ('ab' x 31) . "\n", 0600), 'line 1 is not');
-keyring_refused('version 0', with_keyring("0:$k1\n", 0600), 'line 1 is not');
-keyring_refused('duplicate version', with_keyring("1:$k1\n# rotated\n1:$k2\n", 0600), 'line 3 repeats key version 1');
-keyring_refused('empty file', with_keyring("", 0600), 'it holds no key');
+start_refused('missing file', undef, 0600, 'could not open keyring file .*No such file');
+start_refused('unreadable file', "1:$k1\n", 0200, 'could not open keyring file .*Permission denied');
+start_refused('group-readable', "1:$k1\n", 0640, 'has group or world access \(mode 0640\)');
+start_refused('world-readable', "1:$k1\n", 0604, 'has group or world access \(mode 0604\)');
+start_refused('malformed line', "1:$k1\n2:$k2" . "zz\n", 0600, 'line 2 is not');
+start_refused('short key', "1:" . ('ab' x 31) . "\n", 0600, 'line 1 is not');
+start_refused('version 0', "0:$k1\n", 0600, 'line 1 is not');
+start_refused('duplicate version', "1:$k1\n# rotated\n1:$k2\n", 0600, 'line 3 repeats key version 1');
+start_refused('empty file', "", 0600, 'it holds no key');
+# Not configured: the server starts, without credential encryption.
 $node->append_conf('postgresql.conf', "aos_cus.keyring_file = ''");
+write_keyring("1:$k1\n", 0600);
+$node->start;
 keyring_refused('no setting', with_keyring("1:$k1\n", 0600), 'aos_cus.keyring_file is not set');
 $node->append_conf('postgresql.conf', "aos_cus.keyring_file = '$keyring'");
+
+# The README's command (Install) makes a keyring the server loads: it runs as the server's user (runuser), so the
+# file is that user's, mode 0600. Here the test already runs as that user: its inner command, on a throwaway path.
+my ($readme_cmd) = slurp_file("$ENV{REPO}/README.md") =~ /^runuser -u postgres -- sh -c '(.*)'$/m;
+ok(defined $readme_cmd, 'the README documents the keyring command');
+$readme_cmd =~ s{/etc/postgresql/aos_cus\.keyring}{$keyring}g;
+unlink $keyring;
+system('sh', '-c', $readme_cmd) == 0 or die "the README keyring command failed";
+is(sprintf('%04o', (stat $keyring)[2] & 07777), '0600', "the README's command makes a 0600 file");
+like(with_keyring(slurp_file($keyring), 0600), qr/keyring ".*keyring" loaded with 1 key version\(s\), highest 1/,
+	"the server loads the README's keyring");
 
 # Two versions: the highest is active by default; aos_cus.active_key_version picks another on reload.
 $log = with_keyring("1:$k1\n2:$k2\n", 0600);

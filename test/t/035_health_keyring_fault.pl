@@ -1,7 +1,9 @@
-# Issue 22 finding 6: a missing, unreadable or wrong keyring is a fault of the server, not of the tenants'
-# credentials. The health worker pauses its probes (integrations keep their state), reports the fault once (a
-# WARNING and the health_worker_paused counter) and resumes when the keyring is fixed and the server restarted
-# (the keyring is read at postmaster start only); test_credentials() raises the fault instead of recording failing.
+# Issue 22 finding 6: a keyring that is not there for the server (not configured) or holds a wrong key is a fault
+# of the server, not of the tenants' credentials. The health worker pauses its probes (integrations keep their
+# state), reports the fault once (a WARNING and the health_worker_paused counter) and resumes when the keyring is
+# fixed and the server restarted (the keyring is read at postmaster start only); test_credentials() raises the
+# fault instead of recording failing. Issue 21: a configured keyring that is missing or unreadable at start stops
+# the server from starting at all (FATAL), so nothing is probed or recorded then either.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -23,18 +25,24 @@ my $keyring = $node->basedir . '/keyring';
 my $good_keyring = slurp_file($keyring);
 my $t = '00000000-0000-4000-8000-0000000000f1';
 
-# Write the keyring (undef: remove it) with a mode, restart, and return the log offset before the restart.
-sub keyring_restart
+# Write the keyring (undef: remove it) with a mode.
+sub write_keyring
 {
 	my ($content, $mode) = @_;
 	unlink $keyring;
-	if (defined $content)
-	{
-		open(my $fh, '>', $keyring) or die "keyring: $!";
-		print $fh $content;
-		close $fh;
-		chmod $mode, $keyring;
-	}
+	return unless defined $content;
+	open(my $fh, '>', $keyring) or die "keyring: $!";
+	print $fh $content;
+	close $fh;
+	chmod $mode, $keyring;
+}
+
+# Write the keyring, configure it (or, with $unset, no keyring at all), restart, and return the log offset before.
+sub keyring_restart
+{
+	my ($content, $mode, $unset) = @_;
+	write_keyring($content, $mode);
+	$node->append_conf('postgresql.conf', $unset ? "aos_cus.keyring_file = ''" : "aos_cus.keyring_file = '$keyring'");
 	my $offset = -s $node->logfile;
 	$node->restart;
 	return $offset;
@@ -66,15 +74,30 @@ VALUES ('$t', '$id', 'kf-$g', 'openai', 'enabled', aos_cus.encrypt_credential('$
 ok($node->poll_query_until('postgres', q{SELECT bool_and(health_state = 'healthy') FROM aos_cus.cus_integrations}),
 	'with the keyring loaded every integration is probed healthy');
 
-# The keyring is missing at start: the server starts, the worker pauses, nothing is recorded failing.
-my $round = 0;
-for my $fault (['missing keyring', undef, 0600, qr/the aos_cus keyring is not available: could not open keyring file/],
-	['unreadable keyring', $good_keyring, 0640, qr/the aos_cus keyring is not available: keyring file .* has group or world access/],
-	['wrong key for version 1', "1:" . ('e5' x 32) . "\n", 0600, qr/wrong key for version 1 in the aos_cus keyring/])
+# A configured keyring missing or unreadable at start: the server does not start; nothing is probed or recorded.
+for my $fault (['missing keyring', undef, 0600, qr/could not open keyring file/],
+	['unreadable keyring', $good_keyring, 0640, qr/keyring file .* has group or world access/])
 {
 	my ($label, $content, $mode, $why) = @$fault;
 	my $before = states();
-	my $offset = keyring_restart($content, $mode);
+	$node->stop;
+	write_keyring($content, $mode);
+	my $offset = -s $node->logfile;
+	ok(!$node->start(fail_ok => 1), "$label: the server does not start");
+	like(substr(slurp_file($node->logfile), $offset), qr/FATAL:  aos_cus: keyring not loaded: $why/, "$label: FATAL says why");
+	write_keyring($good_keyring, 0600);
+	$node->start;
+	is(states(), $before, "$label: integrations keep their previous state");
+}
+
+# No keyring configured, or a wrong key: the server starts, the worker pauses, nothing is recorded failing.
+my $round = 0;
+for my $fault (['no keyring configured', $good_keyring, 0600, 1, qr/the aos_cus keyring is not available: aos_cus.keyring_file is not set/],
+	['wrong key for version 1', "1:" . ('e5' x 32) . "\n", 0600, 0, qr/wrong key for version 1 in the aos_cus keyring/])
+{
+	my ($label, $content, $mode, $unset, $why) = @$fault;
+	my $before = states();
+	my $offset = keyring_restart($content, $mode, $unset);
 	my $checked = $node->safe_psql('postgres', 'SELECT max(health_checked_at) FROM aos_cus.cus_integrations');
 	ok($node->poll_query_until('postgres', q{SELECT value = 1 FROM aos_cus.stat_counters() WHERE name = 'health_worker_paused'}),
 		"$label: the pause is counted in stat_counters");

@@ -123,5 +123,21 @@ is($node->safe_psql('postgres', "SELECT row(name, status, credential_ref, creden
 	$b_before, "tenant B's integration is unchanged after every attempt");
 is($node->safe_psql('postgres', "SELECT count(*) FROM aos_cus.cus_integrations WHERE tenant_id = '$B'"), '1', 'nothing was planted in tenant B');
 
+# Issue 21: PostgREST serves /rpc/<fn> for every function of the schemas in db-schemas and 404s the rest. The
+# helpers of the API are in aos_cus_internal: none is in an exposed schema, and calling one there finds nothing.
+my ($schemas) = slurp_file("$ENV{REPO}/examples/postgrest/postgrest.conf") =~ /^db-schemas\s*=\s*"([^"]*)"/m;
+is($schemas, 'aos_cus', 'PostgREST exposes schema aos_cus only');
+my @helpers = qw(apply_limits check_integration_fields check_integration_name check_keys integration_for_update
+  limit_choice limit_integer patch_text set_integration_status check_credential_ref integration_of is_iana_timezone
+  price_providers);
+my $list = join(',', map { "'$_'" } @helpers);
+is($node->safe_psql('postgres', "SELECT string_agg(proname, ',') FROM pg_proc WHERE pronamespace = 'aos_cus'::regnamespace AND proname IN ($list)"),
+	'', 'no helper is an /rpc/ endpoint (none is in the exposed schema)');
+($ret, $out, $err) = request('tenant_admin', $A, "SELECT aos_cus.is_iana_timezone(name => 'UTC')");
+like($err, qr/ERROR:  42883: function aos_cus.is_iana_timezone\(name => unknown\) does not exist/,
+	'/rpc/is_iana_timezone: no such function (PostgREST: 404)');
+($ret, $out, $err) = request('tenant_admin', $A, "SELECT aos_cus.limit_integer(limits => '{}', key => 'rpm', low => 1, high => 2)");
+like($err, qr/ERROR:  42883: function aos_cus.limit_integer/, '/rpc/limit_integer: no such function (PostgREST: 404)');
+
 $node->stop;
 done_testing();

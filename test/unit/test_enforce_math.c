@@ -124,6 +124,7 @@ test_precedence(void)
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_CONCURRENCY_LIMIT), "concurrency_limit");
 	CHECK_STR(aos_cus_decision_name(AOS_DECISION_WARNED), "warned");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_ALREADY_INGESTED), "already_ingested");
 }
 
 /* A window is live while its admissions still weigh: this minute or the next, not after. */
