@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
 	build-essential postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
-	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libssl-dev libcurl4-openssl-dev libpq-dev
+	libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libssl-dev libcurl4-openssl-dev libpcre2-dev libpq-dev
 	prometheus prometheus-postgres-exporter python3 clang libclang-rt-14-dev jq curl openssl
 	libfaketime faketime
 )

@@ -123,7 +123,7 @@ def main():
         if l.startswith('## '):
             section = l[3:].strip()
         if section in ('API reference', 'Observability') and l.startswith('|'):
-            documented.update(re.findall(r'`(\w+)\(', l))
+            documented.update(re.findall(r'`(\w+)\(', l.split('|')[1]))  # the first cell names the function
     got = subprocess.run(['psql', '-X', '-Atc', "SELECT DISTINCT proname FROM pg_catalog.pg_proc "
                           "WHERE pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace"],
                          env=env, capture_output=True, text=True)

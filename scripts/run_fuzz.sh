@@ -13,7 +13,7 @@ for src in test/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c); name=${name#fuzz_}
 	bin=$work/fuzz_$name
 	if ! clang -g -O1 -Isrc/core -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o "$bin" "$src" $core -lcrypto; then
+		-o "$bin" "$src" $core -lcrypto -lpcre2-8; then
 		echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
 	fi
 	mkdir -p "$work/corpus_$name"

@@ -79,7 +79,7 @@ status=0
 for f in "$PKGLIB/aos_cus.so" "$BIN/aos_cus_health" "$SHARE/extension/aos_cus--$version.sql" "$DOC/copyright"; do
 	[ -s "$X$f" ] || { echo "missing in the package: $f"; status=1; }
 done
-for f in aos_cus.control aos_cus--0.1.0.control src/sql/aos_cus--*.sql; do
+for f in aos_cus.control aos_cus--0.1.0.control src/sql/aos_cus--*.sql data/aos_cus_*.bpe; do
 	cmp "$f" "$X$SHARE/extension/$(basename "$f")" || status=1
 done
 for f in $(git ls-files monitoring); do
@@ -88,7 +88,7 @@ done
 ls "$X$DOC"/README.md* "$X$DOC"/CHANGELOG.md* >/dev/null || status=1
 [ ! -e "$X$PKGLIB/bitcode" ] || { echo "the package ships LLVM bitcode"; status=1; }
 "$X$BIN/aos_cus_health" --help 2>&1 | grep -q -- '--summary' || { echo "the packaged CLI does not run"; status=1; }
-result "package contents (library, control files, install and upgrade scripts incl. the frozen 0.1.0, CLI, docs, monitoring)" $status
+result "package contents (library, control files, install and upgrade scripts incl. the frozen 0.1.0, token ranks, CLI, docs, monitoring)" $status
 
 # 4. lintian: no error; each warning kept (pedantic and experimental ones too) is listed in debian/README.source.
 lintian --info --display-info --pedantic --display-experimental "$WORK"/aos-cus_"${version}"_*.changes \
@@ -106,7 +106,8 @@ result "lintian: no errors, every warning kept listed in debian/README.source" $
 # The make-installed files of aos_cus in the system PostgreSQL 15 (bitcode from older builds included).
 installed_files() {
 	ls -d "$PKGLIB/aos_cus.so" "$PKGLIB/bitcode/aos_cus" "$PKGLIB/bitcode/aos_cus.index.bc" \
-		"$SHARE/extension/aos_cus.control" "$SHARE/extension"/aos_cus--*.sql "$BIN/aos_cus_health" 2>/dev/null
+		"$SHARE/extension/aos_cus.control" "$SHARE/extension"/aos_cus--*.sql "$SHARE/extension"/aos_cus_*.bpe \
+		"$BIN/aos_cus_health" 2>/dev/null
 }
 # Whatever happens from here on, leave no package behind and the make install restored for the other layers.
 restored=0
@@ -137,9 +138,8 @@ result "cluster starts with shared_preload_libraries = 'aos_cus, pg_cron' from t
 OUT=$STATE/out
 as_pg mkdir -p "$OUT"
 chmod -R o+rX sql expected
-as_pg "$PGXS_DIR/src/test/regress/pg_regress" --bindir="$BINDIR" --host="$SOCK" --port="$PORT" \
-	--user=postgres --inputdir="$REPO" --outputdir="$OUT/regress" --dbname=aos_cus_regress \
-	$(ls sql/*.sql | sed -E 's|sql/(.*)\.sql|\1|') > "$OUT/regress.log" 2>&1
+as_pg make -s --no-print-directory installcheck ISOLATION= TAP_TESTS= \
+	EXTRA_REGRESS_OPTS="--host=$SOCK --port=$PORT --user=postgres --outputdir=$OUT/regress" > "$OUT/regress.log" 2>&1
 cat "$OUT/regress.log"
 [ -f "$OUT/regress/regression.diffs" ] && head -n 200 "$OUT/regress/regression.diffs"
 if n=$(grep -oE 'All [0-9]+ tests passed' "$OUT/regress.log" | grep -oE '[0-9]+'); then

@@ -41,6 +41,15 @@ SELECT call_id, provider, input_tokens, cache_read_tokens, output_tokens, latenc
 -- A model with no price is stored unpriced (NULL cost); a custom gateway may carry any provider.
 SELECT * FROM aos_cus.ingest_usage('aaaaaaaa-0000-4000-8000-000000000001',
     pg_temp.rec('{"call_id": "np", "model": "no-such-model", "integration_id": "aaaaaaaa-0000-4000-8000-0000000000a3", "provider": "openai"}'));
+-- Issue 21: never silently: the row keeps why it is unpriced, a duplicate says so again, a batch reports it per record.
+SELECT call_id, unpriced_reason FROM aos_cus.cus_llm_usage WHERE call_id = 'np';
+SELECT status FROM aos_cus.ingest_usage('aaaaaaaa-0000-4000-8000-000000000001',
+    pg_temp.rec('{"call_id": "np", "model": "no-such-model", "integration_id": "aaaaaaaa-0000-4000-8000-0000000000a3", "provider": "openai"}'));
+SELECT ord, call_id, status, cost_microcents IS NULL AS unpriced, error
+  FROM aos_cus.ingest_usage_batch('aaaaaaaa-0000-4000-8000-000000000001', jsonb_build_array(
+    pg_temp.rec('{"call_id": "np", "model": "no-such-model", "integration_id": "aaaaaaaa-0000-4000-8000-0000000000a3", "provider": "openai"}'),
+    pg_temp.rec('{"call_id": "np-batch", "model": "gpt4o", "integration_id": "aaaaaaaa-0000-4000-8000-0000000000a3", "provider": "openai"}')));
+SELECT call_id, unpriced_reason FROM aos_cus.cus_llm_usage WHERE call_id = 'np-batch';
 
 -- Every field wrong in every way: 22023 (22003 for overflow, 22004 for NULL arguments) naming the field.
 SELECT label, pg_temp.try(record) AS outcome FROM (VALUES
@@ -210,7 +219,7 @@ SELECT aos_cus.rebuild_daily('2026-03-02', '2026-03-01');
 SELECT aos_cus.set_price('custom', 'no-such-model', 100000000, 200000000, effective_from => '2026-01-01') > 0 AS price_set;
 SELECT aos_cus.set_price('openai', 'no-such-model', 100000000, 200000000, effective_from => '2026-01-01') > 0 AS price_set;
 SELECT aos_cus.reprice_usage('2026-01-01', '2026-12-31') AS repriced;
-SELECT call_id, cost_microcents FROM aos_cus.cus_llm_usage WHERE call_id = 'np';
+SELECT call_id, cost_microcents, unpriced_reason FROM aos_cus.cus_llm_usage WHERE call_id = 'np';
 SELECT pg_temp.mismatches() AS after_reprice;
 SELECT aos_cus.reprice_usage('2026-01-01', '2026-12-31') AS repriced_again;
 SELECT aos_cus.reprice_usage(NULL, now());

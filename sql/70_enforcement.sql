@@ -107,6 +107,10 @@ COPY aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model,
 SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
 UPDATE aos_cus.cus_llm_usage SET cost_microcents = 70 WHERE tenant_id = :t AND call_id = 'copy-3';
 SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
+-- Output includes reasoning: a call of 5 output tokens, 4 of them reasoning, counts 5 toward the token limit.
+INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, cost_microcents, output_tokens, reasoning_tokens)
+VALUES (:t, :b, 'reasoning-1', 'openai', 'no-such-model', '2026-01-01 00:00:03+00', 0, 5, 4);
+SELECT spent_microcents, tokens_used FROM aos_cus.current_usage(:t, :b);
 -- The cache agrees with the durable rows after a forced rebuild (any limits change reloads).
 UPDATE aos_cus.cus_integrations SET warn_at_pct = 90 WHERE id = :b;
 SELECT u.spent_microcents = s.cost AS rebuilt_spend_matches, u.tokens_used = s.tokens AS rebuilt_tokens_match

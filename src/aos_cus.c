@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "tenancy.h"
 #include "usage_stats.h"
+#include "webhooks.h"
 
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
@@ -47,6 +48,7 @@ aos_cus_shmem_size(void)
 	size = add_size(size, aos_cus_usage_stats_shmem_size());
 	size = add_size(size, aos_cus_enforce_shmem_size());
 	size = add_size(size, aos_cus_health_shmem_size());
+	size = add_size(size, aos_cus_webhooks_shmem_size());
 	return size;
 }
 
@@ -75,6 +77,7 @@ aos_cus_shmem_startup(void)
 	aos_cus_usage_stats_shmem_init();
 	aos_cus_enforce_shmem_init();
 	aos_cus_health_shmem_init();
+	aos_cus_webhooks_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -99,7 +102,23 @@ aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
-/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or any). */
+/* True when name is table or a Citus shard of it ("<table>_<shard id>", which Citus gives the table's triggers). */
+static bool
+is_table_or_shard(const char *name, const char *table)
+{
+	size_t		len = strlen(table);
+
+	if (strncmp(name, table, len) != 0)
+		return false;
+	if (name[len] == '\0')
+		return true;
+	if (name[len] != '_' || name[len + 1] == '\0')
+		return false;
+	return strspn(name + len + 1, "0123456789") == strlen(name + len + 1);
+}
+
+/* Raise 39P01 naming the function and the table unless fcinfo is a trigger call on aos_cus.<table> (or a shard of
+ * it), or on any aos_cus table when table is NULL. */
 void
 aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const char *table)
 {
@@ -112,7 +131,7 @@ aos_cus_require_trigger_on(FunctionCallInfo fcinfo, const char *fname, const cha
 				 errmsg("%s must be called as a trigger", fname)));
 	rel = td->tg_relation;
 	if (RelationGetNamespace(rel) != get_namespace_oid("aos_cus", false) ||
-		(table != NULL && strcmp(RelationGetRelationName(rel), table) != 0))
+		(table != NULL && !is_table_or_shard(RelationGetRelationName(rel), table)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s may only be attached to aos_cus.%s, not to %s", fname, table ? table : "* (its own tables)",
@@ -135,6 +154,7 @@ _PG_init(void)
 	aos_cus_credentials_init();
 	aos_cus_egress_init();
 	aos_cus_health_init();
+	aos_cus_webhooks_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aos_cus");
@@ -155,4 +175,5 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = aos_cus_shmem_startup;
 	aos_cus_health_register_worker();
+	aos_cus_webhooks_register_worker();
 }

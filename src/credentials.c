@@ -30,6 +30,7 @@
 #include "credential_crypto.h"
 #include "credential_ref.h"
 #include "credentials.h"
+#include "integrations.h"
 #include "spi_safe.h"
 #include "stats.h"
 #include "tenancy.h"
@@ -134,7 +135,7 @@ calls_secret_function(const char *query)
 {
 	static const char *const names[] = {
 		"encrypt_credential", "rotate_credential", "create_integration",
-		"validate_credential_format", "credential_ref"
+		"validate_credential_format", "credential_ref", "create_webhook"
 	};
 
 	for (const char *p = query; *p != '\0'; p++)
@@ -480,7 +481,7 @@ require_keyring(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the aos_cus keyring is not available"),
-				 errdetail("%s", keyring_error),
+				 errdetail_internal("%s", keyring_error),
 				 errhint("Fix aos_cus.keyring_file (lines \"<version>:<64 hex>\", mode 0600) and restart the server.")));
 	register_wipe();
 	if (!keyring_compared && IsTransactionState())
@@ -748,6 +749,21 @@ decrypt_ref(const pg_uuid_t *tenant, const pg_uuid_t *integration, const char *r
 			break;
 	}
 	pg_unreachable();
+}
+
+/* Seal another secret of the tenant (a webhook's signing secret; owner in the AAD): its encrypted:// reference. */
+text *
+aos_cus_seal_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *plaintext, size_t len)
+{
+	mark_statement_secret();
+	return encrypt_to_ref(tenant, owner, plaintext, len);
+}
+
+/* Open a secret sealed by aos_cus_seal_secret; 22023 or 55000 naming what, never the secret. */
+char *
+aos_cus_open_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *ref, const char *what)
+{
+	return decrypt_ref(tenant, owner, ref, strlen(ref), ERRCODE_INVALID_PARAMETER_VALUE, what);
 }
 
 /* Refuse a plaintext credential written in a utility statement (0A000), or empty, oversized, padded or reference-shaped (22023). */
@@ -1025,15 +1041,11 @@ aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t *integration
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading aos_cus.cus_integrations failed");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration %s of tenant %s does not exist", uuid_str(integration), uuid_str(tenant))));
+		aos_cus_integration_missing(integration);
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	if (strcmp(status, "deleted") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("integration %s is deleted; its credential was wiped", uuid_str(integration))));
+		aos_cus_integration_deleted(integration);
 	if (ref == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1184,14 +1196,15 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		selvals[1] = Int32GetDatum(limit);
 		selvals[2] = UUIDPGetDatum(&cursor->tenant);
 		selvals[3] = UUIDPGetDatum(&cursor->id);
+		/* Candidates without locks (under Citus a query over every shard may not lock); each is locked by its key. */
 		if (SPI_execute_with_args(cursor->started ?
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
 								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED" :
-								  "SELECT tenant_id, id, credential_ref FROM aos_cus.cus_integrations "
+								  "ORDER BY tenant_id, id LIMIT $2" :
+								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
 								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-								  "ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								  "ORDER BY tenant_id, id LIMIT $2",
 								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "selecting credentials to rotate failed");
 		rows = SPI_tuptable;
@@ -1202,21 +1215,35 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			bool		isnull;
 			pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
 			pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-			char	   *ref = SPI_getvalue(rows->vals[i], rows->tupdesc, 3);
+			char	   *ref;
 			char	   *plain = NULL;
 			uint32_t	from;
 			const char *why;
 			Datum		updvals[3];
+			SPITupleTable *locked;
 
 			CHECK_FOR_INTERRUPTS();
-			if (open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
+			/* Lock the row by its key (one shard under Citus); locked by others, or rotated since: skip it. */
+			updvals[0] = UUIDPGetDatum(tenant);
+			updvals[1] = UUIDPGetDatum(integration);
+			updvals[2] = selvals[0];
+			if (SPI_execute_with_args("SELECT credential_ref FROM aos_cus.cus_integrations"
+									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+									  " AND credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%'"
+									  " AND credential_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
+									  3, updargs, updvals, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "locking a credential to rotate failed");
+			locked = SPI_tuptable;
+			ref = SPI_processed == 1 ? SPI_getvalue(locked->vals[0], locked->tupdesc, 1) : NULL;
+			SPI_freetuptable(locked);
+			if (ref != NULL && open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
 			{
 				/* The list grows in its own (the caller's) context. */
 				if (cursor->skipped++ < ROTATION_SKIPS_LISTED)
 					appendStringInfo(&cursor->skipped_ids, "%sintegration %s (version %u: %s)",
 									 cursor->skipped_ids.len > 0 ? "; " : "", uuid_str(integration), from, why);
 			}
-			else
+			else if (ref != NULL)
 			{
 				updvals[0] = UUIDPGetDatum(tenant);
 				updvals[1] = UUIDPGetDatum(integration);
@@ -1251,7 +1278,7 @@ report_skipped(const RotationCursor *cursor, const char *fn)
 	ereport(WARNING,
 			(errmsg("%s: %lld credential(s) could not be decrypted and keep their key version",
 					fn, (long long) cursor->skipped),
-			 errdetail("%s%s", cursor->skipped_ids.data, cursor->skipped > ROTATION_SKIPS_LISTED ? "; ..." : ""),
+			 errdetail_internal("%s%s", cursor->skipped_ids.data, cursor->skipped > ROTATION_SKIPS_LISTED ? "; ..." : ""),
 			 errhint("Fix the keyring, or store those credentials again with rotate_credential(); the others were re-encrypted.")));
 }
 

@@ -26,6 +26,16 @@ extern char *aos_cus_resolve_credential(const pg_uuid_t *tenant, const pg_uuid_t
  */
 extern bool aos_cus_keyring_ready(char *why, size_t len);
 
+/*
+ * Seal another secret of the tenant with the vault (AES-256-GCM under the
+ * tenant's key, owner's id in the AAD, as integrations' keys): the palloc'd
+ * encrypted:// reference. Marks the running statement as carrying a secret.
+ */
+extern text *aos_cus_seal_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *plaintext, size_t len);
+
+/* Open a reference sealed for (tenant, owner): palloc'd, to be wiped by the caller; errors name what, never the secret. */
+extern char *aos_cus_open_secret(const pg_uuid_t *tenant, const pg_uuid_t *owner, const char *ref, const char *what);
+
 /* Register the credential GUCs, load the keyring when preloaded, install the log filter. */
 extern void aos_cus_credentials_init(void);
 

@@ -17,6 +17,7 @@
 #include "egress.h"
 #include "egress_curl.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -118,4 +119,43 @@ aos_cus_egress_apply(CURL *easy, const char *url, AosEgressGuard *guard)
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_allowed_socket);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, guard);
 	return NULL;
+}
+
+/* Check a URL as far as possible without connecting: its scheme, and its host when that is an address literal. */
+const char *
+aos_cus_egress_check_url(const char *url)
+{
+	const char *why = aos_cus_egress_check_scheme(url, allow_http);
+	CURLU	   *u;
+	char	   *host = NULL;
+	uint8_t		addr[16];
+
+	if (why != NULL)
+		return why;
+	u = curl_url();
+	if (u == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		why = "the URL does not parse";
+	else
+	{
+		char	   *h = host;
+		size_t		len = strlen(h);
+
+		if (len > 2 && h[0] == '[' && h[len - 1] == ']')
+		{
+			h[len - 1] = '\0';
+			h++;
+		}
+		if (inet_pton(AF_INET, h, addr) == 1 &&
+			!aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET4, addr))
+			why = AOS_EGRESS_REFUSED_ERROR;
+		else if (inet_pton(AF_INET6, h, addr) == 1 &&
+				 !aos_cus_egress_address_allowed(allowed_networks, AOS_AF_INET6, addr))
+			why = AOS_EGRESS_REFUSED_ERROR;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return why;
 }

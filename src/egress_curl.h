@@ -22,4 +22,11 @@ extern void aos_cus_egress_init(void);
  */
 extern const char *aos_cus_egress_apply(CURL *easy, const char *url, AosEgressGuard *guard);
 
+/*
+ * Check a URL before it is stored (webhooks): NULL when the policy would let a
+ * request to it go ahead as far as can be told without resolving its host (the
+ * scheme; the address when the host is a literal), else a fixed reason.
+ */
+extern const char *aos_cus_egress_check_url(const char *url);
+
 #endif

@@ -1,5 +1,5 @@
 /*
- * enforce.c: pre-call enforcement (SPEC 7) with its state in shared memory.
+ * enforce.c: pre-call enforcement (README: Enforcement) with its state in shared memory.
  *
  * Shared state
  *   - an integration hash keyed by (database, tenant_id, integration_id), sized by
@@ -83,6 +83,7 @@
 #include "aos_cus.h"
 #include "enforce.h"
 #include "enforce_math.h"
+#include "integrations.h"
 #include "policy.h"
 #include "prom_text.h"
 #include "scope.h"
@@ -90,6 +91,8 @@
 #include "tenancy.h"
 #include "usage_stats.h"
 #include "uuid_text.h"
+#include "vocab.h"
+#include "webhooks.h"
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
@@ -170,6 +173,7 @@ typedef struct EnfLimits
 /* Alert flags per dimension and period. */
 #define ENF_ALERT_WARN 1
 #define ENF_ALERT_FULL 2
+#define ENF_ALERT_BLOCKED 4		/* the first block of the period (an exhausted event) */
 
 /* Entries in use order, oldest first: without rate limits, and with rpm or tpm. */
 typedef struct EnfLru
@@ -294,6 +298,19 @@ static int	ndeltas = 0;
 static int	maxdeltas = 0;
 static bool limits_changed = false;
 
+/* Alert flags a check() of this transaction set, taken back if it (or its subtransaction) aborts. */
+typedef struct EnfAlertSet
+{
+	EnfKey		key;
+	int			level;			/* subtransaction nest level that set them */
+	uint8		budget;
+	uint8		tokens;
+} EnfAlertSet;
+
+static EnfAlertSet *alert_sets = NULL;	/* in TopTransactionContext */
+static int	nalert_sets = 0;
+static int	maxalert_sets = 0;
+
 /* Usage table column numbers, cached per relation. */
 static Oid	usage_relid = InvalidOid;
 static int	usage_att_tenant,
@@ -304,15 +321,8 @@ static int	usage_att_tenant,
 			usage_att_started_at,
 			usage_att_cost,
 			usage_att_provider,
-			usage_att_model,
-			usage_att_input,
-			usage_att_output;
-static const char *const usage_token_columns[] = {
-	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-	"output_tokens", "input_audio_tokens", "output_audio_tokens"
-};
-#define N_TOKEN_COLUMNS lengthof(usage_token_columns)
-static int	usage_att_tokens[N_TOKEN_COLUMNS];
+			usage_att_model;
+static int	usage_att_tokens[AOS_BUCKET_COUNT];
 
 /* Prepared statements (kept for the backend's life). */
 static SPIPlanPtr limits_plan = NULL;
@@ -700,7 +710,49 @@ settle_reservation(const EnfDelta *d)
 	LWLockRelease(enf->lock);
 }
 
-/* Commit applies the deltas and publishes limits changes; abort drops them. */
+/* Clear the alert flags of alert_sets[from..] in shared memory (their events were rolled back); raises no error. */
+static void
+take_back_alerts(int from)
+{
+	if (from >= nalert_sets || enf == NULL)
+		return;
+	LWLockAcquire(enf->lock, LW_SHARED);
+	for (int i = from; i < nalert_sets; i++)
+	{
+		EnfEntry   *e = hash_search(enf_hash, &alert_sets[i].key, HASH_FIND, NULL);
+
+		if (e == NULL)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		e->budget_alerts &= ~alert_sets[i].budget;
+		e->token_alerts &= ~alert_sets[i].tokens;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(enf->lock);
+	nalert_sets = from;
+}
+
+/* Remember alert flags this transaction set, so an abort takes them back with their events. */
+static void
+remember_alerts(const EnfKey *key, uint8 budget, uint8 tokens)
+{
+	if (nalert_sets == maxalert_sets)
+	{
+		int			newmax = Max(8, maxalert_sets * 2);
+
+		alert_sets = alert_sets == NULL ?
+			MemoryContextAlloc(TopTransactionContext, newmax * sizeof(EnfAlertSet)) :
+			repalloc(alert_sets, newmax * sizeof(EnfAlertSet));
+		maxalert_sets = newmax;
+	}
+	alert_sets[nalert_sets].key = *key;
+	alert_sets[nalert_sets].level = GetCurrentTransactionNestLevel();
+	alert_sets[nalert_sets].budget = budget;
+	alert_sets[nalert_sets].tokens = tokens;
+	nalert_sets++;
+}
+
+/* Commit applies the deltas and publishes limits changes; abort drops them and takes back alert flags. */
 static void
 enforce_xact_callback(XactEvent event, void *arg)
 {
@@ -733,7 +785,12 @@ enforce_xact_callback(XactEvent event, void *arg)
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+				take_back_alerts(0);
+			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
+			alert_sets = NULL;	/* freed with TopTransactionContext */
+			nalert_sets = maxalert_sets = 0;
 			deltas = NULL;		/* freed with TopTransactionContext */
 			ndeltas = maxdeltas = 0;
 			limits_changed = false;
@@ -752,13 +809,20 @@ enforce_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		int			from = nalert_sets;
+
 		while (ndeltas > 0 && deltas[ndeltas - 1].level >= level)
 			ndeltas--;
+		while (from > 0 && alert_sets[from - 1].level >= level)
+			from--;
+		take_back_alerts(from);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		for (int i = ndeltas - 1; i >= 0 && deltas[i].level >= level; i--)
 			deltas[i].level = level - 1;
+		for (int i = nalert_sets - 1; i >= 0 && alert_sets[i].level >= level; i--)
+			alert_sets[i].level = level - 1;
 	}
 }
 
@@ -859,10 +923,8 @@ cache_usage_columns(Relation rel)
 	usage_att_cost = SPI_fnumber(desc, "cost_microcents");
 	usage_att_provider = SPI_fnumber(desc, "provider");
 	usage_att_model = SPI_fnumber(desc, "model");
-	usage_att_input = SPI_fnumber(desc, "input_tokens");
-	usage_att_output = SPI_fnumber(desc, "output_tokens");
-	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
-		usage_att_tokens[i] = SPI_fnumber(desc, usage_token_columns[i]);
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		usage_att_tokens[b] = SPI_fnumber(desc, aos_cus_token_columns[b]);
 	usage_relid = RelationGetRelid(rel);
 }
 
@@ -961,10 +1023,13 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	cost = DatumGetInt64(heap_getattr(tuple, usage_att_cost, desc, &isnull));
 	if (isnull)
 		cost = 0;
-	for (int i = 0; i < (int) N_TOKEN_COLUMNS; i++)
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
-		int64		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[i], desc, &isnull));
+		int64		t;
 
+		if (!aos_cus_bucket_in_total(b))
+			continue;
+		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[b], desc, &isnull));
 		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
@@ -981,8 +1046,8 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_model, desc, &isnull)),
 						   usage.model, sizeof(usage.model));
 	usage.requests = sign;
-	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_input, desc, &isnull));
-	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_output, desc, &isnull));
+	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_INPUT], desc, &isnull));
+	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_OUTPUT], desc, &isnull));
 	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
 
 	/* Every scope instance the row belongs to, cached or not: a rebuild in between must meet this commit. */
@@ -1194,11 +1259,20 @@ aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
-/* The tokens a usage or daily row counts against token limits (every bucket but reasoning, part of output). */
-#define USAGE_TOKEN_SUM(t) \
-	t ".input_tokens OPERATOR(pg_catalog.+) " t ".cache_read_tokens OPERATOR(pg_catalog.+) " t ".cache_write_tokens" \
-	" OPERATOR(pg_catalog.+) " t ".cache_write_1h_tokens OPERATOR(pg_catalog.+) " t ".output_tokens" \
-	" OPERATOR(pg_catalog.+) " t ".input_audio_tokens OPERATOR(pg_catalog.+) " t ".output_audio_tokens"
+/* SQL of the tokens row alias counts against token limits: the sum of its aos_cus_bucket_in_total() columns. */
+static char *
+token_total_sql(const char *alias)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		if (aos_cus_bucket_in_total(b))
+			appendStringInfo(&s, "%s%s.%s", s.len > 0 ? " OPERATOR(pg_catalog.+) " : "", alias,
+							 aos_cus_token_columns[b]);
+	return s.data;
+}
+
 /* A usage row not written by this transaction ($5: its xid8, or NULL), which settles it at commit itself. */
 #define NOT_OWN_XID(t) \
 	"($5 IS NULL OR " t ".ingest_xid OPERATOR(pg_catalog.<>) $5)"
@@ -1208,20 +1282,20 @@ static void
 query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
 				   int64 *cost, int64 *tokens)
 {
-	static const char *sql =
+	static const char *fmt =
 		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
 		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
 		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
 		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
 		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
 		/* full UTC days inside the period, already folded by the rollup */
-		"  SELECT d.cost_microcents AS c, " USAGE_TOKEN_SUM("d") " AS t"
+		"  SELECT d.cost_microcents AS c, %s AS t"
 		"    FROM aos_cus.cus_usage_daily d, p"
 		"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND d.integration_id OPERATOR(pg_catalog.=) $2"
 		"     AND d.day OPERATOR(pg_catalog.>=) p.d1 AND d.day OPERATOR(pg_catalog.<) p.d2"
 		"  UNION ALL"
 		/* partial UTC days at the period's edges, from the raw rows */
-		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
 		"    FROM aos_cus.cus_llm_usage u, p"
 		"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
 		"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4"
@@ -1230,7 +1304,7 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 		"     AND " NOT_OWN_XID("u")
 		"  UNION ALL"
 		/* rows of the full days the rollup has not folded yet */
-		"  SELECT coalesce(u.cost_microcents, 0), " USAGE_TOKEN_SUM("u")
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
 		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
 		"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
 		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
@@ -1239,6 +1313,7 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 		"     AND u.started_at OPERATOR(pg_catalog.<) (p.d2::timestamp AT TIME ZONE 'UTC')"
 		"     AND " NOT_OWN_XID("u")
 		" ) x";
+	char	   *sql = NULL;
 	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -1253,6 +1328,8 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 	values[4] = FullTransactionIdGetDatum(own);
 	if (!FullTransactionIdIsValid(own))
 		nulls[4] = 'n';
+	if (usage_plan == NULL)
+		sql = psprintf(fmt, token_total_sql("d"), token_total_sql("u"), token_total_sql("u"));
 	rc = SPI_execute_snapshot(aos_cus_keep_plan(&usage_plan, sql, 5, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -1273,12 +1350,12 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 {
 #define SCOPE_USAGE_SQL(filter) \
 	"SELECT LEAST(coalesce(pg_catalog.sum(coalesce(u.cost_microcents, 0)), 0), 9223372036854775807)::bigint," \
-	"       LEAST(coalesce(pg_catalog.sum(" USAGE_TOKEN_SUM("u") "), 0), 9223372036854775807)::bigint" \
+	"       LEAST(coalesce(pg_catalog.sum(%s), 0), 9223372036854775807)::bigint" \
 	"  FROM aos_cus.cus_llm_usage u" \
 	" WHERE u.tenant_id OPERATOR(pg_catalog.=) $1" \
 	"   AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4" \
 	"   AND " NOT_OWN_XID("u") " AND " filter
-	static const char *const sql[4] = {
+	static const char *const fmt[4] = {
 		SCOPE_USAGE_SQL("true"),
 		NULL,
 		SCOPE_USAGE_SQL("u.subject OPERATOR(pg_catalog.=) $2"),
@@ -1289,6 +1366,7 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 	Datum		values[6];
 	char		nulls[6] = {' ', 'n', ' ', ' ', ' ', 'n'};
 	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	char	   *sql = NULL;
 	AosScope	sc;
 	bool		isnull;
 	int			rc;
@@ -1312,7 +1390,9 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 	values[4] = FullTransactionIdGetDatum(own);
 	if (!FullTransactionIdIsValid(own))
 		nulls[4] = 'n';
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[sc.kind], sql[sc.kind], 6, types), values, nulls,
+	if (scope_usage_plans[sc.kind] == NULL)
+		sql = psprintf(fmt[sc.kind], token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[sc.kind], sql, 6, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: scope usage query failed: %s", SPI_result_code_string(rc));
@@ -1450,25 +1530,43 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	aos_cus_unelevate(&elevation);
 }
 
-/* 53400 for a full table or quota: release the hash lock first. */
+/* What capacity_error reports full. */
+typedef enum EnfCapacity
+{
+	CAPACITY_INTEGRATIONS,		/* the integration cache (of one tenant when tenant is set) */
+	CAPACITY_RESERVATIONS,		/* the reservation table (of one tenant when tenant is set) */
+} EnfCapacity;
+
+/* 53400 for a full table or quota (of tenant, when not NULL): release the hash lock first. */
 static void
-capacity_error(const char *setting, int value, const pg_uuid_t *tenant, const char *what)
+capacity_error(EnfCapacity what, int value, const pg_uuid_t *tenant)
 {
 	char		id[AOS_UUID_TEXT_LEN + 1];
 
 	LWLockRelease(enf->lock);
+	if (tenant == NULL && what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations (%d) reached: every cached integration holds reservations or a live rate window",
+						value),
+				 errhint("Raise aos_cus.max_integrations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	if (tenant == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("%s (%d) %s", setting, value, what),
-				 errhint("Raise %s, or wait for reservations to settle or expire (aos_cus.reservation_ttl).",
-						 setting)));
+				 errmsg("aos_cus.max_reservations (%d) reached: every reservation is in use", value),
+				 errhint("Raise aos_cus.max_reservations, or wait for reservations to settle or expire (aos_cus.reservation_ttl).")));
 	aos_cus_uuid_format(tenant->data, id);
+	if (what == CAPACITY_INTEGRATIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("aos_cus.max_integrations_per_tenant (%d) reached by tenant %s: its cached integrations all hold reservations or live rate windows",
+						value, id),
+				 errhint("Raise aos_cus.max_integrations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("%s (%d) reached by tenant %s: %s", setting, value, id, what),
-			 errhint("Raise %s, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).",
-					 setting)));
+			 errmsg("aos_cus.max_reservations_per_tenant (%d) reached by tenant %s: its reservations are all in use",
+					value, id),
+			 errhint("Raise aos_cus.max_reservations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 }
 
 /* The scope kind of an entry key (index into kind_names). */
@@ -1520,8 +1618,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&t->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations_per_tenant", quota, &key->tenant,
-						   "its cached integrations all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, quota, &key->tenant);
 		evict_entry(victim);
 	}
 	else if (hash_get_num_entries(enf_hash) >= max_integrations)
@@ -1529,8 +1626,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		EnfEntry   *victim = lru_victim(&enf->lru, now);
 
 		if (victim == NULL)
-			capacity_error("aos_cus.max_integrations", max_integrations, NULL,
-						   "entries all hold reservations or live rate windows");
+			capacity_error(CAPACITY_INTEGRATIONS, max_integrations, NULL);
 		evict_entry(victim);
 	}
 	/* The eviction may have removed this very tenant. */
@@ -2118,6 +2214,11 @@ admit_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, bool 
 	{
 		sr->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
 		sr->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
+		/* The first block of the period on this scope instance by its own budget or token limit. */
+		if (sr->decision == AOS_DECISION_BLOCKED && sr->reason == AOS_REASON_BUDGET_EXCEEDED)
+			sr->new_budget_alerts |= ENF_ALERT_BLOCKED & ~e->budget_alerts;
+		if (sr->decision == AOS_DECISION_BLOCKED && sr->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED)
+			sr->new_token_alerts |= ENF_ALERT_BLOCKED & ~e->token_alerts;
 		e->budget_alerts |= sr->new_budget_alerts;
 		e->token_alerts |= sr->new_token_alerts;
 	}
@@ -2189,13 +2290,12 @@ decide(const EnfRequest *req, EnfResult *res)
 		if (old == NULL && entries[0]->tenant->nreservations >= quota)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations_per_tenant", quota, &req->key.tenant,
-						   "its reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, quota, &req->key.tenant);
 		}
 		if (old == NULL && hash_get_num_entries(res_hash) >= max_reservations)
 		{
 			LWLockRelease(enf->res_lock);
-			capacity_error("aos_cus.max_reservations", max_reservations, NULL, "reservations are all in use");
+			capacity_error(CAPACITY_RESERVATIONS, max_reservations, NULL);
 		}
 	}
 	else
@@ -2447,8 +2547,10 @@ scope_name(const EnfKey *key, char *out)
 }
 
 /*
- * Queue one NOTIFY aos_cus_alerts per newly crossed threshold of one scope
- * instance (sent when the transaction commits). integration is the call's.
+ * Per newly set alert flag of one scope instance: a NOTIFY aos_cus_alerts for
+ * a crossed threshold (sent when the transaction commits) and a webhook event
+ * in the outbox (in this transaction, once per period, threshold, limit and
+ * scope instance; not in a read-only transaction). integration is the call's.
  */
 static void
 send_alerts(const EnfKey *integration_key, const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
@@ -2461,22 +2563,39 @@ send_alerts(const EnfKey *integration_key, const EnfKey *key, const char *dimens
 	aos_cus_uuid_format(key->tenant.data, tenant);
 	aos_cus_uuid_format(integration_key->integration.data, integration);
 	scope_name(key, scope);
-	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_FULL; bit <<= 1)
+	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_BLOCKED; bit <<= 1)
 	{
 		StringInfoData buf;
+		StringInfoData type;
+		StringInfoData dedup;
+		int			threshold = bit == ENF_ALERT_WARN ? warn_pct : 100;
 
 		if (!(flags & bit))
 			continue;
 		initStringInfo(&buf);
 		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"scope\": ", tenant, integration);
 		escape_json(&buf, scope);
-		appendStringInfo(&buf, ", \"dimension\": \"%s\", \"threshold\": %d, \"period\": {\"start\": ",
-						 dimension, bit == ENF_ALERT_WARN ? warn_pct : 100);
+		appendStringInfo(&buf, ", \"dimension\": \"%s\", ", dimension);
+		if (bit != ENF_ALERT_BLOCKED)
+			appendStringInfo(&buf, "\"threshold\": %d, ", threshold);
+		appendStringInfoString(&buf, "\"period\": {\"start\": ");
 		append_json_ts(&buf, start);
 		appendStringInfoString(&buf, ", \"end\": ");
 		append_json_ts(&buf, end);
 		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT "}", used, limit);
-		Async_Notify("aos_cus_alerts", buf.data);
+		if (bit != ENF_ALERT_BLOCKED)
+			Async_Notify("aos_cus_alerts", buf.data);
+		if (!XactReadOnly)
+		{
+			initStringInfo(&type);
+			appendStringInfo(&type, "%s.%s", dimension, bit == ENF_ALERT_BLOCKED ? "exhausted" : "threshold");
+			initStringInfo(&dedup);
+			appendStringInfo(&dedup, "%s:%s:" INT64_FORMAT ":" INT64_FORMAT, type.data, scope,
+							 (int64) start, limit);
+			if (bit != ENF_ALERT_BLOCKED)
+				appendStringInfo(&dedup, ":%d", threshold);
+			aos_cus_webhook_emit(&key->tenant, type.data, scope, dedup.data, buf.data);
+		}
 		pfree(buf.data);
 	}
 }
@@ -2735,6 +2854,9 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
+		for (int i = 0; i < res.nscopes; i++)
+			if (res.scopes[i].new_budget_alerts || res.scopes[i].new_token_alerts)
+				remember_alerts(&res.scopes[i].key, res.scopes[i].new_budget_alerts, res.scopes[i].new_token_alerts);
 	}
 	PG_CATCH();
 	{
@@ -2924,14 +3046,7 @@ aos_cus_current_usage(PG_FUNCTION_ARGS)
 		LWLockRelease(enf->lock);
 	}
 	if (e == NULL || !copy.lim.found)
-	{
-		char		id[AOS_UUID_TEXT_LEN + 1];
-
-		aos_cus_uuid_format(req.key.integration.data, id);
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration_id %s does not exist for this tenant", id)));
-	}
+		aos_cus_integration_missing(&req.key.integration);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "aos_cus: current_usage must return a record");
 	desc = BlessTupleDesc(desc);

@@ -12,6 +12,7 @@
 #include "credentials.h"
 #include "health.h"
 #include "health_probe.h"
+#include "integrations.h"
 #include "stats.h"
 #include "tenancy.h"
 
@@ -262,18 +263,14 @@ aos_cus_test_credentials(PG_FUNCTION_ARGS)
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the integration");
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA),
-				 errmsg("integration_id does not name an integration of this tenant")));
+		aos_cus_integration_missing(integration);
 	provider = spi_text(1);
 	base_url = spi_text(2);
 	api_version = spi_text(3);
 	health_path = spi_text(4);
 	status = spi_text(5);
 	if (strcmp(status, "deleted") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("integration_id names a deleted integration")));
+		aos_cus_integration_deleted(integration);
 
 	memset(&probe, 0, sizeof(probe));
 	probe.tenant_id = *tenant;

@@ -37,7 +37,7 @@ typedef struct AosHealthProbe
 	char		error[AOS_PROBE_ERROR_MAX];
 } AosHealthProbe;
 
-/* Initialise libcurl once per process (ERROR on failure). */
+/* Initialize libcurl once per process (ERROR on failure). */
 extern void aos_cus_health_curl_init(void);
 
 /*

@@ -23,7 +23,7 @@
 
 static bool curl_ready = false;
 
-/* Initialise libcurl once per process. */
+/* Initialize libcurl once per process. */
 void
 aos_cus_health_curl_init(void)
 {
@@ -32,7 +32,7 @@ aos_cus_health_curl_init(void)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not initialise libcurl")));
+				 errmsg("could not initialize libcurl")));
 	curl_ready = true;
 }
 

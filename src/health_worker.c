@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -170,6 +171,12 @@ claim_checks(int slots, bool queue_stale)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
+	Oid			keytypes[2] = {UUIDOID, INT8OID};
+	Datum		keyargs[2];
+	StringInfoData sql;
+	char	   *filter;
+	SPITupleTable *candidates;
+	uint64		n_candidates;
 	int			claimed;
 	char	   *provider[MAX_PROBES];
 	char	   *base_url[MAX_PROBES];
@@ -194,49 +201,72 @@ claim_checks(int slots, bool queue_stale)
 		end_work();
 		return 0;
 	}
+	/* This node's rows: all of them, or under Citus the shards it stores (its own health worker probes those). */
+	if (SPI_execute("SELECT aos_cus_internal.node_rows_filter()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus health worker: could not read the node's rows filter");
+	filter = row_text(0, 1);
 	if (!released_claims)
 	{
-		SPI_execute("UPDATE aos_cus.cus_health_checks SET claimed_at = NULL WHERE claimed_at IS NOT NULL", false, 0);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "UPDATE aos_cus.cus_health_checks SET claimed_at = NULL WHERE claimed_at IS NOT NULL AND %s",
+						 filter);
+		SPI_execute(sql.data, false, 0);
 		released_claims = true;
 	}
 	if (queue_stale)
 	{
 		args[0] = Int32GetDatum(aos_cus_health_interval_s);
-		SPI_execute_with_args("INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id) "
-							  "SELECT s.tenant_id, s.integration_id "
-							  "FROM aos_cus.stale_integrations(pg_catalog.make_interval(secs => $1)) s "
-							  "LIMIT " CppAsString2(STALE_BATCH) " ON CONFLICT DO NOTHING",
-							  1, argtypes, args, NULL, false, 0);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id) "
+						 "SELECT s.tenant_id, s.integration_id "
+						 "FROM aos_cus.stale_integrations(pg_catalog.make_interval(secs => $1)) s WHERE %s "
+						 "LIMIT " CppAsString2(STALE_BATCH) " ON CONFLICT DO NOTHING", filter);
+		SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, false, 0);
 	}
 
+	/* The oldest checks first, each then claimed by its key (one shard under Citus), skipping rows locked by others. */
 	args[0] = Int32GetDatum(slots);
-	if (SPI_execute_with_args("WITH c AS (SELECT tenant_id, id FROM aos_cus.cus_health_checks "
-							  "  WHERE claimed_at IS NULL ORDER BY requested_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
-							  "UPDATE aos_cus.cus_health_checks q SET claimed_at = pg_catalog.now() "
-							  "FROM c JOIN aos_cus.cus_integrations i ON i.tenant_id OPERATOR(pg_catalog.=) c.tenant_id "
-							  "WHERE q.tenant_id OPERATOR(pg_catalog.=) c.tenant_id AND q.id OPERATOR(pg_catalog.=) c.id"
-							  "  AND i.id OPERATOR(pg_catalog.=) q.integration_id "
-							  "RETURNING q.tenant_id, q.integration_id, q.id, i.provider, i.base_url, "
-							  "  i.config OPERATOR(pg_catalog.->>) 'api_version', i.config OPERATOR(pg_catalog.->>) 'health_path',"
-							  "  i.status",
-							  1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "aos_cus health worker: could not claim checks");
-	claimed = (int) SPI_processed;
-	/* copy every row first: resolving a key runs SPI, which replaces SPI_tuptable */
-	for (int r = 0; r < claimed; r++)
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT tenant_id, id FROM aos_cus.cus_health_checks WHERE claimed_at IS NULL AND %s "
+					 "ORDER BY requested_at, id LIMIT $1", filter);
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus health worker: could not read queued checks");
+	candidates = SPI_tuptable;
+	n_candidates = SPI_processed;
+	claimed = 0;
+	for (uint64 c = 0; c < n_candidates; c++)
 	{
-		AosHealthProbe *p = MemoryContextAllocZero(probe_cxt, sizeof(AosHealthProbe));
+		AosHealthProbe *p;
 		bool		isnull;
 
-		p->tenant_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		p->integration_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-		p->check_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull));
-		p->record = strcmp(SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 8), "deleted") != 0;
-		provider[r] = row_text(r, 4);
-		base_url[r] = row_text(r, 5);
-		api_version[r] = row_text(r, 6);
-		health_path[r] = row_text(r, 7);
-		probes[n_probes + r] = p;
+		keyargs[0] = SPI_getbinval(candidates->vals[c], candidates->tupdesc, 1, &isnull);
+		keyargs[1] = SPI_getbinval(candidates->vals[c], candidates->tupdesc, 2, &isnull);
+		if (SPI_execute_with_args("WITH c AS (SELECT tenant_id, id FROM aos_cus.cus_health_checks "
+								  "  WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+								  "  AND claimed_at IS NULL FOR UPDATE SKIP LOCKED) "
+								  "UPDATE aos_cus.cus_health_checks q SET claimed_at = pg_catalog.now() "
+								  "FROM c JOIN aos_cus.cus_integrations i ON i.tenant_id OPERATOR(pg_catalog.=) c.tenant_id "
+								  "WHERE q.tenant_id OPERATOR(pg_catalog.=) $1 AND q.id OPERATOR(pg_catalog.=) c.id"
+								  "  AND i.tenant_id OPERATOR(pg_catalog.=) $1 AND i.id OPERATOR(pg_catalog.=) q.integration_id "
+								  "RETURNING q.tenant_id, q.integration_id, q.id, i.provider, i.base_url, "
+								  "  i.config OPERATOR(pg_catalog.->>) 'api_version', i.config OPERATOR(pg_catalog.->>) 'health_path',"
+								  "  i.status",
+								  2, keytypes, keyargs, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "aos_cus health worker: could not claim checks");
+		if (SPI_processed != 1)
+			continue;
+		/* copy the row first: resolving a key runs SPI, which replaces SPI_tuptable */
+		p = MemoryContextAllocZero(probe_cxt, sizeof(AosHealthProbe));
+		p->tenant_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		p->integration_id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		p->check_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		p->record = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8), "deleted") != 0;
+		provider[claimed] = row_text(0, 4);
+		base_url[claimed] = row_text(0, 5);
+		api_version[claimed] = row_text(0, 6);
+		health_path[claimed] = row_text(0, 7);
+		probes[n_probes + claimed] = p;
+		claimed++;
 	}
 	for (int r = 0; r < claimed; r++)
 	{

@@ -30,6 +30,7 @@
 #include "usage.h"
 #include "usage_record.h"
 #include "uuid_text.h"
+#include "vocab.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -96,7 +97,7 @@ typedef struct UsageRecord
 	int			model_len;
 	int			tier;
 	bool		has_tokens;
-	int64		tokens[AOS_TOKEN_BUCKETS];
+	int64		tokens[AOS_BUCKET_COUNT];
 	Jsonb	   *usage;
 	bool		has_latency;
 	int32		latency_ms;
@@ -626,10 +627,10 @@ extract_usage_tokens(UsageRecord *rec)
 static bool
 check_buckets(const UsageRecord *rec, RecordError *err)
 {
-	if (rec->tokens[AOS_TOKEN_REASONING] > rec->tokens[AOS_TOKEN_OUTPUT])
+	if (rec->tokens[AOS_BUCKET_REASONING] > rec->tokens[AOS_BUCKET_OUTPUT])
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
 							"reasoning_tokens (" INT64_FORMAT ") must not exceed output_tokens (" INT64_FORMAT ")",
-							rec->tokens[AOS_TOKEN_REASONING], rec->tokens[AOS_TOKEN_OUTPUT]);
+							rec->tokens[AOS_BUCKET_REASONING], rec->tokens[AOS_BUCKET_OUTPUT]);
 	return true;
 }
 
@@ -690,7 +691,7 @@ record_datums(const pg_uuid_t *tenant, const UsageRecord *rec, Datum *values, bo
 	values[3] = CStringGetTextDatum(aos_cus_provider_names[rec->provider]);
 	values[4] = PointerGetDatum(cstring_to_text_with_len(rec->model, rec->model_len));
 	values[5] = CStringGetTextDatum(aos_cus_tier_names[rec->tier]);
-	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)
+	for (int i = 0; i < AOS_BUCKET_COUNT; i++)
 		values[6 + i] = Int64GetDatum(rec->tokens[i]);
 	values[14] = Int32GetDatum(rec->latency_ms);
 	nulls[14] = !rec->has_latency;
@@ -715,6 +716,14 @@ price_record(UsageRecord *rec)
 	rec->priced = aos_cus_usage_price(aos_cus_provider_names[rec->provider], pnstrdup(rec->model, rec->model_len),
 									  aos_cus_tier_names[rec->tier], rec->started_at, rec->tokens,
 									  &rec->cost, &rec->price_id);
+}
+
+/* Why a record has no price (see aos_cus_unpriced_reason()). */
+static char *
+record_unpriced_reason(const UsageRecord *rec)
+{
+	return aos_cus_unpriced_reason(aos_cus_provider_names[rec->provider], pnstrdup(rec->model, rec->model_len),
+								   aos_cus_tier_names[rec->tier]);
 }
 
 /* SPI wants ' ' / 'n' null flags. */
@@ -816,16 +825,25 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 		raw.val.binary.len = VARSIZE(record) - VARHDRSZ;
 	}
 	if (!parse_record(tenant, &raw, &rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	if (rec.usage != NULL)
 		extract_usage_tokens(&rec);
 	if (!check_buckets(&rec, &err))
-		ereport(ERROR, (errcode(err.sqlstate), errmsg("%s", err.message)));
+		ereport(ERROR, (errcode(err.sqlstate), errmsg_internal("%s", err.message)));
 	memset(&out, 0, sizeof(out));
 	ingest_one(tenant, &rec, &out);
 	SPI_finish();
 
 	aos_cus_stat_add(out.status == INGEST_INSERTED ? AOS_STAT_INGEST_INSERTED : AOS_STAT_INGEST_DUPLICATE, 1);
+	if (!out.has_cost)
+	{
+		if (out.status == INGEST_INSERTED)
+			aos_cus_stat_add(AOS_STAT_INGEST_UNPRICED, 1);
+		ereport(NOTICE,
+				(errmsg("usage %s unpriced: %s", out.status == INGEST_INSERTED ? "recorded" : "already recorded",
+						record_unpriced_reason(&rec)),
+				 errhint("Add a price with set_price(), then reprice_usage().")));
+	}
 	values[0] = CStringGetTextDatum(status_names[out.status]);
 	values[1] = Int64GetDatum(out.usage_id);
 	values[2] = Int64GetDatum(out.cost);
@@ -1133,6 +1151,7 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 	int			nvalid = 0;
 	int		   *order;
 	uint64		counts[4] = {0, 0, 0, 0};
+	uint64		unpriced = 0;
 
 	aos_cus_require_arg(fcinfo, 0, "tenant_id");
 	aos_cus_require_arg(fcinfo, 1, "records");
@@ -1255,14 +1274,21 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(item->usage_id);
 		nulls[4] = !item->has_cost;
 		values[4] = Int64GetDatum(item->cost);
-		nulls[5] = item->status != INGEST_REJECTED;
-		if (!nulls[5])
+		nulls[5] = item->status != INGEST_REJECTED && item->has_cost;
+		if (item->status == INGEST_REJECTED)
 			values[5] = CStringGetTextDatum(item->error.message);
+		else if (!item->has_cost)
+		{
+			values[5] = CStringGetTextDatum(psprintf("unpriced: %s", record_unpriced_reason(&item->rec)));
+			if (item->status == INGEST_INSERTED)
+				unpriced++;
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
 	aos_cus_stat_add(AOS_STAT_INGEST_INSERTED, counts[INGEST_INSERTED]);
 	aos_cus_stat_add(AOS_STAT_INGEST_DUPLICATE, counts[INGEST_DUPLICATE]);
 	aos_cus_stat_add(AOS_STAT_INGEST_REJECTED, counts[INGEST_REJECTED]);
+	aos_cus_stat_add(AOS_STAT_INGEST_UNPRICED, unpriced);
 	return (Datum) 0;
 }

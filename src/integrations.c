@@ -1,9 +1,9 @@
 /*
  * integrations.c: C helpers of integration management (the API itself is
- * SQL in src/sql/40_integrations.sql).
+ * SQL in src/sql/40_integrations.sql) and its two errors, worded once.
  */
-#include "postgres.h"
-
+#include "integrations.h"
+#include "uuid_text.h"
 
 #include "fmgr.h"
 #include "pgtime.h"
@@ -88,4 +88,28 @@ aos_cus_raise_error(PG_FUNCTION_ARGS)
 			 detail[0] ? errdetail_internal("%s", detail) : 0,
 			 hint[0] ? errhint("%s", hint) : 0));
 	PG_RETURN_VOID();
+}
+
+/* Raise 42704: integration is not one of the session tenant's (unknown, or another tenant's). */
+void
+aos_cus_integration_missing(const pg_uuid_t *integration)
+{
+	char		id[AOS_UUID_TEXT_LEN + 1];
+
+	aos_cus_uuid_format(integration->data, id);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("integration %s does not exist for this tenant", id)));
+}
+
+/* Raise 55000: integration is deleted. */
+void
+aos_cus_integration_deleted(const pg_uuid_t *integration)
+{
+	char		id[AOS_UUID_TEXT_LEN + 1];
+
+	aos_cus_uuid_format(integration->data, id);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("integration %s is deleted", id)));
 }

@@ -7,10 +7,12 @@
  * catalog read (the stat_health and stat_rollup views over
  * cus_integrations and cus_rollup_state); nothing here reads
  * cus_llm_usage, so the cost of a scrape does not grow with the usage
- * table. Label sets are bounded: provider (8 values), model
+ * table; the webhook rows come from aos_cus.stat_webhooks (the endpoints'
+ * counters and their pending deliveries). Label sets are bounded: provider (8 values), model
  * (aos_cus.usage_stats_max_models plus "other" per provider), decision x
  * reason (24), budget rows (aos_cus.metrics_max_integrations, nearest
- * their budget first), status x health_state (12), shared-memory tables.
+ * their budget first), status x health_state (12), shared-memory tables,
+ * webhook endpoints.
  * Money is in micro-cents (1 USD = 100,000,000), durations in seconds,
  * times in Unix seconds.
  */
@@ -40,6 +42,7 @@ static const struct
 	{AOS_STAT_INGEST_INSERTED, "Usage records inserted by ingest."},
 	{AOS_STAT_INGEST_DUPLICATE, "Usage records ingested again under a known call_id (nothing changed)."},
 	{AOS_STAT_INGEST_REJECTED, "Usage records rejected by ingest as invalid (kept in the reject table)."},
+	{AOS_STAT_INGEST_UNPRICED, "Usage records inserted by ingest without a price for their model (cost NULL)."},
 	{AOS_STAT_CREDENTIAL_ENCRYPTED, "Credentials encrypted."},
 	{AOS_STAT_CREDENTIAL_DECRYPTED, "Credentials decrypted."},
 	{AOS_STAT_CREDENTIAL_DECRYPT_FAILED, "Credential decryptions that failed authentication."},
@@ -57,6 +60,7 @@ static SPIPlanPtr health_plan = NULL;
 static SPIPlanPtr rollup_plan = NULL;
 static SPIPlanPtr decisions_plan = NULL;
 static SPIPlanPtr shmem_plan = NULL;
+static SPIPlanPtr webhooks_plan = NULL;
 
 /* The budget rows metrics() and stat_budget report: those nearest their budget, at most the cap. */
 typedef struct BudgetReport
@@ -266,6 +270,39 @@ emit_shmem(StringInfo buf)
 						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 3, &isnull)));
 }
 
+/* Per webhook endpoint: deliveries by outcome, backlog and its oldest age (aos_cus.stat_webhooks; SPI connected). */
+static void
+emit_webhooks(StringInfo buf)
+{
+	static const char *const outcomes[] = {"delivered", "failed", "retried", "dead_lettered"};
+	TupleDesc	desc;
+	bool		isnull;
+
+	run_saved(&webhooks_plan, "SELECT tenant_id, webhook_id, delivered, failed, retried, dead_lettered, pending,"
+			  " oldest_pending_seconds FROM aos_cus.stat_webhooks");
+	desc = SPI_tuptable->tupdesc;
+	family(buf, "aos_cus_webhook_deliveries_total", "counter",
+		   "Webhook delivery attempts per endpoint by outcome: delivered, failed (an attempt that did not get a 2xx), retried (scheduled again), dead_lettered.");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		for (size_t o = 0; o < lengthof(outcomes); o++)
+			appendStringInfo(buf, "aos_cus_webhook_deliveries_total{tenant_id=\"%s\",webhook_id=\"%s\",outcome=\"%s\"} " INT64_FORMAT "\n",
+							 SPI_getvalue(SPI_tuptable->vals[i], desc, 1), SPI_getvalue(SPI_tuptable->vals[i], desc, 2),
+							 outcomes[o], DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 3 + o, &isnull)));
+	family(buf, "aos_cus_webhook_pending", "gauge", "Webhook deliveries not yet delivered nor dead-lettered, per endpoint.");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		appendStringInfo(buf, "aos_cus_webhook_pending{tenant_id=\"%s\",webhook_id=\"%s\"} " INT64_FORMAT "\n",
+						 SPI_getvalue(SPI_tuptable->vals[i], desc, 1), SPI_getvalue(SPI_tuptable->vals[i], desc, 2),
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 7, &isnull)));
+	family(buf, "aos_cus_webhook_oldest_pending_age_seconds", "gauge",
+		   "Age of the oldest undelivered event per webhook endpoint (0 when none is pending).");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		appendStringInfo(buf, "aos_cus_webhook_oldest_pending_age_seconds{tenant_id=\"%s\",webhook_id=\"%s\"}",
+						 SPI_getvalue(SPI_tuptable->vals[i], desc, 1), SPI_getvalue(SPI_tuptable->vals[i], desc, 2));
+		append_double(buf, DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], desc, 8, &isnull)));
+	}
+}
+
 /* Used ratio of one budget row: spend over budget; a zero budget is exhausted (1, or +Inf once spent). */
 static double
 used_ratio(const AosBudgetRow *row)
@@ -347,6 +384,7 @@ aos_cus_metrics(PG_FUNCTION_ARGS)
 	emit_health(&buf);
 	emit_rollup(&buf);
 	emit_shmem(&buf);
+	emit_webhooks(&buf);
 	SPI_finish();
 
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));

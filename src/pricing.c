@@ -26,6 +26,7 @@
 #include "pricing.h"
 #include "spi_safe.h"
 #include "token_estimate.h"
+#include "vocab.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,7 +51,7 @@
 
 typedef struct PriceKey
 {
-	int16		provider;		/* index in aos_provider_names */
+	int16		provider;		/* AosProvider */
 	int16		tier;			/* AosTier */
 	int32		len;			/* bytes of model */
 	char		model[MODEL_MAX_BYTES + 1];
@@ -175,9 +176,9 @@ price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	aos_cus_keep_plan(&load_plan, load_sql, 3, argtypes);
-	args[0] = CStringGetTextDatum(aos_provider_names[key->provider]);
+	args[0] = CStringGetTextDatum(aos_cus_provider_names[key->provider]);
 	args[1] = PointerGetDatum(cstring_to_text_with_len(key->model, key->len));
-	args[2] = CStringGetTextDatum(aos_tier_names[key->tier]);
+	args[2] = CStringGetTextDatum(aos_cus_tier_names[key->tier]);
 	rc = SPI_execute_snapshot(load_plan, args, NULL, parallel ? GetActiveSnapshot() : GetLatestSnapshot(),
 							  InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
@@ -196,7 +197,7 @@ price_load(const PriceKey *key, MemoryContext cxt, PriceEntry *entry)
 		bool		isnull;
 
 		r->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		r->tier = aos_tier_parse(tier, strlen(tier));
+		r->tier = aos_cus_tier_parse(tier, strlen(tier));
 		r->min_prompt_tokens = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 		r->effective_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
 		for (int b = 0; b < AOS_BUCKET_COUNT; b++)
@@ -212,19 +213,24 @@ static void
 price_key_make(PriceKey *key, const char *provider, int plen, const char *model, int mlen,
 			   const char *tier, int tlen)
 {
-	int			p = aos_provider_parse(provider, plen);
-	int			t = aos_tier_parse(tier, tlen);
+	int			p = aos_cus_provider_parse(provider, plen);
+	int			t = aos_cus_tier_parse(tier, tlen);
+	char		list[128];
 
 	if (p < 0)
+	{
+		aos_cus_enum_list(aos_cus_provider_names, list, sizeof(list));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("provider \"%.*s\" is not a known provider", Min(plen, 64), provider),
-				 errhint("Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.")));
+				 errmsg("provider \"%.*s\" is not one of %s", Min(plen, 64), provider, list)));
+	}
 	if (t < 0)
+	{
+		aos_cus_enum_list(aos_cus_tier_names, list, sizeof(list));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("service_tier \"%.*s\" is not a known service tier", Min(tlen, 64), tier),
-				 errhint("Use one of standard, priority, flex, batch.")));
+				 errmsg("service_tier \"%.*s\" is not one of %s", Min(tlen, 64), tier, list)));
+	}
 	if (mlen == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -285,18 +291,6 @@ price_lookup(const PriceKey *key, PriceEntry *scratch)
 	return memo_entry = entry;
 }
 
-/* SQL argument name of a token bucket. */
-static const char *
-bucket_arg(AosBucket b)
-{
-	static const char *const names[AOS_BUCKET_COUNT] = {
-		"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-		"output_tokens", "reasoning_tokens", "input_audio_tokens", "output_audio_tokens",
-	};
-
-	return names[b];
-}
-
 /* Raise 22023 for negative tokens or reasoning > output, naming the argument. */
 static void
 tokens_validate(const AosTokens *tokens)
@@ -318,7 +312,7 @@ tokens_validate(const AosTokens *tokens)
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not be negative", bucket_arg(bad))));
+					 errmsg("%s must not be negative", aos_cus_token_columns[bad])));
 	}
 }
 
@@ -383,10 +377,32 @@ enum
 	ARG_CACHE_WRITE_1H, ARG_REASONING, ARG_TIER, ARG_AT, ARG_INPUT_AUDIO, ARG_OUTPUT_AUDIO, ARG_COUNT
 };
 
-static const char *const arg_names[ARG_COUNT] = {
-	"provider", "model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-	"cache_write_1h_tokens", "reasoning_tokens", "service_tier", "at", "input_audio_tokens", "output_audio_tokens",
+/* The bucket each argument carries, by position; -1 for provider, model, service_tier and at. */
+static const int arg_bucket[ARG_COUNT] = {
+	[ARG_PROVIDER] = -1, [ARG_MODEL] = -1, [ARG_INPUT] = AOS_BUCKET_INPUT, [ARG_OUTPUT] = AOS_BUCKET_OUTPUT,
+	[ARG_CACHE_READ] = AOS_BUCKET_CACHE_READ, [ARG_CACHE_WRITE] = AOS_BUCKET_CACHE_WRITE,
+	[ARG_CACHE_WRITE_1H] = AOS_BUCKET_CACHE_WRITE_1H, [ARG_REASONING] = AOS_BUCKET_REASONING, [ARG_TIER] = -1,
+	[ARG_AT] = -1, [ARG_INPUT_AUDIO] = AOS_BUCKET_INPUT_AUDIO, [ARG_OUTPUT_AUDIO] = AOS_BUCKET_OUTPUT_AUDIO,
 };
+
+/* SQL name of argument i (a token argument is named as its column). */
+static const char *
+arg_name(int i)
+{
+	switch (i)
+	{
+		case ARG_PROVIDER:
+			return "provider";
+		case ARG_MODEL:
+			return "model";
+		case ARG_TIER:
+			return "service_tier";
+		case ARG_AT:
+			return "at";
+		default:
+			return aos_cus_token_columns[arg_bucket[i]];
+	}
+}
 
 /* Read the shared arguments of cost_microcents()/cost_breakdown(); 22004 for NULLs. */
 static void
@@ -400,21 +416,16 @@ cost_args(FunctionCallInfo fcinfo, PriceKey *key, AosTokens *tokens, TimestampTz
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null", arg_names[i])));
+					 errmsg("%s must not be null", arg_name(i))));
 	provider = PG_GETARG_TEXT_PP(ARG_PROVIDER);
 	model = PG_GETARG_TEXT_PP(ARG_MODEL);
 	tier = PG_GETARG_TEXT_PP(ARG_TIER);
 	price_key_make(key, VARDATA_ANY(provider), VARSIZE_ANY_EXHDR(provider),
 				   VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model),
 				   VARDATA_ANY(tier), VARSIZE_ANY_EXHDR(tier));
-	tokens->input = PG_GETARG_INT64(ARG_INPUT);
-	tokens->output = PG_GETARG_INT64(ARG_OUTPUT);
-	tokens->cache_read = PG_GETARG_INT64(ARG_CACHE_READ);
-	tokens->cache_write = PG_GETARG_INT64(ARG_CACHE_WRITE);
-	tokens->cache_write_1h = PG_GETARG_INT64(ARG_CACHE_WRITE_1H);
-	tokens->reasoning = PG_GETARG_INT64(ARG_REASONING);
-	tokens->input_audio = PG_GETARG_INT64(ARG_INPUT_AUDIO);
-	tokens->output_audio = PG_GETARG_INT64(ARG_OUTPUT_AUDIO);
+	for (int i = 0; i < ARG_COUNT; i++)
+		if (arg_bucket[i] >= 0)
+			aos_cus_tokens_set(tokens, arg_bucket[i], PG_GETARG_INT64(i));
 	*at = PG_GETARG_TIMESTAMPTZ(ARG_AT);
 }
 
@@ -458,12 +469,12 @@ aos_cus_cost_breakdown(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"price_id\": %lld, \"provider\": ", (long long) row->id);
-	escape_json(&buf, aos_provider_names[key.provider]);
+	escape_json(&buf, aos_cus_provider_names[key.provider]);
 	appendStringInfoString(&buf, ", \"model\": ");
 	escape_json(&buf, entry->canonical);
 	appendStringInfo(&buf, ", \"service_tier\": \"%s\", \"requested_service_tier\": \"%s\""
 					 ", \"min_prompt_tokens\": %lld, \"prompt_tokens\": %lld, \"effective_from\": ",
-					 aos_tier_names[row->tier], aos_tier_names[key.tier],
+					 aos_cus_tier_names[row->tier], aos_cus_tier_names[key.tier],
 					 (long long) row->min_prompt_tokens, (long long) aos_cus_prompt_tokens(&tokens));
 	escape_json(&buf, timestamptz_to_str(row->effective_from));
 	appendStringInfoString(&buf, ", \"items\": [");
@@ -471,7 +482,7 @@ aos_cus_cost_breakdown(PG_FUNCTION_ARGS)
 	{
 		aos_cus_scaled_to_text(items[b].scaled, num, sizeof(num));
 		appendStringInfo(&buf, "%s{\"bucket\": \"%s\", \"tokens\": %lld, \"unit_price\": %lld, \"microcents\": %s}",
-						 b > 0 ? ", " : "", aos_bucket_names[b], (long long) items[b].tokens,
+						 b > 0 ? ", " : "", aos_cus_bucket_names[b], (long long) items[b].tokens,
 						 (long long) items[b].unit_price, num);
 	}
 	appendStringInfo(&buf, "], \"total_microcents\": %lld}", (long long) total);

@@ -4,7 +4,7 @@
 
 #include "postgres.h"
 
-#include "cost.h"
+#include "vocab.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
@@ -22,7 +22,7 @@ extern bool aos_cus_price_call(const char *provider, const char *model, const ch
 
 /*
  * Normalize a provider response (or just its usage object) into token
- * buckets (SPEC 4). Raises 22023 for an unknown provider or a shape that is
+ * buckets (README: Pricing, cost and tokens). Raises 22023 for an unknown provider or a shape that is
  * not one of the supported APIs, naming the missing or bad key.
  */
 extern void aos_cus_extract_tokens(const char *provider, Jsonb *usage, AosTokens *out);

@@ -31,6 +31,7 @@ static const char *const stat_names[AOS_STAT_COUNT] = {
 	"ingest_inserted",
 	"ingest_duplicate",
 	"ingest_rejected",
+	"ingest_unpriced",
 	"credential_encrypted",
 	"credential_decrypted",
 	"credential_decrypt_failed",

@@ -1,4 +1,4 @@
-/* usage.h: usage-record vocabulary shared by ingest and the pricing trigger. */
+/* usage.h: pricing and token extraction of usage rows, shared by ingest and the pricing trigger. */
 #ifndef AOS_CUS_USAGE_H
 #define AOS_CUS_USAGE_H
 
@@ -6,28 +6,21 @@
 
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "vocab.h"
 
-/* Token buckets, in the order of aos_cus_token_columns and of AosTokens. */
-#define AOS_TOKEN_BUCKETS 8
-#define AOS_TOKEN_REASONING 5
-#define AOS_TOKEN_OUTPUT 4
-
-/* NULL-terminated enumerations of the usage table's CHECKs and domains. */
-extern const char *const aos_cus_provider_names[];
-extern const char *const aos_cus_tier_names[];
+/* The call statuses of cus_llm_usage.status's CHECK, NULL-terminated. */
 extern const char *const aos_cus_status_names[];
-extern const char *const aos_cus_token_columns[];
-
-/* Index of "custom" in aos_cus_provider_names (an integration that may carry any provider). */
-#define AOS_PROVIDER_CUSTOM 6
 
 /* Price one call with the price in force at `at`; false when none applies (the row stays unpriced). */
 extern bool aos_cus_usage_price(const char *provider, const char *model, const char *tier,
-								TimestampTz at, const int64 tokens[AOS_TOKEN_BUCKETS],
+								TimestampTz at, const int64 tokens[AOS_BUCKET_COUNT],
 								int64 *cost_microcents, int64 *price_id);
 
+/* Why a call has no price: unpriced_reason of its row, the ingest NOTICE and the batch result's detail. */
+extern char *aos_cus_unpriced_reason(const char *provider, const char *model, const char *tier);
+
 /* Normalize a provider's raw usage block into the token buckets (raises 22023 on a malformed block). */
-extern void aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS]);
+extern void aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_BUCKET_COUNT]);
 
 /*
  * Provider (aos_cus index, -1 when absent or not one of ours) and model (NULL when absent; points into usage)

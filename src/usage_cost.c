@@ -6,12 +6,13 @@
  * INSERT on the table (aos_cus_admin, the owner: restores, imports of billed
  * history) may supply a cost; aos_cus_app may not insert that column.
  * reprice_usage() sets the cost to NULL and lets this trigger price again.
- * Prices come from the pricing module (pricing.h).
+ * A row left without a price gets unpriced_reason (absent from the 0.1.0
+ * table: then skipped). Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
-#include "cost.h"
 #include "pricing.h"
 #include "usage.h"
+#include "vocab.h"
 
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -20,15 +21,7 @@
 #include "utils/rel.h"
 
 
-const char *const aos_cus_provider_names[] = {
-	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom", NULL
-};
-const char *const aos_cus_tier_names[] = {"standard", "priority", "flex", "batch", NULL};
 const char *const aos_cus_status_names[] = {"success", "error", "timeout", "cancelled", "blocked", NULL};
-const char *const aos_cus_token_columns[] = {
-	"input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-	"output_tokens", "reasoning_tokens", "input_audio_tokens", "output_audio_tokens", NULL
-};
 
 /* Columns the trigger reads and writes, looked up once per query (kept in fn_extra). */
 enum
@@ -39,12 +32,13 @@ enum
 	COL_STARTED_AT,
 	COL_COST,
 	COL_PRICE_ID,
+	COL_REASON,
 	COL_TOKENS,
-	COL_COUNT = COL_TOKENS + AOS_TOKEN_BUCKETS
+	COL_COUNT = COL_TOKENS + AOS_BUCKET_COUNT
 };
 
 static const char *const fixed_columns[] = {
-	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id"
+	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id", "unpriced_reason"
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
@@ -52,36 +46,32 @@ PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
 /* Price through the pricing module's C API. */
 bool
 aos_cus_usage_price(const char *provider, const char *model, const char *tier, TimestampTz at,
-					const int64 tokens[AOS_TOKEN_BUCKETS], int64 *cost_microcents, int64 *price_id)
+					const int64 tokens[AOS_BUCKET_COUNT], int64 *cost_microcents, int64 *price_id)
 {
 	AosTokens	t;
 
-	t.input = tokens[0];
-	t.cache_read = tokens[1];
-	t.cache_write = tokens[2];
-	t.cache_write_1h = tokens[3];
-	t.output = tokens[4];
-	t.reasoning = tokens[5];
-	t.input_audio = tokens[6];
-	t.output_audio = tokens[7];
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		aos_cus_tokens_set(&t, b, tokens[b]);
 	return aos_cus_price_call(provider, model, tier, at, &t, cost_microcents, price_id);
+}
+
+/* Why a call has no price (no price of that model, or none in force when the call started). */
+char *
+aos_cus_unpriced_reason(const char *provider, const char *model, const char *tier)
+{
+	return psprintf("no price in force at started_at for model '%s' of provider %s, service tier %s",
+					model, provider, tier);
 }
 
 /* Normalize a raw usage block through the pricing module. */
 void
-aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_TOKEN_BUCKETS])
+aos_cus_usage_extract(const char *provider, Jsonb *usage, int64 tokens[AOS_BUCKET_COUNT])
 {
 	AosTokens	t;
 
 	aos_cus_extract_tokens(provider, usage, &t);
-	tokens[0] = t.input;
-	tokens[1] = t.cache_read;
-	tokens[2] = t.cache_write;
-	tokens[3] = t.cache_write_1h;
-	tokens[4] = t.output;
-	tokens[5] = t.reasoning;
-	tokens[6] = t.input_audio;
-	tokens[7] = t.output_audio;
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		tokens[b] = aos_cus_tokens_get(&t, b);
 }
 
 
@@ -99,7 +89,9 @@ usage_columns(FunctionCallInfo fcinfo, TupleDesc desc)
 		const char *name = i < COL_TOKENS ? fixed_columns[i] : aos_cus_token_columns[i - COL_TOKENS];
 
 		cols[i] = SPI_fnumber(desc, name);
-		if (cols[i] <= 0)
+		if (cols[i] <= 0 && i == COL_REASON)
+			cols[i] = 0;
+		else if (cols[i] <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("aos_cus_usage_price_trigger: column \"%s\" is missing", name)));
@@ -118,12 +110,13 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	int		   *cols;
 	bool		isnull;
 	Datum		key[COL_STARTED_AT + 1];
-	int64		tokens[AOS_TOKEN_BUCKETS];
+	int64		tokens[AOS_BUCKET_COUNT];
 	int64		cost;
 	int64		price_id;
-	int			replace_cols[2];
-	Datum		values[2];
-	bool		nulls[2];
+	int			replace_cols[3];
+	Datum		values[3];
+	bool		nulls[3];
+	int			nreplace;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_price_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -139,14 +132,14 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	if (!isnull)
 		return PointerGetDatum(tuple);
 
-	for (int i = 0; i < AOS_TOKEN_BUCKETS; i++)
+	for (int i = 0; i < AOS_BUCKET_COUNT; i++)
 	{
 		Datum		d = heap_getattr(tuple, cols[COL_TOKENS + i], desc, &isnull);
 
 		tokens[i] = isnull ? 0 : DatumGetInt64(d);
 	}
 	/* The table's CHECK refuses this row right after the trigger; leave the verdict to it. */
-	if (tokens[AOS_TOKEN_REASONING] > tokens[AOS_TOKEN_OUTPUT])
+	if (tokens[AOS_BUCKET_REASONING] > tokens[AOS_BUCKET_OUTPUT])
 		return PointerGetDatum(tuple);
 	for (int i = COL_PROVIDER; i <= COL_STARTED_AT; i++)
 	{
@@ -164,5 +157,16 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	replace_cols[1] = cols[COL_PRICE_ID];
 	values[0] = nulls[0] ? (Datum) 0 : Int64GetDatum(cost);
 	values[1] = nulls[1] ? (Datum) 0 : Int64GetDatum(price_id);
-	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, replace_cols, values, nulls));
+	nreplace = 2;
+	if (cols[COL_REASON] > 0)
+	{
+		replace_cols[2] = cols[COL_REASON];
+		nulls[2] = !nulls[0];
+		values[2] = nulls[2] ? (Datum) 0 :
+			CStringGetTextDatum(aos_cus_unpriced_reason(TextDatumGetCString(key[COL_PROVIDER]),
+														TextDatumGetCString(key[COL_MODEL]),
+														TextDatumGetCString(key[COL_TIER])));
+		nreplace = 3;
+	}
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, nreplace, replace_cols, values, nulls));
 }

@@ -13,6 +13,7 @@
  * and are the only shape of the pseudo-provider "otel".
  */
 #include "postgres.h"
+#include "vocab.h"
 
 #include "cost.h"
 #include "pricing.h"
@@ -26,12 +27,6 @@
 #include "utils/numeric.h"
 
 PG_FUNCTION_INFO_V1(aos_cus_extract_usage);
-
-/* Provider indexes (aos_provider_names order). */
-enum
-{
-	P_OPENAI, P_ANTHROPIC, P_GOOGLE, P_AZURE, P_BEDROCK, P_MISTRAL, P_CUSTOM
-};
 
 /* A member of an object container, NULL when absent or JSON null. */
 static JsonbValue *
@@ -155,7 +150,7 @@ shape_error(const char *provider, const char *problem)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("response is not a usage block aos_cus knows for provider %s", provider),
-			 errdetail("%s.", problem),
+			 errdetail_internal("%s.", problem),
 			 errhint("Pass the provider's whole response or its usage object; see extract_usage in README.md.")));
 }
 
@@ -217,18 +212,22 @@ void
 aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 {
 	bool		otel = provider != NULL && strcmp(provider, "otel") == 0;
-	int			p = provider && !otel ? aos_provider_parse(provider, strlen(provider)) : -1;
+	int			p = provider && !otel ? aos_cus_provider_parse(provider, strlen(provider)) : -1;
 	JsonbContainer *root;
 	JsonbContainer *u;
 	AosUsageCounters c;
 	const char *problem = NULL;
 
 	if (p < 0 && !otel)
+	{
+		char		list[160];
+
+		aos_cus_enum_list(aos_cus_provider_names, list, sizeof(list));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("provider \"%.64s\" is not a known provider", provider ? provider : "(null)"),
-				 errhint("Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, "
-						 "or otel for OpenTelemetry GenAI span attributes.")));
+				 errmsg("provider \"%.64s\" is not one of %s, otel", provider ? provider : "(null)", list),
+				 errhint("otel reads OpenTelemetry GenAI span attributes.")));
+	}
 	if (response == NULL || !JB_ROOT_IS_OBJECT(response) || JB_ROOT_IS_SCALAR(response))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -244,12 +243,12 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 		c.reasoning = count_member(root, "gen_ai.usage.reasoning.output_tokens", "");
 		problem = aos_cus_usage_map_otel(&c, out);
 		if (problem != NULL)
-			shape_error(otel ? "otel" : aos_provider_names[p], problem);
+			shape_error(otel ? "otel" : aos_cus_provider_names[p], problem);
 		return;
 	}
 	switch (p)
 	{
-		case P_ANTHROPIC:
+		case AOS_PROVIDER_ANTHROPIC:
 			u = usage_object(root, "usage");
 			c.prompt = count_member(u, "input_tokens", "usage.");
 			c.completion = count_member(u, "output_tokens", "usage.");
@@ -263,7 +262,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			}
 			problem = aos_cus_usage_map_anthropic(&c, out);
 			break;
-		case P_GOOGLE:
+		case AOS_PROVIDER_GOOGLE:
 			u = usage_object(root, "usageMetadata");
 			c.prompt = count_member(u, "promptTokenCount", "usageMetadata.");
 			c.cached = count_member(u, "cachedContentTokenCount", "usageMetadata.");
@@ -277,7 +276,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			}
 			problem = aos_cus_usage_map_gemini(&c, out);
 			break;
-		case P_BEDROCK:
+		case AOS_PROVIDER_AWS_BEDROCK:
 			u = usage_object(root, "usage");
 			if (member(u, "inputTokens") != NULL)
 			{
@@ -319,7 +318,7 @@ aos_cus_extract_tokens(const char *provider, Jsonb *response, AosTokens *out)
 			break;
 	}
 	if (problem != NULL)
-		shape_error(aos_provider_names[p], problem);
+		shape_error(aos_cus_provider_names[p], problem);
 }
 
 /* Append "key": n to a JSON object text. */

@@ -4,7 +4,7 @@
  *
  * The table is a fixed-size shared hash with aos_cus.usage_stats_max_models
  * regular entries plus one overflow entry per provider label. Provider
- * labels are bounded (the SPEC providers, anything else becomes "other");
+ * labels are bounded (vocab.h's providers, anything else becomes "other");
  * once the regular entries are all taken, a new model is counted under
  * model "other" of its provider, so the label set never grows past the cap
  * and nothing is dropped.
@@ -18,8 +18,9 @@
  * with the server, as Prometheus counters may.
  */
 #include "aos_cus.h"
-#include "usage_stats.h"
 #include "prom_text.h"
+#include "usage_stats.h"
+#include "vocab.h"
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -29,8 +30,8 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 
-/* Provider labels: the seven SPEC providers and "other", each with one overflow entry. */
-#define PROVIDER_LABELS 8
+/* Provider labels: the providers and "other", each with one overflow entry. */
+#define PROVIDER_LABELS (AOS_PROVIDER_COUNT + 1)
 #define OVERFLOW_MODEL "other"
 
 typedef struct UsageStatsKey

@@ -6,7 +6,7 @@
 
 /* Bytes of the model label in a key (longer model names are clipped on a character boundary). */
 #define AOS_USAGE_MODEL_LEN 256
-/* Bytes of the provider label in a key (one of the SPEC providers or "other"). */
+/* Bytes of the provider label in a key (one of vocab.h's providers or "other"). */
 #define AOS_USAGE_PROVIDER_LEN 16
 
 /* One (provider, model) row as read by metrics() and aos_cus.stat_usage. */

@@ -1,5 +1,5 @@
 /*
- * aos_cus_health: operator batch health checks (SPEC 6), for terminals and cron.
+ * aos_cus_health: operator batch health checks (README: Health), for terminals and cron.
  *
  * Connects with libpq, picks integrations, probes each with
  * aos_cus.test_credentials() (the probe and the key stay inside the server)
@@ -176,7 +176,7 @@ run_probes(PGconn *conn, PGresult *list)
 	return counts[0] == n ? EXIT_HEALTHY : EXIT_UNHEALTHY;
 }
 
-/* Parse flags, connect, select and probe (or summarise). */
+/* Parse flags, connect, select and probe (or summarize). */
 int
 main(int argc, char **argv)
 {

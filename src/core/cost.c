@@ -6,77 +6,13 @@
 
 #define MICRO 1000000
 
-const char *const aos_bucket_names[AOS_BUCKET_COUNT] = {
-	"input", "cache_read", "cache_write", "cache_write_1h",
-	"output", "reasoning", "input_audio", "output_audio",
-};
-
-const char *const aos_tier_names[AOS_TIER_COUNT] = {
-	"standard", "priority", "flex", "batch",
-};
-
-const char *const aos_provider_names[AOS_PROVIDER_COUNT] = {
-	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom",
-};
-
-/* Index of name[0..len) in names[0..n), or -1. */
-static int
-name_index(const char *const *names, int n, const char *name, int len)
-{
-	for (int i = 0; i < n; i++)
-		if ((int) strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
-			return i;
-	return -1;
-}
-
-/* Tier index of a name, or -1. */
-int
-aos_tier_parse(const char *name, int len)
-{
-	return name_index(aos_tier_names, AOS_TIER_COUNT, name, len);
-}
-
-/* Provider index of a name, or -1. */
-int
-aos_provider_parse(const char *name, int len)
-{
-	return name_index(aos_provider_names, AOS_PROVIDER_COUNT, name, len);
-}
-
-/* Token count of one bucket by index. */
-static int64_t
-bucket_tokens(const AosTokens *t, AosBucket b)
-{
-	switch (b)
-	{
-		case AOS_BUCKET_INPUT:
-			return t->input;
-		case AOS_BUCKET_CACHE_READ:
-			return t->cache_read;
-		case AOS_BUCKET_CACHE_WRITE:
-			return t->cache_write;
-		case AOS_BUCKET_CACHE_WRITE_1H:
-			return t->cache_write_1h;
-		case AOS_BUCKET_OUTPUT:
-			return t->output;
-		case AOS_BUCKET_REASONING:
-			return t->reasoning;
-		case AOS_BUCKET_INPUT_AUDIO:
-			return t->input_audio;
-		case AOS_BUCKET_OUTPUT_AUDIO:
-			return t->output_audio;
-		default:
-			return 0;
-	}
-}
-
 /* First invalid bucket as a status. */
 AosCostStatus
 aos_cus_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket)
 {
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
-		if (bucket_tokens(tokens, b) < 0)
+		if (aos_cus_tokens_get(tokens, b) < 0)
 		{
 			if (bad_bucket)
 				*bad_bucket = b;
@@ -174,7 +110,7 @@ aos_cus_cost_compute(const AosTokens *tokens, const AosPriceRow *row, int64_t *c
 		return status;
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
 	{
-		int64_t		n = bucket_tokens(tokens, b);
+		int64_t		n = aos_cus_tokens_get(tokens, b);
 		int64_t		price = aos_cus_effective_price(row, b);
 		unsigned __int128 scaled;
 

@@ -11,57 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vocab.h"
+
 /*
  * The largest token count one call may report per bucket (10^12): the sum of a call's buckets and its cost at
  * any stored price fit in int64 with room; sums over many calls saturate at INT64_MAX (README "Bounds").
  */
 #define AOS_TOKEN_COUNT_MAX INT64_C(1000000000000)
-
-/* Token buckets of one call (SPEC 4); disjoint except that output includes reasoning. */
-typedef struct AosTokens
-{
-	int64_t		input;			/* uncached input */
-	int64_t		cache_read;		/* input read from the prompt cache */
-	int64_t		cache_write;	/* input written to the 5-minute cache */
-	int64_t		cache_write_1h; /* input written to the 1-hour cache */
-	int64_t		output;			/* all billed output, reasoning included */
-	int64_t		reasoning;		/* the part of output that was reasoning */
-	int64_t		input_audio;	/* audio input */
-	int64_t		output_audio;	/* audio output */
-} AosTokens;
-
-/* Bucket order used by AosPrices, AosCostItem and aos_bucket_names. */
-typedef enum AosBucket
-{
-	AOS_BUCKET_INPUT,
-	AOS_BUCKET_CACHE_READ,
-	AOS_BUCKET_CACHE_WRITE,
-	AOS_BUCKET_CACHE_WRITE_1H,
-	AOS_BUCKET_OUTPUT,
-	AOS_BUCKET_REASONING,
-	AOS_BUCKET_INPUT_AUDIO,
-	AOS_BUCKET_OUTPUT_AUDIO,
-	AOS_BUCKET_COUNT
-} AosBucket;
-
-/* Bucket names as they appear in SQL (column and JSON key stems). */
-extern const char *const aos_bucket_names[AOS_BUCKET_COUNT];
-
-/* Service tiers (SPEC 4), in the order of aos_tier_names. */
-typedef enum AosTier
-{
-	AOS_TIER_STANDARD,
-	AOS_TIER_PRIORITY,
-	AOS_TIER_FLEX,
-	AOS_TIER_BATCH,
-	AOS_TIER_COUNT
-} AosTier;
-
-extern const char *const aos_tier_names[AOS_TIER_COUNT];
-
-/* Providers (SPEC 3), in the order of aos_provider_names. */
-#define AOS_PROVIDER_COUNT 7
-extern const char *const aos_provider_names[AOS_PROVIDER_COUNT];
 
 /* One price row: micro-cents per 1M tokens per bucket; AOS_PRICE_NONE where the row has none. */
 #define AOS_PRICE_NONE (-1)
@@ -89,12 +45,6 @@ typedef enum AosCostStatus
 	AOS_COST_REASONING_EXCEEDS_OUTPUT,	/* reasoning > output */
 	AOS_COST_OVERFLOW			/* the rounded cost does not fit in int64 */
 } AosCostStatus;
-
-/* Tier index of a name (exact, lower case), or -1. */
-int			aos_tier_parse(const char *name, int len);
-
-/* Provider index of a name (exact, lower case), or -1. */
-int			aos_provider_parse(const char *name, int len);
 
 /* First bucket that is invalid (negative, or reasoning > output), as a status; AOS_COST_OK when valid. */
 AosCostStatus aos_cus_tokens_check(const AosTokens *tokens, AosBucket *bad_bucket);

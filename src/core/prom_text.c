@@ -1,25 +1,19 @@
 /* prom_text.c: label escaping, number formatting and top-N selection for metrics(). */
 #include "prom_text.h"
+#include "vocab.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Providers of SPEC section 3; anything else is reported as "other". */
-static const char *const known_providers[] = {
-	"openai", "anthropic", "google", "azure_openai", "aws_bedrock", "mistral", "custom",
-};
-
-/* Map a provider to its label: itself when known, else "other". */
+/* Map a provider to its label: itself when one of vocab.h's, else "other". */
 const char *
 aos_cus_prom_provider_label(const char *provider)
 {
-	if (provider != NULL)
-		for (size_t i = 0; i < sizeof(known_providers) / sizeof(known_providers[0]); i++)
-			if (strcmp(provider, known_providers[i]) == 0)
-				return known_providers[i];
-	return "other";
+	int			p = provider != NULL ? aos_cus_provider_parse(provider, (int) strlen(provider)) : -1;
+
+	return p >= 0 ? aos_cus_provider_names[p] : "other";
 }
 
 /* Bytes the escaped form of in takes, NUL included. */

@@ -7,7 +7,7 @@
 /* Largest number of bytes aos_cus_prom_format_double() writes, NUL included. */
 #define AOS_PROM_DOUBLE_LEN 32
 
-/* Label value for a provider: one of the SPEC providers, else "other" (bounded cardinality). */
+/* Label value for a provider: one of vocab.h's providers, else "other" (bounded cardinality). */
 const char *aos_cus_prom_provider_label(const char *provider);
 
 /* Bytes needed to escape label value in (NUL included): at most 2 * strlen(in) + 1. */

@@ -107,19 +107,19 @@ aos_cus_usage_map_otel(const AosUsageCounters *c, AosTokens *out)
 static const struct
 {
 	const char *otel;
-	const char *provider;
+	AosProvider provider;
 }			otel_providers[] = {
-	{"openai", "openai"},
-	{"anthropic", "anthropic"},
-	{"aws.bedrock", "aws_bedrock"},
-	{"gcp.vertex_ai", "google"},
-	{"gcp.gemini", "google"},
-	{"gcp.gen_ai", "google"},
-	{"vertex_ai", "google"},
-	{"gemini", "google"},
-	{"azure.ai.openai", "azure_openai"},
-	{"az.ai.openai", "azure_openai"},
-	{"mistral_ai", "mistral"},
+	{"openai", AOS_PROVIDER_OPENAI},
+	{"anthropic", AOS_PROVIDER_ANTHROPIC},
+	{"aws.bedrock", AOS_PROVIDER_AWS_BEDROCK},
+	{"gcp.vertex_ai", AOS_PROVIDER_GOOGLE},
+	{"gcp.gemini", AOS_PROVIDER_GOOGLE},
+	{"gcp.gen_ai", AOS_PROVIDER_GOOGLE},
+	{"vertex_ai", AOS_PROVIDER_GOOGLE},
+	{"gemini", AOS_PROVIDER_GOOGLE},
+	{"azure.ai.openai", AOS_PROVIDER_AZURE_OPENAI},
+	{"az.ai.openai", AOS_PROVIDER_AZURE_OPENAI},
+	{"mistral_ai", AOS_PROVIDER_MISTRAL},
 };
 
 int
@@ -127,6 +127,6 @@ aos_cus_otel_provider(const char *name, int len)
 {
 	for (size_t i = 0; i < sizeof(otel_providers) / sizeof(otel_providers[0]); i++)
 		if ((size_t) len == strlen(otel_providers[i].otel) && memcmp(name, otel_providers[i].otel, len) == 0)
-			return aos_provider_parse(otel_providers[i].provider, strlen(otel_providers[i].provider));
+			return otel_providers[i].provider;
 	return -1;
 }

@@ -1,4 +1,4 @@
-/* usage_record.c: pure checks on usage-record fields: integers, UTF-8 lengths, enumerations. */
+/* usage_record.c: pure checks on usage-record fields: integers and UTF-8 lengths. */
 #include "usage_record.h"
 
 #include <string.h>
@@ -54,40 +54,4 @@ aos_cus_utf8_chars(const char *s, size_t len)
 		if (((unsigned char) s[i] & 0xC0) != 0x80)
 			n++;
 	return n;
-}
-
-/* Linear search: the lists are short (at most seven names). */
-int
-aos_cus_enum_index(const char *s, size_t len, const char *const *names)
-{
-	for (int i = 0; names[i] != NULL; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
-			return i;
-	return -1;
-}
-
-/* Join names with ", " into buf, truncating safely. */
-void
-aos_cus_enum_list(const char *const *names, char *buf, size_t bufsize)
-{
-	size_t		used = 0;
-
-	if (bufsize == 0)
-		return;
-	buf[0] = '\0';
-	for (int i = 0; names[i] != NULL; i++)
-	{
-		size_t		need = strlen(names[i]) + (i > 0 ? 2 : 0);
-
-		if (used + need + 1 > bufsize)
-			break;
-		if (i > 0)
-		{
-			memcpy(buf + used, ", ", 2);
-			used += 2;
-		}
-		memcpy(buf + used, names[i], strlen(names[i]));
-		used += strlen(names[i]);
-		buf[used] = '\0';
-	}
 }

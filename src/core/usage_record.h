@@ -20,10 +20,4 @@ AosIntParse aos_cus_parse_int64(const char *text, int64_t *out);
 /* Number of UTF-8 characters in len bytes of valid UTF-8 (continuation bytes not counted). */
 size_t		aos_cus_utf8_chars(const char *s, size_t len);
 
-/* Index of the len-byte string s in the NULL-terminated list names, or -1. */
-int			aos_cus_enum_index(const char *s, size_t len, const char *const *names);
-
-/* Comma-separated list of names (for error hints), written into buf of size bufsize. */
-void		aos_cus_enum_list(const char *const *names, char *buf, size_t bufsize);
-
 #endif

@@ -37,7 +37,7 @@ CREATE TABLE aos_cus.cus_integrations (
     base_url           text CHECK (pg_catalog.length(base_url) <= 2048 AND base_url ~ '^https?://[^\s]+$'),
     config             jsonb NOT NULL DEFAULT '{}'
                        CHECK (pg_catalog.jsonb_typeof(config) = 'object' AND pg_catalog.pg_column_size(config) <= 65536),
-    -- Limits (SPEC 7); NULL means no limit of that kind.
+    -- Limits (README: Enforcement); NULL means no limit of that kind.
     budget_microcents  aos_cus.microcents,
     budget_period      aos_cus.limit_period NOT NULL DEFAULT 'month',
     token_limit        aos_cus.token_count,
@@ -47,7 +47,7 @@ CREATE TABLE aos_cus.cus_integrations (
     warn_at_pct        smallint NOT NULL DEFAULT 80 CHECK (warn_at_pct BETWEEN 1 AND 100),
     enforcement_mode   text NOT NULL DEFAULT 'enforce' CHECK (enforcement_mode IN ('enforce', 'warn', 'off')),
     timezone           text NOT NULL DEFAULT 'UTC' CHECK (pg_catalog.length(timezone) BETWEEN 1 AND 64),
-    -- Health (SPEC 6).
+    -- Health (README: Health).
     health_state       text NOT NULL DEFAULT 'unknown'
                        CHECK (health_state IN ('unknown', 'healthy', 'degraded', 'failing')),
     health_checked_at  timestamptz,
@@ -121,6 +121,8 @@ CREATE TABLE aos_cus.cus_llm_usage (
                            CHECK (pg_catalog.jsonb_typeof(metadata) = 'object' AND pg_catalog.pg_column_size(metadata) <= 16384),
     -- Transaction that inserted the row: rollups fold exactly the rows committed since their last snapshot.
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- Why cost_microcents is NULL (the pricing trigger fills it; NULL when priced).
+    unpriced_reason        text,
     -- Who and what the call was for (enforcement scopes): the end user, and flat string tags (at most 16).
     subject                text CHECK (pg_catalog.octet_length(subject) BETWEEN 1 AND 255),
     tags                   jsonb CHECK (pg_catalog.jsonb_typeof(tags) = 'object' AND pg_catalog.pg_column_size(tags) <= 8192),

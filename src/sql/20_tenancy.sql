@@ -20,7 +20,7 @@ SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_integrations');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_llm_usage');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily');
 
--- Table privileges by role (SPEC 9). API functions add their own EXECUTE grants.
+-- Table privileges by role (README: Security model, Roles). API functions add their own EXECUTE grants.
 REVOKE ALL ON ALL TABLES IN SCHEMA aos_cus FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA aos_cus TO aos_cus_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA aos_cus TO aos_cus_admin;
@@ -109,6 +109,8 @@ BEGIN
     INSERT INTO aos_cus.cus_tenant_logins AS l (login, tenant_id) VALUES (bind_login.login, bind_login.tenant_id)
         ON CONFLICT ON CONSTRAINT cus_tenant_logins_pkey
         DO UPDATE SET tenant_id = EXCLUDED.tenant_id, bound_at = pg_catalog.now();
+    -- Under Citus the binding is read on every node (delegated calls run on the workers).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', bind_login.login, bind_login.tenant_id));
 END
 $$;
 COMMENT ON FUNCTION aos_cus.bind_login(regrole, uuid) IS
@@ -116,13 +118,17 @@ COMMENT ON FUNCTION aos_cus.bind_login(regrole, uuid) IS
 
 CREATE FUNCTION aos_cus.unbind_login(login regrole) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    was_bound boolean;
 BEGIN
     IF unbind_login.login IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login must not be null';
     END IF;
     PERFORM aos_cus.assert_platform('unbind_login()');
     DELETE FROM aos_cus.cus_tenant_logins l WHERE l.login OPERATOR(pg_catalog.=) unbind_login.login;
-    RETURN FOUND;
+    was_bound := FOUND;
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.unbind_login(%L)', unbind_login.login));
+    RETURN was_bound;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.unbind_login(regrole) IS

@@ -12,7 +12,7 @@ CREATE FUNCTION aos_cus_internal.check_credential_ref(ref text) RETURNS boolean
 COMMENT ON FUNCTION aos_cus_internal.check_credential_ref(text) IS
     'CHECK of cus_integrations.credential_ref: true for a reference, else 23514 without quoting the value';
 
--- The stored reference is never plaintext (SPEC 3): enforced in C.
+-- The stored reference is never plaintext (README: Credentials): enforced in C.
 ALTER TABLE aos_cus.cus_integrations
     ADD CONSTRAINT cus_integrations_credential_ref_is_reference CHECK (aos_cus_internal.check_credential_ref(credential_ref));
 
@@ -52,11 +52,11 @@ BEGIN
     SELECT i.status INTO current_status FROM aos_cus.cus_integrations i
      WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
     END IF;
     IF current_status = 'deleted' THEN
-        RAISE EXCEPTION 'integration % is deleted; its credential cannot be rotated', integration_id
-            USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'The credential of a deleted integration cannot be rotated.';
     END IF;
     UPDATE aos_cus.cus_integrations i
        SET credential_ref = stored.credential_ref, credential_hint = stored.credential_hint, updated_at = pg_catalog.now()
@@ -131,7 +131,7 @@ CREATE FUNCTION aos_cus.revoke_credential_source(tenant_id uuid, source text) RE
 COMMENT ON FUNCTION aos_cus.revoke_credential_source(uuid, text) IS
     'withdraw a tenant''s vault:// or env:// source (operator, no tenant set); integrations using it fail to resolve with 42501';
 
--- Privileges (SPEC 9): decrypting and resolving belong to aos_cus_admin and aos_cus_worker only.
+-- Privileges (README: Security model, Roles): decrypting and resolving belong to aos_cus_admin and aos_cus_worker only.
 REVOKE ALL ON FUNCTION aos_cus.validate_credential_format(text), aos_cus_internal.check_credential_ref(text),
     aos_cus.encrypt_credential(uuid, uuid, text), aos_cus.decrypt_credential(uuid, uuid, text),
     aos_cus.credential_reference(uuid, uuid, text), aos_cus.resolve_credential(uuid, uuid),

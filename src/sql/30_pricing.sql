@@ -1,4 +1,4 @@
--- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (SPEC 4).
+-- Pricing engine: model resolution, cost, prices, token estimates and usage extraction (README: Pricing, cost and tokens).
 
 -- Every change to the price table is announced to every backend's price cache (pricing.c).
 CREATE FUNCTION aos_cus_internal.prices_changed() RETURNS trigger
@@ -37,8 +37,7 @@ BEGIN
     END IF;
     IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(resolve_model.provider, 64)),
-            HINT = 'Use one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom.';
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
     END IF;
     RETURN QUERY
     SELECT c.provider, c.model
@@ -109,14 +108,14 @@ BEGIN
     END IF;
     IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('provider %L is not a known provider', pg_catalog.left(set_price.provider, 64));
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
     END IF;
     IF m = '' OR pg_catalog.length(m) > 200 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
     END IF;
     IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
         RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = pg_catalog.format('service_tier %L is not a known service tier', pg_catalog.left(set_price.service_tier, 64));
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
     END IF;
     FOR i IN 1 .. 8 LOOP
         IF prices[i] < 0 THEN
@@ -240,7 +239,7 @@ BEGIN
             MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
     END IF;
     IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
-        RETURN aos_cus.estimate_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+        RETURN aos_cus_internal.text_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
     END IF;
     IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
        OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
@@ -270,7 +269,7 @@ BEGIN
                                 MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
                         END IF;
                         total := total OPERATOR(pg_catalog.+)
-                                 aos_cus.estimate_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                                 aos_cus_internal.text_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
                     END IF;
                 END LOOP;
             ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
@@ -278,12 +277,12 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = '22023',
                     MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
             ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
-                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
                                                                                call_input_tokens.model)
                          OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
             ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
                 -- Tool calls and other structured members: their JSON text.
-                total := total OPERATOR(pg_catalog.+) aos_cus.estimate_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
             END IF;
         END LOOP;
     END LOOP;
@@ -291,7 +290,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
-    'estimated input tokens of a chat messages array or a string (estimate_tokens plus the chat overhead)';
+    'input tokens of a chat messages array or a string plus the chat overhead: exact (count_tokens) for models tiktoken maps, estimate_tokens otherwise';
 
 -- A call's size and cost before it is made, with the prices and limits in force at "at".
 CREATE FUNCTION aos_cus.estimate_call(provider text, model text, input jsonb, max_output_tokens integer,

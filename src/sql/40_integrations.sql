@@ -1,4 +1,4 @@
--- Integration management (SPEC 6, 7, 9): lifecycle, limits configuration, tenant-safe API.
+-- Integration management (README: Integrations, Enforcement, Security model): lifecycle, limits configuration, tenant-safe API.
 -- Every function runs with the caller's rights, so row-level security applies; only the
 -- credential encryption (credential_reference, C) touches key material.
 
@@ -50,7 +50,8 @@ COMMENT ON FUNCTION aos_cus_internal.is_iana_timezone(text) IS 'true when name i
 CREATE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME <> 'cus_integrations' THEN
+    -- cus_integrations or one of its Citus shards (cus_integrations_<shard id>).
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME !~ '^cus_integrations(_[0-9]+)?$' THEN
         RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
             pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
     END IF;
@@ -82,7 +83,7 @@ CREATE FUNCTION aos_cus_internal.raise_error(sqlstate text, message text, detail
 COMMENT ON FUNCTION aos_cus_internal.raise_error(text, text, text, text) IS
     'raise an error with no CONTEXT lines (empty detail or hint: none); how the integration API re-raises its helpers'' errors';
 
--- Limits validation (SPEC 7), in one place. limits is a patch: present keys are set, JSON null
+-- Limits validation (README: Enforcement), in one place. limits is a patch: present keys are set, JSON null
 -- restores the default (no limit, 'month', 80, 'enforce', 'UTC'), absent keys are kept. Every key
 -- is checked before anything is written, so a bad limit never half-applies.
 CREATE FUNCTION aos_cus_internal.limit_integer(limits jsonb, key text, low bigint, high bigint) RETURNS bigint
@@ -192,7 +193,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb) IS
-    'validate a limits patch (SPEC 7 keys) and return the row with it applied; raises before anything is written';
+    'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
 
 -- Checks of the other writable fields, shared by create and update.
 CREATE FUNCTION aos_cus_internal.check_integration_name(name text) RETURNS text
@@ -265,7 +266,7 @@ END
 $$;
 COMMENT ON FUNCTION aos_cus_internal.check_keys(jsonb, text, text[]) IS 'validation helper: refuse unknown keys of a JSON object argument';
 
--- The caller's row of an integration, locked for update; 02000 when it does not exist (or RLS hides it).
+-- The caller's row of an integration, locked for update; 42704 when it does not exist (or RLS hides it).
 CREATE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -278,12 +279,12 @@ BEGIN
     SELECT * INTO i FROM aos_cus.cus_integrations c
      WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
     END IF;
     RETURN i;
 END
 $$;
-COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 02000 when unknown';
+COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 42704 when unknown';
 
 CREATE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
                                            options jsonb DEFAULT '{}') RETURNS uuid
@@ -303,8 +304,8 @@ BEGIN
         RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
     END IF;
     IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
-        RAISE EXCEPTION 'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not %',
-            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(provider) > 40 THEN pg_catalog.left(provider, 40) || '...' ELSE provider END) USING ERRCODE = '22023';
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
     END IF;
     IF options ? 'id' THEN
         IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
@@ -374,7 +375,7 @@ BEGIN
     END IF;
     SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
     END IF;
     RETURN aos_cus_internal.integration_of(i);
 EXCEPTION WHEN OTHERS THEN
@@ -383,7 +384,7 @@ EXCEPTION WHEN OTHERS THEN
     PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
 END
 $$;
-COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 02000 when unknown';
+COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 42704 when unknown';
 
 CREATE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
                                           page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
@@ -407,7 +408,7 @@ BEGIN
     END IF;
     -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
     RETURN QUERY
-        SELECT (aos_cus_internal.integration_of(c)).* FROM aos_cus.cus_integrations c
+        SELECT (aos_cus_internal.integration_of(ROW(c.*)::aos_cus.cus_integrations)).* FROM aos_cus.cus_integrations c
          WHERE c.tenant_id = list_integrations.tenant_id
            AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
            AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
@@ -434,7 +435,8 @@ BEGIN
     PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
     i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
     IF i.status = 'deleted' THEN
-        RAISE EXCEPTION 'integration % is deleted and cannot be changed', integration_id USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
     END IF;
     i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
     i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
@@ -471,7 +473,7 @@ CREATE FUNCTION aos_cus.set_limits(tenant_id uuid, integration_id uuid, limits j
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT aos_cus.update_integration(tenant_id, integration_id, pg_catalog.jsonb_build_object('limits', limits))
 $$;
-COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (SPEC 7 keys; JSON null restores a default)';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
 
 -- Lifecycle moves: the trigger decides what is legal.
 CREATE FUNCTION aos_cus_internal.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration
@@ -508,7 +510,7 @@ CREATE FUNCTION aos_cus.delete_integration(tenant_id uuid, integration_id uuid) 
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT aos_cus_internal.set_integration_status(tenant_id, integration_id, 'deleted') $$;
 COMMENT ON FUNCTION aos_cus.delete_integration(uuid, uuid) IS 'soft delete: status deleted, deleted_at set, credential wiped; the name can be reused';
 
--- Privileges (SPEC 9): management is aos_cus_admin's; reads belong to every role of the extension.
+-- Privileges (README: Security model, Roles): management is aos_cus_admin's; reads belong to every role of the extension.
 REVOKE ALL ON FUNCTION aos_cus_internal.raise_error(text, text, text, text),
     aos_cus_internal.integration_of(aos_cus.cus_integrations), aos_cus_internal.is_iana_timezone(text),
     aos_cus_internal.integration_lifecycle(), aos_cus_internal.limit_integer(jsonb, text, bigint, bigint),

@@ -1,4 +1,4 @@
--- Usage ingest (ingest.c), the pricing trigger (usage_cost.c), usage reads and rollups (SPEC 8).
+-- Usage ingest (ingest.c), the pricing trigger (usage_cost.c), usage reads and rollups (README: Usage ingest, reads and rollups).
 
 CREATE TYPE aos_cus.ingest_result AS (status text, usage_id bigint, cost_microcents bigint);
 COMMENT ON TYPE aos_cus.ingest_result IS 'outcome of ingest_usage(): status inserted or duplicate, the row id and its cost';
@@ -96,7 +96,7 @@ BEGIN
                    aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
                    coalesce(max(latency_ms), 0) AS latency_max_ms
               FROM aos_cus.cus_llm_usage
-             WHERE %s
+             WHERE (%s) AND %s
              GROUP BY 1, 2, 3, 4, 5),
         ins AS (
             INSERT INTO aos_cus.cus_usage_daily AS d
@@ -120,8 +120,8 @@ BEGIN
                 unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
                 latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
-                updated_at = pg_catalog.now())
-        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter)
+                updated_at = excluded.updated_at)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter, aos_cus_internal.node_rows_filter())
     INTO folded USING a, b, from_day, to_day;
     RETURN folded;
 END
@@ -167,8 +167,10 @@ BEGIN
     END IF;
     s := aos_cus_internal.rollup_snapshot();
     -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
-    UPDATE aos_cus.cus_llm_usage SET ingest_xid = '2' WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin(s);
-    DELETE FROM aos_cus.cus_usage_daily;
+    EXECUTE pg_catalog.format('UPDATE aos_cus.cus_llm_usage SET ingest_xid = ''2'' '
+                              'WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND %s', aos_cus_internal.node_rows_filter())
+        USING s;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
     rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
     UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
     last_snapshot := s;
@@ -222,7 +224,8 @@ BEGIN
         RETURN st.rebuilt;
     END IF;
     -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
-    DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN from_day AND to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
     RETURN aos_cus_internal.fold_usage(
         'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
         ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);

@@ -1,4 +1,4 @@
--- Provider health (SPEC 6): the check queue, the history, record/summary/stale reads, probes.
+-- Provider health (README: Health): the check queue, the history, record/summary/stale reads, probes.
 
 -- Checks queued for the health worker: at most one per integration (queued or being probed).
 CREATE TABLE aos_cus.cus_health_checks (
@@ -53,6 +53,8 @@ CREATE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_status text;
+    v_previous text;
+    v_history bigint;
 BEGIN
     IF record_health.tenant_id IS NULL THEN
         RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
@@ -71,13 +73,13 @@ BEGIN
     END IF;
     PERFORM aos_cus.assert_tenant(record_health.tenant_id);
 
-    SELECT i.status INTO v_status FROM aos_cus.cus_integrations i
+    SELECT i.status, i.health_state INTO v_status, v_previous FROM aos_cus.cus_integrations i
      WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
        FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration_id does not name an integration of this tenant' USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
     ELSIF v_status = 'deleted' THEN
-        RAISE EXCEPTION 'integration_id names a deleted integration' USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
     END IF;
     UPDATE aos_cus.cus_integrations i
        SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
@@ -85,7 +87,17 @@ BEGIN
      WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
     INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
     VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
-            record_health.latency_ms, record_health.error);
+            record_health.latency_ms, record_health.error)
+    RETURNING id INTO v_history;
+    -- Healthy to failing and back is a webhook event (issue 15), in this transaction.
+    IF (v_previous, record_health.state) IN (('healthy', 'failing'), ('failing', 'healthy')) THEN
+        PERFORM aos_cus_internal.emit_webhook_event(record_health.tenant_id, 'integration.health_changed',
+            'integration:' OPERATOR(pg_catalog.||) record_health.integration_id,
+            pg_catalog.concat_ws(':', 'integration.health_changed', record_health.integration_id, v_history),
+            pg_catalog.jsonb_build_object('tenant', record_health.tenant_id, 'integration', record_health.integration_id,
+                'scope', 'integration:' OPERATOR(pg_catalog.||) record_health.integration_id,
+                'state', record_health.state, 'previous_state', v_previous, 'error', record_health.error));
+    END IF;
     -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
     DELETE FROM aos_cus.cus_health_history h
      WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
@@ -203,9 +215,9 @@ BEGIN
     SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
      WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'integration_id does not name an integration of this tenant' USING ERRCODE = '02000';
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
     ELSIF v_status = 'deleted' THEN
-        RAISE EXCEPTION 'integration_id names a deleted integration' USING ERRCODE = '55000';
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
     END IF;
     -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
     IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN

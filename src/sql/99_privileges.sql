@@ -1,5 +1,5 @@
 -- Last part of the install script: no aos_cus function is callable by PUBLIC except
--- current_tenant(); each part above granted what SPEC 9 gives the aos_cus_* roles.
+-- current_tenant(); each part above granted what README (Security model, Roles) gives the aos_cus_* roles.
 -- What spans every tenant belongs to aos_cus_operator, not to the tenant roles the parts above granted it
 -- to: key rotation and the keyring's status, enforcement statistics.
 REVOKE EXECUTE ON FUNCTION aos_cus.rotate_encryption_key(), aos_cus.rotate_encryption_key_batch(integer),

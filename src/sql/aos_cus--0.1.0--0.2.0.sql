@@ -2074,6 +2074,1286 @@ GRANT EXECUTE ON FUNCTION aos_cus.release_reservation(uuid, text) TO aos_cus_adm
 ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
     ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
         'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning', 'already_ingested'));
+
+-- Messages (issue 18): an unknown integration is 42704 (undefined_object), not the class-02 completion code 02000;
+-- one wording per condition ("integration <id> does not exist for this tenant", "integration <id> is deleted",
+-- '<name> "<value>" is not one of <the list>'); comments point at the README.
+CREATE OR REPLACE FUNCTION aos_cus.rotate_credential(tenant_id uuid, integration_id uuid, credential text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    stored record;
+    current_status text;
+BEGIN
+    -- Encrypt first: it checks the tenant and marks the statement as carrying a secret.
+    stored := aos_cus.credential_reference(tenant_id, integration_id, credential);
+    SELECT i.status INTO current_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    IF current_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'The credential of a deleted integration cannot be rotated.';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET credential_ref = stored.credential_ref, credential_hint = stored.credential_hint, updated_at = pg_catalog.now()
+     WHERE i.tenant_id = rotate_credential.tenant_id AND i.id = rotate_credential.integration_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_for_update(tenant_id uuid, integration_id uuid) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c
+     WHERE c.tenant_id = integration_for_update.tenant_id AND c.id = integration_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.get_integration(tenant_id uuid, integration_id uuid) RETURNS aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO i FROM aos_cus.cus_integrations c WHERE c.tenant_id = get_integration.tenant_id AND c.id = integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', integration_id USING ERRCODE = '42704';
+    END IF;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
+                                      error text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+BEGIN
+    IF record_health.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.state IS NULL OR record_health.state NOT IN ('unknown', 'healthy', 'degraded', 'failing') THEN
+        RAISE EXCEPTION 'state must be one of unknown, healthy, degraded, failing' USING ERRCODE = '22023';
+    END IF;
+    IF record_health.latency_ms < 0 THEN
+        RAISE EXCEPTION 'latency_ms must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(record_health.error) > 1000 THEN
+        RAISE EXCEPTION 'error must be at most 1000 characters' USING ERRCODE = '22001';
+    END IF;
+    PERFORM aos_cus.assert_tenant(record_health.tenant_id);
+
+    SELECT i.status INTO v_status FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
+           health_latency_ms = record_health.latency_ms, health_error = record_health.error
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
+    INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
+    VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
+            record_health.latency_ms, record_health.error);
+    -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
+    DELETE FROM aos_cus.cus_health_history h
+     WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
+       AND h.id <= (SELECT o.id FROM aos_cus.cus_health_history o
+                     WHERE o.tenant_id = record_health.tenant_id AND o.integration_id = record_health.integration_id
+                     ORDER BY o.id DESC
+                    OFFSET pg_catalog.current_setting('aos_cus.health_history_keep')::integer LIMIT 1);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.request_health_check(tenant_id uuid, integration_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_checked timestamptz;
+BEGIN
+    IF request_health_check.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF request_health_check.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM aos_cus.assert_tenant(request_health_check.tenant_id);
+    SELECT i.status, i.health_checked_at INTO v_status, v_checked FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = request_health_check.tenant_id AND i.id = request_health_check.integration_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', request_health_check.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', request_health_check.integration_id USING ERRCODE = '55000';
+    END IF;
+    -- Coalesce: probed within aos_cus.health_min_interval, or a check already queued or running.
+    IF v_checked > pg_catalog.now() - pg_catalog.current_setting('aos_cus.health_min_interval')::interval THEN
+        RETURN false;
+    END IF;
+    INSERT INTO aos_cus.cus_health_checks (tenant_id, integration_id)
+    VALUES (request_health_check.tenant_id, request_health_check.integration_id)
+    ON CONFLICT ON CONSTRAINT cus_health_checks_one_per_integration DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.resolve_model(provider text, model text)
+    RETURNS TABLE (price_provider text, canonical_model text)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF resolve_model.provider IS NULL OR resolve_model.model IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider and model must not be null';
+    END IF;
+    IF NOT resolve_model.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(resolve_model.provider, 64));
+    END IF;
+    RETURN QUERY
+    SELECT c.provider, c.model
+      FROM (SELECT pg_catalog.lower(pg_catalog.btrim(resolve_model.model)) AS v1) n1
+     CROSS JOIN LATERAL (SELECT pg_catalog.regexp_replace(n1.v1, '^[a-z0-9_.-]+/', '') AS v2) n2
+     CROSS JOIN LATERAL (VALUES (1, n1.v1), (2, n2.v2),
+                                (3, pg_catalog.regexp_replace(n2.v2, '-(\d{4}-\d{2}-\d{2}|\d{8})$', ''))) AS names(variant, name)
+     CROSS JOIN LATERAL pg_catalog.unnest(aos_cus_internal.price_providers(resolve_model.provider)) WITH ORDINALITY AS pp(provider, pref)
+      JOIN LATERAL (SELECT DISTINCT p.provider::text AS provider, p.model,
+                           CASE WHEN pg_catalog.lower(p.model) = names.name THEN 1
+                                WHEN names.name = ANY (p.aliases) THEN 2
+                                WHEN names.name ~* p.match_pattern THEN 3 END AS step
+                      FROM aos_cus.cus_model_prices p
+                     WHERE p.provider = pp.provider) c ON c.step IS NOT NULL
+     ORDER BY names.variant, pp.pref, c.step, pg_catalog.length(c.model) DESC, c.model
+     LIMIT 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
+                     latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.apply_limits(aos_cus.cus_integrations, jsonb) IS
+    'validate a limits patch (the keys of set_limits) and return the row with it applied; raises before anything is written';
+COMMENT ON FUNCTION aos_cus_internal.integration_for_update(uuid, uuid) IS 'API helper: lock and return a tenant''s integration, 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.get_integration(uuid, uuid) IS 'one integration (credential kind and hint only); 42704 when unknown';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
+-- Exact OpenAI token counts (issue 16): count_tokens, count_message_tokens and token_encoding (tiktoken's
+-- o200k_base and cl100k_base in C); every aos_cus role may call them.
+CREATE FUNCTION aos_cus.count_tokens(input text, model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'aos_cus_count_tokens'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.count_tokens(text, text) IS
+    'exact tokens of input for an OpenAI model or encoding (o200k_base, cl100k_base), as tiktoken counts them; NULL input gives NULL';
+
+CREATE FUNCTION aos_cus.count_message_tokens(messages jsonb, model text) RETURNS integer
+    AS 'MODULE_PATHNAME', 'aos_cus_count_message_tokens'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.count_message_tokens(jsonb, text) IS
+    'exact prompt tokens of a chat messages array for an OpenAI model: its strings, 3 per message, 1 per name, 3 for the reply';
+
+CREATE FUNCTION aos_cus.token_encoding(model text) RETURNS text
+    AS 'MODULE_PATHNAME', 'aos_cus_token_encoding'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus.token_encoding(text) IS
+    'the encoding count_tokens uses for model (o200k_base or cl100k_base, as tiktoken maps OpenAI models), NULL for any other model';
+
+-- Pure functions: every aos_cus role may call them (99_privileges.sql revokes PUBLIC).
+GRANT EXECUTE ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_message_tokens(jsonb, text),
+    aos_cus.token_encoding(text)
+    TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+REVOKE ALL ON FUNCTION aos_cus.count_tokens(text, text), aos_cus.count_message_tokens(jsonb, text),
+    aos_cus.token_encoding(text) FROM PUBLIC;
+
+-- Exact input tokens in estimate_call (issue 16): call_input_tokens counts with count_tokens for the models tiktoken
+-- maps and estimate_tokens for any other.
+CREATE FUNCTION aos_cus_internal.text_tokens(input text, model text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN CASE WHEN aos_cus.token_encoding(model) IS NULL THEN aos_cus.estimate_tokens(input, model)
+                ELSE aos_cus.count_tokens(input, model) END;
+COMMENT ON FUNCTION aos_cus_internal.text_tokens(text, text) IS
+    'count_tokens for models tiktoken maps, estimate_tokens for any other (call_input_tokens counts with it)';
+
+GRANT EXECUTE ON FUNCTION aos_cus_internal.text_tokens(text, text) TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;
+REVOKE ALL ON FUNCTION aos_cus_internal.text_tokens(text, text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION aos_cus.call_input_tokens(model text, input jsonb) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    total bigint := 3;
+    size bigint;
+    m jsonb;
+    i bigint;
+    part jsonb;
+    j bigint;
+    kv record;
+BEGIN
+    IF call_input_tokens.input IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'input must not be null';
+    END IF;
+    size := pg_catalog.octet_length(call_input_tokens.input::pg_catalog.text);
+    IF size OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = pg_catalog.format('input is %s bytes of JSON, more than the limit of 4194304', size);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.=) 'string' THEN
+        RETURN aos_cus_internal.text_tokens(call_input_tokens.input OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[], call_input_tokens.model);
+    END IF;
+    IF pg_catalog.jsonb_typeof(call_input_tokens.input) OPERATOR(pg_catalog.<>) 'array'
+       OR pg_catalog.jsonb_array_length(call_input_tokens.input) OPERATOR(pg_catalog.=) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'input must be a string or a non-empty chat messages array';
+    END IF;
+    FOR m, i IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                  FROM pg_catalog.jsonb_array_elements(call_input_tokens.input) WITH ORDINALITY AS e(value, ord) LOOP
+        IF pg_catalog.jsonb_typeof(m) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s] must be a JSON object', i);
+        END IF;
+        IF pg_catalog.jsonb_typeof(m OPERATOR(pg_catalog.->) 'role') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('input[%s].role must be a string', i);
+        END IF;
+        total := total OPERATOR(pg_catalog.+) 3;
+        FOR kv IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(m) AS e(key, value) LOOP
+            IF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'array' THEN
+                FOR part, j IN SELECT e.value, e.ord OPERATOR(pg_catalog.-) 1
+                                 FROM pg_catalog.jsonb_array_elements(kv.value) WITH ORDINALITY AS e(value, ord) LOOP
+                    IF pg_catalog.jsonb_typeof(part) OPERATOR(pg_catalog.<>) 'object' THEN
+                        RAISE EXCEPTION USING ERRCODE = '22023',
+                            MESSAGE = pg_catalog.format('input[%s].content[%s] must be a JSON object', i, j);
+                    END IF;
+                    IF part OPERATOR(pg_catalog.?) 'text' THEN
+                        IF pg_catalog.jsonb_typeof(part OPERATOR(pg_catalog.->) 'text') OPERATOR(pg_catalog.<>) 'string' THEN
+                            RAISE EXCEPTION USING ERRCODE = '22023',
+                                MESSAGE = pg_catalog.format('input[%s].content[%s].text must be a string', i, j);
+                        END IF;
+                        total := total OPERATOR(pg_catalog.+)
+                                 aos_cus_internal.text_tokens(part OPERATOR(pg_catalog.->>) 'text', call_input_tokens.model);
+                    END IF;
+                END LOOP;
+            ELSIF kv.key OPERATOR(pg_catalog.=) 'content' AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'string'
+                  AND pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                RAISE EXCEPTION USING ERRCODE = '22023',
+                    MESSAGE = pg_catalog.format('input[%s].content must be a string, an array of parts or null', i);
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.=) 'string' THEN
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[],
+                                                                               call_input_tokens.model)
+                         OPERATOR(pg_catalog.+) CASE WHEN kv.key OPERATOR(pg_catalog.=) 'name' THEN 1 ELSE 0 END;
+            ELSIF pg_catalog.jsonb_typeof(kv.value) OPERATOR(pg_catalog.<>) 'null' THEN
+                -- Tool calls and other structured members: their JSON text.
+                total := total OPERATOR(pg_catalog.+) aos_cus_internal.text_tokens(kv.value::pg_catalog.text, call_input_tokens.model);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.call_input_tokens(text, jsonb) IS
+    'input tokens of a chat messages array or a string plus the chat overhead: exact (count_tokens) for models tiktoken maps, estimate_tokens otherwise';
+
+-- Webhooks (issue 15): endpoints, the outbox, deliveries, their functions; record_health() emits health changes.
+-- Webhooks (issue 15): endpoints per tenant, the durable outbox of events and one delivery row per endpoint and event.
+-- Events are written in the transaction of their cause (check(), record_health(), the webhook worker's projection),
+-- so a rolled-back cause emits nothing; the webhook worker delivers them signed (Standard Webhooks), at least once.
+CREATE TABLE aos_cus.cus_webhooks (
+    tenant_id      uuid NOT NULL,
+    id             uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    url            text NOT NULL CHECK (pg_catalog.length(url) OPERATOR(pg_catalog.<=) 2048),
+    secret_ref     text NOT NULL CHECK (secret_ref OPERATOR(pg_catalog.~~) 'encrypted://%'),
+    events         text[] CHECK (pg_catalog.cardinality(events) OPERATOR(pg_catalog.>) 0),
+    format         text NOT NULL DEFAULT 'standard' CHECK (format OPERATOR(pg_catalog.=) ANY (ARRAY['standard', 'slack'])),
+    enabled        boolean NOT NULL DEFAULT true,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    delivered      bigint NOT NULL DEFAULT 0,
+    failed         bigint NOT NULL DEFAULT 0,
+    retried        bigint NOT NULL DEFAULT 0,
+    dead_lettered  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT cus_webhooks_url_key UNIQUE (tenant_id, url)
+);
+COMMENT ON TABLE aos_cus.cus_webhooks IS
+    'webhook endpoints per tenant: URL, signing secret (encrypted://, never plaintext), event filter, format, delivery counters';
+
+CREATE TABLE aos_cus.cus_webhook_events (
+    tenant_id   uuid NOT NULL,
+    id          bigint GENERATED BY DEFAULT AS IDENTITY,
+    event_id    uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    type        text NOT NULL,
+    scope       text NOT NULL,
+    dedup_key   text NOT NULL,
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT cus_webhook_events_event_id_key UNIQUE (event_id),
+    CONSTRAINT cus_webhook_events_once UNIQUE (tenant_id, dedup_key)
+);
+COMMENT ON TABLE aos_cus.cus_webhook_events IS
+    'the outbox: one row per event (event_id is the webhook-id header), once per dedup_key';
+
+CREATE TABLE aos_cus.cus_webhook_deliveries (
+    tenant_id         uuid NOT NULL,
+    webhook_id        uuid NOT NULL,
+    event_seq         bigint NOT NULL,
+    status            text NOT NULL DEFAULT 'pending'
+                      CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'delivered', 'dead'])),
+    attempts          integer NOT NULL DEFAULT 0,
+    next_attempt_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_http_status  integer,
+    last_error        text,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    delivered_at      timestamptz,
+    PRIMARY KEY (tenant_id, webhook_id, event_seq),
+    FOREIGN KEY (tenant_id, webhook_id) REFERENCES aos_cus.cus_webhooks (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, event_seq) REFERENCES aos_cus.cus_webhook_events (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE aos_cus.cus_webhook_deliveries IS
+    'one delivery per endpoint and event: pending (with attempts and the next attempt), delivered or dead (dead letter)';
+CREATE INDEX cus_webhook_deliveries_pending_idx ON aos_cus.cus_webhook_deliveries (tenant_id, webhook_id, event_seq)
+    WHERE status OPERATOR(pg_catalog.=) 'pending';
+CREATE INDEX cus_webhook_deliveries_event_idx ON aos_cus.cus_webhook_deliveries (tenant_id, event_seq);
+CREATE INDEX cus_webhook_events_created_idx ON aos_cus.cus_webhook_events (created_at);
+
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_webhooks');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_webhook_events');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_webhook_deliveries');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_webhooks', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_webhook_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_webhook_deliveries', '');
+REVOKE ALL ON aos_cus.cus_webhooks, aos_cus.cus_webhook_events, aos_cus.cus_webhook_deliveries FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_webhooks TO aos_cus_admin;
+GRANT SELECT, UPDATE ON aos_cus.cus_webhook_deliveries TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_webhook_events TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_webhook_events, aos_cus.cus_webhook_deliveries TO aos_cus_reader;
+
+-- Wakes the webhook worker when a transaction that queued deliveries commits (never for a rolled-back one).
+CREATE FUNCTION aos_cus_internal.webhook_queue_wake() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'aos_cus_webhook_queue_wake'
+    LANGUAGE C;
+COMMENT ON FUNCTION aos_cus_internal.webhook_queue_wake() IS 'trigger: set the webhook worker''s latch at commit of queued deliveries';
+REVOKE ALL ON FUNCTION aos_cus_internal.webhook_queue_wake() FROM PUBLIC;
+CREATE TRIGGER cus_webhook_deliveries_wake AFTER INSERT OR UPDATE ON aos_cus.cus_webhook_deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.webhook_queue_wake();
+
+-- The one writer of the outbox: the event once per dedup_key, and a delivery for every enabled endpoint of the
+-- tenant that takes its type. Internal (no grants): check(), record_health() and the worker run it as the owner.
+CREATE FUNCTION aos_cus_internal.emit_webhook_event(tenant_id uuid, type text, scope text, dedup_key text, payload jsonb)
+    RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_seq bigint;
+BEGIN
+    INSERT INTO aos_cus.cus_webhook_events AS e (tenant_id, type, scope, dedup_key, payload)
+    VALUES (emit_webhook_event.tenant_id, emit_webhook_event.type, emit_webhook_event.scope,
+            emit_webhook_event.dedup_key, emit_webhook_event.payload)
+    ON CONFLICT ON CONSTRAINT cus_webhook_events_once DO NOTHING
+    RETURNING e.id INTO v_seq;
+    IF v_seq IS NULL THEN
+        RETURN false;
+    END IF;
+    INSERT INTO aos_cus.cus_webhook_deliveries (tenant_id, webhook_id, event_seq)
+    SELECT w.tenant_id, w.id, v_seq
+      FROM aos_cus.cus_webhooks w
+     WHERE w.tenant_id OPERATOR(pg_catalog.=) emit_webhook_event.tenant_id AND w.enabled
+       AND (w.events IS NULL OR emit_webhook_event.type OPERATOR(pg_catalog.=) ANY (w.events));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.emit_webhook_event(uuid, text, text, text, jsonb) IS
+    'internal: write one event to the webhook outbox (once per dedup_key) with a delivery per subscribed endpoint';
+REVOKE ALL ON FUNCTION aos_cus_internal.emit_webhook_event(uuid, text, text, text, jsonb) FROM PUBLIC;
+
+-- The Slack text of an event.
+CREATE FUNCTION aos_cus_internal.webhook_summary(type text, payload jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+SELECT CASE webhook_summary.type
+    WHEN 'budget.threshold' THEN pg_catalog.format('aos_cus: the budget of %s reached %s%% (%s of %s micro-cents)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.->>) 'threshold',
+        payload OPERATOR(pg_catalog.->>) 'used', payload OPERATOR(pg_catalog.->>) 'limit')
+    WHEN 'tokens.threshold' THEN pg_catalog.format('aos_cus: the token limit of %s reached %s%% (%s of %s tokens)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.->>) 'threshold',
+        payload OPERATOR(pg_catalog.->>) 'used', payload OPERATOR(pg_catalog.->>) 'limit')
+    WHEN 'budget.exhausted' THEN pg_catalog.format('aos_cus: the budget of %s is exhausted: calls are blocked (%s of %s micro-cents)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.->>) 'used', payload OPERATOR(pg_catalog.->>) 'limit')
+    WHEN 'tokens.exhausted' THEN pg_catalog.format('aos_cus: the token limit of %s is exhausted: calls are blocked (%s of %s tokens)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.->>) 'used', payload OPERATOR(pg_catalog.->>) 'limit')
+    WHEN 'budget.projected_overrun' THEN pg_catalog.format('aos_cus: at its current rate the budget of %s will be exceeded before %s (%s projected, %s micro-cents)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.#>>) '{period,end}',
+        payload OPERATOR(pg_catalog.->>) 'projected', payload OPERATOR(pg_catalog.->>) 'limit')
+    WHEN 'integration.health_changed' THEN pg_catalog.format('aos_cus: %s is %s (was %s)',
+        payload OPERATOR(pg_catalog.->>) 'scope', payload OPERATOR(pg_catalog.->>) 'state', payload OPERATOR(pg_catalog.->>) 'previous_state')
+    ELSE pg_catalog.format('aos_cus: %s', webhook_summary.type) END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.webhook_summary(text, jsonb) IS 'the one-line text of a webhook event (the body of format ''slack'')';
+REVOKE ALL ON FUNCTION aos_cus_internal.webhook_summary(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.create_webhook(tenant_id uuid, url text, secret text DEFAULT NULL, events text[] DEFAULT NULL,
+                                       format text DEFAULT 'standard', OUT webhook_id uuid, OUT secret text)
+    RETURNS record
+    AS 'MODULE_PATHNAME', 'aos_cus_create_webhook'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION aos_cus.create_webhook(uuid, text, text, text[], text) IS
+    'registers a webhook endpoint; returns its id and its signing secret (whsec_..., generated when NULL) this once';
+
+CREATE FUNCTION aos_cus.list_webhooks(tenant_id uuid)
+    RETURNS TABLE (webhook_id uuid, url text, events text[], format text, enabled boolean, created_at timestamptz,
+                   delivered bigint, failed bigint, retried bigint, dead_lettered bigint, pending bigint,
+                   oldest_pending_at timestamptz)
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF list_webhooks.tenant_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(list_webhooks.tenant_id);
+    RETURN QUERY
+    SELECT w.id, w.url, w.events, w.format, w.enabled, w.created_at, w.delivered, w.failed, w.retried, w.dead_lettered,
+           p.n, p.oldest
+      FROM aos_cus.cus_webhooks w
+      CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n, pg_catalog.min(d.created_at) AS oldest
+                            FROM aos_cus.cus_webhook_deliveries d
+                           WHERE d.tenant_id OPERATOR(pg_catalog.=) w.tenant_id AND d.webhook_id OPERATOR(pg_catalog.=) w.id
+                             AND d.status OPERATOR(pg_catalog.=) 'pending') p
+     WHERE w.tenant_id OPERATOR(pg_catalog.=) list_webhooks.tenant_id
+     ORDER BY w.created_at, w.id;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.list_webhooks(uuid) IS 'the tenant''s webhook endpoints with their delivery counters and backlog (never the secret)';
+
+CREATE FUNCTION aos_cus.disable_webhook(tenant_id uuid, webhook_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF disable_webhook.tenant_id IS NULL OR disable_webhook.webhook_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id and webhook_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(disable_webhook.tenant_id);
+    UPDATE aos_cus.cus_webhooks w SET enabled = false
+     WHERE w.tenant_id OPERATOR(pg_catalog.=) disable_webhook.tenant_id AND w.id OPERATOR(pg_catalog.=) disable_webhook.webhook_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '02000', MESSAGE = 'webhook_id does not name a webhook of this tenant';
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.disable_webhook(uuid, uuid) IS
+    'stops deliveries to an endpoint and its subscription to new events (pending deliveries are kept)';
+
+CREATE FUNCTION aos_cus.delete_webhook(tenant_id uuid, webhook_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF delete_webhook.tenant_id IS NULL OR delete_webhook.webhook_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id and webhook_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(delete_webhook.tenant_id);
+    DELETE FROM aos_cus.cus_webhooks w
+     WHERE w.tenant_id OPERATOR(pg_catalog.=) delete_webhook.tenant_id AND w.id OPERATOR(pg_catalog.=) delete_webhook.webhook_id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.delete_webhook(uuid, uuid) IS 'removes an endpoint with its deliveries; true when it existed';
+
+CREATE FUNCTION aos_cus.redeliver(event_id uuid) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_tenant uuid;
+    v_seq bigint;
+    v_n integer;
+BEGIN
+    IF redeliver.event_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'event_id must not be null';
+    END IF;
+    SELECT e.tenant_id, e.id INTO v_tenant, v_seq FROM aos_cus.cus_webhook_events e
+     WHERE e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '02000', MESSAGE = 'event_id does not name a webhook event of this tenant';
+    END IF;
+    PERFORM aos_cus.assert_tenant(v_tenant);
+    UPDATE aos_cus.cus_webhook_deliveries d
+       SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), delivered_at = NULL
+     WHERE d.tenant_id OPERATOR(pg_catalog.=) v_tenant AND d.event_seq OPERATOR(pg_catalog.=) v_seq;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.redeliver(uuid) IS
+    'queues an event again (delivered or dead-lettered) to every endpoint that had it, with the same webhook-id; returns how many';
+
+-- Projected overrun: at the current period's run rate (from the daily rollups), spend reaches the budget before the
+-- period ends. Run by the webhook worker every aos_cus.webhook_projection_interval; once per period and limit.
+CREATE FUNCTION aos_cus_internal.emit_projected_overruns() RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    v_n integer := 0;
+    v_projected numeric;
+BEGIN
+    FOR r IN
+        SELECT i.tenant_id, i.id, i.budget_microcents AS budget, b.period_start, b.period_end, s.spent,
+               EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) b.period_start) AS elapsed,
+               EXTRACT(epoch FROM b.period_end OPERATOR(pg_catalog.-) b.period_start) AS total
+          FROM aos_cus.cus_integrations i
+         CROSS JOIN LATERAL aos_cus.limit_period_bounds(i.budget_period, i.timezone) b
+         CROSS JOIN LATERAL (SELECT pg_catalog.sum(d.cost_microcents) AS spent
+                               FROM aos_cus.cus_usage_daily d
+                              WHERE d.tenant_id OPERATOR(pg_catalog.=) i.tenant_id
+                                AND d.integration_id OPERATOR(pg_catalog.=) i.id
+                                AND d.day OPERATOR(pg_catalog.>=) (b.period_start AT TIME ZONE 'UTC')::pg_catalog.date) s
+         WHERE i.status OPERATOR(pg_catalog.=) 'enabled' AND i.budget_microcents OPERATOR(pg_catalog.>) 0
+           AND b.period_end IS NOT NULL
+           AND EXISTS (SELECT FROM aos_cus.cus_webhooks w
+                        WHERE w.tenant_id OPERATOR(pg_catalog.=) i.tenant_id AND w.enabled)
+    LOOP
+        CONTINUE WHEN r.spent IS NULL OR r.spent OPERATOR(pg_catalog.>=) r.budget OR r.elapsed OPERATOR(pg_catalog.<=) 0;
+        v_projected := pg_catalog.round(r.spent::numeric OPERATOR(pg_catalog.*) r.total OPERATOR(pg_catalog./) r.elapsed);
+        CONTINUE WHEN v_projected OPERATOR(pg_catalog.<=) r.budget;
+        IF aos_cus_internal.emit_webhook_event(r.tenant_id, 'budget.projected_overrun', 'integration:' OPERATOR(pg_catalog.||) r.id,
+               pg_catalog.concat_ws(':', 'budget.projected_overrun', r.id, EXTRACT(epoch FROM r.period_start), r.budget),
+               pg_catalog.jsonb_build_object('tenant', r.tenant_id, 'integration', r.id,
+                   'scope', 'integration:' OPERATOR(pg_catalog.||) r.id, 'dimension', 'budget',
+                   'period', pg_catalog.jsonb_build_object('start', r.period_start, 'end', r.period_end),
+                   'used', r.spent, 'projected', v_projected, 'limit', r.budget)) THEN
+            v_n := v_n OPERATOR(pg_catalog.+) 1;
+        END IF;
+    END LOOP;
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.emit_projected_overruns() IS
+    'internal (webhook worker): emit budget.projected_overrun for budgets the period''s run rate will exceed, once per period';
+REVOKE ALL ON FUNCTION aos_cus_internal.emit_projected_overruns() FROM PUBLIC;
+
+-- Per endpoint, for metrics() (every tenant: operator and monitoring roles only).
+CREATE VIEW aos_cus.stat_webhooks AS
+SELECT w.tenant_id, w.id AS webhook_id, w.delivered, w.failed, w.retried, w.dead_lettered,
+       coalesce(p.n, 0) AS pending,
+       coalesce(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) p.oldest)::float8, 0) AS oldest_pending_seconds
+  FROM aos_cus.cus_webhooks w
+  LEFT JOIN (SELECT d.tenant_id, d.webhook_id, pg_catalog.count(*) AS n, pg_catalog.min(d.created_at) AS oldest
+               FROM aos_cus.cus_webhook_deliveries d
+              WHERE d.status OPERATOR(pg_catalog.=) 'pending'
+              GROUP BY d.tenant_id, d.webhook_id) p
+         ON p.tenant_id OPERATOR(pg_catalog.=) w.tenant_id AND p.webhook_id OPERATOR(pg_catalog.=) w.id
+ WHERE aos_cus.assert_no_tenant('stat_webhooks')
+ ORDER BY w.tenant_id, w.id;
+COMMENT ON VIEW aos_cus.stat_webhooks IS
+    'per webhook endpoint: deliveries, failed attempts, retries, dead letters, pending deliveries and the age of the oldest (every tenant)';
+REVOKE ALL ON aos_cus.stat_webhooks FROM PUBLIC;
+GRANT SELECT ON aos_cus.stat_webhooks TO aos_cus_operator, pg_monitor;
+
+REVOKE ALL ON FUNCTION aos_cus.create_webhook(uuid, text, text, text[], text), aos_cus.list_webhooks(uuid),
+    aos_cus.disable_webhook(uuid, uuid), aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.create_webhook(uuid, text, text, text[], text), aos_cus.disable_webhook(uuid, uuid),
+    aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid) TO aos_cus_admin;
+GRANT EXECUTE ON FUNCTION aos_cus.list_webhooks(uuid) TO aos_cus_admin, aos_cus_reader;
+
+CREATE OR REPLACE FUNCTION aos_cus.record_health(tenant_id uuid, integration_id uuid, state text, latency_ms integer,
+                                      error text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_previous text;
+    v_history bigint;
+BEGIN
+    IF record_health.tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.integration_id IS NULL THEN
+        RAISE EXCEPTION 'integration_id must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF record_health.state IS NULL OR record_health.state NOT IN ('unknown', 'healthy', 'degraded', 'failing') THEN
+        RAISE EXCEPTION 'state must be one of unknown, healthy, degraded, failing' USING ERRCODE = '22023';
+    END IF;
+    IF record_health.latency_ms < 0 THEN
+        RAISE EXCEPTION 'latency_ms must not be negative' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(record_health.error) > 1000 THEN
+        RAISE EXCEPTION 'error must be at most 1000 characters' USING ERRCODE = '22001';
+    END IF;
+    PERFORM aos_cus.assert_tenant(record_health.tenant_id);
+
+    SELECT i.status, i.health_state INTO v_status, v_previous FROM aos_cus.cus_integrations i
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'integration % does not exist for this tenant', record_health.integration_id USING ERRCODE = '42704';
+    ELSIF v_status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', record_health.integration_id USING ERRCODE = '55000';
+    END IF;
+    UPDATE aos_cus.cus_integrations i
+       SET health_state = record_health.state, health_checked_at = pg_catalog.now(),
+           health_latency_ms = record_health.latency_ms, health_error = record_health.error
+     WHERE i.tenant_id = record_health.tenant_id AND i.id = record_health.integration_id;
+    INSERT INTO aos_cus.cus_health_history (tenant_id, integration_id, state, latency_ms, error)
+    VALUES (record_health.tenant_id, record_health.integration_id, record_health.state,
+            record_health.latency_ms, record_health.error)
+    RETURNING id INTO v_history;
+    -- Healthy to failing and back is a webhook event (issue 15), in this transaction.
+    IF (v_previous, record_health.state) IN (('healthy', 'failing'), ('failing', 'healthy')) THEN
+        PERFORM aos_cus_internal.emit_webhook_event(record_health.tenant_id, 'integration.health_changed',
+            'integration:' OPERATOR(pg_catalog.||) record_health.integration_id,
+            pg_catalog.concat_ws(':', 'integration.health_changed', record_health.integration_id, v_history),
+            pg_catalog.jsonb_build_object('tenant', record_health.tenant_id, 'integration', record_health.integration_id,
+                'scope', 'integration:' OPERATOR(pg_catalog.||) record_health.integration_id,
+                'state', record_health.state, 'previous_state', v_previous, 'error', record_health.error));
+    END IF;
+    -- Bounded retention: drop this integration's rows beyond the newest health_history_keep.
+    DELETE FROM aos_cus.cus_health_history h
+     WHERE h.tenant_id = record_health.tenant_id AND h.integration_id = record_health.integration_id
+       AND h.id <= (SELECT o.id FROM aos_cus.cus_health_history o
+                     WHERE o.tenant_id = record_health.tenant_id AND o.integration_id = record_health.integration_id
+                     ORDER BY o.id DESC
+                    OFFSET pg_catalog.current_setting('aos_cus.health_history_keep')::integer LIMIT 1);
+END
+$$;
+
+-- Messages (issue 18): an unknown webhook or webhook event is 42704, worded as for integrations.
+CREATE OR REPLACE FUNCTION aos_cus.disable_webhook(tenant_id uuid, webhook_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF disable_webhook.tenant_id IS NULL OR disable_webhook.webhook_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id and webhook_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(disable_webhook.tenant_id);
+    UPDATE aos_cus.cus_webhooks w SET enabled = false
+     WHERE w.tenant_id OPERATOR(pg_catalog.=) disable_webhook.tenant_id AND w.id OPERATOR(pg_catalog.=) disable_webhook.webhook_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = pg_catalog.format('webhook %s does not exist for this tenant', disable_webhook.webhook_id);
+    END IF;
+    RETURN true;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.redeliver(event_id uuid) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_tenant uuid;
+    v_seq bigint;
+    v_n integer;
+BEGIN
+    IF redeliver.event_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'event_id must not be null';
+    END IF;
+    SELECT e.tenant_id, e.id INTO v_tenant, v_seq FROM aos_cus.cus_webhook_events e
+     WHERE e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = pg_catalog.format('webhook event %s does not exist for this tenant', redeliver.event_id);
+    END IF;
+    PERFORM aos_cus.assert_tenant(v_tenant);
+    UPDATE aos_cus.cus_webhook_deliveries d
+       SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), delivered_at = NULL
+     WHERE d.tenant_id OPERATOR(pg_catalog.=) v_tenant AND d.event_seq OPERATOR(pg_catalog.=) v_seq;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+-- Scaling out with Citus (issue 20): trigger checks accept Citus shards of their table, rollups fold only the
+-- rows this node stores (per node under Citus) and set updated_at from the inserted row (Citus allows only immutable
+-- functions in DO UPDATE SET), list_integrations passes a row of the table's own type, login bindings reach every
+-- Citus worker, citus_distribute() and its helpers.
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- cus_integrations or one of its Citus shards (cus_integrations_<shard id>).
+    IF TG_TABLE_SCHEMA <> 'aos_cus' OR TG_TABLE_NAME !~ '^cus_integrations(_[0-9]+)?$' THEN
+        RAISE EXCEPTION 'aos_cus_internal.integration_lifecycle() may only be attached to aos_cus.cus_integrations, not to %.%',
+            pg_catalog.quote_ident(TG_TABLE_SCHEMA), pg_catalog.quote_ident(TG_TABLE_NAME) USING ERRCODE = '39P01';
+    END IF;
+    IF (NEW.status IS DISTINCT FROM OLD.status OR OLD.status = 'deleted')
+       AND (OLD.status, NEW.status) NOT IN (('created', 'enabled'), ('enabled', 'disabled'), ('disabled', 'enabled'),
+                                            ('created', 'deleted'), ('enabled', 'deleted'), ('disabled', 'deleted')) THEN
+        RAISE EXCEPTION 'integration % cannot go from status % to %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = '55000',
+                  HINT = 'Allowed: created -> enabled, enabled -> disabled, disabled -> enabled, and created, enabled or disabled -> deleted.';
+    END IF;
+    IF NEW.status = 'deleted' AND OLD.status <> 'deleted' THEN
+        -- Soft delete wipes the credential.
+        NEW.deleted_at := pg_catalog.now();
+        NEW.credential_ref := NULL;
+        NEW.credential_hint := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.list_integrations(tenant_id uuid, status text DEFAULT NULL, after_id uuid DEFAULT NULL,
+                                          page_size integer DEFAULT 50) RETURNS SETOF aos_cus.integration
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    IF status IS NOT NULL AND status NOT IN ('created', 'enabled', 'disabled', 'deleted') THEN
+        RAISE EXCEPTION 'status must be created, enabled, disabled, deleted or NULL (every status but deleted), not %',
+            pg_catalog.to_jsonb(CASE WHEN pg_catalog.length(status) > 40 THEN pg_catalog.left(status, 40) || '...' ELSE status END) USING ERRCODE = '22023';
+    END IF;
+    IF page_size IS NULL THEN
+        RAISE EXCEPTION 'page_size must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF page_size NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', page_size USING ERRCODE = '22023';
+    END IF;
+    -- Keyset pagination on the primary key (tenant_id, id): stable order, each row once.
+    RETURN QUERY
+        SELECT (aos_cus_internal.integration_of(ROW(c.*)::aos_cus.cus_integrations)).* FROM aos_cus.cus_integrations c
+         WHERE c.tenant_id = list_integrations.tenant_id
+           AND c.id > coalesce(after_id, '00000000-0000-0000-0000-000000000000')
+           AND CASE WHEN list_integrations.status IS NULL THEN c.status <> 'deleted' ELSE c.status = list_integrations.status END
+         ORDER BY c.id
+         LIMIT page_size;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.bind_login(login regrole, tenant_id uuid) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF bind_login.login IS NULL OR bind_login.tenant_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login and tenant_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('bind_login()');
+    IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) bind_login.login) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('login %s is a role without LOGIN', bind_login.login),
+            HINT = 'Bindings follow session_user: bind each login role, not a group role it is a member of.';
+    END IF;
+    INSERT INTO aos_cus.cus_tenant_logins AS l (login, tenant_id) VALUES (bind_login.login, bind_login.tenant_id)
+        ON CONFLICT ON CONSTRAINT cus_tenant_logins_pkey
+        DO UPDATE SET tenant_id = EXCLUDED.tenant_id, bound_at = pg_catalog.now();
+    -- Under Citus the binding is read on every node (delegated calls run on the workers).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', bind_login.login, bind_login.tenant_id));
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.unbind_login(login regrole) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    was_bound boolean;
+BEGIN
+    IF unbind_login.login IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'login must not be null';
+    END IF;
+    PERFORM aos_cus.assert_platform('unbind_login()');
+    DELETE FROM aos_cus.cus_tenant_logins l WHERE l.login OPERATOR(pg_catalog.=) unbind_login.login;
+    was_bound := FOUND;
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.unbind_login(%L)', unbind_login.login));
+    RETURN was_bound;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    EXECUTE pg_catalog.format($q$
+        WITH g AS (
+            SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE (%s) AND %s
+             GROUP BY 1, 2, 3, 4, 5),
+        ins AS (
+            INSERT INTO aos_cus.cus_usage_daily AS d
+                   (tenant_id, integration_id, day, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM g
+            ON CONFLICT (tenant_id, integration_id, day, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = excluded.updated_at)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter, aos_cus_internal.node_rows_filter())
+    INTO folded USING a, b, from_day, to_day;
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    EXECUTE pg_catalog.format('UPDATE aos_cus.cus_llm_usage SET ingest_xid = ''2'' '
+                              'WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND %s', aos_cus_internal.node_rows_filter())
+        USING s;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+
+-- Internal: the usage rows this node stores, as a filter on tenant_id: "true" without Citus; under Citus the
+-- hash ranges of this node's shards of cus_llm_usage (rollups and their snapshots are per node).
+CREATE FUNCTION aos_cus_internal.node_rows_filter() RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ranges text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN 'true';
+    END IF;
+    EXECUTE $q$
+        SELECT pg_catalog.string_agg(pg_catalog.format('pg_catalog.uuid_hash(tenant_id) BETWEEN %s AND %s',
+                                                       s.shardminvalue, s.shardmaxvalue), ' OR ')
+          FROM pg_catalog.pg_dist_shard s
+          JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid
+         WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'aos_cus.cus_llm_usage'::pg_catalog.regclass
+           AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group)$q$
+    INTO ranges;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                    WHERE logicalrelid OPERATOR(pg_catalog.=) 'aos_cus.cus_llm_usage'::pg_catalog.regclass) THEN
+        RETURN 'true';
+    END IF;
+    RETURN pg_catalog.format('(%s)', coalesce(ranges, 'false'));
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.node_rows_filter() IS
+    'internal: filter on tenant_id selecting the rows this node stores (true without Citus, this node''s shard ranges under it)';
+REVOKE ALL ON FUNCTION aos_cus_internal.node_rows_filter() FROM PUBLIC;
+
+-- Internal: runs command on every Citus worker when this node is a Citus coordinator with workers (a no-op
+-- otherwise); raises 58000 naming the nodes where it failed. Not part of this node's transaction.
+CREATE FUNCTION aos_cus_internal.citus_on_workers(command text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    failed text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+               FROM pg_catalog.run_command_on_workers($1) w
+              WHERE (SELECT groupid FROM pg_catalog.pg_dist_local_group) OPERATOR(pg_catalog.=) 0 AND NOT w.success'
+        INTO failed USING command;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'on Citus workers: ' || failed;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_on_workers(text) IS
+    'internal: runs a command on every Citus worker from the coordinator (no-op without Citus or on a worker)';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_on_workers(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.citus_on_workers(text) TO aos_cus_operator;
+
+-- Internal, run on every node: each sequence of the extension draws from this node's own range
+-- [groupid * 2^48 + 1, (groupid + 1) * 2^48 - 1], so ids stay unique cluster-wide (the coordinator is group 0).
+CREATE FUNCTION aos_cus_internal.citus_node_sequences() RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    grp bigint;
+    lo bigint;
+    hi bigint;
+    seq record;
+    n integer := 0;
+BEGIN
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO grp;
+    lo := grp OPERATOR(pg_catalog.*) 281474976710656 OPERATOR(pg_catalog.+) 1;
+    hi := (grp OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) 281474976710656 OPERATOR(pg_catalog.-) 1;
+    SET LOCAL citus.enable_ddl_propagation = off;
+    FOR seq IN SELECT c.oid::pg_catalog.regclass AS rel, s.last_value
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_sequences s
+                   ON s.schemaname OPERATOR(pg_catalog.=) 'aos_cus' AND s.sequencename OPERATOR(pg_catalog.=) c.relname
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                  AND c.relkind OPERATOR(pg_catalog.=) 'S' LOOP
+        IF seq.last_value IS NULL OR seq.last_value OPERATOR(pg_catalog.<) lo THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s RESTART %s',
+                                      seq.rel, lo, hi, lo, lo);
+        ELSE
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s MINVALUE %s MAXVALUE %s START %s', seq.rel, lo, hi, lo);
+        END IF;
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_node_sequences() IS
+    'internal to citus_distribute(): moves this node''s aos_cus sequences into its own id range';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_node_sequences() FROM PUBLIC;
+
+CREATE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    f regprocedure;
+    done boolean;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_distribute()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_distribute() requires the citus extension',
+            HINT = 'Install Citus, add citus first to shared_preload_libraries, CREATE EXTENSION citus, add the workers.';
+    END IF;
+    -- The settle and price triggers run on the shards, on the node that stores the tenant.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    SET LOCAL citus.multi_shard_modify_mode = 'sequential';
+    -- Global tables: one copy on every node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_model_prices'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)' USING t;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already reference' ELSE 'reference table' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
+                             'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
+                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            IF t OPERATOR(pg_catalog.=) 'aos_cus.cus_integrations' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'')' USING t;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'', colocate_with => ''aos_cus.cus_integrations'')'
+                    USING t;
+            END IF;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant.
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                AND p.pronargs OPERATOR(pg_catalog.>=) 1
+                AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+                AND p.proargnames[1] OPERATOR(pg_catalog.=) 'tenant_id'
+                AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
+              ORDER BY 1::text LOOP
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'')'
+            USING f;
+        object := f::text; action := 'delegated by tenant_id';
+        RETURN NEXT;
+    END LOOP;
+    -- Node-disjoint id ranges, on the workers and here.
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
+    object := 'sequences'; action := 'node id ranges';
+    RETURN NEXT;
+    -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+       FROM aos_cus.cus_tenant_logins l;
+    object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Rollups per node: each node folds its own shards with its own snapshots.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) current_user'
+            USING 'aos_cus_rollup';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+            USING 'aos_cus_rollup', '*/10 * * * *', 'SELECT aos_cus.citus_rollup()';
+        object := 'cron job aos_cus_rollup'; action := 'citus_rollup() every 10 minutes';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_distribute() IS
+    'Citus: distributes the tenant tables by tenant_id, delegates the tenant-scoped functions, gives each node its id range, schedules per-node rollups; idempotent; operator only';
+REVOKE ALL ON FUNCTION aos_cus.citus_distribute() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.citus_distribute() TO aos_cus_operator;
+
+CREATE FUNCTION aos_cus.citus_rollup(OUT nodename text, OUT nodeport integer, OUT folded bigint) RETURNS SETOF record
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_rollup()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_rollup() requires the citus extension';
+    END IF;
+    FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result
+                        FROM pg_catalog.run_command_on_workers(''SELECT aos_cus.rollup_usage()'') w ORDER BY 1, 2' LOOP
+        nodename := r.nodename; nodeport := r.nodeport; folded := NULL;
+        IF r.success THEN
+            folded := r.result::bigint;
+        ELSE
+            RAISE WARNING 'rollup_usage() failed on %:%: %', r.nodename, r.nodeport, r.result;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_rollup() IS
+    'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots); folded NULL and a WARNING where it failed; operator only';
+REVOKE ALL ON FUNCTION aos_cus.citus_rollup() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.citus_rollup() TO aos_cus_operator;
+
+-- Issue 21 (4): unpriced usage is never silent: the pricing trigger records why a row has no cost.
+ALTER TABLE aos_cus.cus_llm_usage ADD COLUMN unpriced_reason text;
 -- Layered budgets (issue 14): usage rows name their subject and tags; limits per scope (tenant, subject, tag) in
 -- cus_scope_limits; check() takes subject, tags and model (the 5-argument calls keep working through the defaults).
 ALTER TABLE aos_cus.cus_llm_usage

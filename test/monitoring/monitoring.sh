@@ -114,6 +114,9 @@ SELECT status FROM aos_cus.ingest_usage_batch('00000000-0000-0000-0000-000000000
     '[{"integration_id": "00000000-0000-0000-0000-0000000000b2", "call_id": "ing-2", "provider": "openai",
        "model": "gpt-4o-mini", "input_tokens": 500, "output_tokens": 20, "started_at": "2026-01-01T00:00:00Z"},
       {"call_id": "ing-bad", "provider": "openai"}]');
+-- Webhooks: one endpoint, made after the checks (nothing pending), with known delivery counters.
+SELECT webhook_id IS NOT NULL FROM aos_cus.create_webhook('00000000-0000-0000-0000-00000000000b', 'https://hooks.example.com/monitoring');
+UPDATE aos_cus.cus_webhooks SET delivered = 5, failed = 3, retried = 2, dead_lettered = 1;
 SQL
 # Times come from the server's clock (which may be faked), never the machine's.
 server_epoch() {
@@ -177,6 +180,14 @@ check "metrics(): decisions allowed/ok = 2, warned/budget_warning = 1" bash -c "
 check "metrics(): budget used ratio 0.8 (800,000 of 1,000,000) and warn ratio 0.8 for the budgeted integration" bash -c "
 	$COMPARE value $WORK/metrics.prom 'aos_cus_budget_used_ratio{tenant_id=\"00000000-0000-0000-0000-00000000000b\",integration_id=\"00000000-0000-0000-0000-0000000000b1\"}' | grep -qx 0.8 &&
 	$COMPARE value $WORK/metrics.prom 'aos_cus_budget_warn_ratio{tenant_id=\"00000000-0000-0000-0000-00000000000b\",integration_id=\"00000000-0000-0000-0000-0000000000b1\"}' | grep -qx 0.8"
+webhook=$(msql -c "SELECT tenant_id || '\",webhook_id=\"' || id FROM aos_cus.cus_webhooks")
+check "metrics(): webhook deliveries delivered 5, failed 3, retried 2, dead-lettered 1; nothing pending" bash -c "
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_deliveries_total{tenant_id=\"$webhook\",outcome=\"delivered\"}' | grep -qx 5.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_deliveries_total{tenant_id=\"$webhook\",outcome=\"failed\"}' | grep -qx 3.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_deliveries_total{tenant_id=\"$webhook\",outcome=\"retried\"}' | grep -qx 2.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_deliveries_total{tenant_id=\"$webhook\",outcome=\"dead_lettered\"}' | grep -qx 1.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_pending{tenant_id=\"$webhook\"}' | grep -qx 0.0 &&
+	$COMPARE value $WORK/metrics.prom 'aos_cus_webhook_oldest_pending_age_seconds{tenant_id=\"$webhook\"}' | grep -qx 0.0"
 
 # 3. Alert rules: syntax and unit tests (each alert has a firing and a non-firing case).
 check "promtool check rules" bash -c "promtool check rules monitoring/prometheus/*.yml >/dev/null"
@@ -232,6 +243,10 @@ check "dashboard covers spend, tokens, decisions, health and rollup lag" bash -c
 	grep -qx aos_cus_usage_cost_microcents_total $WORK/names_dashboard && grep -qx aos_cus_usage_tokens_total $WORK/names_dashboard &&
 	grep -qx aos_cus_decisions_total $WORK/names_dashboard && grep -qx aos_cus_integrations $WORK/names_dashboard &&
 	grep -qx aos_cus_rollup_lag_seconds $WORK/names_dashboard"
+check "dashboard has a Webhooks row with deliveries, backlog and its oldest age" bash -c "
+	jq -e '[.panels[] | select(.type == \"row\" and .title == \"Webhooks\")] | length == 1' monitoring/grafana/aos_cus_dashboard.json >/dev/null &&
+	grep -qx aos_cus_webhook_deliveries_total $WORK/names_dashboard && grep -qx aos_cus_webhook_pending $WORK/names_dashboard &&
+	grep -qx aos_cus_webhook_oldest_pending_age_seconds $WORK/names_dashboard"
 check "every metric the dashboard queries is emitted" names_subset "$WORK/names_dashboard" "$WORK/emitted"
 $COMPARE expr-names monitoring/prometheus/aos_cus_alerts.yml > "$WORK/names_alerts"
 check "every metric the alert rules use is emitted" names_subset "$WORK/names_alerts" "$WORK/emitted"

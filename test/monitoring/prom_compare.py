@@ -53,7 +53,7 @@ def expr_names(path):
     if path.endswith('.json'):
         with open(path, encoding='utf-8') as f:
             dash = json.load(f)
-        text = '\n'.join(t['expr'] for p in dash['panels'] for t in p['targets'])
+        text = '\n'.join(t['expr'] for p in dash['panels'] for t in p.get('targets', []))  # rows have no targets
     else:
         lines, indent, text = open(path, encoding='utf-8').read().split('\n'), None, []
         for line in lines:

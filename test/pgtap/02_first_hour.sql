@@ -56,7 +56,7 @@ SELECT is(pg_temp.error_of($$SELECT aos_cus.set_limits('f1f1f1f1-0000-4000-8000-
           'limits.rpm must be between 1 and 2147483647, not 0 | context: ', 'a limit error: the value, no CONTEXT');
 SELECT is(pg_temp.error_of($$SELECT aos_cus.create_integration('f1f1f1f1-0000-4000-8000-000000000001', 'p', 'openia',
             'sk-proj-first-hour-0000000000004')$$),
-          'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not "openia" | context: ',
+          'provider "openia" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom | context: ',
           'a bad provider: quoted, no CONTEXT');
 SELECT is(pg_temp.error_of($$SELECT aos_cus.update_integration('f1f1f1f1-0000-4000-8000-000000000001',
             'f1f1f1f1-0000-4000-8000-0000000000a1', '{"limits": {"timezone": "Mars/Olympus"}}')$$),

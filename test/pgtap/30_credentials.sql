@@ -84,7 +84,7 @@ SELECT throws_ok(format('SELECT aos_cus.decrypt_credential(%L, %L, %L)', '000000
 SELECT throws_ok(format('SELECT aos_cus.decrypt_credential(%L, %L, %L)', tenant, '11111111-0000-4000-8000-000000000704', ref),
                  '22023', NULL, 'a ciphertext moved to another integration of the tenant fails') FROM sealed WHERE t = 7 AND i = 3;
 SELECT is((SELECT count(*)::int FROM sealed a JOIN sealed b ON a.t = b.t AND a.i = b.i % 10 + 1
-            WHERE a.ref <> b.ref), 1000, 'setup: every credential has a neighbour to swap with');
+            WHERE a.ref <> b.ref), 1000, 'setup: every credential has a neighbor to swap with');
 CREATE FUNCTION pg_temp.swapped_failures() RETURNS int LANGUAGE plpgsql AS $$
 DECLARE r record; failed int := 0;
 BEGIN
@@ -202,13 +202,13 @@ UPDATE aos_cus.cus_integrations SET credential_ref = NULL WHERE name = 'c-env';
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000103')$$,
                  '55000', 'integration 11111111-0000-4000-8000-000000000103 has no credential', 'no credential is a clear error');
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-0000000009ff')$$,
-                 '02000', NULL, 'an unknown integration is 02000');
+                 '42704', NULL, 'an unknown integration is 42704');
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000002', '11111111-0000-4000-8000-000000000101')$$,
-                 '02000', NULL, 'another tenant''s integration is not found');
+                 '42704', NULL, 'another tenant''s integration is not found');
 SELECT throws_ok($$SELECT aos_cus.resolve_credential(NULL, '11111111-0000-4000-8000-000000000101')$$, '22004', NULL, 'NULL tenant refused');
 SELECT throws_ok($$SELECT aos_cus.resolve_credential('00000000-0000-4000-8000-000000000001', NULL)$$, '22004', NULL, 'NULL integration refused');
 SELECT throws_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-0000000009ff', 'sk-abc')$$,
-                 '02000', NULL, 'rotate_credential of an unknown integration is 02000');
+                 '42704', NULL, 'rotate_credential of an unknown integration is 42704');
 SELECT throws_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101', 'encrypted://v1/1/' || repeat('A', 40))$$,
                  '22023', 'credential is already a credential reference, not a plaintext key', 'an encrypted:// reference is not accepted as a credential');
 SELECT throws_ok($$SELECT aos_cus.rotate_credential('00000000-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000101', 'vault://bad name')$$,

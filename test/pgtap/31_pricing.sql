@@ -140,7 +140,7 @@ SELECT is(aos_cus.cost_microcents('custom', 'acme-llm', 1, 1, at => '2019-01-01+
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', -1, 1)$$, '22023', 'input_price must not be negative', 'negative price');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, reasoning_price => -5)$$, '22023', 'reasoning_price must not be negative', 'negative optional price');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', NULL, 1)$$, '22004', NULL, 'NULL price');
-SELECT throws_ok($$SELECT aos_cus.set_price('acme', 'x', 1, 1)$$, '22023', 'provider ''acme'' is not a known provider', 'unknown provider');
+SELECT throws_ok($$SELECT aos_cus.set_price('acme', 'x', 1, 1)$$, '22023', 'provider "acme" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', 'unknown provider');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', '', 1, 1)$$, '22023', 'model must be 1 to 200 characters', 'empty model');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', repeat('m', 201), 1, 1)$$, '22023', 'model must be 1 to 200 characters', 'long model');
 SELECT throws_ok($$SELECT aos_cus.set_price('openai', 'x', 1, 1, service_tier => 'gold')$$, '22023', NULL, 'unknown tier');
@@ -197,15 +197,15 @@ SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', 'o1-pro', 0, 4611686
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', 'gpt-4o', 9223372036854775807, 9223372036854775807)$$, '22003', NULL,
     'overflow: bigint max in two buckets');
 SELECT is(aos_cus.cost_microcents('openai', 'gpt-4o', 36893488147419, 0), 9223372036854750::bigint, 'large but representable costs are exact');
-SELECT throws_ok($$SELECT aos_cus.cost_microcents('acme', 'gpt-4o', 1, 1)$$, '22023', 'provider "acme" is not a known provider', 'unknown provider');
-SELECT throws_ok($$SELECT aos_cus.cost_microcents('', 'gpt-4o', 1, 1)$$, '22023', 'provider "" is not a known provider', 'empty provider');
+SELECT throws_ok($$SELECT aos_cus.cost_microcents('acme', 'gpt-4o', 1, 1)$$, '22023', 'provider "acme" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', 'unknown provider');
+SELECT throws_ok($$SELECT aos_cus.cost_microcents('', 'gpt-4o', 1, 1)$$, '22023', 'provider "" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', 'empty provider');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('OpenAI', 'gpt-4o', 1, 1)$$, '22023', NULL, 'providers are lower case');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', '', 1, 1)$$, '22023', 'model must not be empty', 'empty model');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', repeat('x', 201), 1, 1)$$, '22023', 'model is longer than 200 characters', 'long model');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', repeat('é', 201), 1, 1)$$, '22023', 'model is longer than 200 characters', 'long multibyte model');
 SELECT is(aos_cus.cost_microcents('openai', repeat('é', 200), 1, 1), NULL::bigint, '200 multibyte characters is a valid (unknown) name');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', 'gpt-4o', 1, 1, service_tier => 'gold')$$, '22023',
-    'service_tier "gold" is not a known service tier', 'unknown tier');
+    'service_tier "gold" is not one of standard, priority, flex, batch', 'unknown tier');
 SELECT throws_ok($$SELECT aos_cus.cost_microcents('openai', 'gpt-4o', 1, 1, service_tier => '')$$, '22023', NULL, 'empty tier');
 SELECT throws_ok($$SELECT aos_cus.cost_breakdown('openai', 'gpt-4o', -1, 1)$$, '22023', 'input_tokens must not be negative', 'breakdown: negative');
 SELECT throws_ok($$SELECT aos_cus.cost_breakdown('openai', 'o1-pro', 0, 4611686018427387904)$$, '22003', NULL, 'breakdown: overflow');
@@ -264,7 +264,7 @@ SELECT is(aos_cus.extract_usage('aws_bedrock', :'anthropic'), aos_cus.extract_us
 -- 9. extract_usage bad input.
 SELECT throws_ok($$SELECT aos_cus.extract_usage(NULL, '{}')$$, '22004', 'provider must not be null', 'NULL provider');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', NULL)$$, '22004', 'response must not be null', 'NULL response');
-SELECT throws_ok($$SELECT aos_cus.extract_usage('acme', '{}')$$, '22023', 'provider "acme" is not a known provider', 'unknown provider');
+SELECT throws_ok($$SELECT aos_cus.extract_usage('acme', '{}')$$, '22023', 'provider "acme" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, otel', 'unknown provider');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('', '{}')$$, '22023', NULL, 'empty provider');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '[1, 2]')$$, '22023', 'response must be a JSON object', 'array');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('openai', '"usage"')$$, '22023', 'response must be a JSON object', 'scalar');

@@ -113,7 +113,7 @@ SELECT throws_ok($$SELECT aos_cus.extract_usage('otel', '{"gen_ai.usage.input_to
     'a count above 10^12 is out of range');
 SELECT throws_ok(format('SELECT aos_cus.extract_usage(%L, %L)', 'otel', :'anthropic'), '22023', NULL, 'otel takes span attributes only');
 SELECT throws_ok($$SELECT aos_cus.extract_usage('otel', '[1]')$$, '22023', 'response must be a JSON object', 'not an object');
-SELECT throws_ok($$SELECT aos_cus.extract_usage('otlp', '{}')$$, '22023', 'provider "otlp" is not a known provider', 'unknown provider');
+SELECT throws_ok($$SELECT aos_cus.extract_usage('otlp', '{}')$$, '22023', 'provider "otlp" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, otel', 'unknown provider');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -125,7 +125,7 @@ SELECT lives_ok($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000
                 'another tenant may use the same name');
 SET aos_cus.tenant_id = 'abcdef00-0000-4000-8000-000000000001';
 SELECT throws_ok($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a1', '{"name": "x"}')$$,
-                 '55000', 'integration abcdef00-0000-4000-8000-0000000000a1 is deleted and cannot be changed', 'a deleted integration cannot be updated');
+                 '55000', 'integration abcdef00-0000-4000-8000-0000000000a1 is deleted', 'a deleted integration cannot be updated');
 SELECT throws_ok($$SELECT aos_cus.rotate_credential('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a1', 'sk-proj-x-00000000000000000000')$$,
                  '55000', NULL, 'a deleted integration''s credential cannot be rotated');
 SELECT throws_ok($$UPDATE aos_cus.cus_integrations SET credential_ref = 'vault://x' WHERE id = 'abcdef00-0000-4000-8000-0000000000a1'$$,
@@ -167,7 +167,7 @@ SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', NULL)$$, '22004', 'credential must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', 'sk-x-000000000000000', NULL)$$, '22004', 'options must not be null');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openia', 'sk-x-000000000000000')$$, '22023',
-                   'provider must be one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom, not "openia"');
+                   'provider "openia" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom');
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', '', 'openai', 'sk-x-000000000000000')$$, '22023', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', repeat('n', 201), 'openai', 'sk-x-000000000000000')$$, '22023',
                    'name must be 1 to 200 characters without control characters or surrounding spaces, not "' || repeat('n', 40) || '..."');
@@ -239,11 +239,11 @@ SELECT pg_temp.bad(format('SELECT aos_cus.%s(%L, NULL)', fn, 'abcdef00-0000-4000
   FROM unnest(ARRAY['get_integration', 'enable_integration', 'disable_integration', 'delete_integration']) fn;
 SELECT pg_temp.bad(format('SELECT aos_cus.%s(NULL, %L)', fn, 'abcdef00-0000-4000-8000-0000000000a2'), '22004', 'tenant_id must not be null')
   FROM unnest(ARRAY['get_integration', 'enable_integration', 'disable_integration', 'delete_integration']) fn;
-SELECT pg_temp.bad(format('SELECT aos_cus.%s(%L, %L)', fn, 'abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff'), '02000',
+SELECT pg_temp.bad(format('SELECT aos_cus.%s(%L, %L)', fn, 'abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff'), '42704',
                    'integration abcdef00-0000-4000-8000-0000000009ff does not exist for this tenant')
   FROM unnest(ARRAY['get_integration', 'enable_integration', 'disable_integration', 'delete_integration']) fn;
-SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff', '{}')$$, '02000', NULL);
-SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff', '{}')$$, '02000', NULL);
+SELECT pg_temp.bad($$SELECT aos_cus.update_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff', '{}')$$, '42704', NULL);
+SELECT pg_temp.bad($$SELECT aos_cus.set_limits('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000009ff', '{}')$$, '42704', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'not-a-uuid')$$, '22P02', NULL);
 SELECT pg_temp.bad($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000000000001', 'n', 'openai', convert_from('\xc328'::bytea, 'UTF8'))$$,
                    '22021', NULL);

@@ -28,11 +28,11 @@ SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-0000000
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a1', 'failing', 1, repeat('x', 1001))$$,
     '22001', 'error must be at most 1000 characters', 'record_health: oversized error');
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-00000000ffff', 'healthy', 1)$$,
-    '02000', 'integration_id does not name an integration of this tenant', 'record_health: unknown integration');
+    '42704', 'integration aaaaaaaa-0000-0000-0000-00000000ffff does not exist for this tenant', 'record_health: unknown integration');
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'bbbbbbbb-0000-0000-0000-0000000000b1', 'healthy', 1)$$,
-    '02000', NULL, 'record_health: another tenant''s integration is unknown to this tenant');
+    '42704', NULL, 'record_health: another tenant''s integration is unknown to this tenant');
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a4', 'healthy', 1)$$,
-    '55000', 'integration_id names a deleted integration', 'record_health: deleted integration');
+    '55000', 'integration aaaaaaaa-0000-0000-0000-0000000000a4 is deleted', 'record_health: deleted integration');
 
 -- record_health stores the result on the integration and in the history.
 SELECT lives_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a1', 'degraded', 42, 'HTTP 429: rate limited')$$,
@@ -91,9 +91,9 @@ SELECT is((SELECT count(*)::int FROM aos_cus.cus_health_checks), 3, 'three check
 SELECT is((SELECT value - (SELECT value FROM queued_before) FROM aos_cus.stat_counters() WHERE name = 'health_checks_queued'), 3::bigint,
     'the queue trigger counted three queued checks');
 SELECT throws_ok($$SELECT aos_cus.request_health_check('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a4')$$,
-    '55000', 'integration_id names a deleted integration', 'request_health_check: deleted integration');
+    '55000', 'integration aaaaaaaa-0000-0000-0000-0000000000a4 is deleted', 'request_health_check: deleted integration');
 SELECT throws_ok($$SELECT aos_cus.request_health_check('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-00000000ffff')$$,
-    '02000', NULL, 'request_health_check: unknown integration');
+    '42704', NULL, 'request_health_check: unknown integration');
 SELECT throws_ok($$SELECT aos_cus.request_health_check(NULL, 'aaaaaaaa-0000-0000-0000-0000000000a1')$$,
     '22004', 'tenant_id must not be null', 'request_health_check: NULL tenant_id');
 SELECT throws_ok($$SELECT aos_cus.request_health_check('aaaaaaaa-0000-0000-0000-000000000001', NULL)$$,
@@ -105,9 +105,9 @@ SELECT throws_ok($$SELECT * FROM aos_cus.test_credentials(NULL, 'aaaaaaaa-0000-0
 SELECT throws_ok($$SELECT * FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', NULL)$$,
     '22004', 'integration_id must not be null', 'test_credentials: NULL integration_id');
 SELECT throws_ok($$SELECT * FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', 'bbbbbbbb-0000-0000-0000-0000000000b1')$$,
-    '02000', 'integration_id does not name an integration of this tenant', 'test_credentials: another tenant''s integration');
+    '42704', 'integration bbbbbbbb-0000-0000-0000-0000000000b1 does not exist for this tenant', 'test_credentials: another tenant''s integration');
 SELECT throws_ok($$SELECT * FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a4')$$,
-    '55000', 'integration_id names a deleted integration', 'test_credentials: deleted integration');
+    '55000', 'integration aaaaaaaa-0000-0000-0000-0000000000a4 is deleted', 'test_credentials: deleted integration');
 SELECT results_eq($$SELECT state, latency_ms, error FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a2')$$,
     $$VALUES ('unknown'::text, 0, 'no health probe exists for this provider'::text)$$, 'aws_bedrock has no probe: unknown, recorded');
 SELECT is((SELECT health_error FROM aos_cus.cus_integrations WHERE id = 'aaaaaaaa-0000-0000-0000-0000000000a2'),
@@ -121,12 +121,12 @@ SELECT throws_ok($$SELECT aos_cus.request_health_check('bbbbbbbb-0000-0000-0000-
 SELECT throws_ok($$SELECT * FROM aos_cus.test_credentials('bbbbbbbb-0000-0000-0000-000000000002', 'bbbbbbbb-0000-0000-0000-0000000000b1')$$,
     '42501', NULL, 'app for A cannot probe B');
 SELECT throws_ok($$SELECT * FROM aos_cus.health_summary('bbbbbbbb-0000-0000-0000-000000000002')$$,
-    '42501', NULL, 'app for A cannot summarise B');
+    '42501', NULL, 'app for A cannot summarize B');
 SELECT throws_ok($$SELECT aos_cus.record_health('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a1', 'healthy', 1)$$,
     '42501', NULL, 'app may not record health');
 SELECT results_eq($$SELECT state FROM aos_cus.test_credentials('aaaaaaaa-0000-0000-0000-000000000001', 'aaaaaaaa-0000-0000-0000-0000000000a2')$$,
     $$VALUES ('unknown'::text)$$, 'app for A may test A''s own credentials');
-SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'app for A summarises only A (3 non-deleted integrations)');
+SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'app for A summarizes only A (3 non-deleted integrations)');
 SELECT is((SELECT array_agg(DISTINCT tenant_id::text) FROM aos_cus.cus_health_history), '{aaaaaaaa-0000-0000-0000-000000000001}',
     'app for A sees only A history');
 SELECT throws_ok($$SELECT * FROM aos_cus.cus_health_checks$$, '42501', NULL, 'app cannot read the check queue');
@@ -144,7 +144,7 @@ SELECT throws_ok($$SELECT aos_cus.request_health_check('aaaaaaaa-0000-0000-0000-
     '42501', NULL, 'reader cannot queue checks');
 SELECT throws_ok($$SELECT * FROM aos_cus.stale_integrations('1 hour', 'bbbbbbbb-0000-0000-0000-000000000002')$$,
     '42501', NULL, 'reader for A cannot list B stale integrations');
-SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'reader for A summarises only A');
+SELECT is((SELECT sum(integrations)::int FROM aos_cus.health_summary()), 3, 'reader for A summarizes only A');
 RESET ROLE;
 
 -- Schema: tenant_id leads every key of the health tables; both have row-level security.

@@ -1,7 +1,7 @@
 -- Every aos_cus trigger function refuses a table other than its own (security review, finding 10: attaching
 -- usage_settle_trigger to a table with other column types crashed the server with SIGSEGV).
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 CREATE TABLE public.not_usage (tenant_id int, integration_id text, call_id int, started_at text, cost_microcents text,
                                status text, id int);
@@ -67,13 +67,19 @@ SELECT throws_ok($$UPDATE public.not_usage SET id = 9$$, '39P01',
     'policies_changed_trigger on another table raises');
 DROP TRIGGER t10 ON public.not_usage;
 
+CREATE TRIGGER t11 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.webhook_queue_wake();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 10$$, '39P01',
+    'aos_cus_internal.webhook_queue_wake() may only be attached to aos_cus.cus_webhook_deliveries, not to public.not_usage',
+    'webhook_queue_wake on another table raises');
+DROP TRIGGER t11 ON public.not_usage;
+
 SELECT is((SELECT count(*) FROM public.not_usage), 1::bigint, 'no refused statement changed the table');
 -- Every trigger function of aos_cus is among those above.
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'aos_cus_internal'::regnamespace AND p.prorettype = 'trigger'::regtype),
           ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'platform_table_guard',
                 'policies_changed_trigger', 'prices_changed', 'scope_limits_changed_trigger', 'tenant_logins_changed',
-                'usage_price_trigger', 'usage_settle_trigger'],
+                'usage_price_trigger', 'usage_settle_trigger', 'webhook_queue_wake'],
           'every aos_cus trigger function (all in aos_cus_internal) is covered');
 
 SELECT * FROM finish();

@@ -47,14 +47,14 @@ my @two_arg = qw(get_integration enable_integration disable_integration delete_i
 foreach my $fn (@two_arg)
 {
 	refused('42501', "SELECT aos_cus.$fn('$B', '$b1')", "$fn with tenant B's id");
-	refused('02000', "SELECT aos_cus.$fn('$A', '$b1')", "$fn with B's integration under tenant A");
+	refused('42704', "SELECT aos_cus.$fn('$A', '$b1')", "$fn with B's integration under tenant A");
 }
 refused('42501', "SELECT aos_cus.update_integration('$B', '$b1', '{\"name\": \"pwned\"}')", 'update_integration for B');
-refused('02000', "SELECT aos_cus.update_integration('$A', '$b1', '{\"name\": \"pwned\"}')", "update_integration of B's id under A");
+refused('42704', "SELECT aos_cus.update_integration('$A', '$b1', '{\"name\": \"pwned\"}')", "update_integration of B's id under A");
 refused('42501', "SELECT aos_cus.set_limits('$B', '$b1', '{\"rpm\": 1}')", 'set_limits for B');
-refused('02000', "SELECT aos_cus.set_limits('$A', '$b1', '{\"rpm\": 1}')", "set_limits of B's id under A");
+refused('42704', "SELECT aos_cus.set_limits('$A', '$b1', '{\"rpm\": 1}')", "set_limits of B's id under A");
 refused('42501', "SELECT aos_cus.rotate_credential('$B', '$b1', 'sk-proj-attacker-0000000000000')", 'rotate_credential for B');
-refused('02000', "SELECT aos_cus.rotate_credential('$A', '$b1', 'sk-proj-attacker-0000000000000')", "rotate_credential of B's id under A");
+refused('42704', "SELECT aos_cus.rotate_credential('$A', '$b1', 'sk-proj-attacker-0000000000000')", "rotate_credential of B's id under A");
 refused('42501', "SELECT aos_cus.create_integration('$B', 'planted', 'openai', 'sk-proj-attacker-0000000000000')", 'create_integration for B');
 refused('42501', "SELECT aos_cus.list_integrations('$B')", 'list_integrations for B');
 refused('42501', "SELECT aos_cus.encrypt_credential('$B', '$b1', 'sk-proj-attacker-0000000000000')", 'encrypt_credential for B');

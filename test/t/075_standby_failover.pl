@@ -65,7 +65,7 @@ like($err, qr/HINT:  Call check\(\) on the primary/, 'and a hint to call the pri
 ($ret, $out, $err) = $standby->psql('postgres', "SELECT * FROM aos_cus.check('$T', '$W2', 0, 0)");
 like($err, qr/cannot run on a hot standby/, 'standby: check() of the disabled integration is refused too');
 is($standby->safe_psql('postgres', "SELECT decision, reason FROM aos_cus.check_budget_limit('$T', '$W2', 0)"),
-	'blocked|integration_disabled', 'standby: disable_integration on the primary is honoured');
+	'blocked|integration_disabled', 'standby: disable_integration on the primary is honored');
 is($standby->safe_psql('postgres', "SELECT value FROM aos_cus.stat_enforcement() WHERE name = 'integrations_cached'"),
 	'0', 'standby: nothing is stored in shared memory');
 

@@ -160,9 +160,6 @@ test_select(void)
 
 	CHECK(aos_cus_prompt_tokens(&(AosTokens) {.input = 1,.cache_read = 2,.cache_write = 3,.cache_write_1h = 4,.output = 100}) == 10);
 	CHECK(aos_cus_prompt_tokens(&(AosTokens) {.input = INT64_MAX,.cache_read = INT64_MAX}) == INT64_MAX);
-	CHECK(aos_tier_parse("flex", 4) == AOS_TIER_FLEX);
-	CHECK(aos_tier_parse("Flex", 4) == -1);
-	CHECK(aos_tier_parse("", 0) == -1);
 }
 
 /* Run every cost case. */

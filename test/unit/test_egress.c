@@ -34,7 +34,7 @@ allowed(const char *list, const char *text)
 	return false;
 }
 
-/* Every special IPv4 range, its edges and public neighbours. */
+/* Every special IPv4 range, its edges and public neighbors. */
 static void
 test_classify_ipv4(void)
 {
@@ -113,7 +113,7 @@ test_classify_ipv6(void)
 	CHECK(class_of("2002:7f00:1::") == AOS_ADDR_LOOPBACK);
 	CHECK(class_of("2002:a9fe:a9fe::1") == AOS_ADDR_LINK_LOCAL);
 	CHECK(class_of("2002:808:808::1") == AOS_ADDR_PUBLIC);
-	/* ::ffff:0:0/96 neighbours are not mapped */
+	/* ::ffff:0:0/96 neighbors are not mapped */
 	CHECK(class_of("::fffe:7f00:1") == AOS_ADDR_PUBLIC);
 	CHECK(class_of("0:0:0:0:0:1:ffff:7f00") == AOS_ADDR_PUBLIC);
 }

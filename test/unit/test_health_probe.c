@@ -4,7 +4,7 @@
 
 #include <curl/curl.h>
 
-/* URLs and headers per provider, including base_url normalisation and refusals. */
+/* URLs and headers per provider, including base_url normalization and refusals. */
 static void
 test_build(void)
 {

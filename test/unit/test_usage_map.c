@@ -117,13 +117,13 @@ test_otel(void)
 static void
 test_otel_provider(void)
 {
-	CHECK(aos_cus_otel_provider("openai", 6) == aos_provider_parse("openai", 6));
-	CHECK(aos_cus_otel_provider("aws.bedrock", 11) == aos_provider_parse("aws_bedrock", 11));
-	CHECK(aos_cus_otel_provider("gcp.vertex_ai", 13) == aos_provider_parse("google", 6));
-	CHECK(aos_cus_otel_provider("gcp.gemini", 10) == aos_provider_parse("google", 6));
-	CHECK(aos_cus_otel_provider("azure.ai.openai", 15) == aos_provider_parse("azure_openai", 12));
-	CHECK(aos_cus_otel_provider("mistral_ai", 10) == aos_provider_parse("mistral", 7));
-	CHECK(aos_cus_otel_provider("anthropic", 9) == aos_provider_parse("anthropic", 9));
+	CHECK(aos_cus_otel_provider("openai", 6) == aos_cus_provider_parse("openai", 6));
+	CHECK(aos_cus_otel_provider("aws.bedrock", 11) == aos_cus_provider_parse("aws_bedrock", 11));
+	CHECK(aos_cus_otel_provider("gcp.vertex_ai", 13) == aos_cus_provider_parse("google", 6));
+	CHECK(aos_cus_otel_provider("gcp.gemini", 10) == aos_cus_provider_parse("google", 6));
+	CHECK(aos_cus_otel_provider("azure.ai.openai", 15) == aos_cus_provider_parse("azure_openai", 12));
+	CHECK(aos_cus_otel_provider("mistral_ai", 10) == aos_cus_provider_parse("mistral", 7));
+	CHECK(aos_cus_otel_provider("anthropic", 9) == aos_cus_provider_parse("anthropic", 9));
 	CHECK(aos_cus_otel_provider("cohere", 6) == -1);
 	CHECK(aos_cus_otel_provider("openai2", 7) == -1);
 	CHECK(aos_cus_otel_provider("opena", 5) == -1);

@@ -4,14 +4,11 @@
 
 #include <stdint.h>
 
-static const char *const tiers[] = {"standard", "priority", "flex", "batch", NULL};
-
-/* Run every integer, UTF-8 and enumeration case. */
+/* Run every integer and UTF-8 case. */
 int
 main(void)
 {
 	int64_t		v = 0;
-	char		buf[64];
 
 	CHECK(aos_cus_parse_int64("0", &v) == AOS_INT_OK && v == 0);
 	CHECK(aos_cus_parse_int64("12345", &v) == AOS_INT_OK && v == 12345);
@@ -32,15 +29,5 @@ main(void)
 	CHECK(aos_cus_utf8_chars("abc", 3) == 3);
 	CHECK(aos_cus_utf8_chars("h\xc3\xa9\xe2\x82\xac", 6) == 3);
 	CHECK(aos_cus_utf8_chars("", 0) == 0);
-
-	CHECK(aos_cus_enum_index("flex", 4, tiers) == 2);
-	CHECK(aos_cus_enum_index("flexible", 8, tiers) == -1);
-	CHECK(aos_cus_enum_index("fle", 3, tiers) == -1);
-	CHECK(aos_cus_enum_index("", 0, tiers) == -1);
-
-	aos_cus_enum_list(tiers, buf, sizeof(buf));
-	CHECK_STR(buf, "standard, priority, flex, batch");
-	aos_cus_enum_list(tiers, buf, 12);
-	CHECK_STR(buf, "standard");
 	return UNIT_DONE();
 }

@@ -110,7 +110,7 @@ function fromEstimateCall(row: Record<string, unknown>): { tokens: string; cost:
 
 /**
  * check() for one call, with its estimate computed by the server: estimate_call when present (two round trips),
- * else count_tokens for OpenAI-family models when present, else estimate_tokens (both in the check's statement).
+ * else count_tokens for OpenAI-family models tiktoken maps when present, else estimate_tokens (both in the check's statement).
  */
 export async function checkCall(db: Queryable, binding: TenantBinding, tenant: string, integration: string,
   est: EstimateInput, callId: string): Promise<DecisionRow> {
@@ -129,7 +129,12 @@ export async function checkCall(db: Queryable, binding: TenantBinding, tenant: s
   }
   const openaiFamily = /^(openai|azure_openai)$/.test(est.provider);
   const counter = have.countTokens && openaiFamily ? 'aos_cus.count_tokens' : 'aos_cus.estimate_tokens';
-  const tokens = `(${counter}($5::pg_catalog.text, $6::pg_catalog.text)::pg_catalog.int8 OPERATOR(pg_catalog.+) $7::pg_catalog.int8)`;
+  // count_tokens only for the models tiktoken maps (token_encoding not NULL; an Azure deployment name need not be one).
+  const count = counter === 'aos_cus.count_tokens'
+    ? 'CASE WHEN aos_cus.token_encoding($6::pg_catalog.text) IS NOT NULL THEN aos_cus.count_tokens($5::pg_catalog.text, $6::pg_catalog.text) ' +
+      'ELSE aos_cus.estimate_tokens($5::pg_catalog.text, $6::pg_catalog.text) END'
+    : 'aos_cus.estimate_tokens($5::pg_catalog.text, $6::pg_catalog.text)';
+  const tokens = `(${count}::pg_catalog.int8 OPERATOR(pg_catalog.+) $7::pg_catalog.int8)`;
   const cost = `COALESCE(aos_cus.cost_microcents($4::pg_catalog.text, $6::pg_catalog.text, e.input_tokens, $8::pg_catalog.int8), 0::pg_catalog.int8)`;
   const text = `SELECT c.* ${tenantFrom(binding, `(SELECT ${tokens} AS input_tokens) AS e, LATERAL ` +
     check(cost, 'e.input_tokens OPERATOR(pg_catalog.+) $8::pg_catalog.int8'))}`;

@@ -37,8 +37,8 @@ async function enforced(limits: object, provider = 'openai') {
 }
 
 describe('enforce mode', () => {
-  test('the estimate is estimate_tokens of the prompt + chat overhead + max tokens: a token limit of exactly that admits, one less blocks', async () => {
-    const [{ n }] = await adminQuery(`SELECT aos_cus.estimate_tokens($1, 'gpt-4o') AS n`, [messages.map((m) => m.content).join('\n')]);
+  test('the estimate is count_tokens of the prompt + chat overhead + max tokens: a token limit of exactly that admits, one less blocks', async () => {
+    const [{ n }] = await adminQuery(`SELECT aos_cus.count_tokens($1, 'gpt-4o') AS n`, [messages.map((m) => m.content).join('\n')]);
     const expected = n + 3 * 2 + 3 + 100;
     const ok = await enforced({ token_limit: expected, token_period: 'total' });
     await ok.openai.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 100 });
@@ -51,6 +51,18 @@ describe('enforce mode', () => {
     assert.equal(err.details.dimension, 'tokens');
     assert.equal(err.details.tokenLimit, BigInt(expected - 1));
     assert.equal(mock.requests.length, before, 'no provider call');
+  });
+
+  test('a model tiktoken does not map (an Azure deployment name) is estimated with estimate_tokens, not refused', async () => {
+    const model = 'acme-deployment';
+    const [{ n }] = await adminQuery(`SELECT aos_cus.estimate_tokens($1, $2) AS n`, [messages.map((m) => m.content).join('\n'), model]);
+    const expected = n + 3 * 2 + 3 + 100;
+    const ok = await enforced({ token_limit: expected, token_period: 'total' });
+    await ok.openai.chat.completions.create({ model, messages, max_tokens: 100 });
+    const tight = await enforced({ token_limit: expected - 1, token_period: 'total' });
+    const err = await tight.openai.chat.completions.create({ model, messages, max_tokens: 100 }).catch((e) => e);
+    assert.ok(err instanceof BudgetExceededError, String(err));
+    assert.equal(err.details.tokenLimit, BigInt(expected - 1));
   });
 
   test('an exhausted budget throws BudgetExceededError before any provider call; the block is recorded', async () => {

@@ -1,5 +1,5 @@
 // A loopback mock of the OpenAI and Anthropic HTTP APIs with their real JSON and SSE shapes: usage blocks,
-// error bodies, 429 with retry-after. The model name picks a behaviour:
+// error bodies, 429 with retry-after. The model name picks a behavior:
 //   ...-429        always 429 (retry-after-ms: 10)      ...-429once   429 on the first attempt, then success
 //   ...-500        500 with an error body                ...-slow      answers after 3 s
 //   ...-cut        a stream that fails after two events  ...-drip      a stream with 40 ms between events
@@ -65,7 +65,7 @@ export async function startMockProvider(): Promise<MockProvider> {
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, body: any): Promise<void> {
-  // The behaviour suffix comes from the model name or, to keep a priced model name, an x-mock header.
+  // The behavior suffix comes from the model name or, to keep a priced model name, an x-mock header.
   const model: string = (body.model ?? '') + (req.headers['x-mock'] ? `-${req.headers['x-mock']}` : '');
   const anthropic = req.url!.startsWith('/v1/messages');
   const attempt = Number(req.headers['x-stainless-retry-count'] ?? 0);

@@ -1,0 +1,273 @@
+# Scaling out on Citus (issue 20): a loopback coordinator and two workers, aos_cus preloaded on all three with one
+# keyring; aos_cus.citus_distribute(), then the README's main flow through the coordinator.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use AosCusMock;
+
+# Health probes go to a loopback mock provider with env:// keys (see AosCusMock.pm).
+set_mock_key_env();
+my ($mock, $mock_port) = start_mock_provider();
+
+my $keyring = PostgreSQL::Test::Utils::tempdir . '/keyring';
+# A keyring of versions 1..n (the highest encrypts), the same file for every node; keys derive from the version.
+sub write_keyring
+{
+	my ($versions) = @_;
+	open(my $fh, '>', $keyring) or die "keyring: $!";
+	printf $fh "%d:%s\n", $_, join('', map { sprintf('%02x', ($_ * 7 + 13 * $_) % 256) } 1 .. 32) =~ s/^../sprintf('%02x', $_)/er
+		for 1 .. $versions;
+	close $fh;
+	chmod 0600, $keyring;
+}
+write_keyring(1);
+
+# pg_cron on the coordinator, when installed, for the rollup job citus_distribute() schedules.
+my $sharedir = `$ENV{PG_CONFIG} --sharedir`;
+chomp $sharedir;
+my $cron = -f "$sharedir/extension/pg_cron.control";
+my @nodes;
+for my $name (qw(coordinator worker1 worker2))
+{
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $preload = $cron && $name eq 'coordinator' ? 'citus,pg_cron,aos_cus' : 'citus,aos_cus';
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = '$preload'
+cron.database_name = 'postgres'
+aos_cus.keyring_file = '$keyring'
+max_connections = 60
+max_prepared_transactions = 20
+citus.node_conninfo = 'sslmode=disable'
+aos_cus.health_worker = on
+aos_cus.health_database = 'postgres'
+aos_cus.health_interval = 0
+aos_cus.egress_allowed_networks = '127.0.0.1/32'
+aos_cus.egress_allow_http = on
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION aos_cus;');
+	push @nodes, $node;
+}
+my ($coord, $w1, $w2) = @nodes;
+my $host = $coord->host;
+$coord->safe_psql('postgres', qq{
+SELECT citus_set_coordinator_host('$host', ${\ $coord->port});
+SELECT citus_add_node('$host', ${\ $w1->port});
+SELECT citus_add_node('$host', ${\ $w2->port});
+});
+# pg_cron lives on the coordinator only: not propagated to the workers.
+$coord->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; CREATE EXTENSION pg_cron') if $cron;
+
+# Before: the single-node schema; citus_distribute() refuses tenants and runs as the operator only.
+my ($ret, $out, $err) = $coord->psql('postgres', q{SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000001';
+SELECT * FROM aos_cus.citus_distribute()});
+like($err, qr/spans every tenant/, 'citus_distribute() refuses a session acting for a tenant');
+
+my $dist = $coord->safe_psql('postgres', 'SELECT action, count(*) FROM aos_cus.citus_distribute() GROUP BY 1 ORDER BY 1');
+note $dist;
+like($dist, qr/distributed by tenant_id\|8/, 'eight tenant tables distributed by tenant_id');
+like($dist, qr/reference table\|1/, 'prices are a reference table');
+like($dist, qr/delegated by tenant_id\|\d+/, 'tenant-scoped functions delegated');
+my $again = $coord->safe_psql('postgres', 'SELECT action, count(*) FROM aos_cus.citus_distribute() GROUP BY 1 ORDER BY 1');
+like($again, qr/already distributed\|8/, 'citus_distribute() is idempotent');
+SKIP:
+{
+	skip 'pg_cron not installed', 1 unless $cron;
+	is($coord->safe_psql('postgres', q{SELECT count(*) || ':' || min(command) FROM cron.job WHERE jobname = 'aos_cus_rollup'}),
+		'1:SELECT aos_cus.citus_rollup()', 'one rollup job on the coordinator, running citus_rollup() on every worker');
+}
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE colocationid =
+    (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'aos_cus.cus_integrations'::regclass)}),
+	'8', 'every tenant table colocated with cus_integrations');
+
+# Tenants on both workers: tenant uuids whose shard lives on worker1 and on worker2.
+my @tenants = split /\n/, $coord->safe_psql('postgres', q{
+WITH t AS (SELECT ('a0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid AS tenant_id FROM generate_series(1, 200) g)
+SELECT DISTINCT ON (n.nodeport) t.tenant_id || '|' || n.nodeport
+  FROM t JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('aos_cus.cus_integrations', t.tenant_id)
+  JOIN pg_dist_node n ON n.groupid = p.groupid ORDER BY n.nodeport, t.tenant_id});
+is(scalar(@tenants), 2, 'tenants found on each worker');
+my %port_of = map { split /\|/ } @tenants;
+my ($T1, $T2) = sort { $port_of{$a} <=> $port_of{$b} } keys %port_of;
+my %node_of = map { $_->port => $_ } ($w1, $w2);
+
+# The README main flow through the coordinator, for a tenant on each worker.
+my %integ;
+my @days = split /\n/, $coord->safe_psql('postgres', 'SELECT now() - make_interval(days => g) FROM generate_series(0, 2) g');
+for my $t ($T1, $T2)
+{
+	$integ{$t} = $coord->safe_psql('postgres', qq{
+SELECT aos_cus.create_integration('$t', 'openai-prod', 'openai', 'sk-proj-abcdefghijklmnop1234',
+       '{"limits": {"budget_microcents": 1000000, "budget_period": "total"}}')});
+	$coord->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$t', '$integ{$t}')});
+	my $list = $coord->safe_psql('postgres', qq{SELECT name || ':' || status FROM aos_cus.list_integrations('$t')});
+	is($list, 'openai-prod:enabled', "list_integrations through the coordinator ($port_of{$t})");
+	is($coord->safe_psql('postgres', qq{SELECT credential_hint FROM aos_cus.get_integration('$t', '$integ{$t}')}),
+		'1234', 'get_integration through the coordinator');
+	is($coord->safe_psql('postgres', qq{SELECT decision FROM aos_cus.check('$t', '$integ{$t}', 1000, 100, 'c1')}),
+		'allowed', 'check() allows within the budget');
+	my $first = $coord->safe_psql('postgres', qq{SELECT status || ':' || cost_microcents FROM aos_cus.ingest_usage('$t',
+		jsonb_build_object('integration_id', '$integ{$t}', 'call_id', 'c1', 'provider', 'openai', 'model', 'gpt-4o',
+		'usage', '{"prompt_tokens": 1000, "completion_tokens": 100}'::jsonb, 'latency_ms', 812, 'started_at', now()))});
+	like($first, qr/^inserted:\d+$/, 'ingest_usage inserts');
+	my $dup = $coord->safe_psql('postgres', qq{SELECT status FROM aos_cus.ingest_usage('$t',
+		jsonb_build_object('integration_id', '$integ{$t}', 'call_id', 'c1', 'provider', 'openai', 'model', 'gpt-4o',
+		'usage', '{"prompt_tokens": 1000, "completion_tokens": 100}'::jsonb, 'started_at', now()))});
+	is($dup, 'duplicate', 'the same call_id again is a duplicate (dedupe per tenant)');
+	# Delegation needs constant arguments: the batch is built here, not by a subquery.
+	my $records = '[' . join(',', map { sprintf('{"integration_id": "%s", "call_id": "b%d", "provider": "openai", '
+		. '"model": "gpt-4o-mini", "usage": {"prompt_tokens": %d, "completion_tokens": %d}, "started_at": "%s"}',
+		$integ{$t}, $_, $_ * 10, $_, $days[$_ % 3]) } 1 .. 50) . ',{"call_id": "c1"}]';
+	my $batch = join(',', split /\n/, $coord->safe_psql('postgres',
+		qq{SELECT status FROM aos_cus.ingest_usage_batch('$t', '$records')}));
+	like($batch, qr/^(inserted,){50}(rejected|duplicate)$/, 'ingest_usage_batch through the coordinator');
+	my $used = $coord->safe_psql('postgres', qq{SELECT spent_microcents > 0 AND reserved_microcents = 0 FROM aos_cus.current_usage('$t', '$integ{$t}')});
+	is($used, 't', 'the worker settled the usage: current_usage shows it, no reservation left');
+	is($coord->safe_psql('postgres', qq{SELECT sum(requests) FROM aos_cus.usage_summary('$t')}), '51',
+		'usage_summary through the coordinator');
+	is($node_of{ $port_of{$t} }->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
+		SELECT count(*) FROM pg_class WHERE relname LIKE 'cus_llm_usage_%' AND relkind = 'r'}) > 0 ? 'shards' : 'none',
+		'shards', 'the tenant\'s worker stores usage shards');
+}
+# Tenancy on the workers: a login bound to T2 (bind_login() writes the binding on every node) acts for T2
+# there too; a tenant set only by the coordinator session's aos_cus.tenant_id does not travel, so the worker refuses.
+$coord->safe_psql('postgres', qq{
+CREATE ROLE t2_app LOGIN IN ROLE aos_cus_app; CREATE ROLE guc_app LOGIN IN ROLE aos_cus_app;
+SELECT aos_cus.bind_login('t2_app', '$T2');});
+($ret, $out, $err) = $coord->psql('postgres', qq{SELECT name FROM aos_cus.list_integrations('$T1')},
+	extra_params => [ '-U', 't2_app' ]);
+like($err, qr/permission denied|acts for|42501/, 'a login bound to T2 cannot read T1 through the coordinator');
+is($coord->safe_psql('postgres', qq{SELECT name FROM aos_cus.list_integrations('$T2')}, extra_params => [ '-U', 't2_app' ]),
+	'openai-prod', 'a login bound to T2 reads T2 on its worker');
+($ret, $out, $err) = $coord->psql('postgres', qq{SET aos_cus.tenant_id = '$T1'; SELECT name FROM aos_cus.list_integrations('$T1')},
+	extra_params => [ '-U', 'guc_app' ]);
+like($err, qr/no tenant is set/,
+	'aos_cus.tenant_id of the coordinator session does not reach the worker: refused there (fails closed)');
+
+# Ids unique cluster-wide.
+is($coord->safe_psql('postgres', q{SELECT count(*) = count(DISTINCT id) AND count(*) = 102 FROM aos_cus.cus_llm_usage}),
+	't', 'usage ids are unique cluster-wide');
+is($coord->safe_psql('postgres', q{SELECT count(DISTINCT id >> 48) FROM aos_cus.cus_llm_usage}), '2',
+	'each worker draws ids from its own range');
+
+# Rollups per node equal a recompute.
+my $roll = $coord->safe_psql('postgres', 'SELECT string_agg(coalesce(folded::text, \'failed\'), \',\' ORDER BY nodeport) FROM aos_cus.citus_rollup()');
+is($roll, '51,51', 'citus_rollup() folds each worker\'s own rows once');
+is($coord->safe_psql('postgres', 'SELECT string_agg(folded::text, \',\' ORDER BY nodeport) FROM aos_cus.citus_rollup()'), '0,0',
+	'a second rollup folds nothing');
+my $recompute = q{
+SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date, provider, model, count(*), sum(input_tokens),
+       sum(output_tokens), sum(cost_microcents) FROM aos_cus.cus_llm_usage GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5};
+my $daily = q{
+SELECT tenant_id, integration_id, day, provider, model, requests, input_tokens, output_tokens, cost_microcents
+  FROM aos_cus.cus_usage_daily ORDER BY 1, 2, 3, 4, 5};
+is($coord->safe_psql('postgres', $daily), $coord->safe_psql('postgres', $recompute), 'rollups equal a recompute');
+
+
+# Reservation exactness: 8 pgbench clients reserving random estimates through the coordinator against one tenant's
+# budget of 1,000,000 on its worker; check() is delegated, so the worker's shared memory decides.
+my $budget_integ = $coord->safe_psql('postgres', qq{
+SELECT aos_cus.create_integration('$T1', 'budget', 'openai', 'sk-proj-abcdefghijklmnop5678',
+       '{"limits": {"budget_microcents": 1000000, "budget_period": "total"}}')});
+$coord->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$T1', '$budget_integ')});
+my $script = PostgreSQL::Test::Utils::tempdir . '/budget.sql';
+open(my $fh, '>', $script) or die "$script: $!";
+print $fh qq{\\set est random(1, 1000)
+\\set cid random(1, 1000000000000)
+SELECT decision FROM aos_cus.check('$T1', '$budget_integ', :est, 0, 'c:cid');
+};
+close $fh;
+my $bench_out = '';
+my $bench = IPC::Run::start([ 'pgbench', '-n', '-h', $coord->host, '-p', $coord->port, '-c', 8, '-j', 2, '-t', 400,
+	'-f', $script, 'postgres' ], '>', \$bench_out, '2>', \$bench_out);
+$bench->finish;
+is($?, 0, 'pgbench: 8 clients x 400 checks through the coordinator') or diag $bench_out;
+note join("\n", grep { /tps|latency/ } split /\n/, $bench_out);
+# Delegated reads are plain calls: SELECT ... FROM fn(constants), no subquery around them.
+my $reserved = $coord->safe_psql('postgres', qq{SELECT reserved_microcents FROM aos_cus.current_usage('$T1', '$budget_integ')});
+my $blocked = $coord->safe_psql('postgres',
+	qq{SELECT count(*) FROM aos_cus.cus_enforcement_log WHERE integration_id = '$budget_integ' AND reason = 'budget_exceeded'});
+note "budget: $reserved of 1000000 reserved, $blocked blocked";
+cmp_ok($reserved, '<=', 1000000, 'admitted reservations never exceed the budget');
+cmp_ok(1000000 - $reserved, '<', 1000, 'the last admissions fill the budget to within one estimate');
+cmp_ok($blocked, '>', 0, 'once exhausted, checks are blocked and logged on the tenant\'s worker');
+my ($dec_worker, $dec_coord) = map { $_->safe_psql('postgres',
+	q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions() WHERE decision = 'blocked'}) } ($node_of{ $port_of{$T1} }, $coord);
+cmp_ok($dec_worker, '>', 0, 'the decisions were taken on the worker holding the tenant');
+is($dec_coord, '0', 'the coordinator decided nothing itself');
+
+# Throughput figures for docs/citus-throughput.md (notes only: a 2-core loopback machine shows no scaling).
+sub bench
+{
+	my ($node, $label, $sql) = @_;
+	my $file = PostgreSQL::Test::Utils::tempdir . '/bench.sql';
+	open(my $bf, '>', $file) or die "$file: $!";
+	print $bf $sql;
+	close $bf;
+	my $o = '';
+	my $h = IPC::Run::start([ 'pgbench', '-n', '-h', $node->host, '-p', $node->port, '-c', 4, '-j', 2, '-T', 4,
+		'-f', $file, 'postgres' ], '>', \$o, '2>', \$o);
+	$h->finish;
+	my ($tps) = $o =~ /tps = ([0-9.]+)/;
+	note sprintf('throughput %-60s %8.0f/s', $label, $tps // 0);
+}
+my $ingest = qq{\\set cid random(1, 1000000000000)
+SELECT status FROM aos_cus.ingest_usage('$T2', '{"integration_id": "$integ{$T2}", "call_id": "bench-:cid", "provider": "openai", "model": "gpt-4o", "usage": {"prompt_tokens": 100, "completion_tokens": 10}, "started_at": "$days[0]"}');
+};
+my $check = qq{SELECT decision FROM aos_cus.check('$T2', '$integ{$T2}', 1, 1);
+};
+bench($coord, 'check() through the coordinator (delegated)', $check);
+bench($node_of{ $port_of{$T2} }, 'check() on the tenant\'s worker', $check);
+bench($coord, 'ingest_usage() through the coordinator (delegated)', $ingest);
+bench($node_of{ $port_of{$T2} }, 'ingest_usage() on the tenant\'s worker', $ingest);
+
+# Metrics per node: each node's metrics() shows the tenants it stores; scrape every node.
+for my $n ($w1, $w2)
+{
+	my $m = $n->safe_psql('postgres', 'SELECT aos_cus.metrics()');
+	like($m, qr/^aos_cus_/m, 'metrics() on worker ' . $n->port);
+}
+like($node_of{ $port_of{$T1} }->safe_psql('postgres', 'SELECT aos_cus.metrics()'), qr/\Q$budget_integ\E/,
+	'the budget gauge of T1 is on its worker');
+
+# Health: each node's health worker probes the integrations that node stores, so a check requested through the
+# coordinator is probed exactly once cluster-wide, on the tenant's worker.
+my %probe;
+for my $t ($T1, $T2)
+{
+	$coord->safe_psql('postgres', qq{SELECT aos_cus.allow_credential_source('$t', 'env://AOS_CUS_KEY_GOOD')});
+	$probe{$t} = $coord->safe_psql('postgres', qq{
+SELECT aos_cus.create_integration('$t', 'probed', 'openai', 'env://AOS_CUS_KEY_GOOD', '{"base_url": "http://127.0.0.1:$mock_port"}')});
+	$coord->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$t', '$probe{$t}')});
+	is($coord->safe_psql('postgres', qq{SELECT aos_cus.request_health_check('$t', '$probe{$t}')}), 't',
+		'request_health_check() through the coordinator queues the check');
+}
+for my $t ($T1, $T2)
+{
+	ok($coord->poll_query_until('postgres', qq{SELECT health_state = 'healthy' FROM aos_cus.get_integration('$t', '$probe{$t}')}),
+		"the probe of the tenant on $port_of{$t} is recorded");
+}
+sleep 2;
+is(mock_stats($mock_port)->{requests}, 2, 'the provider saw exactly one probe per integration cluster-wide');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_checks}), '0', 'the queue is empty');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_history}), '2', 'one history row per probe');
+
+# Key rotation across nodes: version 2 appended to the one keyring, every node restarted, one rotation.
+write_keyring(2);
+$_->restart for @nodes;
+is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '3',
+	'rotate_encryption_key() through the coordinator re-encrypts the credentials of every worker');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE 'encrypted://v1/2/%'}),
+	'0', 'every credential under version 2');
+for my $t ($T1, $T2)
+{
+	is($coord->safe_psql('postgres', qq{SELECT credential_hint FROM aos_cus.get_integration('$t', '$integ{$t}')}),
+		'1234', 'credentials still read after rotation');
+}
+
+$mock->kill_kill;
+done_testing();
