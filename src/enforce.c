@@ -84,7 +84,9 @@
 #include "enforce.h"
 #include "enforce_math.h"
 #include "integrations.h"
+#include "policy.h"
 #include "prom_text.h"
+#include "scope.h"
 #include "spi_safe.h"
 #include "tenancy.h"
 #include "usage_stats.h"
@@ -116,6 +118,8 @@
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -128,6 +132,12 @@
 /* Lock tag field 4 that marks those locks in pg_locks (advisory). */
 #define ENF_LOCKTAG_CLASS 0xA05C
 #define ENF_CALL_ID_MAX 255
+/* Scope kinds counted in stat_enforcement(), in the order of kind_names. */
+#define ENF_KINDS 4
+static const char *const kind_names[ENF_KINDS] = {"integration", "tenant", "subject", "tag"};
+
+/* Scope instances one call touches: its integration, the tenant, its subject and each tag. */
+#define ENF_MAX_SCOPES (3 + AOS_TAGS_MAX)
 
 /* Limit periods, in the order of the domain aos_cus.limit_period. */
 typedef enum EnfPeriod
@@ -138,11 +148,13 @@ typedef enum EnfPeriod
 	ENF_PERIOD_TOTAL
 } EnfPeriod;
 
+/* An entry's key: an integration (scope "") or a scope instance (integration zero, scope its text). */
 typedef struct EnfKey
 {
 	Oid			dbid;			/* databases of one cluster never share state */
 	pg_uuid_t	tenant;
 	pg_uuid_t	integration;
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];	/* "tenant", "subject:<v>", "tag:<k>=<v>", NUL-padded */
 } EnfKey;
 
 /* The limits of one integration as cached (-1: no limit). */
@@ -222,7 +234,8 @@ typedef struct EnfResKey
 typedef struct EnfReservation
 {
 	EnfResKey	key;			/* hash key: must be first */
-	EnfEntry   *entry;			/* its integration (never evicted while reserved) */
+	int			nentries;
+	EnfEntry   *entries[ENF_MAX_SCOPES];	/* its integration, then its scopes (never evicted while reserved) */
 	int64		cost;
 	int64		tokens;
 	TimestampTz expires_at;
@@ -239,6 +252,10 @@ typedef struct EnfShared
 	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
 	pg_atomic_uint64 evictions;
+	/* Per scope kind (integration, tenant, subject, tag): entries cached, evicted, (re)built. */
+	pg_atomic_uint64 kind_entries[ENF_KINDS];
+	pg_atomic_uint64 kind_evictions[ENF_KINDS];
+	pg_atomic_uint64 kind_rebuilds[ENF_KINDS];
 	pg_atomic_uint64 log_skipped;	/* warned/blocked decisions not logged: read-only transaction */
 	pg_atomic_uint64 decisions[AOS_DECISION_COUNT][AOS_REASON_COUNT];
 } EnfShared;
@@ -252,7 +269,7 @@ typedef struct EnfDelta
 	int64		cost;
 	int64		tokens;
 	char	   *call_id;		/* set when a reservation may be settled */
-	/* For the usage counters per provider and model (usage_stats.c). */
+	/* For the usage counters per provider and model (usage_stats.c); NULL on the deltas of scopes. */
 	const char *provider;		/* provider label (static) */
 	char	   *model;
 	int64		requests;
@@ -298,6 +315,8 @@ static int	maxalert_sets = 0;
 static Oid	usage_relid = InvalidOid;
 static int	usage_att_tenant,
 			usage_att_integration,
+			usage_att_subject,
+			usage_att_tags,
 			usage_att_call_id,
 			usage_att_started_at,
 			usage_att_cost,
@@ -308,6 +327,9 @@ static int	usage_att_tokens[AOS_BUCKET_COUNT];
 /* Prepared statements (kept for the backend's life). */
 static SPIPlanPtr limits_plan = NULL;
 static SPIPlanPtr usage_plan = NULL;
+static SPIPlanPtr scope_limits_plan = NULL;
+static SPIPlanPtr scope_usage_plans[4];	/* by AosScopeKind (tenant, subject, tag) */
+static SPIPlanPtr scope_cfg_plan = NULL;
 static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr prune_plan = NULL;
 
@@ -322,6 +344,10 @@ PG_FUNCTION_INFO_V1(aos_cus_stat_decisions);
 PG_FUNCTION_INFO_V1(aos_cus_stat_enforcement);
 PG_FUNCTION_INFO_V1(aos_cus_usage_settle_trigger);
 PG_FUNCTION_INFO_V1(aos_cus_limits_changed_trigger);
+PG_FUNCTION_INFO_V1(aos_cus_scope_limits_changed_trigger);
+PG_FUNCTION_INFO_V1(aos_cus_parse_scope);
+PG_FUNCTION_INFO_V1(aos_cus_policies_changed_trigger);
+PG_FUNCTION_INFO_V1(aos_cus_explain_check);
 
 /* ---------- shared memory ---------- */
 
@@ -345,6 +371,27 @@ aos_cus_enforce_shmem_request(void)
 	RequestNamedLWLockTranche("aos_cus enforcement", 2);
 }
 
+/* Hash of an entry key: its fixed part and its scope text up to the NUL (the rest is padding). */
+static uint32
+enf_key_hash(const void *key, Size keysize)
+{
+	const EnfKey *k = (const EnfKey *) key;
+
+	StaticAssertStmt(offsetof(EnfKey, scope) == sizeof(Oid) + 2 * sizeof(pg_uuid_t), "EnfKey has no padding");
+	return hash_combine(hash_bytes((const unsigned char *) k, offsetof(EnfKey, scope)),
+						hash_bytes((const unsigned char *) k->scope, strlen(k->scope)));
+}
+
+/* 0 when two entry keys are equal (dynahash's match convention). */
+static int
+enf_key_match(const void *a, const void *b, Size keysize)
+{
+	const EnfKey *x = (const EnfKey *) a;
+	const EnfKey *y = (const EnfKey *) b;
+
+	return memcmp(x, y, offsetof(EnfKey, scope)) != 0 || strcmp(x->scope, y->scope) != 0;
+}
+
 /* Create or attach the state (under AddinShmemInitLock). */
 void
 aos_cus_enforce_shmem_init(void)
@@ -366,6 +413,12 @@ aos_cus_enforce_shmem_init(void)
 		pg_atomic_init_u64(&enf->next_expiry, (uint64) PG_INT64_MAX);
 		pg_atomic_init_u64(&enf->limits_version, 1);
 		pg_atomic_init_u64(&enf->evictions, 0);
+		for (int k = 0; k < ENF_KINDS; k++)
+		{
+			pg_atomic_init_u64(&enf->kind_entries[k], 0);
+			pg_atomic_init_u64(&enf->kind_evictions[k], 0);
+			pg_atomic_init_u64(&enf->kind_rebuilds[k], 0);
+		}
 		pg_atomic_init_u64(&enf->log_skipped, 0);
 		for (int d = 0; d < AOS_DECISION_COUNT; d++)
 			for (int r = 0; r < AOS_REASON_COUNT; r++)
@@ -373,8 +426,10 @@ aos_cus_enforce_shmem_init(void)
 	}
 	info.keysize = sizeof(EnfKey);
 	info.entrysize = sizeof(EnfEntry);
+	info.hash = enf_key_hash;
+	info.match = enf_key_match;
 	enf_hash = ShmemInitHash("aos_cus enforcement integrations", max_integrations, max_integrations,
-							 &info, HASH_ELEM | HASH_BLOBS);
+							 &info, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 	info.keysize = sizeof(EnfResKey);
 	info.entrysize = sizeof(EnfReservation);
 	res_hash = ShmemInitHash("aos_cus enforcement reservations", max_reservations, max_reservations,
@@ -480,27 +535,30 @@ publish_next_expiry(void)
 	pg_atomic_write_u64(&enf->next_expiry, (uint64) next);
 }
 
-/* Release one reservation: its amounts, counts and list places (lock at least shared, res_lock exclusive). */
+/* Release one reservation: its amounts on every entry, counts and list places (lock at least shared, res_lock exclusive). */
 static void
 release_reservation(EnfReservation *r)
 {
-	EnfEntry   *e = r->entry;
-	bool		unpinned;
-
-	SpinLockAcquire(&e->mutex);
-	e->reserved_cost -= r->cost;
-	e->reserved_tokens -= r->tokens;
-	e->nreservations--;
-	unpinned = e->nreservations == 0;
-	SpinLockRelease(&e->mutex);
-	e->tenant->nreservations--;
-	if (unpinned)
+	for (int i = 0; i < r->nentries; i++)
 	{
-		SpinLockAcquire(&enf->lru_mutex);
-		if (!e->lru_linked)
-			lru_link(e);
-		SpinLockRelease(&enf->lru_mutex);
+		EnfEntry   *e = r->entries[i];
+		bool		unpinned;
+
+		SpinLockAcquire(&e->mutex);
+		e->reserved_cost -= r->cost;
+		e->reserved_tokens -= r->tokens;
+		e->nreservations--;
+		unpinned = e->nreservations == 0;
+		SpinLockRelease(&e->mutex);
+		if (unpinned)
+		{
+			SpinLockAcquire(&enf->lru_mutex);
+			if (!e->lru_linked)
+				lru_link(e);
+			SpinLockRelease(&enf->lru_mutex);
+		}
 	}
+	r->entries[0]->tenant->nreservations--;
 	dlist_delete(&r->node);
 	hash_search(res_hash, &r->key, HASH_REMOVE, NULL);
 }
@@ -582,7 +640,7 @@ stripe_locktag(LOCKTAG *tag, uint32 n)
 static uint32
 stripe_of(const EnfKey *key)
 {
-	return (uint32) (hash_bytes_extended((const unsigned char *) key, sizeof(EnfKey), 0) % ENF_LOCK_STRIPES);
+	return enf_key_hash(key, sizeof(EnfKey)) % ENF_LOCK_STRIPES;
 }
 
 /* Before the commit makes our usage visible: hold the stripes of its deltas until the deltas are applied. */
@@ -605,7 +663,7 @@ lock_settlement_stripes(void)
 	}
 }
 
-/* Apply one delta to its entry, if cached; called at commit with no error possible. */
+/* Apply one delta's amounts to its entry, if cached; called at commit with no error possible. */
 static void
 apply_delta(const EnfDelta *d)
 {
@@ -622,24 +680,33 @@ apply_delta(const EnfDelta *d)
 			e->tokens = sat_add(e->tokens, d->tokens);
 		SpinLockRelease(&e->mutex);
 	}
-	if (d->call_id != NULL)
-	{
-		EnfResKey	rk;
-		EnfReservation *r;
+	LWLockRelease(enf->lock);
+}
 
-		memset(&rk, 0, sizeof(rk));
-		rk.dbid = d->key.dbid;
-		rk.tenant = d->key.tenant;
-		strlcpy(rk.call_id, d->call_id, sizeof(rk.call_id));
-		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
-		r = hash_search(res_hash, &rk, HASH_FIND, NULL);
-		if (r != NULL)
-		{
-			release_reservation(r);
-			publish_next_expiry();
-		}
-		LWLockRelease(enf->res_lock);
+/*
+ * Release the reservation a delta settles; called at commit after every
+ * delta's amounts are applied, so no scope shows the call as neither
+ * reserved nor spent.
+ */
+static void
+settle_reservation(const EnfDelta *d)
+{
+	EnfResKey	rk;
+	EnfReservation *r;
+
+	memset(&rk, 0, sizeof(rk));
+	rk.dbid = d->key.dbid;
+	rk.tenant = d->key.tenant;
+	strlcpy(rk.call_id, d->call_id, sizeof(rk.call_id));
+	LWLockAcquire(enf->lock, LW_SHARED);
+	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
+	r = hash_search(res_hash, &rk, HASH_FIND, NULL);
+	if (r != NULL)
+	{
+		release_reservation(r);
+		publish_next_expiry();
 	}
+	LWLockRelease(enf->res_lock);
 	LWLockRelease(enf->lock);
 }
 
@@ -706,9 +773,13 @@ enforce_xact_callback(XactEvent event, void *arg)
 			for (int i = 0; i < ndeltas; i++)
 			{
 				apply_delta(&deltas[i]);
-				aos_cus_usage_stats_add(deltas[i].provider, deltas[i].model, deltas[i].requests,
-										deltas[i].cost, deltas[i].input_tokens, deltas[i].output_tokens);
+				if (deltas[i].provider != NULL)
+					aos_cus_usage_stats_add(deltas[i].provider, deltas[i].model, deltas[i].requests,
+											deltas[i].cost, deltas[i].input_tokens, deltas[i].output_tokens);
 			}
+			for (int i = 0; i < ndeltas; i++)
+				if (deltas[i].call_id != NULL)
+					settle_reservation(&deltas[i]);
 			if (limits_changed)
 				pg_atomic_fetch_add_u64(&enf->limits_version, 1);
 			/* FALLTHROUGH */
@@ -772,24 +843,41 @@ reservation_exists(const pg_uuid_t *tenant, const char *call_id)
 	return found;
 }
 
-/* Queue one delta, folding it into the previous one when nothing distinguishes them. */
+/* Deltas an added one may fold into, counted back from the newest (the scopes of one row and its neighbours). */
+#define ENF_FOLD_WINDOW (2 * ENF_MAX_SCOPES)
+
+/*
+ * Queue one delta, folding it into a recent one when nothing distinguishes
+ * them. usage is NULL for the deltas of a row's scopes (counted once, on its
+ * integration's delta). Deltas of this nest level are the newest, so folding
+ * into one of them keeps subtransaction aborts exact.
+ */
 static void
 add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const char *call_id,
 		  const AosUsageDelta *usage)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	TimestampTz bucket = started_at - ((started_at % ENF_BUCKET_US) + ENF_BUCKET_US) % ENF_BUCKET_US;
-	EnfDelta   *last = ndeltas > 0 ? &deltas[ndeltas - 1] : NULL;
 
 	if (TIMESTAMP_NOT_FINITE(started_at))
 		bucket = started_at;
-	if (call_id == NULL && last != NULL && last->call_id == NULL && last->level == level &&
-		last->bucket == bucket && memcmp(&last->key, key, sizeof(EnfKey)) == 0 &&
-		strcmp(last->provider, usage->provider) == 0 && strcmp(last->model, usage->model) == 0 &&
-		!aos_cus_add_overflows(last->cost, cost, &last->cost))
+	for (int i = ndeltas - 1; call_id == NULL && i >= 0 && i >= ndeltas - ENF_FOLD_WINDOW; i--)
 	{
+		EnfDelta   *last = &deltas[i];
+
+		if (last->level != level)
+			break;
+		if (last->call_id != NULL || last->bucket != bucket || memcmp(&last->key, key, sizeof(EnfKey)) != 0 ||
+			(last->provider == NULL) != (usage == NULL) ||
+			(usage != NULL && (strcmp(last->provider, aos_cus_prom_provider_label(usage->provider)) != 0 ||
+							   strcmp(last->model, usage->model) != 0)))
+			continue;
+		if (aos_cus_add_overflows(last->cost, cost, &last->cost))
+			break;
 		if (aos_cus_add_overflows(last->tokens, tokens, &last->tokens))
 			last->tokens = PG_INT64_MAX;
+		if (usage == NULL)
+			return;
 		last->requests += usage->requests;
 		if (aos_cus_add_overflows(last->input_tokens, usage->input_tokens, &last->input_tokens))
 			last->input_tokens = PG_INT64_MAX;
@@ -810,11 +898,11 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	deltas[ndeltas].cost = cost;
 	deltas[ndeltas].tokens = tokens;
 	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
-	deltas[ndeltas].provider = aos_cus_prom_provider_label(usage->provider);
-	deltas[ndeltas].model = MemoryContextStrdup(TopTransactionContext, usage->model);
-	deltas[ndeltas].requests = usage->requests;
-	deltas[ndeltas].input_tokens = usage->input_tokens;
-	deltas[ndeltas].output_tokens = usage->output_tokens;
+	deltas[ndeltas].provider = usage ? aos_cus_prom_provider_label(usage->provider) : NULL;
+	deltas[ndeltas].model = usage ? MemoryContextStrdup(TopTransactionContext, usage->model) : NULL;
+	deltas[ndeltas].requests = usage ? usage->requests : 0;
+	deltas[ndeltas].input_tokens = usage ? usage->input_tokens : 0;
+	deltas[ndeltas].output_tokens = usage ? usage->output_tokens : 0;
 	ndeltas++;
 }
 
@@ -828,6 +916,8 @@ cache_usage_columns(Relation rel)
 		return;
 	usage_att_tenant = SPI_fnumber(desc, "tenant_id");
 	usage_att_integration = SPI_fnumber(desc, "integration_id");
+	usage_att_subject = SPI_fnumber(desc, "subject");
+	usage_att_tags = SPI_fnumber(desc, "tags");
 	usage_att_call_id = SPI_fnumber(desc, "call_id");
 	usage_att_started_at = SPI_fnumber(desc, "started_at");
 	usage_att_cost = SPI_fnumber(desc, "cost_microcents");
@@ -838,7 +928,81 @@ cache_usage_columns(Relation rel)
 	usage_relid = RelationGetRelid(rel);
 }
 
-/* Queue the delta of one usage row, with sign +1 (new row) or -1 (old row of an update). */
+/* The key of scope instance scope (its text) of tenant. */
+static void
+scope_key(EnfKey *key, const pg_uuid_t *tenant, const char *scope)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = MyDatabaseId;
+	key->tenant = *tenant;
+	strlcpy(key->scope, scope, sizeof(key->scope));
+}
+
+/* The scope text of a subject or of one tag. */
+static void
+subject_scope(char *out, const char *subject)
+{
+	snprintf(out, AOS_SCOPE_TEXT_MAX + 1, "subject:%s", subject);
+}
+
+static void
+tag_scope(char *out, const AosTagPair *tag)
+{
+	snprintf(out, AOS_SCOPE_TEXT_MAX + 1, "tag:%s=%s", tag->key, tag->value);
+}
+
+/* A subject argument or column: NULL, or valid by scope.h (22023 naming field). */
+void
+aos_cus_check_subject(const char *subject, const char *field)
+{
+	const char *problem = subject ? aos_cus_subject_problem(subject, strlen(subject)) : NULL;
+
+	if (problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s %s", field, problem)));
+}
+
+/* Read a call's tags: a flat JSON object of at most max string values with valid keys and values. */
+char *
+aos_cus_read_tags(JsonbContainer *tags, int max, AosTagPair *pairs, int *n)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	*n = 0;
+	if (!JsonContainerIsObject(tags))
+		return pstrdup("tags must be a JSON object of strings");
+	it = JsonbIteratorInit(tags);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *problem;
+
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			if ((problem = aos_cus_tag_key_problem(v.val.string.val, v.val.string.len)) != NULL)
+				return psprintf("tags key \"%.64s\" %s", key, problem);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (v.type != jbvString)
+			return psprintf("tags.%s must be a string, not a nested or non-string value", key);
+		if ((problem = aos_cus_tag_value_problem(v.val.string.val, v.val.string.len)) != NULL)
+			return psprintf("tags.%s %s", key, problem);
+		if (*n >= max)
+			return psprintf("tags has more than %d keys", max);
+		pairs[*n].key = key;
+		pairs[*n].value = pnstrdup(v.val.string.val, v.val.string.len);
+		(*n)++;
+	}
+	return NULL;
+}
+
+/* Queue the delta of one usage row, with sign +1 (new row) or -1 (old row of an update), and those of its scopes. */
 static void
 queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 {
@@ -851,6 +1015,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	TimestampTz started_at;
 	AosUsageDelta usage;
 
+	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.tenant = *DatumGetUUIDP(heap_getattr(tuple, usage_att_tenant, desc, &isnull));
 	key.integration = *DatumGetUUIDP(heap_getattr(tuple, usage_att_integration, desc, &isnull));
@@ -884,6 +1049,46 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_INPUT], desc, &isnull));
 	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_OUTPUT], desc, &isnull));
 	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
+
+	/* Every scope instance the row belongs to, cached or not: a rebuild in between must meet this commit. */
+	{
+		EnfKey		skey;
+		char		scope[AOS_SCOPE_TEXT_MAX + 1];
+		Datum		d;
+
+		scope_key(&skey, &key.tenant, "tenant");
+		add_delta(&skey, started_at, sign * cost, sign * tokens, NULL, NULL);
+		/* A 0.1.0 schema (not yet updated) has neither column. */
+		d = usage_att_subject > 0 ? heap_getattr(tuple, usage_att_subject, desc, &isnull) : (Datum) 0;
+		if (usage_att_subject > 0 && !isnull)
+		{
+			char	   *subject = TextDatumGetCString(d);
+
+			aos_cus_check_subject(subject, "subject");
+			subject_scope(scope, subject);
+			scope_key(&skey, &key.tenant, scope);
+			add_delta(&skey, started_at, sign * cost, sign * tokens, NULL, NULL);
+		}
+		d = usage_att_tags > 0 ? heap_getattr(tuple, usage_att_tags, desc, &isnull) : (Datum) 0;
+		if (usage_att_tags > 0 && !isnull)
+		{
+			Jsonb	   *tags = DatumGetJsonbP(d);
+			int			ntags;
+			AosTagPair *pairs = palloc(sizeof(AosTagPair) * (JsonContainerSize(&tags->root) + 1));
+			char	   *problem = aos_cus_read_tags(&tags->root, INT_MAX, pairs, &ntags);
+
+			if (problem)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s", problem)));
+			for (int i = 0; i < ntags; i++)
+			{
+				tag_scope(scope, &pairs[i]);
+				scope_key(&skey, &key.tenant, scope);
+				add_delta(&skey, started_at, sign * cost, sign * tokens, NULL, NULL);
+			}
+		}
+	}
 }
 
 /* AFTER INSERT or UPDATE OF cost_microcents row trigger on cus_llm_usage: queue the settlement. */
@@ -918,6 +1123,60 @@ aos_cus_limits_changed_trigger(PG_FUNCTION_ARGS)
 	if (aos_cus_preloaded)
 		limits_changed = true;
 	return PointerGetDatum(NULL);
+}
+
+/* AFTER statement trigger on cus_scope_limits: cached scope limits reload after this transaction commits. */
+Datum
+aos_cus_scope_limits_changed_trigger(PG_FUNCTION_ARGS)
+{
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.scope_limits_changed_trigger()", "cus_scope_limits");
+	if (aos_cus_preloaded)
+		limits_changed = true;
+	return PointerGetDatum(NULL);
+}
+
+/* AFTER statement trigger on cus_policies: cached policies reload after this transaction commits. */
+Datum
+aos_cus_policies_changed_trigger(PG_FUNCTION_ARGS)
+{
+	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.policies_changed_trigger()", "cus_policies");
+	if (aos_cus_preloaded)
+		limits_changed = true;
+	return PointerGetDatum(NULL);
+}
+
+/* parse_scope(scope): its kind and, for integration:<id>, the id; 22023 naming scope when malformed. */
+Datum
+aos_cus_parse_scope(PG_FUNCTION_ARGS)
+{
+	static const char *const kinds[] = {"tenant", "integration", "subject", "tag"};
+	AosScope	sc;
+	const char *problem;
+	char	   *str;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, true};
+
+	aos_cus_require_arg(fcinfo, 0, "scope");
+	str = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	problem = aos_cus_scope_parse(str, &sc);
+	if (problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("scope \"%.80s\" is not valid: %s", str, problem)));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "aos_cus: parse_scope must return a record");
+	desc = BlessTupleDesc(desc);
+	values[0] = CStringGetTextDatum(kinds[sc.kind]);
+	if (sc.kind == AOS_SCOPE_INTEGRATION)
+	{
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+		memcpy(id->data, sc.integration, AOS_UUID_LEN);
+		values[1] = UUIDPGetDatum(id);
+		nulls[1] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /* ---------- loading an entry from the durable tables ---------- */
@@ -1079,6 +1338,83 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
+/*
+ * Settled cost and tokens of one scope instance (tenant, subject or tag) in
+ * [from, to), from the usage rows under snapshot (indexed per scope: see
+ * 72_scopes.sql). Like query_period_usage, rows of this transaction are left
+ * to its own settlement.
+ */
+static void
+query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
+				  int64 *cost, int64 *tokens)
+{
+#define SCOPE_USAGE_SQL(filter) \
+	"SELECT LEAST(coalesce(pg_catalog.sum(coalesce(u.cost_microcents, 0)), 0), 9223372036854775807)::bigint," \
+	"       LEAST(coalesce(pg_catalog.sum(%s), 0), 9223372036854775807)::bigint" \
+	"  FROM aos_cus.cus_llm_usage u" \
+	" WHERE u.tenant_id OPERATOR(pg_catalog.=) $1" \
+	"   AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4" \
+	"   AND " NOT_OWN_XID("u") " AND " filter
+	static const char *const fmt[4] = {
+		SCOPE_USAGE_SQL("true"),
+		NULL,
+		SCOPE_USAGE_SQL("u.subject OPERATOR(pg_catalog.=) $2"),
+		SCOPE_USAGE_SQL("u.tags OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object($2, $6)")
+	};
+#undef SCOPE_USAGE_SQL
+	Oid			types[6] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', 'n', ' ', ' ', ' ', 'n'};
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	char	   *sql = NULL;
+	AosScope	sc;
+	bool		isnull;
+	int			rc;
+
+	if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
+		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
+	values[0] = UUIDPGetDatum(&key->tenant);
+	if (sc.kind == AOS_SCOPE_SUBJECT)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = ' ';
+	}
+	else if (sc.kind == AOS_SCOPE_TAG)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
+		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = nulls[5] = ' ';
+	}
+	values[2] = TimestampTzGetDatum(from);
+	values[3] = TimestampTzGetDatum(to);
+	values[4] = FullTransactionIdGetDatum(own);
+	if (!FullTransactionIdIsValid(own))
+		nulls[4] = 'n';
+	if (scope_usage_plans[sc.kind] == NULL)
+		sql = psprintf(fmt[sc.kind], token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[sc.kind], sql, 6, types), values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: scope usage query failed: %s", SPI_result_code_string(rc));
+	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/* The scope of cus_scope_limits whose limits apply to a scope instance: its own row, else its kind's wildcard. */
+static void
+scope_pattern(const char *instance, char *pattern)
+{
+	AosScope	sc;
+
+	strlcpy(pattern, instance, AOS_SCOPE_TEXT_MAX + 1);
+	if (aos_cus_scope_parse(instance, &sc) != NULL || sc.wildcard)
+		return;
+	if (sc.kind == AOS_SCOPE_SUBJECT)
+		strlcpy(pattern, "subject:*", AOS_SCOPE_TEXT_MAX + 1);
+	else if (sc.kind == AOS_SCOPE_TAG)
+		snprintf(pattern, AOS_SCOPE_TEXT_MAX + 1, "tag:%.*s=*", (int) sc.key_len, sc.key);
+}
+
 /* Everything a load computes before it stores into the entry. */
 typedef struct EnfLoaded
 {
@@ -1099,8 +1435,17 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 		"SELECT status, budget_microcents, budget_period::pg_catalog.text, token_limit, token_period::pg_catalog.text,"
 		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone"
 		"  FROM aos_cus.cus_integrations WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2";
+	/* A scope instance's own row first, else its kind's wildcard row. */
+	static const char *scope_sql =
+		"SELECT 'enabled'::pg_catalog.text, budget_microcents, budget_period::pg_catalog.text, token_limit,"
+		"       token_period::pg_catalog.text, rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"  FROM aos_cus.cus_scope_limits WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+		"   AND (scope OPERATOR(pg_catalog.=) $2 OR scope OPERATOR(pg_catalog.=) $3)"
+		" ORDER BY scope OPERATOR(pg_catalog.=) $2 DESC LIMIT 1";
 	Oid			types[2] = {UUIDOID, UUIDOID};
-	Datum		values[2];
+	Oid			scope_types[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		is_scope = key->scope[0] != '\0';
 	AosElevation elevation;
 	Snapshot	snapshot;
 	int			rc;
@@ -1117,9 +1462,22 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	/* Latest snapshot, not the transaction's: a repeatable-read caller must still see every commit. */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	values[0] = UUIDPGetDatum(&key->tenant);
-	values[1] = UUIDPGetDatum(&key->integration);
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&limits_plan, sql, 2, types), values, NULL,
-							  snapshot, InvalidSnapshot, true, false, 1);
+	if (is_scope)
+	{
+		char		pattern[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_pattern(key->scope, pattern);
+		values[1] = CStringGetTextDatum(key->scope);
+		values[2] = CStringGetTextDatum(pattern);
+		rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_limits_plan, scope_sql, 3, scope_types), values, NULL,
+								  snapshot, InvalidSnapshot, true, false, 1);
+	}
+	else
+	{
+		values[1] = UUIDPGetDatum(&key->integration);
+		rc = SPI_execute_snapshot(aos_cus_keep_plan(&limits_plan, sql, 2, types), values, NULL,
+								  snapshot, InvalidSnapshot, true, false, 1);
+	}
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus: limits query failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
@@ -1155,14 +1513,15 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 					  &out->token_start, &out->token_end);
 		if (out->lim.found)
 		{
-			query_period_usage(key, out->budget_start, out->budget_end, snapshot,
-							   &out->spent, &out->tokens);
+			void		(*query) (const EnfKey *, TimestampTz, TimestampTz, Snapshot, int64 *, int64 *) =
+				is_scope ? query_scope_usage : query_period_usage;
+
+			query(key, out->budget_start, out->budget_end, snapshot, &out->spent, &out->tokens);
 			if (out->token_start != out->budget_start || out->token_end != out->budget_end)
 			{
 				int64		unused_cost;
 
-				query_period_usage(key, out->token_start, out->token_end, snapshot,
-								   &unused_cost, &out->tokens);
+				query(key, out->token_start, out->token_end, snapshot, &unused_cost, &out->tokens);
 			}
 		}
 	}
@@ -1210,6 +1569,17 @@ capacity_error(EnfCapacity what, int value, const pg_uuid_t *tenant)
 			 errhint("Raise aos_cus.max_reservations_per_tenant, or wait for this tenant's reservations to settle or expire (aos_cus.reservation_ttl).")));
 }
 
+/* The scope kind of an entry key (index into kind_names). */
+static int
+key_kind(const EnfKey *key)
+{
+	if (key->scope[0] == '\0')
+		return 0;
+	if (strcmp(key->scope, "tenant") == 0)
+		return 1;
+	return strncmp(key->scope, "subject:", 8) == 0 ? 2 : 3;
+}
+
 /* Evict e: out of its lists, its tenant's count and the hash (lock exclusive). */
 static void
 evict_entry(EnfEntry *e)
@@ -1221,6 +1591,8 @@ evict_entry(EnfEntry *e)
 		hash_search(tenant_hash, &t->key, HASH_REMOVE, NULL);
 	hash_search(enf_hash, &e->key, HASH_REMOVE, NULL);
 	pg_atomic_fetch_add_u64(&enf->evictions, 1);
+	pg_atomic_fetch_sub_u64(&enf->kind_entries[key_kind(&e->key)], 1);
+	pg_atomic_fetch_add_u64(&enf->kind_evictions[key_kind(&e->key)], 1);
 }
 
 /*
@@ -1276,6 +1648,7 @@ create_entry(const EnfKey *key, TimestampTz now)
 		dlist_init(&t->lru.rate);
 	}
 	t->nentries++;
+	pg_atomic_fetch_add_u64(&enf->kind_entries[key_kind(key)], 1);
 	memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
 	SpinLockInit(&e->mutex);
 	e->tenant = t;
@@ -1369,6 +1742,7 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 	LWLockRelease(enf->lock);
 	if (locked)
 		LockRelease(&tag, ExclusiveLock, false);
+	pg_atomic_fetch_add_u64(&enf->kind_rebuilds[key_kind(key)], 1);
 	return ENF_LOAD_STORED;
 }
 
@@ -1382,19 +1756,58 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 
 typedef struct EnfRequest
 {
-	EnfKey		key;
+	EnfKey		key;			/* the integration */
 	int64		est_cost;
 	int64		est_tokens;
 	const char *call_id;		/* NULL: no reservation */
+	const char *subject;		/* NULL: none */
+	const char *model;			/* NULL: not named (policies) */
+	int			ntags;
+	AosTagPair	tags[AOS_TAGS_MAX];
 	int			dims;
 	bool		commit;			/* count, reserve, log and alert (check()) */
 } EnfRequest;
 
-/* What a committing decide() changed in shared memory, for undo_decision. */
+/* One scope instance's part of a decision. */
+typedef struct EnfScopeResult
+{
+	EnfKey		key;
+	AosDecision decision;
+	AosReason	reason;
+	const char *dimension;		/* what decided on this scope: status, rpm, tpm, budget, tokens; NULL when nothing */
+	int64		rate_retry;
+	/* Each limit's position for explain_check() (-1: no limit). */
+	AosLimitVerdict budget_verdict;
+	AosLimitVerdict token_verdict;
+	bool		rpm_refused;
+	bool		tpm_refused;
+	int64		spent;			/* settled in the budget period */
+	int64		reserved_cost;
+	int64		tokens_settled;
+	int64		reserved_tokens;
+	int64		rpm;
+	int64		rpm_used;		/* weighted count of the last 60 seconds */
+	int64		tpm;
+	int64		tpm_used;
+	AosMode		mode;
+	int64		budget_used;
+	int64		budget_limit;
+	int64		tokens_used;
+	int64		token_limit;
+	TimestampTz budget_start;
+	TimestampTz budget_end;
+	TimestampTz token_start;
+	TimestampTz token_end;
+	int			warn_pct;
+	uint8		new_budget_alerts;	/* alert flags this decision set */
+	uint8		new_token_alerts;
+	bool		admitted;		/* its rate windows counted the request */
+	int64		minute;			/* their current minute then */
+} EnfScopeResult;
+
+/* What a committing decide() changed in the reservation table, for undo_decision. */
 typedef struct EnfUndo
 {
-	bool		admitted;		/* the rate windows counted the request */
-	int64		minute;			/* their current minute then */
 	bool		reserved;		/* the call_id's reservation was made or replaced */
 	bool		replaced;		/* it replaced one with these terms */
 	int64		old_cost;
@@ -1407,151 +1820,474 @@ typedef struct EnfResult
 	AosDecision decision;
 	AosReason	reason;
 	int64		retry_ms;		/* -1: NULL */
-	int64		budget_used;
-	int64		budget_limit;
-	int64		tokens_used;
-	int64		token_limit;
-	TimestampTz budget_end;
-	TimestampTz token_end;
-	TimestampTz budget_start;
-	TimestampTz token_start;
-	int			warn_pct;
-	uint8		new_budget_alerts;	/* alert flags this decision set */
-	uint8		new_token_alerts;
+	int			decider;		/* index of the scope that decided (0: the integration) */
+	int			nscopes;
+	EnfScopeResult scopes[ENF_MAX_SCOPES];
 	EnfUndo		undo;
 } EnfResult;
 
-/* The entry a hot standby decides and reads on: this backend's, rebuilt on every call. */
-static EnfEntry standby_entry;
+/* Backend-local: which scopes of recently used tenants have limits, for one limits version; scope "" marks a tenant loaded. */
+typedef struct ScopeCfgKey
+{
+	pg_uuid_t	tenant;
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];
+} ScopeCfgKey;
+
+#define SCOPE_CFG_MAX 65536
+static HTAB *scope_cfg = NULL;
+static uint64 scope_cfg_version = 0;
+
+/* Find or add (tenant, scope) in scope_cfg. */
+static bool
+scope_cfg_lookup(const pg_uuid_t *tenant, const char *scope, HASHACTION action)
+{
+	ScopeCfgKey k;
+
+	memset(&k, 0, sizeof(k));
+	k.tenant = *tenant;
+	strlcpy(k.scope, scope, sizeof(k.scope));
+	return hash_search(scope_cfg, &k, action, NULL) != NULL;
+}
+
+/* Make scope_cfg hold tenant's scopes with limits as of the current limits version (every call on a standby). */
+static void
+load_scope_cfg(const pg_uuid_t *tenant)
+{
+	static const char *sql =
+		"SELECT scope FROM aos_cus.cus_scope_limits WHERE tenant_id OPERATOR(pg_catalog.=) $1";
+	uint64		version = pg_atomic_read_u64(&enf->limits_version);
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	AosElevation elevation;
+	Snapshot	snapshot;
+
+	if (scope_cfg == NULL || version != scope_cfg_version || RecoveryInProgress() ||
+		hash_get_num_entries(scope_cfg) >= SCOPE_CFG_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (scope_cfg != NULL)
+			hash_destroy(scope_cfg);
+		ctl.keysize = sizeof(ScopeCfgKey);
+		ctl.entrysize = sizeof(ScopeCfgKey);
+		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		scope_cfg_version = version;
+	}
+	if (scope_cfg_lookup(tenant, "", HASH_FIND))
+		return;
+	/* A 0.1.0 schema (not yet updated) has no scopes. */
+	if (!OidIsValid(get_relname_relid("cus_scope_limits", get_namespace_oid("aos_cus", false))))
+	{
+		scope_cfg_lookup(tenant, "", HASH_ENTER);
+		return;
+	}
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	values[0] = UUIDPGetDatum(tenant);
+	if (SPI_execute_snapshot(aos_cus_keep_plan(&scope_cfg_plan, sql, 1, types), values, NULL,
+							 snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: scope limits query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		scope_cfg_lookup(tenant, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), HASH_ENTER);
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+	scope_cfg_lookup(tenant, "", HASH_ENTER);
+}
+
+/* The keys of the scope instances req touches that have limits: its integration, then tenant, subject, tags. */
+static int
+request_scopes(const EnfRequest *req, EnfKey *keys)
+{
+	const pg_uuid_t *t = &req->key.tenant;
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];
+	char		pattern[AOS_SCOPE_TEXT_MAX + 1];
+	int			n = 1;
+
+	keys[0] = req->key;
+	load_scope_cfg(t);
+	if (scope_cfg_lookup(t, "tenant", HASH_FIND))
+		scope_key(&keys[n++], t, "tenant");
+	if (req->subject != NULL)
+	{
+		subject_scope(scope, req->subject);
+		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, "subject:*", HASH_FIND))
+			scope_key(&keys[n++], t, scope);
+	}
+	for (int i = 0; i < req->ntags; i++)
+	{
+		tag_scope(scope, &req->tags[i]);
+		scope_pattern(scope, pattern);
+		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, pattern, HASH_FIND))
+			scope_key(&keys[n++], t, scope);
+	}
+	return n;
+}
+
+/* The entries a hot standby decides and reads on: this backend's, rebuilt on every call. */
+static EnfEntry standby_entries[ENF_MAX_SCOPES];
 
 /*
- * Rebuild standby_entry from the replayed tables and return it with enf->lock
- * held shared, as fresh_entry does; NULL for an integration that does not exist.
+ * Rebuild standby entries for keys from the replayed tables and return them
+ * with enf->lock held shared, as fresh_entries does.
  */
-static EnfEntry *
-standby_fresh_entry(const EnfKey *key, TimestampTz now)
+static int
+standby_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 {
-	EnfLoaded	l;
-	EnfEntry   *e = &standby_entry;
+	int			m = 0;
 
-	read_durable_state(key, now, &l);
-	if (!l.lim.found)
-		return NULL;
-	memset(e, 0, sizeof(*e));
-	e->key = *key;
-	SpinLockInit(&e->mutex);
-	e->lim = l.lim;
-	e->budget_start = l.budget_start;
-	e->budget_end = l.budget_end;
-	e->token_start = l.token_start;
-	e->token_end = l.token_end;
-	e->spent = l.spent;
-	e->tokens = l.tokens;
-	e->last_used = now;
+	for (int i = 0; i < n; i++)
+	{
+		EnfLoaded	l;
+		EnfEntry   *e = &standby_entries[m];
+
+		read_durable_state(&keys[i], now, &l);
+		if (!l.lim.found)
+		{
+			if (i == 0)
+				return 0;
+			continue;
+		}
+		memset(e, 0, sizeof(*e));
+		e->key = keys[i];
+		SpinLockInit(&e->mutex);
+		e->lim = l.lim;
+		e->budget_start = l.budget_start;
+		e->budget_end = l.budget_end;
+		e->token_start = l.token_start;
+		e->token_end = l.token_end;
+		e->spent = l.spent;
+		e->tokens = l.tokens;
+		e->last_used = now;
+		keys[m] = keys[i];
+		entries[m++] = e;
+	}
 	LWLockAcquire(enf->lock, LW_SHARED);
-	return e;
+	return m;
 }
 
 /*
- * Look up key and return it with enf->lock held shared, loading it first when
- * missing or stale; NULL (no lock held) for an integration that does not
- * exist. A stale entry whose reload meets a commit in progress is used as it
- * is: the reload happens on a later call. On a hot standby the entry is
- * backend-local and rebuilt on every call (see the top of this file).
+ * Look up every key and return the entries with enf->lock held shared,
+ * loading each first when missing or stale; 0 (no lock held) for an
+ * integration (keys[0]) that does not exist. A scope whose limits are gone
+ * is dropped from keys (the count returned is the rest). A stale entry whose
+ * reload meets a commit in progress is used as it is: the reload happens on
+ * a later call. On a hot standby entries are backend-local and rebuilt on
+ * every call (see the top of this file).
  */
-static EnfEntry *
-fresh_entry(const EnfKey *key, TimestampTz now)
+static int
+fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 {
-	bool		loaded = false;
+	bool		loaded[ENF_MAX_SCOPES];
+	int			loads = 0;
 
 	if (RecoveryInProgress())
-		return standby_fresh_entry(key, now);
+		return standby_fresh_entries(keys, n, now, entries);
+	memset(loaded, 0, sizeof(loaded));
 	for (;;)
 	{
-		EnfEntry   *e;
-		bool		stale = true;
 		uint64		version = pg_atomic_read_u64(&enf->limits_version);
+		int			need = -1;
+		bool		cached = false;
 
 		LWLockAcquire(enf->lock, LW_SHARED);
-		e = hash_search(enf_hash, key, HASH_FIND, NULL);
-		if (e != NULL)
+		for (int i = 0; i < n && need < 0; i++)
 		{
-			SpinLockAcquire(&e->mutex);
-			stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
-			SpinLockRelease(&e->mutex);
+			EnfEntry   *e = hash_search(enf_hash, &keys[i], HASH_FIND, NULL);
+			bool		stale = true;
+
+			if (e != NULL)
+			{
+				SpinLockAcquire(&e->mutex);
+				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
+				SpinLockRelease(&e->mutex);
+			}
+			if (e != NULL && (!stale || loaded[i]))
+				entries[i] = e;
+			else
+			{
+				need = i;
+				cached = e != NULL;
+			}
 		}
-		if (e != NULL && (!stale || loaded))
-			return e;
+		if (need < 0)
+			return n;
 		LWLockRelease(enf->lock);
-		switch (load_entry(key, now, e != NULL))
+		/* Loading one scope may evict another of the same call only when the tenant's quota is below its scopes. */
+		if (++loads > 4 * n + 4)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("aos_cus.max_integrations_per_tenant (%d) cannot hold the %d scopes of one call",
+							Min(max_integrations_per_tenant, max_integrations), n)));
+		switch (load_entry(&keys[need], now, cached))
 		{
 			case ENF_LOAD_UNKNOWN:
-				return NULL;
+				if (need == 0)
+					return 0;
+				/* Its limits were deleted: the scope no longer applies. */
+				memmove(&keys[need], &keys[need + 1], (n - need - 1) * sizeof(EnfKey));
+				memmove(&loaded[need], &loaded[need + 1], (n - need - 1) * sizeof(bool));
+				n--;
+				break;
 			case ENF_LOAD_STORED:
 			case ENF_LOAD_BUSY:
-				loaded = true;	/* the next lookup returns what is cached */
+				loaded[need] = true;	/* the next lookup takes what is cached */
 				break;
 		}
 	}
 }
 
+/* One entry, as fresh_entries returns it; NULL (no lock held) for an integration that does not exist. */
+static EnfEntry *
+fresh_entry(const EnfKey *key, TimestampTz now)
+{
+	EnfKey		k = *key;
+	EnfEntry   *e;
+
+	return fresh_entries(&k, 1, now, &e) == 1 ? e : NULL;
+}
+
+/* The dimension a reason speaks of (status, rpm, tpm, budget, tokens); NULL for ok. */
+static const char *
+reason_dimension(AosReason reason, bool rpm_refused)
+{
+	switch (reason)
+	{
+		case AOS_REASON_NOT_FOUND:
+		case AOS_REASON_DISABLED:
+			return "status";
+		case AOS_REASON_RATE_LIMITED:
+			return rpm_refused ? "rpm" : "tpm";
+		case AOS_REASON_BUDGET_EXCEEDED:
+		case AOS_REASON_BUDGET_WARNING:
+			return "budget";
+		case AOS_REASON_TOKEN_LIMIT_EXCEEDED:
+		case AOS_REASON_TOKEN_WARNING:
+			return "tokens";
+		case AOS_REASON_MODEL_NOT_ALLOWED:
+			return "model";
+		case AOS_REASON_REQUEST_COST_CAP:
+			return "request_cost";
+		case AOS_REASON_REQUEST_TOKEN_CAP:
+			return "request_tokens";
+		case AOS_REASON_CONCURRENCY_LIMIT:
+			return "concurrency";
+		default:
+			return NULL;
+	}
+}
+
 /* The decision on an integration that does not exist. */
 static void
-decide_unknown(EnfResult *res)
+decide_unknown(const EnfKey *key, EnfResult *res)
 {
 	AosVerdicts v;
+	EnfScopeResult *s = &res->scopes[0];
 
 	memset(&v, 0, sizeof(v));
 	memset(res, 0, sizeof(*res));
 	res->decision = aos_cus_decide(&v, &res->reason);
 	res->retry_ms = -1;
-	res->budget_limit = res->token_limit = -1;
-	TIMESTAMP_NOBEGIN(res->budget_start);
-	TIMESTAMP_NOEND(res->budget_end);
-	res->token_start = res->budget_start;
-	res->token_end = res->budget_end;
+	res->nscopes = 1;
+	s->key = *key;
+	s->decision = res->decision;
+	s->reason = res->reason;
+	s->dimension = reason_dimension(res->reason, false);
+	s->budget_limit = s->token_limit = s->rpm = s->tpm = -1;
+	TIMESTAMP_NOBEGIN(s->budget_start);
+	TIMESTAMP_NOEND(s->budget_end);
+	s->token_start = s->budget_start;
+	s->token_end = s->budget_end;
 }
 
-/* Decide one request against shared memory; fills res. */
+/* Entries' spinlocks are taken in address order: one order for every caller, so none waits in a cycle. */
+static int
+entry_order(const void *a, const void *b)
+{
+	const EnfEntry *x = *(EnfEntry *const *) a;
+	const EnfEntry *y = *(EnfEntry *const *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The verdicts of one scope instance (its spinlock held); old is the call_id's
+ * reservation being replaced, policy the integration's policy refusal (OK on other scopes).
+ */
+static void
+decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, AosReason policy, TimestampTz now,
+			 EnfScopeResult *sr)
+{
+	AosVerdicts v;
+	/* A repeated check of a call_id replaces its own reservation, so it is not counted twice. */
+	int64		used_cost = sat_add(e->spent, e->reserved_cost - (old ? old->cost : 0));
+	int64		used_tokens = sat_add(e->tokens, e->reserved_tokens - (old ? old->tokens : 0));
+
+	e->last_used = now;
+	v.found = e->lim.found;
+	v.enabled = e->lim.enabled;
+	v.mode = e->lim.mode;
+	v.policy = policy;
+	v.rate_limited = false;
+	v.budget = v.tokens = AOS_LIMIT_OK;
+	sr->rate_retry = 0;
+	sr->rpm_refused = sr->tpm_refused = false;
+	aos_cus_rate_advance(&e->requests, now);
+	aos_cus_rate_advance(&e->token_rate, now);
+	if (req->dims & ENF_RATE)
+	{
+		int64		retry;
+
+		if (e->lim.rpm >= 0 && !aos_cus_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
+		{
+			v.rate_limited = sr->rpm_refused = true;
+			sr->rate_retry = retry;
+		}
+		if (e->lim.tpm >= 0 && !aos_cus_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
+		{
+			v.rate_limited = sr->tpm_refused = true;
+			sr->rate_retry = Max(sr->rate_retry, retry);
+		}
+	}
+	if (req->dims & ENF_BUDGET)
+		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
+	if (req->dims & ENF_TOKENS)
+		v.tokens = aos_cus_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
+	sr->budget_verdict = v.budget;
+	sr->token_verdict = v.tokens;
+	sr->mode = e->lim.mode;
+	sr->rpm = e->lim.rpm;
+	sr->tpm = e->lim.tpm;
+	sr->rpm_used = aos_cus_rate_weighted(&e->requests, now);
+	sr->tpm_used = aos_cus_rate_weighted(&e->token_rate, now);
+	sr->decision = aos_cus_decide(&v, &sr->reason);
+	sr->dimension = reason_dimension(sr->reason, sr->rpm_refused);
+}
+
+/* Count an admitted request on one scope instance (its spinlock held) and report its position and new alerts. */
+static void
+admit_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, bool admit, bool reserve,
+			EnfScopeResult *sr)
+{
+	int64		used_cost,
+				used_tokens;
+
+	sr->admitted = false;
+	if (admit)
+	{
+		e->requests.curr++;
+		e->token_rate.curr = sat_add(e->token_rate.curr, req->est_tokens);
+		sr->admitted = true;
+		sr->minute = e->requests.minute;
+		if (reserve)
+		{
+			e->reserved_cost = sat_add(e->reserved_cost, req->est_cost - (old ? old->cost : 0));
+			e->reserved_tokens = sat_add(e->reserved_tokens, req->est_tokens - (old ? old->tokens : 0));
+			if (old == NULL)
+				e->nreservations++;
+		}
+	}
+	sr->spent = e->spent;
+	sr->reserved_cost = e->reserved_cost;
+	sr->tokens_settled = e->tokens;
+	sr->reserved_tokens = e->reserved_tokens;
+	used_cost = sat_add(e->spent, e->reserved_cost);
+	used_tokens = sat_add(e->tokens, e->reserved_tokens);
+	/* Without a reservation an admitted estimate still counts toward this check's alert crossing. */
+	if (admit && !reserve)
+	{
+		used_cost = sat_add(used_cost, req->est_cost);
+		used_tokens = sat_add(used_tokens, req->est_tokens);
+	}
+	sr->budget_used = used_cost;
+	sr->tokens_used = used_tokens;
+	sr->budget_limit = e->lim.budget;
+	sr->token_limit = e->lim.token_limit;
+	sr->budget_start = e->budget_start;
+	sr->budget_end = e->budget_end;
+	sr->token_start = e->token_start;
+	sr->token_end = e->token_end;
+	sr->warn_pct = e->lim.warn_pct;
+	sr->new_budget_alerts = sr->new_token_alerts = 0;
+	if (req->commit && e->lim.found && e->lim.enabled)
+	{
+		sr->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
+		sr->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
+		/* The first block of the period on this scope instance by its own budget or token limit. */
+		if (sr->decision == AOS_DECISION_BLOCKED && sr->reason == AOS_REASON_BUDGET_EXCEEDED)
+			sr->new_budget_alerts |= ENF_ALERT_BLOCKED & ~e->budget_alerts;
+		if (sr->decision == AOS_DECISION_BLOCKED && sr->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED)
+			sr->new_token_alerts |= ENF_ALERT_BLOCKED & ~e->token_alerts;
+		e->budget_alerts |= sr->new_budget_alerts;
+		e->token_alerts |= sr->new_token_alerts;
+	}
+}
+
+/* The reservation key of req's call_id. */
+static void
+reservation_key(const EnfRequest *req, EnfResKey *rk)
+{
+	memset(rk, 0, sizeof(*rk));
+	rk->dbid = req->key.dbid;
+	rk->tenant = req->key.tenant;
+	strlcpy(rk->call_id, req->call_id, sizeof(rk->call_id));
+}
+
+/*
+ * Decide one request against every scope instance it touches; fills res.
+ * All scope entries are locked together (spinlocks in address order) while
+ * they are judged, and the request is admitted (rates counted, estimate
+ * reserved) on all of them or on none. The most severe scope decides:
+ * blocked over warned over allowed, the first in scope order among equals.
+ */
 static void
 decide(const EnfRequest *req, EnfResult *res)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	EnfEntry   *e = fresh_entry(&req->key, now);
+	EnfKey		keys[ENF_MAX_SCOPES];
+	EnfEntry   *entries[ENF_MAX_SCOPES];
+	EnfEntry   *order[ENF_MAX_SCOPES];
 	EnfReservation *old = NULL;
 	EnfResKey	rk;
 	bool		reserve = req->commit && req->call_id != NULL;
-	AosVerdicts v;
-	int64		rate_retry = 0;
-	int64		used_cost,
-				used_tokens;
+	bool		admit;
+	int			n;
+	const EnfScopeResult *d;
+	/* The integration's policy (read before any lock: it may query), for check() and explain_check(). */
+	const AosPolicy *policy = aos_cus_policy_for(&req->key.tenant, &req->key.integration,
+												 pg_atomic_read_u64(&enf->limits_version));
+	AosReason	policy_reason = req->dims == ENF_ALL ?
+		aos_cus_policy_verdict(policy, req->model, req->est_cost, req->est_tokens) : AOS_REASON_OK;
 
-	memset(&res->undo, 0, sizeof(res->undo));
-	if (e == NULL)
+	n = fresh_entries(keys, request_scopes(req, keys), now, entries);
+	if (n == 0)
 	{
-		decide_unknown(res);
+		decide_unknown(&req->key, res);
 		return;
 	}
+	memset(&res->undo, 0, sizeof(res->undo));
+	res->nscopes = n;
 	if (reserve)
 	{
 		int			quota = Min(max_reservations_per_tenant, max_reservations);
 
-		memset(&rk, 0, sizeof(rk));
-		rk.dbid = MyDatabaseId;
-		rk.tenant = req->key.tenant;
-		strlcpy(rk.call_id, req->call_id, sizeof(rk.call_id));
+		reservation_key(req, &rk);
 		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
 		expire_reservations(now);
 		old = hash_search(res_hash, &rk, HASH_FIND, NULL);
-		if (old != NULL && old->entry != e)
+		if (old != NULL && (old->nentries != n || memcmp(old->entries, entries, n * sizeof(EnfEntry *)) != 0))
 		{
+			bool		other_integration = old->entries[0] != entries[0];
+
 			LWLockRelease(enf->res_lock);
 			LWLockRelease(enf->lock);
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("call_id \"%s\" already holds a reservation on another integration", req->call_id)));
+					 errmsg("call_id \"%s\" already holds a reservation on %s", req->call_id,
+							other_integration ? "another integration" : "other scopes (subject or tags)")));
 		}
-		if (old == NULL && e->tenant->nreservations >= quota)
+		if (old == NULL && entries[0]->tenant->nreservations >= quota)
 		{
 			LWLockRelease(enf->res_lock);
 			capacity_error(CAPACITY_RESERVATIONS, quota, &req->key.tenant);
@@ -1563,89 +2299,49 @@ decide(const EnfRequest *req, EnfResult *res)
 		}
 	}
 	else
+	{
 		expire_if_due(now);
-	lru_touch(e);
+		/* explain_check() with a call_id: its own reservation is not counted, as check() would replace it. */
+		if (req->call_id != NULL)
+		{
+			reservation_key(req, &rk);
+			LWLockAcquire(enf->res_lock, LW_SHARED);
+			old = hash_search(res_hash, &rk, HASH_FIND, NULL);
+			if (old != NULL && (old->nentries != n || memcmp(old->entries, entries, n * sizeof(EnfEntry *)) != 0))
+				old = NULL;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		lru_touch(entries[i]);
 
-	SpinLockAcquire(&e->mutex);
-	e->last_used = now;
-	/* A repeated check of a call_id replaces its own reservation, so it is not counted twice. */
-	used_cost = sat_add(e->spent, e->reserved_cost - (old ? old->cost : 0));
-	used_tokens = sat_add(e->tokens, e->reserved_tokens - (old ? old->tokens : 0));
-	v.found = e->lim.found;
-	v.enabled = e->lim.enabled;
-	v.mode = e->lim.mode;
-	v.rate_limited = false;
-	v.budget = v.tokens = AOS_LIMIT_OK;
-	aos_cus_rate_advance(&e->requests, now);
-	aos_cus_rate_advance(&e->token_rate, now);
-	if (req->dims & ENF_RATE)
+	memcpy(order, entries, n * sizeof(EnfEntry *));
+	qsort(order, n, sizeof(EnfEntry *), entry_order);
+	for (int i = 0; i < n; i++)
+		SpinLockAcquire(&order[i]->mutex);
+	/* In-flight calls are the integration's live reservations (leases released at ingest or expiry). */
+	if (policy_reason == AOS_REASON_OK && req->dims == ENF_ALL && policy->max_concurrent >= 0 &&
+		entries[0]->nreservations - (old ? 1 : 0) >= policy->max_concurrent)
+		policy_reason = AOS_REASON_CONCURRENCY_LIMIT;
+	res->decider = 0;
+	for (int i = 0; i < n; i++)
 	{
-		int64		retry;
-
-		if (e->lim.rpm >= 0 && !aos_cus_rate_admits(&e->requests, now, e->lim.rpm, 1, &retry))
-		{
-			v.rate_limited = true;
-			rate_retry = retry;
-		}
-		if (e->lim.tpm >= 0 && !aos_cus_rate_admits(&e->token_rate, now, e->lim.tpm, req->est_tokens, &retry))
-		{
-			v.rate_limited = true;
-			rate_retry = Max(rate_retry, retry);
-		}
+		res->scopes[i].key = keys[i];
+		decide_scope(entries[i], req, old, i == 0 ? policy_reason : AOS_REASON_OK, now, &res->scopes[i]);
+		if (res->scopes[i].decision > res->scopes[res->decider].decision)
+			res->decider = i;
 	}
-	if (req->dims & ENF_BUDGET)
-		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
-	if (req->dims & ENF_TOKENS)
-		v.tokens = aos_cus_limit_verdict(used_tokens, req->est_tokens, e->lim.token_limit, e->lim.warn_pct);
-	res->decision = aos_cus_decide(&v, &res->reason);
-	if (req->commit && res->decision != AOS_DECISION_BLOCKED)
-	{
-		e->requests.curr++;
-		e->token_rate.curr = sat_add(e->token_rate.curr, req->est_tokens);
-		res->undo.admitted = true;
-		res->undo.minute = e->requests.minute;
-		if (reserve)
-		{
-			e->reserved_cost = sat_add(e->reserved_cost, req->est_cost - (old ? old->cost : 0));
-			e->reserved_tokens = sat_add(e->reserved_tokens, req->est_tokens - (old ? old->tokens : 0));
-			if (old == NULL)
-				e->nreservations++;
-		}
-	}
-	used_cost = sat_add(e->spent, e->reserved_cost);
-	used_tokens = sat_add(e->tokens, e->reserved_tokens);
-	/* Without a reservation an admitted estimate still counts toward this check's alert crossing. */
-	if (req->commit && res->decision != AOS_DECISION_BLOCKED && !reserve)
-	{
-		used_cost = sat_add(used_cost, req->est_cost);
-		used_tokens = sat_add(used_tokens, req->est_tokens);
-	}
-	res->budget_used = used_cost;
-	res->tokens_used = used_tokens;
-	res->budget_limit = e->lim.budget;
-	res->token_limit = e->lim.token_limit;
-	res->budget_start = e->budget_start;
-	res->budget_end = e->budget_end;
-	res->token_start = e->token_start;
-	res->token_end = e->token_end;
-	res->warn_pct = e->lim.warn_pct;
-	res->new_budget_alerts = res->new_token_alerts = 0;
-	if (req->commit && e->lim.found && e->lim.enabled)
-	{
-		res->new_budget_alerts = reached_flags(used_cost, e->lim.budget, e->lim.warn_pct) & ~e->budget_alerts;
-		res->new_token_alerts = reached_flags(used_tokens, e->lim.token_limit, e->lim.warn_pct) & ~e->token_alerts;
-		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_BUDGET_EXCEEDED)
-			res->new_budget_alerts |= ENF_ALERT_BLOCKED & ~e->budget_alerts;
-		if (res->decision == AOS_DECISION_BLOCKED && res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED)
-			res->new_token_alerts |= ENF_ALERT_BLOCKED & ~e->token_alerts;
-		e->budget_alerts |= res->new_budget_alerts;
-		e->token_alerts |= res->new_token_alerts;
-	}
-	SpinLockRelease(&e->mutex);
+	d = &res->scopes[res->decider];
+	res->decision = d->decision;
+	res->reason = d->reason;
+	admit = req->commit && res->decision != AOS_DECISION_BLOCKED;
+	for (int i = 0; i < n; i++)
+		admit_scope(entries[i], req, old, admit, reserve, &res->scopes[i]);
+	for (int i = n - 1; i >= 0; i--)
+		SpinLockRelease(&order[i]->mutex);
 
 	if (reserve)
 	{
-		if (res->decision != AOS_DECISION_BLOCKED)
+		if (admit)
 		{
 			EnfReservation *r = old;
 
@@ -1653,8 +2349,9 @@ decide(const EnfRequest *req, EnfResult *res)
 			if (r == NULL)
 			{
 				r = hash_search(res_hash, &rk, HASH_ENTER, NULL);
-				r->entry = e;
-				e->tenant->nreservations++;
+				r->nentries = n;
+				memcpy(r->entries, entries, n * sizeof(EnfEntry *));
+				entries[0]->tenant->nreservations++;
 			}
 			else
 			{
@@ -1671,52 +2368,59 @@ decide(const EnfRequest *req, EnfResult *res)
 		}
 		LWLockRelease(enf->res_lock);
 	}
+	else if (req->call_id != NULL)
+		LWLockRelease(enf->res_lock);
 	LWLockRelease(enf->lock);
 
-	/* retry_after_ms: rate refusals say when a slot frees; limit refusals when the period resets. */
+	/* retry_after_ms: rate refusals say when a slot frees; limit refusals when the deciding period resets. */
 	res->retry_ms = -1;
 	if (res->reason == AOS_REASON_RATE_LIMITED)
-		res->retry_ms = rate_retry;
-	else if (res->reason == AOS_REASON_BUDGET_EXCEEDED && !TIMESTAMP_NOT_FINITE(res->budget_end))
-		res->retry_ms = (res->budget_end - now + 999) / 1000;
-	else if (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED && !TIMESTAMP_NOT_FINITE(res->token_end))
-		res->retry_ms = (res->token_end - now + 999) / 1000;
+		res->retry_ms = d->rate_retry;
+	else if (res->reason == AOS_REASON_BUDGET_EXCEEDED && !TIMESTAMP_NOT_FINITE(d->budget_end))
+		res->retry_ms = (d->budget_end - now + 999) / 1000;
+	else if (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED && !TIMESTAMP_NOT_FINITE(d->token_end))
+		res->retry_ms = (d->token_end - now + 999) / 1000;
 }
 
 /*
  * Take back what decide() changed for req (an error followed it): the
- * reservation made or replaced, the rate admission and the alert flags set.
- * Raises no error (called while one propagates).
+ * reservation made or replaced, the rate admissions and the alert flags set,
+ * on every scope. Raises no error (called while one propagates).
  */
 static void
 undo_decision(const EnfRequest *req, const EnfResult *res)
 {
 	const EnfUndo *u = &res->undo;
-	EnfEntry   *e;
+	bool		any = u->reserved;
+	EnfEntry   *integration;
 
-	if (!u->admitted && !u->reserved && !res->new_budget_alerts && !res->new_token_alerts)
+	for (int i = 0; i < res->nscopes; i++)
+		any = any || res->scopes[i].admitted || res->scopes[i].new_budget_alerts || res->scopes[i].new_token_alerts;
+	if (!any)
 		return;
 	LWLockAcquire(enf->lock, LW_SHARED);
-	e = hash_search(enf_hash, &req->key, HASH_FIND, NULL);
-	if (e != NULL && u->reserved)
+	integration = hash_search(enf_hash, &res->scopes[0].key, HASH_FIND, NULL);
+	if (integration != NULL && u->reserved)
 	{
 		EnfResKey	rk;
 		EnfReservation *r;
 
-		memset(&rk, 0, sizeof(rk));
-		rk.dbid = req->key.dbid;
-		rk.tenant = req->key.tenant;
-		strlcpy(rk.call_id, req->call_id, sizeof(rk.call_id));
+		reservation_key(req, &rk);
 		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
 		r = hash_search(res_hash, &rk, HASH_FIND, NULL);
-		if (r != NULL && r->entry == e && !u->replaced)
+		if (r != NULL && r->entries[0] == integration && !u->replaced)
 			release_reservation(r);
-		else if (r != NULL && r->entry == e)
+		else if (r != NULL && r->entries[0] == integration)
 		{
-			SpinLockAcquire(&e->mutex);
-			e->reserved_cost = sat_add(e->reserved_cost, u->old_cost - r->cost);
-			e->reserved_tokens = sat_add(e->reserved_tokens, u->old_tokens - r->tokens);
-			SpinLockRelease(&e->mutex);
+			for (int i = 0; i < r->nentries; i++)
+			{
+				EnfEntry   *e = r->entries[i];
+
+				SpinLockAcquire(&e->mutex);
+				e->reserved_cost = sat_add(e->reserved_cost, u->old_cost - r->cost);
+				e->reserved_tokens = sat_add(e->reserved_tokens, u->old_tokens - r->tokens);
+				SpinLockRelease(&e->mutex);
+			}
 			r->cost = u->old_cost;
 			r->tokens = u->old_tokens;
 			r->expires_at = u->old_expires_at;
@@ -1726,16 +2430,21 @@ undo_decision(const EnfRequest *req, const EnfResult *res)
 		publish_next_expiry();
 		LWLockRelease(enf->res_lock);
 	}
-	if (e != NULL)
+	for (int i = 0; i < res->nscopes; i++)
 	{
+		const EnfScopeResult *sr = &res->scopes[i];
+		EnfEntry   *e = hash_search(enf_hash, &sr->key, HASH_FIND, NULL);
+
+		if (e == NULL)
+			continue;
 		SpinLockAcquire(&e->mutex);
-		if (u->admitted)
+		if (sr->admitted)
 		{
-			aos_cus_rate_unadmit(&e->requests, u->minute, 1);
-			aos_cus_rate_unadmit(&e->token_rate, u->minute, req->est_tokens);
+			aos_cus_rate_unadmit(&e->requests, sr->minute, 1);
+			aos_cus_rate_unadmit(&e->token_rate, sr->minute, req->est_tokens);
 		}
-		e->budget_alerts &= ~res->new_budget_alerts;
-		e->token_alerts &= ~res->new_token_alerts;
+		e->budget_alerts &= ~sr->new_budget_alerts;
+		e->token_alerts &= ~sr->new_token_alerts;
 		SpinLockRelease(&e->mutex);
 	}
 	LWLockRelease(enf->lock);
@@ -1765,6 +2474,7 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	AosElevation elevation;
 	bool		isnull;
 	int64		id;
+	const EnfScopeResult *d = &res->scopes[res->decider];
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = UUIDPGetDatum(&req->key.tenant);
@@ -1775,12 +2485,12 @@ log_decision(const EnfRequest *req, const EnfResult *res)
 	values[4] = CStringGetTextDatum(aos_cus_reason_name(res->reason));
 	values[5] = Int64GetDatum(req->est_cost);
 	values[6] = Int64GetDatum(req->est_tokens);
-	values[7] = Int64GetDatum(res->budget_used);
-	values[8] = Int64GetDatum(res->budget_limit);
-	nulls[8] = res->budget_limit < 0 ? 'n' : ' ';
-	values[9] = Int64GetDatum(res->tokens_used);
-	values[10] = Int64GetDatum(res->token_limit);
-	nulls[10] = res->token_limit < 0 ? 'n' : ' ';
+	values[7] = Int64GetDatum(d->budget_used);
+	values[8] = Int64GetDatum(d->budget_limit);
+	nulls[8] = d->budget_limit < 0 ? 'n' : ' ';
+	values[9] = Int64GetDatum(d->tokens_used);
+	values[10] = Int64GetDatum(d->token_limit);
+	nulls[10] = d->token_limit < 0 ? 'n' : ' ';
 	values[11] = Int64GetDatum(res->retry_ms);
 	nulls[11] = res->retry_ms < 0 ? 'n' : ' ';
 
@@ -1821,23 +2531,38 @@ append_json_ts(StringInfo buf, TimestampTz ts)
 	appendStringInfo(buf, "\"%sZ\"", text);
 }
 
+/* The scope text of an entry's key: its scope, or integration:<id>. */
+static void
+scope_name(const EnfKey *key, char *out)
+{
+	char		id[AOS_UUID_TEXT_LEN + 1];
+
+	if (key->scope[0] != '\0')
+	{
+		strlcpy(out, key->scope, AOS_SCOPE_TEXT_MAX + 1);
+		return;
+	}
+	aos_cus_uuid_format(key->integration.data, id);
+	snprintf(out, AOS_SCOPE_TEXT_MAX + 1, "integration:%s", id);
+}
+
 /*
- * Per newly set alert flag: a NOTIFY aos_cus_alerts for a crossed threshold
- * (sent when the transaction commits) and a webhook event in the outbox (in
- * this transaction, once per period, threshold and limit; not in a read-only
- * transaction). The scope is the integration's limit.
+ * Per newly set alert flag of one scope instance: a NOTIFY aos_cus_alerts for
+ * a crossed threshold (sent when the transaction commits) and a webhook event
+ * in the outbox (in this transaction, once per period, threshold, limit and
+ * scope instance; not in a read-only transaction). integration is the call's.
  */
 static void
-send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
+send_alerts(const EnfKey *integration_key, const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 			TimestampTz start, TimestampTz end, int64 used, int64 limit)
 {
 	char		tenant[AOS_UUID_TEXT_LEN + 1];
 	char		integration[AOS_UUID_TEXT_LEN + 1];
-	char		scope[AOS_UUID_TEXT_LEN + 16];
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];
 
 	aos_cus_uuid_format(key->tenant.data, tenant);
-	aos_cus_uuid_format(key->integration.data, integration);
-	snprintf(scope, sizeof(scope), "integration:%s", integration);
+	aos_cus_uuid_format(integration_key->integration.data, integration);
+	scope_name(key, scope);
 	for (int bit = ENF_ALERT_WARN; bit <= ENF_ALERT_BLOCKED; bit <<= 1)
 	{
 		StringInfoData buf;
@@ -1848,24 +2573,24 @@ send_alerts(const EnfKey *key, const char *dimension, uint8 flags, int warn_pct,
 		if (!(flags & bit))
 			continue;
 		initStringInfo(&buf);
-		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"dimension\": \"%s\", ",
-						 tenant, integration, dimension);
+		appendStringInfo(&buf, "{\"tenant\": \"%s\", \"integration\": \"%s\", \"scope\": ", tenant, integration);
+		escape_json(&buf, scope);
+		appendStringInfo(&buf, ", \"dimension\": \"%s\", ", dimension);
 		if (bit != ENF_ALERT_BLOCKED)
 			appendStringInfo(&buf, "\"threshold\": %d, ", threshold);
 		appendStringInfoString(&buf, "\"period\": {\"start\": ");
 		append_json_ts(&buf, start);
 		appendStringInfoString(&buf, ", \"end\": ");
 		append_json_ts(&buf, end);
-		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT, used, limit);
+		appendStringInfo(&buf, "}, \"used\": " INT64_FORMAT ", \"limit\": " INT64_FORMAT "}", used, limit);
 		if (bit != ENF_ALERT_BLOCKED)
-			Async_Notify("aos_cus_alerts", psprintf("%s}", buf.data));
+			Async_Notify("aos_cus_alerts", buf.data);
 		if (!XactReadOnly)
 		{
-			appendStringInfo(&buf, ", \"scope\": \"%s\"}", scope);
 			initStringInfo(&type);
 			appendStringInfo(&type, "%s.%s", dimension, bit == ENF_ALERT_BLOCKED ? "exhausted" : "threshold");
 			initStringInfo(&dedup);
-			appendStringInfo(&dedup, "%s:%s:" INT64_FORMAT ":" INT64_FORMAT, type.data, integration,
+			appendStringInfo(&dedup, "%s:%s:" INT64_FORMAT ":" INT64_FORMAT, type.data, scope,
 							 (int64) start, limit);
 			if (bit != ENF_ALERT_BLOCKED)
 				appendStringInfo(&dedup, ":%d", threshold);
@@ -1936,13 +2661,14 @@ init_name_datums(void)
 	MemoryContextSwitchTo(old);
 }
 
-/* Build an aos_cus.decision from a result. */
+/* Build an aos_cus.decision from a result: the deciding scope's position. */
 static Datum
 decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 {
+	const EnfScopeResult *d = &res->scopes[res->decider];
 	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[10];
+	bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
 	TimestampTz resets;
 
 	if (desc == NULL)
@@ -1960,19 +2686,30 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 	values[1] = reason_text[res->reason];
 	values[2] = Int64GetDatum(res->retry_ms);
 	nulls[2] = res->retry_ms < 0;
-	values[3] = Int64GetDatum(res->budget_used);
-	values[4] = Int64GetDatum(res->budget_limit);
-	nulls[4] = res->budget_limit < 0;
-	values[5] = Int64GetDatum(res->tokens_used);
-	values[6] = Int64GetDatum(res->token_limit);
-	nulls[6] = res->token_limit < 0;
+	values[3] = Int64GetDatum(d->budget_used);
+	values[4] = Int64GetDatum(d->budget_limit);
+	nulls[4] = d->budget_limit < 0;
+	values[5] = Int64GetDatum(d->tokens_used);
+	values[6] = Int64GetDatum(d->token_limit);
+	nulls[6] = d->token_limit < 0;
 	/* The reset that matters: the deciding limit's period, else the budget's, else the tokens'. */
 	resets = (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED || res->reason == AOS_REASON_TOKEN_WARNING ||
-			  res->budget_limit < 0) ? res->token_end : res->budget_end;
-	if (res->budget_limit < 0 && res->token_limit < 0)
+			  d->budget_limit < 0) ? d->token_end : d->budget_end;
+	if (d->budget_limit < 0 && d->token_limit < 0)
 		TIMESTAMP_NOEND(resets);
 	values[7] = TimestampTzGetDatum(resets);
 	nulls[7] = TIMESTAMP_NOT_FINITE(resets);
+	/* What decided: the scope and its dimension (NULL when nothing limited or warned). The 0.1.0 type has neither. */
+	nulls[8] = nulls[9] = d->dimension == NULL;
+	if (d->dimension != NULL)
+	{
+		char		scope[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_name(&d->key, scope);
+		values[8] = CStringGetTextDatum(scope);
+		values[9] = CStringGetTextDatum(d->dimension);
+	}
+	Assert(desc->natts == 8 || desc->natts == 10);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
@@ -1990,13 +2727,76 @@ check_side_effects(FunctionCallInfo fcinfo, const EnfRequest *req, const EnfResu
 		else
 			log_decision(req, res);
 	}
-	if (res->new_budget_alerts)
-		send_alerts(&req->key, "budget", res->new_budget_alerts, res->warn_pct,
-					res->budget_start, res->budget_end, res->budget_used, res->budget_limit);
-	if (res->new_token_alerts)
-		send_alerts(&req->key, "tokens", res->new_token_alerts, res->warn_pct,
-					res->token_start, res->token_end, res->tokens_used, res->token_limit);
+	for (int i = 0; i < res->nscopes; i++)
+	{
+		const EnfScopeResult *s = &res->scopes[i];
+
+		if (s->new_budget_alerts)
+			send_alerts(&req->key, &s->key, "budget", s->new_budget_alerts, s->warn_pct,
+						s->budget_start, s->budget_end, s->budget_used, s->budget_limit);
+		if (s->new_token_alerts)
+			send_alerts(&req->key, &s->key, "tokens", s->new_token_alerts, s->warn_pct,
+						s->token_start, s->token_end, s->tokens_used, s->token_limit);
+	}
 	return decision_datum(fcinfo, res);
+}
+
+/* check()'s subject, tags and model (arguments 5-7 of the 8-argument form; the 0.1.0 form has 5). */
+static void
+read_scope_args(FunctionCallInfo fcinfo, EnfRequest *req)
+{
+	if (PG_NARGS() < 8)
+		return;
+	if (!PG_ARGISNULL(5))
+	{
+		req->subject = text_to_cstring(PG_GETARG_TEXT_PP(5));
+		aos_cus_check_subject(req->subject, "subject");
+	}
+	if (!PG_ARGISNULL(7))
+	{
+		req->model = text_to_cstring(PG_GETARG_TEXT_PP(7));
+		if (strlen(req->model) < 1 || strlen(req->model) > 200)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model must be 1 to 200 bytes long")));
+	}
+	if (!PG_ARGISNULL(6))
+	{
+		Jsonb	   *tags = PG_GETARG_JSONB_P(6);
+		char	   *problem;
+
+		if (!JB_ROOT_IS_OBJECT(tags))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tags must be a JSON object of strings")));
+		if (JB_ROOT_COUNT(tags) > AOS_TAGS_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("tags has %u keys, more than the limit of %d", JB_ROOT_COUNT(tags), AOS_TAGS_MAX)));
+		problem = aos_cus_read_tags(&tags->root, AOS_TAGS_MAX, req->tags, &req->ntags);
+		if (problem)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s", problem)));
+	}
+}
+
+/* The arguments check() and explain_check() share. */
+static void
+read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
+{
+	read_request(fcinfo, fname, req);
+	req->est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
+	req->est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
+	if (!PG_ARGISNULL(4))
+	{
+		req->call_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (strlen(req->call_id) < 1 || strlen(req->call_id) > ENF_CALL_ID_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+	}
+	read_scope_args(fcinfo, req);
 }
 
 /* True when the tenant's usage of call_id is already recorded (committed, or written by this transaction). */
@@ -2024,7 +2824,7 @@ usage_recorded(const pg_uuid_t *tenant, const char *call_id)
 	return found;
 }
 
-/* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id). */
+/* check(tenant_id, integration_id, estimated_cost_microcents, estimated_tokens, call_id, subject, tags, model). */
 Datum
 aos_cus_check(PG_FUNCTION_ARGS)
 {
@@ -2032,17 +2832,7 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	EnfResult	res;
 	Datum		result;
 
-	read_request(fcinfo, "aos_cus.check()", &req);
-	req.est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
-	req.est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
-	if (!PG_ARGISNULL(4))
-	{
-		req.call_id = text_to_cstring(PG_GETARG_TEXT_PP(4));
-		if (strlen(req.call_id) < 1 || strlen(req.call_id) > ENF_CALL_ID_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
-	}
+	read_call_args(fcinfo, "aos_cus.check()", &req);
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -2054,17 +2844,19 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	if (req.call_id != NULL && usage_recorded(&req.key.tenant, req.call_id))
 	{
 		/* That call happened: reserving again would hold its estimate until the TTL. */
-		decide_unknown(&res);
-		res.decision = AOS_DECISION_BLOCKED;
-		res.reason = AOS_REASON_ALREADY_INGESTED;
+		decide_unknown(&req.key, &res);
+		res.decision = res.scopes[0].decision = AOS_DECISION_BLOCKED;
+		res.reason = res.scopes[0].reason = AOS_REASON_ALREADY_INGESTED;
+		res.scopes[0].dimension = NULL;
 	}
 	else
 		decide(&req, &res);
 	PG_TRY();
 	{
 		result = check_side_effects(fcinfo, &req, &res);
-		if (res.new_budget_alerts || res.new_token_alerts)
-			remember_alerts(&req.key, res.new_budget_alerts, res.new_token_alerts);
+		for (int i = 0; i < res.nscopes; i++)
+			if (res.scopes[i].new_budget_alerts || res.scopes[i].new_token_alerts)
+				remember_alerts(&res.scopes[i].key, res.scopes[i].new_budget_alerts, res.scopes[i].new_token_alerts);
 	}
 	PG_CATCH();
 	{
@@ -2074,6 +2866,85 @@ aos_cus_check(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	pg_atomic_fetch_add_u64(&enf->decisions[res.decision][res.reason], 1);
 	PG_RETURN_DATUM(result);
+}
+
+/* SQL name of a limit verdict in explain_check(). */
+static const char *
+verdict_name(AosLimitVerdict v)
+{
+	return v == AOS_LIMIT_EXCEEDED ? "exceeded" : v == AOS_LIMIT_WARN ? "warning" : "ok";
+}
+
+/* One explain_check() row; a limit < 0 (none) leaves it out, but for the status and policy rows. */
+static void
+explain_row(ReturnSetInfo *rsinfo, const char *scope, const char *dimension, int64 limit, int64 used,
+			int64 reserved, int64 estimate, TimestampTz start, TimestampTz end, AosMode mode, const char *verdict)
+{
+	static const char *const modes[] = {"enforce", "warn", "off"};
+	Datum		values[11];
+	bool		nulls[11];
+
+	if (limit < 0 && strcmp(verdict, "ok") == 0)
+		return;
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(dimension);
+	values[2] = Int64GetDatum(limit);
+	values[3] = Int64GetDatum(used);
+	values[4] = Int64GetDatum(reserved);
+	values[5] = Int64GetDatum(Max(limit - sat_add(used, reserved), 0));
+	values[6] = Int64GetDatum(estimate);
+	values[7] = TimestampTzGetDatum(start);
+	values[8] = TimestampTzGetDatum(end);
+	values[9] = CStringGetTextDatum(modes[mode]);
+	values[10] = CStringGetTextDatum(verdict);
+	nulls[2] = nulls[3] = nulls[4] = nulls[5] = nulls[6] = limit < 0;
+	nulls[7] = TIMESTAMP_NOT_FINITE(start);
+	nulls[8] = TIMESTAMP_NOT_FINITE(end);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * explain_check(): check()'s arguments; one row per limit of every scope
+ * instance the call touches (budget, tokens, rpm, tpm), with its position and
+ * verdict, from the same decision check() makes, reserving and counting nothing.
+ */
+Datum
+aos_cus_explain_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EnfRequest	req;
+	EnfResult	res;
+	TimestampTz none;
+
+	read_call_args(fcinfo, "aos_cus.explain_check()", &req);
+	req.dims = ENF_ALL;
+	decide(&req, &res);
+	InitMaterializedSRF(fcinfo, 0);
+	TIMESTAMP_NOEND(none);
+	for (int i = 0; i < res.nscopes; i++)
+	{
+		const EnfScopeResult *s = &res.scopes[i];
+		char		scope[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_name(&s->key, scope);
+		if (s->reason == AOS_REASON_NOT_FOUND || s->reason == AOS_REASON_DISABLED)
+		{
+			explain_row(rsinfo, scope, "status", -1, 0, 0, 0, none, none, AOS_MODE_ENFORCE, aos_cus_reason_name(s->reason));
+			continue;
+		}
+		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED)
+			explain_row(rsinfo, scope, s->dimension, -1, 0, 0, 0, none, none, s->mode, aos_cus_reason_name(s->reason));
+		explain_row(rsinfo, scope, "budget", s->budget_limit, s->spent, s->reserved_cost, req.est_cost,
+					s->budget_start, s->budget_end, s->mode, verdict_name(s->budget_verdict));
+		explain_row(rsinfo, scope, "tokens", s->token_limit, s->tokens_settled, s->reserved_tokens, req.est_tokens,
+					s->token_start, s->token_end, s->mode, verdict_name(s->token_verdict));
+		explain_row(rsinfo, scope, "rpm", s->rpm, s->rpm_used, 0, 1, none, none, s->mode,
+					s->rpm_refused ? "exceeded" : "ok");
+		explain_row(rsinfo, scope, "tpm", s->tpm, s->tpm_used, 0, req.est_tokens, none, none, s->mode,
+					s->tpm_refused ? "exceeded" : "ok");
+	}
+	return (Datum) 0;
 }
 
 /* release_reservation(tenant_id, call_id): frees the call's live reservation now; true when there was one. */
@@ -2254,6 +3125,22 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 		values[1] = Int64GetDatum(stat[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	/* Per scope kind: entries_<kind>, evictions_<kind>, rebuilds_<kind>. */
+	for (int k = 0; k < ENF_KINDS; k++)
+	{
+		pg_atomic_uint64 *counters[3] = {&enf->kind_entries[k], &enf->kind_evictions[k], &enf->kind_rebuilds[k]};
+		static const char *const what[3] = {"entries", "evictions", "rebuilds"};
+
+		for (int w = 0; w < 3; w++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = CStringGetTextDatum(psprintf("%s_%s", what[w], kind_names[k]));
+			values[1] = Int64GetDatum((int64) pg_atomic_read_u64(counters[w]));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
 	return (Datum) 0;
 }
 
@@ -2317,7 +3204,7 @@ aos_cus_enforce_budget_snapshot(AosBudgetRow **rows)
 		AosBudgetRow *row = &(*rows)[n];
 		bool		keep;
 
-		if (e->key.dbid != MyDatabaseId)
+		if (e->key.dbid != MyDatabaseId || e->key.scope[0] != '\0')
 			continue;
 		SpinLockAcquire(&e->mutex);
 		keep = e->lim.found && e->lim.budget >= 0;

@@ -23,6 +23,8 @@
  */
 #include "aos_cus.h"
 #include "cost.h"
+#include "enforce.h"
+#include "scope.h"
 #include "spi_safe.h"
 #include "stats.h"
 #include "tenancy.h"
@@ -75,12 +77,14 @@ enum
 	KEY_ERROR_CODE,
 	KEY_STARTED_AT,
 	KEY_METADATA,
+	KEY_SUBJECT,
+	KEY_TAGS,
 	KEY_TOKENS
 };
 
 static const char *const record_keys[] = {
 	"integration_id", "call_id", "provider", "model", "service_tier", "usage", "latency_ms",
-	"status", "error_code", "started_at", "metadata", NULL
+	"status", "error_code", "started_at", "metadata", "subject", "tags", NULL
 };
 
 /* One usage record, checked; strings point into the caller's jsonb. */
@@ -105,6 +109,8 @@ typedef struct UsageRecord
 	bool		has_started_at;
 	TimestampTz started_at;
 	Jsonb	   *metadata;
+	char	   *subject;		/* NULL: none */
+	Jsonb	   *tags;			/* NULL: none */
 	bool		priced;
 	int64		cost;
 	int64		price_id;
@@ -165,17 +171,22 @@ static SPIPlanPtr plan_find_many = NULL;
 static SPIPlanPtr plan_integration = NULL;
 static SPIPlanPtr plan_reject = NULL;
 
-#define USAGE_COLUMNS \
+#define USAGE_COLUMNS_0_1 \
 	"tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, " \
 	"cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, " \
 	"input_audio_tokens, output_audio_tokens, latency_ms, status, error_code, started_at, metadata, " \
 	"cost_microcents, price_id"
-#define USAGE_NCOLS 21
+#define USAGE_COLUMNS USAGE_COLUMNS_0_1 ", subject, tags"
+#define USAGE_NCOLS 23
+/* A 0.1.0 schema (before ALTER EXTENSION UPDATE) has neither subject nor tags, the last two columns. */
+#define USAGE_NCOLS_0_1 (USAGE_NCOLS - 2)
+static int	usage_ncols = USAGE_NCOLS;
+static const char *usage_columns = USAGE_COLUMNS;
 
 static const Oid usage_types[USAGE_NCOLS] = {
 	UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID, INT8OID, INT8OID
+	INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID, INT8OID, INT8OID, TEXTOID, JSONBOID
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_ingest_usage);
@@ -386,6 +397,9 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 	/* JSON null means "not given" for optional keys; required ones are checked afterwards. */
 	if (v->type == jbvNull)
 		return true;
+	if ((k == KEY_SUBJECT || k == KEY_TAGS) && usage_ncols == USAGE_NCOLS_0_1)
+		return record_error(err, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							"%s needs the aos_cus 0.2.0 schema: run ALTER EXTENSION aos_cus UPDATE", record_keys[k]);
 	switch (k)
 	{
 		case KEY_INTEGRATION_ID:
@@ -430,6 +444,36 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 			return get_started_at(v, &rec->started_at, err);
 		case KEY_METADATA:
 			return get_object(v, "metadata", INGEST_MAX_METADATA, &rec->metadata, err);
+		case KEY_SUBJECT:
+			{
+				const char *problem;
+
+				if (v->type != jbvString)
+					return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
+										"subject must be a string, not %s", json_type_name(v));
+				if ((problem = aos_cus_subject_problem(v->val.string.val, v->val.string.len)) != NULL)
+					return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "subject %s", problem);
+				rec->subject = jstr(v);
+				return true;
+			}
+		case KEY_TAGS:
+			{
+				AosTagPair	pairs[AOS_TAGS_MAX];
+				int			ntags;
+				char	   *problem;
+
+				if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+					return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE,
+										"tags must be a JSON object of strings, not %s", json_type_name(v));
+				if (JsonContainerSize(v->val.binary.data) > AOS_TAGS_MAX)
+					return record_error(err, ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+										"tags has %u keys, more than the limit of %d",
+										JsonContainerSize(v->val.binary.data), AOS_TAGS_MAX);
+				if ((problem = aos_cus_read_tags(v->val.binary.data, AOS_TAGS_MAX, pairs, &ntags)) != NULL)
+					return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "%s", problem);
+				rec->tags = JsonbValueToJsonb((JsonbValue *) v);
+				return true;
+			}
 		default:
 			rec->has_tokens = true;
 			return get_count(v, aos_cus_token_columns[k - KEY_TOKENS], AOS_TOKEN_COUNT_MAX,
@@ -659,12 +703,15 @@ prepare_plans(void)
 	drop_plan(&plan_reject);
 	planned_keys = keys;
 
+	usage_ncols = get_attnum(get_relname_relid("cus_llm_usage", get_namespace_oid("aos_cus", false)), "subject")
+		== InvalidAttrNumber ? USAGE_NCOLS_0_1 : USAGE_NCOLS;
+	usage_columns = usage_ncols == USAGE_NCOLS ? USAGE_COLUMNS : USAGE_COLUMNS_0_1;
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") VALUES (");
-	for (int i = 1; i <= USAGE_NCOLS; i++)
+	appendStringInfo(&sql, "INSERT INTO aos_cus.cus_llm_usage (%s) VALUES (", usage_columns);
+	for (int i = 1; i <= usage_ncols; i++)
 		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
 	appendStringInfo(&sql, ")%s RETURNING id, cost_microcents", keys ? "" : CONFLICT_0_1_0);
-	aos_cus_keep_plan(&plan_insert_one, sql.data, USAGE_NCOLS, usage_types);
+	aos_cus_keep_plan(&plan_insert_one, sql.data, usage_ncols, usage_types);
 
 	/* The row holding a key: the key's started_at leads to its one partition. */
 	aos_cus_keep_plan(&plan_find_one,
@@ -717,6 +764,10 @@ record_datums(const pg_uuid_t *tenant, const UsageRecord *rec, Datum *values, bo
 	values[19] = Int64GetDatum(rec->cost);
 	values[20] = Int64GetDatum(rec->price_id);
 	nulls[19] = nulls[20] = !rec->priced;
+	nulls[21] = rec->subject == NULL;
+	values[21] = nulls[21] ? (Datum) 0 : CStringGetTextDatum(rec->subject);
+	nulls[22] = rec->tags == NULL;
+	values[22] = nulls[22] ? (Datum) 0 : JsonbPGetDatum(rec->tags);
 }
 
 /* Cost and price of a checked record (raises 22003 when the cost overflows). */
@@ -771,7 +822,7 @@ ingest_one(const pg_uuid_t *tenant, UsageRecord *rec, BatchItem *out)
 
 	price_record(rec);
 	record_datums(tenant, rec, values, nulls);
-	flags = spi_nulls(nulls, USAGE_NCOLS);
+	flags = spi_nulls(nulls, usage_ncols);
 	key[0] = values[0];
 	key[1] = values[2];
 	/* A row found by the conflict check can vanish (deleted) before we read it: try again. */
@@ -1021,12 +1072,9 @@ insert_many_plan(Oid *row_type)
 
 		types[1] = get_array_type(*row_type);
 		drop_plan(&plan_insert_many);
-		aos_cus_keep_plan(&plan_insert_many,
-						  schema_has_keys()
-						  ? "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
-						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u RETURNING call_id, id, cost_microcents"
-						  : "INSERT INTO aos_cus.cus_llm_usage (" USAGE_COLUMNS ") "
-						  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u" CONFLICT_0_1_0 " RETURNING call_id, id, cost_microcents",
+		aos_cus_keep_plan(&plan_insert_many, psprintf("INSERT INTO aos_cus.cus_llm_usage (%s) "
+													  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u%s RETURNING call_id, id, cost_microcents",
+													  usage_columns, schema_has_keys() ? "" : CONFLICT_0_1_0),
 						  2, types);
 		planned_type = *row_type;
 	}

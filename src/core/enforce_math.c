@@ -11,7 +11,8 @@ static const char *const decision_names[AOS_DECISION_COUNT] = {
 
 static const char *const reason_names[AOS_REASON_COUNT] = {
 	"ok", "integration_not_found", "integration_disabled", "rate_limited",
-	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning", "already_ingested"
+	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning", "already_ingested",
+	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit"
 };
 
 /* a + b into *out; false on overflow. */
@@ -93,6 +94,17 @@ aos_cus_rate_current(const AosRateWindow *w)
 	return w->curr;
 }
 
+/* Weighted count of the sliding window at now. */
+int64_t
+aos_cus_rate_weighted(const AosRateWindow *w, int64_t now_us)
+{
+	const __int128 W = AOS_RATE_WINDOW_US;
+	int64_t		elapsed = now_us - w->minute * AOS_RATE_WINDOW_US;
+	__int128	weighted = (__int128) w->prev * (W - elapsed) / W + w->curr;
+
+	return weighted > INT64_MAX ? INT64_MAX : (int64_t) weighted;
+}
+
 /* Microseconds from the start of the window, 1000-rounded up to milliseconds. */
 static int64_t
 ceil_ms(__int128 us)
@@ -137,7 +149,7 @@ aos_cus_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 	return false;
 }
 
-/* Precedence: state, then rate, then budget, then tokens; warnings only when nothing blocks. */
+/* Precedence: state, then policy, then rate, then budget, then tokens; warnings only when nothing blocks. */
 AosDecision
 aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 {
@@ -153,7 +165,9 @@ aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 		*reason = AOS_REASON_DISABLED;
 		return AOS_DECISION_BLOCKED;
 	}
-	if (v->rate_limited)
+	if (v->policy != AOS_REASON_OK)
+		block = v->policy;
+	else if (v->rate_limited)
 		block = AOS_REASON_RATE_LIMITED;
 	else if (v->budget == AOS_LIMIT_EXCEEDED)
 		block = AOS_REASON_BUDGET_EXCEEDED;

@@ -34,6 +34,10 @@ typedef enum AosReason
 	AOS_REASON_BUDGET_WARNING,
 	AOS_REASON_TOKEN_WARNING,
 	AOS_REASON_ALREADY_INGESTED,	/* check() of a call_id whose usage is recorded: nothing reserved */
+	AOS_REASON_MODEL_NOT_ALLOWED,
+	AOS_REASON_REQUEST_COST_CAP,
+	AOS_REASON_REQUEST_TOKEN_CAP,
+	AOS_REASON_CONCURRENCY_LIMIT,
 	AOS_REASON_COUNT
 } AosReason;
 
@@ -59,6 +63,7 @@ typedef struct AosVerdicts
 	bool		found;			/* the integration exists and is not deleted */
 	bool		enabled;		/* its status is 'enabled' */
 	AosMode		mode;
+	AosReason	policy;			/* a policy refusal (model, request caps, concurrency), else AOS_REASON_OK */
 	bool		rate_limited;	/* rpm or tpm would be exceeded */
 	AosLimitVerdict budget;
 	AosLimitVerdict tokens;
@@ -101,6 +106,9 @@ bool		aos_cus_rate_live(const AosRateWindow *w, int64_t now_us);
 
 /* Take back amount admitted in minute (an undone decision): from curr, or from prev once the window moved one minute on. */
 void		aos_cus_rate_unadmit(AosRateWindow *w, int64_t minute, int64_t amount);
+
+/* The weighted count the admission test compares: prev * (W - elapsed) / W + curr, rounded down (after aos_cus_rate_advance). */
+int64_t		aos_cus_rate_weighted(const AosRateWindow *w, int64_t now_us);
 
 /* Amount admitted in the current minute (after aos_cus_rate_advance). */
 int64_t		aos_cus_rate_current(const AosRateWindow *w);

@@ -123,6 +123,9 @@ CREATE TABLE aos_cus.cus_llm_usage (
     ingest_xid             xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
     -- Why cost_microcents is NULL (the pricing trigger fills it; NULL when priced).
     unpriced_reason        text,
+    -- Who and what the call was for (enforcement scopes): the end user, and flat string tags (at most 16).
+    subject                text CHECK (pg_catalog.octet_length(subject) BETWEEN 1 AND 255),
+    tags                   jsonb CHECK (pg_catalog.jsonb_typeof(tags) = 'object' AND pg_catalog.pg_column_size(tags) <= 8192),
     FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id),
     CHECK (reasoning_tokens <= output_tokens)
 ) PARTITION BY RANGE (started_at);

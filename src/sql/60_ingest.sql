@@ -8,7 +8,8 @@ CREATE TYPE aos_cus.usage_row AS (
     integration_id uuid, call_id text, provider text, model text, service_tier text, input_tokens bigint,
     cache_read_tokens bigint, cache_write_tokens bigint, cache_write_1h_tokens bigint, output_tokens bigint,
     reasoning_tokens bigint, input_audio_tokens bigint, output_audio_tokens bigint, latency_ms integer,
-    status text, error_code text, started_at timestamptz, metadata jsonb, cost_microcents bigint, price_id bigint);
+    status text, error_code text, started_at timestamptz, metadata jsonb, cost_microcents bigint, price_id bigint,
+    subject text, tags jsonb);
 COMMENT ON TYPE aos_cus.usage_row IS 'internal: a checked usage record as ingest_usage_batch() passes it to its INSERT';
 
 -- Records refused by ingest_usage_batch(): raw payload (first 64 kB) and reason. Kept 30 days by default
@@ -68,7 +69,7 @@ CREATE TRIGGER cus_llm_usage_key_truncate AFTER TRUNCATE ON aos_cus.cus_llm_usag
 REVOKE INSERT ON aos_cus.cus_llm_usage FROM aos_cus_app;
 GRANT INSERT (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, cache_read_tokens,
               cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
-              output_audio_tokens, latency_ms, status, error_code, started_at, metadata)
+              output_audio_tokens, latency_ms, status, error_code, started_at, metadata, subject, tags)
     ON aos_cus.cus_llm_usage TO aos_cus_app;
 
 CREATE FUNCTION aos_cus.ingest_usage(tenant_id uuid, record jsonb) RETURNS aos_cus.ingest_result

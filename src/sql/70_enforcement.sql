@@ -9,9 +9,11 @@ CREATE TYPE aos_cus.decision AS (
     budget_limit_microcents  bigint,
     tokens_used              bigint,
     token_limit              bigint,
-    period_resets_at         timestamptz
+    period_resets_at         timestamptz,
+    scope                    text,
+    dimension                text
 );
-COMMENT ON TYPE aos_cus.decision IS 'result of check(): allowed, warned or blocked, why, and the usage it was decided on';
+COMMENT ON TYPE aos_cus.decision IS 'result of check(): allowed, warned or blocked, why, the usage it was decided on, and the scope and dimension that decided';
 
 -- Warned and blocked decisions; pruned to aos_cus.enforcement_log_max_rows per tenant by check() itself.
 CREATE SEQUENCE aos_cus.cus_enforcement_log_id_seq AS bigint;
@@ -24,7 +26,8 @@ CREATE TABLE aos_cus.cus_enforcement_log (
     decision                   text NOT NULL CHECK (decision IN ('warned', 'blocked')),
     reason                     text NOT NULL CHECK (reason IN ('integration_not_found', 'integration_disabled',
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
-                               'already_ingested')),
+                               'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
+                               'concurrency_limit')),
     estimated_cost_microcents  bigint NOT NULL,
     estimated_tokens           bigint NOT NULL,
     budget_used_microcents     bigint NOT NULL,
@@ -68,11 +71,12 @@ CREATE TRIGGER enforcement_limits_updated
 REVOKE ALL ON FUNCTION aos_cus_internal.usage_settle_trigger(), aos_cus_internal.limits_changed_trigger() FROM PUBLIC;
 
 CREATE FUNCTION aos_cus.check(tenant_id uuid, integration_id uuid, estimated_cost_microcents bigint DEFAULT 0,
-                              estimated_tokens bigint DEFAULT 0, call_id text DEFAULT NULL)
+                              estimated_tokens bigint DEFAULT 0, call_id text DEFAULT NULL,
+                              subject text DEFAULT NULL, tags jsonb DEFAULT NULL, model text DEFAULT NULL)
     RETURNS aos_cus.decision
     AS 'MODULE_PATHNAME', 'aos_cus_check' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text) IS
-    'decides a call before it is made: state, rate, budget, tokens; with call_id an admitted estimate is reserved';
+COMMENT ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, jsonb, text) IS
+    'decides a call before it is made against every scope it touches (integration, tenant, subject, tags): state, rate, budget, tokens; with call_id an admitted estimate is reserved on all of them or none';
 
 CREATE FUNCTION aos_cus.check_budget_limit(tenant_id uuid, integration_id uuid, estimated_cost_microcents bigint DEFAULT 0)
     RETURNS aos_cus.decision
@@ -142,11 +146,11 @@ CREATE FUNCTION aos_cus.stat_enforcement(OUT name text, OUT value bigint) RETURN
     AS 'MODULE_PATHNAME', 'aos_cus_stat_enforcement' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.stat_enforcement() IS 'fill of the enforcement shared-memory tables and evictions';
 
-REVOKE ALL ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text), aos_cus.check_budget_limit(uuid, uuid, bigint),
+REVOKE ALL ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, jsonb, text), aos_cus.check_budget_limit(uuid, uuid, bigint),
     aos_cus.check_token_limit(uuid, uuid, bigint), aos_cus.check_rate_limit(uuid, uuid, bigint),
     aos_cus.current_usage(uuid, uuid), aos_cus.integration_limits(uuid, uuid),
     aos_cus.stat_decisions(), aos_cus.stat_enforcement() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text), aos_cus.check_budget_limit(uuid, uuid, bigint),
+GRANT EXECUTE ON FUNCTION aos_cus.check(uuid, uuid, bigint, bigint, text, text, jsonb, text), aos_cus.check_budget_limit(uuid, uuid, bigint),
     aos_cus.check_token_limit(uuid, uuid, bigint), aos_cus.check_rate_limit(uuid, uuid, bigint)
     TO aos_cus_admin, aos_cus_app;
 GRANT EXECUTE ON FUNCTION aos_cus.current_usage(uuid, uuid), aos_cus.integration_limits(uuid, uuid)

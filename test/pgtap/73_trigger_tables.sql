@@ -1,7 +1,7 @@
 -- Every aos_cus trigger function refuses a table other than its own (security review, finding 10: attaching
 -- usage_settle_trigger to a table with other column types crashed the server with SIGSEGV).
 BEGIN;
-SELECT plan(13);
+SELECT plan(15);
 
 CREATE TABLE public.not_usage (tenant_id int, integration_id text, call_id int, started_at text, cost_microcents text,
                                status text, id int);
@@ -55,22 +55,34 @@ SELECT throws_ok($$UPDATE public.not_usage SET id = 7$$, '39P01',
     'tenant_logins_changed on another table raises');
 DROP TRIGGER t8 ON public.not_usage;
 
-CREATE TRIGGER t9 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.webhook_queue_wake();
+CREATE TRIGGER t9 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.scope_limits_changed_trigger();
 SELECT throws_ok($$UPDATE public.not_usage SET id = 8$$, '39P01',
-    'aos_cus_internal.webhook_queue_wake() may only be attached to aos_cus.cus_webhook_deliveries, not to public.not_usage',
-    'webhook_queue_wake on another table raises');
+    'aos_cus_internal.scope_limits_changed_trigger() may only be attached to aos_cus.cus_scope_limits, not to public.not_usage',
+    'scope_limits_changed_trigger on another table raises');
 DROP TRIGGER t9 ON public.not_usage;
 
-CREATE TRIGGER t10 BEFORE INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_key_trigger();
+CREATE TRIGGER t10 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.policies_changed_trigger();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 9$$, '39P01',
+    'aos_cus_internal.policies_changed_trigger() may only be attached to aos_cus.cus_policies, not to public.not_usage',
+    'policies_changed_trigger on another table raises');
+DROP TRIGGER t10 ON public.not_usage;
+
+CREATE TRIGGER t11 AFTER UPDATE ON public.not_usage FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.webhook_queue_wake();
+SELECT throws_ok($$UPDATE public.not_usage SET id = 10$$, '39P01',
+    'aos_cus_internal.webhook_queue_wake() may only be attached to aos_cus.cus_webhook_deliveries, not to public.not_usage',
+    'webhook_queue_wake on another table raises');
+DROP TRIGGER t11 ON public.not_usage;
+
+CREATE TRIGGER t12 BEFORE INSERT ON public.not_usage FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_key_trigger();
 SELECT throws_ok($$INSERT INTO public.not_usage VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
     'aos_cus_internal.usage_key_trigger() may only be attached to aos_cus.cus_llm_usage, not to public.not_usage',
     'usage_key_trigger on another table raises');
-DROP TRIGGER t10 ON public.not_usage;
+DROP TRIGGER t12 ON public.not_usage;
 
 -- A partition passes for its root table only: one named like a usage partition, of another table, is refused.
 CREATE TABLE aos_cus.not_usage_parent (LIKE public.not_usage) PARTITION BY LIST (id);
 CREATE TABLE aos_cus.cus_llm_usage_p20990101 PARTITION OF aos_cus.not_usage_parent FOR VALUES IN (3);
-CREATE TRIGGER t11 AFTER INSERT ON aos_cus.not_usage_parent FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_settle_trigger();
+CREATE TRIGGER t13 AFTER INSERT ON aos_cus.not_usage_parent FOR EACH ROW EXECUTE FUNCTION aos_cus_internal.usage_settle_trigger();
 SELECT throws_ok($$INSERT INTO aos_cus.not_usage_parent VALUES (1, 'x', 2, 'y', 'z', 'enabled', 3)$$, '39P01',
     'aos_cus_internal.usage_settle_trigger() may only be attached to aos_cus.cus_llm_usage, not to aos_cus.cus_llm_usage_p20990101',
     'a partition of another table is refused');
@@ -81,8 +93,8 @@ SELECT is((SELECT count(*) FROM public.not_usage), 1::bigint, 'no refused statem
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'aos_cus_internal'::regnamespace AND p.prorettype = 'trigger'::regtype),
           ARRAY['health_queue_wake', 'integration_lifecycle', 'limits_changed_trigger', 'platform_table_guard',
-                'prices_changed', 'tenant_logins_changed', 'usage_key_trigger', 'usage_price_trigger', 'usage_settle_trigger',
-                'webhook_queue_wake'],
+                'policies_changed_trigger', 'prices_changed', 'scope_limits_changed_trigger', 'tenant_logins_changed',
+                'usage_key_trigger', 'usage_price_trigger', 'usage_settle_trigger', 'webhook_queue_wake'],
           'every aos_cus trigger function (all in aos_cus_internal) is covered');
 
 SELECT * FROM finish();

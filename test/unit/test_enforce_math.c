@@ -53,6 +53,9 @@ test_rate(void)
 	/* After 600 ms one slot has freed (weight 99.0), not two. */
 	CHECK(aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 1, &retry));
 	CHECK(!aos_cus_rate_admits(&w, t0 + MIN + 600000, 100, 2, &retry));
+	/* The weighted count explain_check() shows: 100 * (60 - 0.6) / 60 = 99 (rounded down), 50 half a minute in. */
+	CHECK(aos_cus_rate_weighted(&w, t0 + MIN + 600000) == 99);
+	CHECK(aos_cus_rate_weighted(&w, t0 + MIN + MIN / 2) == 50);
 	/* Half a minute in: 50 more fit. */
 	w.curr = 49;
 	CHECK(aos_cus_rate_admits(&w, t0 + MIN + MIN / 2, 100, 1, &retry));
@@ -78,7 +81,7 @@ test_rate(void)
 	CHECK(w.minute == -1);
 }
 
-/* Every combination of state, mode, rate, budget and token verdicts. */
+/* Every combination of state, mode, policy, rate, budget and token verdicts. */
 static void
 test_precedence(void)
 {
@@ -88,13 +91,15 @@ test_precedence(void)
 	for (int found = 0; found < 2; found++)
 		for (int enabled = 0; enabled < 2; enabled++)
 			for (int mode = 0; mode < 3; mode++)
+				for (int pol = 0; pol < 2; pol++)
 				for (int rate = 0; rate < 2; rate++)
 					for (int b = 0; b < 3; b++)
 						for (int t = 0; t < 3; t++)
 						{
-							AosVerdicts v = {found, enabled, mode, rate, b, t};
+							AosReason	policy = pol ? AOS_REASON_CONCURRENCY_LIMIT : AOS_REASON_OK;
+							AosVerdicts v = {found, enabled, mode, policy, rate, b, t};
 							AosDecision d = aos_cus_decide(&v, &r);
-							AosReason	want_block = rate ? AOS_REASON_RATE_LIMITED :
+							AosReason	want_block = pol ? policy : rate ? AOS_REASON_RATE_LIMITED :
 								b == AOS_LIMIT_EXCEEDED ? AOS_REASON_BUDGET_EXCEEDED :
 								t == AOS_LIMIT_EXCEEDED ? AOS_REASON_TOKEN_LIMIT_EXCEEDED : AOS_REASON_OK;
 							AosReason	want_warn = b == AOS_LIMIT_WARN ? AOS_REASON_BUDGET_WARNING :
@@ -114,7 +119,9 @@ test_precedence(void)
 							else
 								CHECK(d == AOS_DECISION_ALLOWED && r == AOS_REASON_OK);
 						}
-	CHECK(combos == 216);
+	CHECK(combos == 432);
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_MODEL_NOT_ALLOWED), "model_not_allowed");
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_CONCURRENCY_LIMIT), "concurrency_limit");
 	CHECK_STR(aos_cus_decision_name(AOS_DECISION_WARNED), "warned");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_ALREADY_INGESTED), "already_ingested");

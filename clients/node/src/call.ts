@@ -120,6 +120,7 @@ export class CallRecorder {
     const err = blockedError({
       reason: row.reason,
       scope: row.scope ?? 'integration',
+      dimension: row.dimension ?? null,
       retryAfterMs: row.retry_after_ms === null ? null : Number(row.retry_after_ms),
       callId: this.callId,
       periodResetsAt: row.period_resets_at,

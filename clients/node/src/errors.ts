@@ -3,7 +3,10 @@
 /** What check() answered when it blocked a call. */
 export interface BlockDetails {
   reason: string;
+  /** The scope that blocked: integration:<id>, tenant, subject:<value> or tag:<key>=<value>. */
   scope: string;
+  /** What blocked on it: status, rpm, tpm, budget or tokens (null from servers before 0.2.0). */
+  dimension: string | null;
   retryAfterMs: number | null;
   callId: string;
   periodResetsAt: Date | null;

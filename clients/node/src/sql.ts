@@ -29,7 +29,9 @@ export interface DecisionRow {
   tokens_used: string | null;
   token_limit: string | null;
   period_resets_at: Date | null;
+  /** The scope and dimension that decided (aos_cus 0.2.0; absent from older servers). */
   scope?: string | null;
+  dimension?: string | null;
 }
 
 // FROM set_config(...) AS s, LATERAL fn(s.tenant, ...): the function's tenant argument is set_config's result,

@@ -47,7 +47,8 @@ describe('enforce mode', () => {
     const err = await tight.openai.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 100 }).catch((e) => e);
     assert.ok(err instanceof BudgetExceededError, String(err));
     assert.equal(err.reason, 'token_limit_exceeded');
-    assert.equal(err.scope, 'integration');
+    assert.equal(err.scope, `integration:${tight.integration}`);
+    assert.equal(err.details.dimension, 'tokens');
     assert.equal(err.details.tokenLimit, BigInt(expected - 1));
     assert.equal(mock.requests.length, before, 'no provider call');
   });
