@@ -84,12 +84,12 @@ aos_cus_shmem_startup(void)
 
 /* Raise 55000 naming the setting when shared memory is needed but absent. */
 void
-aos_cus_require_preload(const char *feature)
+aos_cus_require_preload(void)
 {
 	if (!aos_cus_preloaded)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s requires aos_cus to be loaded via shared_preload_libraries", feature),
+				 errmsg("aos_cus must be loaded via shared_preload_libraries"),
 				 errhint("Add aos_cus to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 

@@ -10,7 +10,7 @@
 extern bool aos_cus_preloaded;
 
 /* Raise 55000 naming shared_preload_libraries when a preload-only feature is used without it. */
-extern void aos_cus_require_preload(const char *feature);
+extern void aos_cus_require_preload(void);
 
 /* Raise 22004 naming the argument when argument n is NULL. */
 extern void aos_cus_require_arg(FunctionCallInfo fcinfo, int n, const char *name);

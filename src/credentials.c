@@ -476,7 +476,7 @@ keyring_index(uint32_t version)
 static void
 require_keyring(void)
 {
-	aos_cus_require_preload("credential encryption");
+	aos_cus_require_preload();
 	if (!keyring_loaded)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -2633,7 +2633,7 @@ amount_arg(FunctionCallInfo fcinfo, int n, const char *name)
 static void
 read_request(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 {
-	aos_cus_require_preload(fname);
+	aos_cus_require_preload();
 	memset(req, 0, sizeof(*req));
 	req->key.dbid = MyDatabaseId;
 	req->key.tenant = *uuid_arg(fcinfo, 0, "tenant_id");
@@ -2956,7 +2956,7 @@ aos_cus_release_reservation(PG_FUNCTION_ARGS)
 	EnfResKey	rk;
 	EnfReservation *r;
 
-	aos_cus_require_preload("aos_cus.release_reservation()");
+	aos_cus_require_preload();
 	tenant = uuid_arg(fcinfo, 0, "tenant_id");
 	aos_cus_require_arg(fcinfo, 1, "call_id");
 	call_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -3075,7 +3075,7 @@ aos_cus_stat_decisions(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	aos_cus_require_preload("aos_cus.stat_decisions()");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_decisions()");
 	InitMaterializedSRF(fcinfo, 0);
 	for (int d = 0; d < AOS_DECISION_COUNT; d++)
@@ -3103,7 +3103,7 @@ aos_cus_stat_enforcement(PG_FUNCTION_ARGS)
 		"log_skipped_read_only"
 	};
 
-	aos_cus_require_preload("aos_cus.stat_enforcement()");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_enforcement()");
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(enf->lock, LW_SHARED);
@@ -3195,7 +3195,7 @@ aos_cus_enforce_budget_snapshot(AosBudgetRow **rows)
 	TimestampTz now = GetCurrentTimestamp();
 	int			n = 0;
 
-	aos_cus_require_preload("budget statistics");
+	aos_cus_require_preload();
 	LWLockAcquire(enf->lock, LW_SHARED);
 	*rows = palloc(Max(hash_get_num_entries(enf_hash), 1) * sizeof(AosBudgetRow));
 	hash_seq_init(&seq, enf_hash);
@@ -3227,7 +3227,7 @@ aos_cus_enforce_budget_snapshot(AosBudgetRow **rows)
 void
 aos_cus_enforce_reset_decisions(void)
 {
-	aos_cus_require_preload("aos_cus.stat_reset()");
+	aos_cus_require_preload();
 	for (int d = 0; d < AOS_DECISION_COUNT; d++)
 		for (int r = 0; r < AOS_REASON_COUNT; r++)
 			pg_atomic_write_u64(&enf->decisions[d][r], 0);

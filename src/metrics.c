@@ -372,7 +372,7 @@ aos_cus_metrics(PG_FUNCTION_ARGS)
 {
 	StringInfoData buf;
 
-	aos_cus_require_preload("aos_cus.metrics()");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.metrics()");
 	initStringInfo(&buf);
 	emit_event_counters(&buf);
@@ -398,7 +398,7 @@ aos_cus_stat_usage(PG_FUNCTION_ARGS)
 	AosUsageStatsRow *rows;
 	int			n;
 
-	aos_cus_require_preload("aos_cus.stat_usage");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_usage()");
 	InitMaterializedSRF(fcinfo, 0);
 	n = aos_cus_usage_stats_snapshot(&rows);
@@ -428,7 +428,7 @@ aos_cus_stat_shmem(PG_FUNCTION_ARGS)
 	int64		used,
 				capacity;
 
-	aos_cus_require_preload("aos_cus.stat_shmem");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_shmem()");
 	InitMaterializedSRF(fcinfo, 0);
 	aos_cus_usage_stats_fill(&used, &capacity);
@@ -446,7 +446,7 @@ aos_cus_stat_budget(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	BudgetReport report;
 
-	aos_cus_require_preload("aos_cus.stat_budget");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_budget()");
 	InitMaterializedSRF(fcinfo, 0);
 	budget_report(&report);
@@ -472,7 +472,7 @@ aos_cus_stat_budget(PG_FUNCTION_ARGS)
 Datum
 aos_cus_stat_reset(PG_FUNCTION_ARGS)
 {
-	aos_cus_require_preload("aos_cus.stat_reset()");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_reset()");
 	aos_cus_stats_reset();
 	aos_cus_usage_stats_reset();

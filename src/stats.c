@@ -86,7 +86,7 @@ aos_cus_stat_name(AosCusStat which)
 uint64
 aos_cus_stat_get(AosCusStat which)
 {
-	aos_cus_require_preload("event counters");
+	aos_cus_require_preload();
 	return pg_atomic_read_u64(&stats->counters[which]);
 }
 
@@ -94,7 +94,7 @@ aos_cus_stat_get(AosCusStat which)
 void
 aos_cus_stats_reset(void)
 {
-	aos_cus_require_preload("event counters");
+	aos_cus_require_preload();
 	for (int i = 0; i < AOS_STAT_COUNT; i++)
 		pg_atomic_write_u64(&stats->counters[i], 0);
 	stats->reset_at = GetCurrentTimestamp();
@@ -106,7 +106,7 @@ aos_cus_stat_counters(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	aos_cus_require_preload("aos_cus.stat_counters()");
+	aos_cus_require_preload();
 	aos_cus_assert_no_tenant("aos_cus.stat_counters()");
 	InitMaterializedSRF(fcinfo, 0);
 	for (int i = 0; i < AOS_STAT_COUNT; i++)

@@ -231,7 +231,7 @@ aos_cus_usage_stats_snapshot(AosUsageStatsRow **rows)
 	UsageStatsEntry *entry;
 	int			n = 0;
 
-	aos_cus_require_preload("usage statistics");
+	aos_cus_require_preload();
 	LWLockAcquire(shared->lock, LW_SHARED);
 	*rows = palloc(Max(hash_get_num_entries(table), 1) * sizeof(AosUsageStatsRow));
 	hash_seq_init(&seq, table);
@@ -255,7 +255,7 @@ aos_cus_usage_stats_snapshot(AosUsageStatsRow **rows)
 void
 aos_cus_usage_stats_fill(int64 *used, int64 *capacity)
 {
-	aos_cus_require_preload("usage statistics");
+	aos_cus_require_preload();
 	LWLockAcquire(shared->lock, LW_SHARED);
 	*used = hash_get_num_entries(table);
 	LWLockRelease(shared->lock);
@@ -269,7 +269,7 @@ aos_cus_usage_stats_reset(void)
 	HASH_SEQ_STATUS seq;
 	UsageStatsEntry *entry;
 
-	aos_cus_require_preload("usage statistics");
+	aos_cus_require_preload();
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, table);
 	while ((entry = hash_seq_search(&seq)) != NULL)

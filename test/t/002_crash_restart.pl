@@ -27,7 +27,7 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 $node->restart;
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM aos_cus.stat_counters()');
 isnt($ret, 0, 'stat_counters() fails without preload');
-like($err, qr/requires aos_cus to be loaded via shared_preload_libraries/, 'the error names shared_preload_libraries');
+like($err, qr/aos_cus must be loaded via shared_preload_libraries/, 'the error names shared_preload_libraries');
 is($node->safe_psql('postgres', q{SET aos_cus.tenant_id = '00000000-0000-0000-0000-000000000001'; SELECT aos_cus.current_tenant()}),
 	'00000000-0000-0000-0000-000000000001', 'pure functions work without preload');
 

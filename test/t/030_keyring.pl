@@ -160,7 +160,7 @@ unlike(slurp_file($node->logfile), qr/from-the-environment|outside-the-prefix/, 
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 $node->restart;
 ($ret, $out, $err) = $node->psql('postgres', "SELECT aos_cus.encrypt_credential('$t', '$i', 'sk-proj-keyring-test-000000')");
-like($err, qr/credential encryption requires aos_cus to be loaded via shared_preload_libraries/, 'without preload, encryption names the setting');
+like($err, qr/aos_cus must be loaded via shared_preload_libraries/, 'without preload, encryption names the setting');
 is($node->safe_psql('postgres', q{SELECT aos_cus.validate_credential_format('env://AOS_CUS_X')}), 'env',
 	'without preload, validate_credential_format works');
 

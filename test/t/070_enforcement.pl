@@ -132,7 +132,7 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 $node->restart;
 my ($ret, $out, $err) = $node->psql('postgres', qq{SELECT * FROM aos_cus.check('$T', '$CRASH')});
 isnt($ret, 0, 'check() fails without preload');
-like($err, qr/aos_cus\.check\(\) requires aos_cus to be loaded via shared_preload_libraries/, 'the error names shared_preload_libraries');
+like($err, qr/aos_cus must be loaded via shared_preload_libraries/, 'the error names shared_preload_libraries');
 ($ret, $out, $err) = $node->psql('postgres', qq{SELECT * FROM aos_cus.current_usage('$T', '$CRASH')});
 like($err, qr/shared_preload_libraries/, 'current_usage() names it too');
 is($node->safe_psql('postgres', qq{
