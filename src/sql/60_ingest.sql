@@ -247,7 +247,10 @@ BEGIN
             ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
         UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
     END IF;
-    PERFORM aos_cus.maintain_partitions();
+    -- Under Citus, partitions of the distributed tables are made on the coordinator (citus_rollup()).
+    IF aos_cus_internal.node_rows_filter() OPERATOR(pg_catalog.=) 'true' THEN
+        PERFORM aos_cus.maintain_partitions();
+    END IF;
     RETURN folded;
 END
 $$;

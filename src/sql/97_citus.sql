@@ -190,9 +190,11 @@ BEGIN
         END IF;
         RETURN NEXT;
     END LOOP;
+    -- Time partitions of distributed tables are created (and dropped) from the coordinator only.
+    PERFORM aos_cus.maintain_partitions();
 END
 $$;
 COMMENT ON FUNCTION aos_cus.citus_rollup() IS
-    'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots); folded NULL and a WARNING where it failed; operator only';
+    'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots), then maintain_partitions() here; folded NULL and a WARNING where it failed; operator only';
 REVOKE ALL ON FUNCTION aos_cus.citus_rollup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.citus_rollup() TO aos_cus_operator;

@@ -4302,3 +4302,57 @@ COMMENT ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamp
 REVOKE ALL ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.hourly_aggregates(uuid, uuid, timestamptz, timestamptz) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 SELECT aos_cus.rebuild_daily(((pg_catalog.now() - interval '35 days') AT TIME ZONE 'UTC')::date, (pg_catalog.now() AT TIME ZONE 'UTC')::date + 1);
+
+-- Citus with time partitions (issues 19, 20): partitions of the distributed tables are made on the coordinator by
+-- citus_rollup(); rollup_usage() on a Citus worker leaves them alone.
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    -- Under Citus, partitions of the distributed tables are made on the coordinator (citus_rollup()).
+    IF aos_cus_internal.node_rows_filter() OPERATOR(pg_catalog.=) 'true' THEN
+        PERFORM aos_cus.maintain_partitions();
+    END IF;
+    RETURN folded;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.citus_rollup(OUT nodename text, OUT nodeport integer, OUT folded bigint) RETURNS SETOF record
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_rollup()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_rollup() requires the citus extension';
+    END IF;
+    FOR r IN EXECUTE 'SELECT w.nodename, w.nodeport, w.success, w.result
+                        FROM pg_catalog.run_command_on_workers(''SELECT aos_cus.rollup_usage()'') w ORDER BY 1, 2' LOOP
+        nodename := r.nodename; nodeport := r.nodeport; folded := NULL;
+        IF r.success THEN
+            folded := r.result::bigint;
+        ELSE
+            RAISE WARNING 'rollup_usage() failed on %:%: %', r.nodename, r.nodeport, r.result;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    -- Time partitions of distributed tables are created (and dropped) from the coordinator only.
+    PERFORM aos_cus.maintain_partitions();
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_rollup() IS
+    'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots), then maintain_partitions() here; folded NULL and a WARNING where it failed; operator only';
