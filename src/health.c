@@ -11,6 +11,7 @@
 #include "aos_cus.h"
 #include "credentials.h"
 #include "health.h"
+#include "worker_wake.h"
 #include "health_probe.h"
 #include "integrations.h"
 #include "stats.h"
@@ -38,17 +39,8 @@ char	   *aos_cus_health_ca_file = NULL;
 int			aos_cus_health_max_in_flight = 8;
 static int	health_history_keep = 100;
 
-typedef struct HealthShared
-{
-	slock_t		mutex;
-	Latch	   *worker_latch;
-} HealthShared;
-
-static HealthShared *health_shared = NULL;
-
-/* Set by the queue trigger; the commit callback wakes the worker when it is set. */
-static bool wake_at_commit = false;
-static bool xact_callback_registered = false;
+/* The worker this module wakes at commit (worker_wake.h). */
+static AosWorkerWake health_wake = {.shmem_name = "aos_cus health"};
 
 PG_FUNCTION_INFO_V1(aos_cus_test_credentials);
 PG_FUNCTION_INFO_V1(aos_cus_health_queue_wake);
@@ -103,71 +95,29 @@ aos_cus_health_init(void)
 void
 aos_cus_health_register_worker(void)
 {
-	BackgroundWorker worker;
-
-	if (!aos_cus_health_worker_enabled)
-		return;
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "aos_cus", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "aos_cus_health_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "aos_cus health worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "aos_cus health worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	if (aos_cus_health_worker_enabled)
+		aos_cus_worker_register("aos_cus_health_worker_main", "aos_cus health worker");
 }
 
 /* Bytes of shared memory for the worker's latch. */
 Size
 aos_cus_health_shmem_size(void)
 {
-	return MAXALIGN(sizeof(HealthShared));
+	return aos_cus_worker_wake_shmem_size();
 }
 
 /* Create or attach the shared state (under AddinShmemInitLock). */
 void
 aos_cus_health_shmem_init(void)
 {
-	bool		found;
-
-	health_shared = ShmemInitStruct("aos_cus health", sizeof(HealthShared), &found);
-	if (!found)
-	{
-		SpinLockInit(&health_shared->mutex);
-		health_shared->worker_latch = NULL;
-	}
+	aos_cus_worker_wake_shmem_init(&health_wake);
 }
 
 /* Publish or clear the worker's latch. */
 void
 aos_cus_health_set_worker_latch(Latch *latch)
 {
-	SpinLockAcquire(&health_shared->mutex);
-	health_shared->worker_latch = latch;
-	SpinLockRelease(&health_shared->mutex);
-}
-
-/* At commit, wake the worker if this transaction queued a check. */
-static void
-health_xact_callback(XactEvent event, void *arg)
-{
-	Latch	   *latch;
-
-	if (!wake_at_commit)
-		return;
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_at_commit = false;
-	if (event != XACT_EVENT_COMMIT)
-		return;
-	wake_at_commit = false;
-	if (health_shared == NULL)
-		return;
-	SpinLockAcquire(&health_shared->mutex);
-	latch = health_shared->worker_latch;
-	SpinLockRelease(&health_shared->mutex);
-	if (latch != NULL)
-		SetLatch(latch);
+	aos_cus_worker_wake_set_latch(&health_wake, latch);
 }
 
 /* Row trigger on cus_health_checks: wake the worker when this transaction commits. */
@@ -177,12 +127,7 @@ aos_cus_health_queue_wake(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.health_queue_wake()", "cus_health_checks");
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(health_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	wake_at_commit = true;
+	aos_cus_worker_wake_at_commit(&health_wake);
 	aos_cus_stat_add(AOS_STAT_HEALTH_CHECKS_QUEUED, 1);
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }

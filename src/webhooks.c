@@ -15,6 +15,7 @@
 #include "tenancy.h"
 #include "webhook.h"
 #include "webhooks.h"
+#include "worker_wake.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -39,15 +40,8 @@ int			aos_cus_webhook_projection_interval_s = 300;
 int			aos_cus_webhook_max_in_flight = 16;
 int			aos_cus_webhook_retention_s = 30 * 86400;
 
-typedef struct WebhookShared
-{
-	slock_t		mutex;
-	Latch	   *worker_latch;
-} WebhookShared;
-
-static WebhookShared *webhook_shared = NULL;
-static bool wake_at_commit = false;
-static bool xact_callback_registered = false;
+/* The worker this module wakes at commit (worker_wake.h). */
+static AosWorkerWake webhooks_wake = {.shmem_name = "aos_cus webhooks"};
 static SPIPlanPtr emit_plan = NULL;
 
 PG_FUNCTION_INFO_V1(aos_cus_create_webhook);
@@ -96,71 +90,29 @@ aos_cus_webhooks_init(void)
 void
 aos_cus_webhooks_register_worker(void)
 {
-	BackgroundWorker worker;
-
-	if (!aos_cus_webhook_worker_enabled)
-		return;
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	strlcpy(worker.bgw_library_name, "aos_cus", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "aos_cus_webhook_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "aos_cus webhook worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "aos_cus webhook worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	if (aos_cus_webhook_worker_enabled)
+		aos_cus_worker_register("aos_cus_webhook_worker_main", "aos_cus webhook worker");
 }
 
 /* Bytes of shared memory for the worker's latch. */
 Size
 aos_cus_webhooks_shmem_size(void)
 {
-	return MAXALIGN(sizeof(WebhookShared));
+	return aos_cus_worker_wake_shmem_size();
 }
 
 /* Create or attach the shared state (under AddinShmemInitLock). */
 void
 aos_cus_webhooks_shmem_init(void)
 {
-	bool		found;
-
-	webhook_shared = ShmemInitStruct("aos_cus webhooks", sizeof(WebhookShared), &found);
-	if (!found)
-	{
-		SpinLockInit(&webhook_shared->mutex);
-		webhook_shared->worker_latch = NULL;
-	}
+	aos_cus_worker_wake_shmem_init(&webhooks_wake);
 }
 
 /* Publish or clear the worker's latch. */
 void
 aos_cus_webhooks_set_worker_latch(Latch *latch)
 {
-	SpinLockAcquire(&webhook_shared->mutex);
-	webhook_shared->worker_latch = latch;
-	SpinLockRelease(&webhook_shared->mutex);
-}
-
-/* At commit, wake the worker if this transaction queued deliveries. */
-static void
-webhook_xact_callback(XactEvent event, void *arg)
-{
-	Latch	   *latch;
-
-	if (!wake_at_commit)
-		return;
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_at_commit = false;
-	if (event != XACT_EVENT_COMMIT)
-		return;
-	wake_at_commit = false;
-	if (webhook_shared == NULL)
-		return;
-	SpinLockAcquire(&webhook_shared->mutex);
-	latch = webhook_shared->worker_latch;
-	SpinLockRelease(&webhook_shared->mutex);
-	if (latch != NULL)
-		SetLatch(latch);
+	aos_cus_worker_wake_set_latch(&webhooks_wake, latch);
 }
 
 /* Statement trigger on cus_webhook_deliveries: wake the worker when this transaction commits. */
@@ -168,12 +120,7 @@ Datum
 aos_cus_webhook_queue_wake(PG_FUNCTION_ARGS)
 {
 	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.webhook_queue_wake()", "cus_webhook_deliveries");
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(webhook_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-	wake_at_commit = true;
+	aos_cus_worker_wake_at_commit(&webhooks_wake);
 	return PointerGetDatum(NULL);
 }
 
