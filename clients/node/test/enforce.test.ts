@@ -65,6 +65,18 @@ describe('enforce mode', () => {
     assert.equal(err.details.tokenLimit, BigInt(expected - 1));
   });
 
+  test('subject and tags reach check(): a subject budget blocks that subject only; usage is settled to the subject', async () => {
+    const { tenant, integration, openai } = await enforced({});
+    await asTenant(tenant, `SELECT aos_cus.set_scope_limits($1, 'subject:heavy', '{"budget_microcents": 1, "budget_period": "month"}')`, [tenant]);
+    const err = await openai.chat.completions.create({ model: 'gpt-4o', messages }, { aosCus: { subject: 'heavy', tags: { team: 'a' } } } as any).catch((e) => e);
+    assert.ok(err instanceof BudgetExceededError, String(err));
+    assert.equal(err.scope, 'subject:heavy');
+    await openai.chat.completions.create({ model: 'gpt-4o', messages }, { aosCus: { subject: 'light', callId: 'light-1' } } as any);
+    await reporter.flush();
+    const rows = await usageRows(integration);
+    assert.deepEqual(rows.map((r) => [r.status, r.subject, r.tags]), [['blocked', 'heavy', { team: 'a' }], ['success', 'light', null]]);
+  });
+
   test('an exhausted budget throws BudgetExceededError before any provider call; the block is recorded', async () => {
     const { integration, openai } = await enforced({ budget_microcents: 1, budget_period: 'month' });
     const before = mock.requests.length;
