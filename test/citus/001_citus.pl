@@ -153,8 +153,10 @@ like($err, qr/no tenant is set/,
 my $dec_before = $coord->safe_psql('postgres', q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions()});
 is($coord->safe_psql('postgres', qq{BEGIN; SELECT decision FROM aos_cus.check('$T1', '$integ{$T1}', 1, 1); COMMIT;}),
 	'allowed', 'check() inside BEGIN ... COMMIT through the coordinator');
+is($coord->safe_psql('postgres', qq{PREPARE q(uuid, uuid) AS SELECT decision FROM aos_cus.check(\$1, \$2, 1, 1);
+BEGIN; EXECUTE q('$T1', '$integ{$T1}'); COMMIT;}), 'allowed', 'check() with bind parameters inside BEGIN ... COMMIT');
 is($coord->safe_psql('postgres', q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions()}), $dec_before,
-	'inside a transaction block the worker decided, not the coordinator');
+	'inside a transaction block, with constants or parameters, the worker decided, not the coordinator');
 # PostgREST: authenticator, SET LOCAL ROLE (Citus opens the worker connection as that role: it needs LOGIN), claims
 # by set_config(). set_config() does not travel to the worker: refused there (fails closed). A pre-request function
 # that re-states the tenant with SET LOCAL, with citus.propagate_set_commands = 'local', makes it travel.
