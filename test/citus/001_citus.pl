@@ -353,8 +353,10 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_histo
 # Key rotation across nodes: version 2 appended to the one keyring, every node restarted, one rotation.
 write_keyring(2);
 $_->restart for @nodes;
-is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '3',
-	'rotate_encryption_key() through the coordinator re-encrypts the credentials of every worker');
+is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '4',
+	'rotate_encryption_key() through the coordinator re-encrypts the credentials (3) and the webhook secret (1) of every worker');
+is($node_of{ $port_of{$T1} }->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_webhooks WHERE secret_ref LIKE 'encrypted://v1/2/%'}),
+	'1', 'the webhook secret on the tenant\'s worker is under version 2');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE 'encrypted://v1/2/%'}),
 	'0', 'every credential under version 2');
 for my $t ($T1, $T2)
