@@ -73,7 +73,7 @@ export function detectEstimators(db: Queryable): Promise<Estimators> {
   let p = estimators.get(db);
   if (!p) {
     p = run<{ estimate_call: boolean; count_tokens: boolean }>(db, 'aos_cus_node_estimators',
-      `SELECT pg_catalog.to_regprocedure('aos_cus.estimate_call(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4)') IS NOT NULL AS estimate_call,
+      `SELECT pg_catalog.to_regprocedure('aos_cus.estimate_call(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4, pg_catalog.text, pg_catalog.timestamptz)') IS NOT NULL AS estimate_call,
               pg_catalog.to_regprocedure('aos_cus.count_tokens(pg_catalog.text, pg_catalog.text)') IS NOT NULL AS count_tokens`, [])
       .then((r) => ({ estimateCall: r.rows[0].estimate_call, countTokens: r.rows[0].count_tokens }));
     estimators.set(db, p);
@@ -96,16 +96,17 @@ export interface EstimateInput {
   maxOutputTokens: number;
 }
 
-/** Columns of estimate_call's row: worst-case cost and tokens when it has them, else the estimate. */
-function fromEstimateCall(row: Record<string, unknown>): { tokens: string; cost: string } | undefined {
-  const cols = Object.keys(row).filter((k) => row[k] !== null && /^-?\d+$/.test(String(row[k])));
-  const pick = (re: RegExp) => cols.filter((k) => re.test(k));
-  const cost = pick(/worst.*cost|cost.*worst/)[0] ?? pick(/cost/)[0];
-  const input = pick(/input.*tokens/)[0];
-  const output = pick(/(worst|max).*output.*tokens|output.*tokens/)[0];
-  if (!cost || !input) return undefined;
-  const tokens = BigInt(String(row[input])) + (output ? BigInt(String(row[output])) : 0n);
-  return { tokens: tokens.toString(), cost: String(row[cost]) };
+/** Tokens and cost of estimate_call's row: input plus worst-case output, worst-case cost; undefined when unpriced. */
+function fromEstimateCall(row: EstimateCallRow): { tokens: string; cost: string } | undefined {
+  if (row.worst_case_cost_microcents === null || row.worst_case_output_tokens === null) return undefined;
+  return { tokens: (BigInt(row.input_tokens) + BigInt(row.worst_case_output_tokens)).toString(), cost: row.worst_case_cost_microcents };
+}
+
+/** The estimate_call columns checkCall reads (bigints as strings). */
+interface EstimateCallRow {
+  input_tokens: string;
+  worst_case_output_tokens: string | null;
+  worst_case_cost_microcents: string | null;
 }
 
 /**
@@ -117,9 +118,10 @@ export async function checkCall(db: Queryable, binding: TenantBinding, tenant: s
   const have = await detectEstimators(db);
   const check = (cost: string, tokens: string) => 'aos_cus."check"($TENANT, $2::pg_catalog.uuid, ' + cost + ', ' + tokens + ', $3::pg_catalog.text) AS c';
   if (have.estimateCall) {
-    const r = await run<Record<string, unknown>>(db, 'aos_cus_node_estimate_call',
-      'SELECT e.* FROM aos_cus.estimate_call($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.jsonb, $4::pg_catalog.int4) AS e',
-      [est.provider, est.model, JSON.stringify(est.input), est.maxOutputTokens]);
+    const r = await run<EstimateCallRow>(db, 'aos_cus_node_estimate_call',
+      'SELECT e.input_tokens, e.worst_case_output_tokens, e.worst_case_cost_microcents ' +
+      'FROM aos_cus.estimate_call($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.jsonb, $4::pg_catalog.int4) AS e',
+      [est.provider, est.model, JSON.stringify(est.input), est.maxOutputTokens > 0 ? est.maxOutputTokens : null]);
     const picked = r.rows[0] && fromEstimateCall(r.rows[0]);
     if (picked) {
       const text = `SELECT c.* ${tenantFrom(binding, check('$4::pg_catalog.int8', '$5::pg_catalog.int8'))}`;

@@ -37,9 +37,9 @@ async function enforced(limits: object, provider = 'openai') {
 }
 
 describe('enforce mode', () => {
-  test('the estimate is count_tokens of the prompt + chat overhead + max tokens: a token limit of exactly that admits, one less blocks', async () => {
-    const [{ n }] = await adminQuery(`SELECT aos_cus.count_tokens($1, 'gpt-4o') AS n`, [messages.map((m) => m.content).join('\n')]);
-    const expected = n + 3 * 2 + 3 + 100;
+  test('the estimate is estimate_call: exact message tokens + max tokens; a token limit of exactly that admits, one less blocks', async () => {
+    const [{ n }] = await adminQuery(`SELECT aos_cus.count_message_tokens($1::jsonb, 'gpt-4o') AS n`, [JSON.stringify(messages)]);
+    const expected = Number(n) + 100;
     const ok = await enforced({ token_limit: expected, token_period: 'total' });
     await ok.openai.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 100 });
     const tight = await enforced({ token_limit: expected - 1, token_period: 'total' });
