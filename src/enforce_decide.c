@@ -53,9 +53,9 @@ static SPIPlanPtr prune_plan = NULL;
 
 /* ---------- the decision ---------- */
 
-/* The dimension a reason speaks of (status, rpm, tpm, budget, tokens); NULL for ok. */
+/* The dimension a reason speaks of (status, rpm, tpm, rph, rpd, budget, tokens, ...); NULL for ok. */
 static const char *
-reason_dimension(AosReason reason, bool rpm_refused)
+reason_dimension(AosReason reason, bool rpm_refused, bool rpd_refused)
 {
 	switch (reason)
 	{
@@ -64,6 +64,8 @@ reason_dimension(AosReason reason, bool rpm_refused)
 			return "status";
 		case AOS_REASON_RATE_LIMITED:
 			return rpm_refused ? "rpm" : "tpm";
+		case AOS_REASON_REQUEST_QUOTA:
+			return rpd_refused ? "rpd" : "rph";
 		case AOS_REASON_BUDGET_EXCEEDED:
 		case AOS_REASON_BUDGET_WARNING:
 			return "budget";
@@ -98,8 +100,8 @@ enf_decide_unknown(const EnfKey *key, EnfResult *res)
 	s->key = *key;
 	s->decision = res->decision;
 	s->reason = res->reason;
-	s->dimension = reason_dimension(res->reason, false);
-	s->budget_limit = s->token_limit = s->rpm = s->tpm = -1;
+	s->dimension = reason_dimension(res->reason, false, false);
+	s->budget_limit = s->token_limit = s->rpm = s->tpm = s->rph = s->rpd = -1;
 	TIMESTAMP_NOBEGIN(s->budget_start);
 	TIMESTAMP_NOEND(s->budget_end);
 	s->token_start = s->budget_start;
@@ -134,10 +136,10 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, AosR
 	v.enabled = e->lim.enabled;
 	v.mode = e->lim.mode;
 	v.policy = policy;
-	v.rate_limited = false;
+	v.rate_limited = v.quota_exceeded = false;
 	v.budget = v.tokens = AOS_LIMIT_OK;
 	sr->rate_retry = 0;
-	sr->rpm_refused = sr->tpm_refused = false;
+	sr->rpm_refused = sr->tpm_refused = sr->rph_refused = sr->rpd_refused = false;
 	aos_cus_rate_advance(&e->requests, now);
 	aos_cus_rate_advance(&e->token_rate, now);
 	if (req->dims & ENF_RATE)
@@ -155,6 +157,22 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, AosR
 			sr->rate_retry = Max(sr->rate_retry, retry);
 		}
 	}
+	/* Request quotas: the requests already admitted in the calendar hour and day (check() and explain_check()). */
+	if (req->dims == ENF_ALL)
+	{
+		if (e->lim.rph >= 0 && e->hour_requests >= e->lim.rph)
+			v.quota_exceeded = sr->rph_refused = true;
+		if (e->lim.rpd >= 0 && e->day_requests >= e->lim.rpd)
+			v.quota_exceeded = sr->rpd_refused = true;
+	}
+	sr->rph = e->lim.rph;
+	sr->rpd = e->lim.rpd;
+	sr->rph_used = e->hour_requests;
+	sr->rpd_used = e->day_requests;
+	sr->hour_start = e->hour_start;
+	sr->hour_end = e->hour_end;
+	sr->day_start = e->day_start;
+	sr->day_end = e->day_end;
 	if (req->dims & ENF_BUDGET)
 		v.budget = aos_cus_limit_verdict(used_cost, req->est_cost, e->lim.budget, e->lim.warn_pct);
 	if (req->dims & ENF_TOKENS)
@@ -167,7 +185,7 @@ decide_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, AosR
 	sr->rpm_used = aos_cus_rate_weighted(&e->requests, now);
 	sr->tpm_used = aos_cus_rate_weighted(&e->token_rate, now);
 	sr->decision = aos_cus_decide(&v, &sr->reason);
-	sr->dimension = reason_dimension(sr->reason, sr->rpm_refused);
+	sr->dimension = reason_dimension(sr->reason, sr->rpm_refused, sr->rpd_refused);
 }
 
 /* Count an admitted request on one scope instance (its spinlock held) and report its position and new alerts. */
@@ -183,8 +201,12 @@ admit_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, bool 
 	{
 		e->requests.curr++;
 		e->token_rate.curr = sat_add(e->token_rate.curr, req->est_tokens);
+		e->hour_requests = sat_add(e->hour_requests, 1);
+		e->day_requests = sat_add(e->day_requests, 1);
 		sr->admitted = true;
 		sr->minute = e->requests.minute;
+		sr->quota_hour = e->hour_start;
+		sr->quota_day = e->day_start;
 		if (reserve)
 		{
 			e->reserved_cost = sat_add(e->reserved_cost, req->est_cost - (old ? old->cost : 0));
@@ -367,10 +389,12 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 		LWLockRelease(enf->res_lock);
 	LWLockRelease(enf->lock);
 
-	/* retry_after_ms: rate refusals say when a slot frees; limit refusals when the deciding period resets. */
+	/* retry_after_ms: rate refusals say when a slot frees; quota and limit refusals when the deciding period ends. */
 	res->retry_ms = -1;
 	if (res->reason == AOS_REASON_RATE_LIMITED)
 		res->retry_ms = d->rate_retry;
+	else if (res->reason == AOS_REASON_REQUEST_QUOTA)
+		res->retry_ms = ((d->rpd_refused ? d->day_end : d->hour_end) - now + 999) / 1000;
 	else if (res->reason == AOS_REASON_BUDGET_EXCEEDED && !TIMESTAMP_NOT_FINITE(d->budget_end))
 		res->retry_ms = (d->budget_end - now + 999) / 1000;
 	else if (res->reason == AOS_REASON_TOKEN_LIMIT_EXCEEDED && !TIMESTAMP_NOT_FINITE(d->token_end))
@@ -439,6 +463,10 @@ enf_undo_decision(const EnfRequest *req, const EnfResult *res)
 		{
 			aos_cus_rate_unadmit(&e->requests, sr->minute, 1);
 			aos_cus_rate_unadmit(&e->token_rate, sr->minute, req->est_tokens);
+			if (e->hour_start == sr->quota_hour && e->hour_requests > 0)
+				e->hour_requests--;
+			if (e->day_start == sr->quota_day && e->day_requests > 0)
+				e->day_requests--;
 		}
 		e->budget_alerts &= ~sr->new_budget_alerts;
 		e->token_alerts &= ~sr->new_token_alerts;

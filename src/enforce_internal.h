@@ -31,12 +31,12 @@
  *     global list in expiry order (one TTL: creation order, an O(1) append),
  *     popped by every check before reservations are counted;
  *   - LRU lists of entries in use order, one pair for the whole table and one
- *     per tenant: "plain" entries without rpm/tpm and "rate" entries with one.
+ *     per tenant: "plain" entries without rpm/tpm/rph/rpd and "rate" entries with one.
  *     Eviction looks at the list heads only: an entry holding reservations is
  *     unlinked when met there (relinked when its last reservation goes), and a
  *     rate entry whose window is live (admissions in the current or previous
  *     minute) is never evicted, as that would reset its window and admit more
- *     than the limit; being used in order, a live head means no rate entry is
+ *     than the limit (nor one whose rph/rpd period counted requests); being used in order, a live head means no rate entry is
  *     evictable. A tenant at its entry quota evicts its own least recently
  *     used entry; a full table evicts the global one; when nothing is
  *     evictable, 53400;
@@ -104,6 +104,18 @@
  * 60 seconds, plus the current minute's count, may not exceed the limit
  * (src/core/enforce_math.c). It admits at most rpm (tpm) per calendar minute,
  * exactly, as the test and admit happen under the entry's spinlock.
+ *
+ * Request quotas (rph, rpd) count requests per calendar hour and day of the
+ * limit's timezone (date_trunc(unit, now, zone), right across DST changes),
+ * tested and counted at admission under the entry's spinlock, so exact under
+ * concurrency like rpm. An entry is rebuilt when its hour or day ends. A
+ * (re)build counts the usage rows whose started_at is in the period plus the
+ * entry's live reservations (admitted, not yet ingested), and a reload of a
+ * cached entry in the same period keeps the larger of that and its own
+ * count: never fewer than were admitted. An entry whose quota period has
+ * counted requests is live for eviction like a live rate window (evicting it
+ * would lose admissions not yet ingested). After a restart, admissions whose
+ * usage was never ingested and that hold no reservation are not known.
  */
 #ifndef AOS_CUS_ENFORCE_INTERNAL_H
 #define AOS_CUS_ENFORCE_INTERNAL_H
@@ -164,6 +176,8 @@ typedef struct EnfLimits
 	int64		token_limit;
 	int64		rpm;
 	int64		tpm;
+	int64		rph;
+	int64		rpd;
 } EnfLimits;
 
 /* Alert flags per dimension and period. */
@@ -215,6 +229,13 @@ typedef struct EnfEntry
 	int64		nreservations;
 	AosRateWindow requests;
 	AosRateWindow token_rate;
+	/* Requests admitted in the calendar hour and day (limit's timezone) that contain now: rph and rpd. */
+	TimestampTz hour_start;
+	TimestampTz hour_end;
+	TimestampTz day_start;
+	TimestampTz day_end;
+	int64		hour_requests;
+	int64		day_requests;
 	uint8		budget_alerts;
 	uint8		token_alerts;
 	TimestampTz last_used;
@@ -331,6 +352,8 @@ typedef struct EnfScopeResult
 	AosLimitVerdict token_verdict;
 	bool		rpm_refused;
 	bool		tpm_refused;
+	bool		rph_refused;
+	bool		rpd_refused;
 	int64		spent;			/* settled in the budget period */
 	int64		reserved_cost;
 	int64		tokens_settled;
@@ -339,6 +362,14 @@ typedef struct EnfScopeResult
 	int64		rpm_used;		/* weighted count of the last 60 seconds */
 	int64		tpm;
 	int64		tpm_used;
+	int64		rph;
+	int64		rph_used;		/* requests admitted in the calendar hour */
+	int64		rpd;
+	int64		rpd_used;		/* requests admitted in the calendar day */
+	TimestampTz hour_start;
+	TimestampTz hour_end;
+	TimestampTz day_start;
+	TimestampTz day_end;
 	AosMode		mode;
 	int64		budget_used;
 	int64		budget_limit;
@@ -353,6 +384,8 @@ typedef struct EnfScopeResult
 	uint8		new_token_alerts;
 	bool		admitted;		/* its rate windows counted the request */
 	int64		minute;			/* their current minute then */
+	TimestampTz quota_hour;		/* the hour_start and day_start it was counted in */
+	TimestampTz quota_day;
 } EnfScopeResult;
 
 /* What a committing enf_decide() changed in the reservation table, for enf_undo_decision. */
@@ -423,6 +456,7 @@ extern void enf_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 extern EnfPeriod enf_period_from_name(const char *name);
 extern void enf_period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
 							  TimestampTz *start, TimestampTz *end);
+extern void enf_hour_bounds(const char *zone, TimestampTz now, TimestampTz *start, TimestampTz *end);
 extern uint8 enf_reached_flags(int64 used, int64 limit, int warn_pct);
 extern int	enf_request_scopes(const EnfRequest *req, EnfKey *keys);
 extern int	enf_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries);

@@ -51,6 +51,8 @@
 
 /* Prepared statements (kept for the backend's life). */
 static SPIPlanPtr limits_plan = NULL;
+static SPIPlanPtr limits_plan_0_1 = NULL;
+static SPIPlanPtr request_count_plans[4];	/* by AosScopeKind (tenant, integration, subject, tag) */
 static SPIPlanPtr usage_plan = NULL;
 static SPIPlanPtr scope_limits_plan = NULL;
 static SPIPlanPtr scope_usage_plans[4];	/* by AosScopeKind (tenant, subject, tag) */
@@ -106,6 +108,21 @@ enf_period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
 	}
 	*start = trunc_in_zone(units[period], now, zone);
 	*end = trunc_in_zone(units[period], *start + steps[period], zone);
+}
+
+/*
+ * The calendar hour containing now in zone: date_trunc('hour', now, zone) and
+ * the start of the next one. An hour lasts 30 to 90 minutes across DST
+ * changes (Australia/Lord_Howe shifts by 30): one hour on lands in the next
+ * hour unless this one is longer, and then two hours on does.
+ */
+void
+enf_hour_bounds(const char *zone, TimestampTz now, TimestampTz *start, TimestampTz *end)
+{
+	*start = trunc_in_zone("hour", now, zone);
+	*end = trunc_in_zone("hour", *start + USECS_PER_HOUR, zone);
+	if (*end <= now)
+		*end = trunc_in_zone("hour", *start + 2 * USECS_PER_HOUR, zone);
 }
 
 /* SQL of the tokens row alias counts against token limits: the sum of its aos_cus_bucket_in_total() columns. */
@@ -249,6 +266,78 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
+/*
+ * Requests of an integration or scope instance in its hour and its day: its
+ * usage rows whose started_at is in each, under snapshot (rows of this
+ * transaction left out, as in query_period_usage).
+ */
+static void
+query_request_counts(const EnfKey *key, TimestampTz hour_start, TimestampTz hour_end, TimestampTz day_start,
+					 TimestampTz day_end, Snapshot snapshot, int64 *hour, int64 *day)
+{
+#define REQUEST_COUNT_SQL(filter) \
+	"SELECT pg_catalog.count(*) FILTER (WHERE u.started_at OPERATOR(pg_catalog.>=) $3" \
+	"                                     AND u.started_at OPERATOR(pg_catalog.<) $4)," \
+	"       pg_catalog.count(*) FILTER (WHERE u.started_at OPERATOR(pg_catalog.>=) $7" \
+	"                                     AND u.started_at OPERATOR(pg_catalog.<) $8)" \
+	"  FROM aos_cus.cus_llm_usage u" \
+	" WHERE u.tenant_id OPERATOR(pg_catalog.=) $1" \
+	"   AND u.started_at OPERATOR(pg_catalog.>=) LEAST($3, $7) AND u.started_at OPERATOR(pg_catalog.<) GREATEST($4, $8)" \
+	"   AND " NOT_OWN_XID("u") " AND " filter
+	static const char *const sql[4] = {
+		REQUEST_COUNT_SQL("($2 IS NULL AND $6 IS NULL)"),
+		REQUEST_COUNT_SQL("u.integration_id OPERATOR(pg_catalog.=) $2::pg_catalog.uuid AND $6 IS NULL"),
+		REQUEST_COUNT_SQL("u.subject OPERATOR(pg_catalog.=) $2 AND $6 IS NULL"),
+		REQUEST_COUNT_SQL("u.tags OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object($2, $6)")
+	};
+#undef REQUEST_COUNT_SQL
+	Oid			types[8] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', 'n', ' ', ' ', ' ', 'n', ' ', ' '};
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	AosScope	sc;
+	bool		isnull;
+	int			rc;
+
+	values[0] = UUIDPGetDatum(&key->tenant);
+	if (key->scope[0] == '\0')
+	{
+		char		id[AOS_UUID_TEXT_LEN + 1];
+
+		sc.kind = AOS_SCOPE_INTEGRATION;
+		aos_cus_uuid_format(key->integration.data, id);
+		values[1] = CStringGetTextDatum(id);
+		nulls[1] = ' ';
+	}
+	else if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
+		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
+	else if (sc.kind == AOS_SCOPE_SUBJECT)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = ' ';
+	}
+	else if (sc.kind == AOS_SCOPE_TAG)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
+		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = nulls[5] = ' ';
+	}
+	values[2] = TimestampTzGetDatum(hour_start);
+	values[3] = TimestampTzGetDatum(hour_end);
+	values[4] = FullTransactionIdGetDatum(own);
+	if (!FullTransactionIdIsValid(own))
+		nulls[4] = 'n';
+	values[6] = TimestampTzGetDatum(day_start);
+	values[7] = TimestampTzGetDatum(day_end);
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&request_count_plans[sc.kind], sql[sc.kind], 8, types), values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: request count query failed: %s", SPI_result_code_string(rc));
+	*hour = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*day = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
 /* The scope of cus_scope_limits whose limits apply to a scope instance: its own row, else its kind's wildcard. */
 static void
 scope_pattern(const char *instance, char *pattern)
@@ -272,8 +361,14 @@ typedef struct EnfLoaded
 				budget_end,
 				token_start,
 				token_end;
+	TimestampTz hour_start,
+				hour_end,
+				day_start,
+				day_end;
 	int64		spent;
 	int64		tokens;
+	int64		hour_requests;	/* usage rows in the hour and the day (rph, rpd set) */
+	int64		day_requests;
 } EnfLoaded;
 
 /* Read the limits row and the period usage under one fresh snapshot. */
@@ -282,12 +377,17 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 {
 	static const char *sql =
 		"SELECT status, budget_microcents, budget_period::pg_catalog.text, token_limit, token_period::pg_catalog.text,"
-		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone, rph, rpd"
+		"  FROM aos_cus.cus_integrations WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2";
+	/* A 0.1.0 schema (not yet updated) has no rph and rpd. */
+	static const char *sql_0_1 =
+		"SELECT status, budget_microcents, budget_period::pg_catalog.text, token_limit, token_period::pg_catalog.text,"
+		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone, NULL::integer, NULL::integer"
 		"  FROM aos_cus.cus_integrations WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2";
 	/* A scope instance's own row first, else its kind's wildcard row. */
 	static const char *scope_sql =
 		"SELECT 'enabled'::pg_catalog.text, budget_microcents, budget_period::pg_catalog.text, token_limit,"
-		"       token_period::pg_catalog.text, rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"       token_period::pg_catalog.text, rpm, tpm, warn_at_pct, enforcement_mode, timezone, rph, rpd"
 		"  FROM aos_cus.cus_scope_limits WHERE tenant_id OPERATOR(pg_catalog.=) $1"
 		"   AND (scope OPERATOR(pg_catalog.=) $2 OR scope OPERATOR(pg_catalog.=) $3)"
 		" ORDER BY scope OPERATOR(pg_catalog.=) $2 DESC LIMIT 1";
@@ -300,11 +400,11 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	int			rc;
 
 	memset(out, 0, sizeof(*out));
-	out->lim.budget = out->lim.token_limit = out->lim.rpm = out->lim.tpm = -1;
+	out->lim.budget = out->lim.token_limit = out->lim.rpm = out->lim.tpm = out->lim.rph = out->lim.rpd = -1;
 	TIMESTAMP_NOBEGIN(out->budget_start);
 	TIMESTAMP_NOEND(out->budget_end);
-	out->token_start = out->budget_start;
-	out->token_end = out->budget_end;
+	out->token_start = out->hour_start = out->day_start = out->budget_start;
+	out->token_end = out->hour_end = out->day_end = out->budget_end;
 
 	aos_cus_elevate(&elevation);
 	SPI_connect();
@@ -323,8 +423,12 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 	}
 	else
 	{
+		bool		quotas = get_attnum(get_relname_relid("cus_integrations", get_namespace_oid("aos_cus", false)),
+										"rph") != InvalidAttrNumber;
+
 		values[1] = UUIDPGetDatum(&key->integration);
-		rc = SPI_execute_snapshot(aos_cus_keep_plan(&limits_plan, sql, 2, types), values, NULL,
+		rc = SPI_execute_snapshot(quotas ? aos_cus_keep_plan(&limits_plan, sql, 2, types) :
+								  aos_cus_keep_plan(&limits_plan_0_1, sql_0_1, 2, types), values, NULL,
 								  snapshot, InvalidSnapshot, true, false, 1);
 	}
 	if (rc != SPI_OK_SELECT)
@@ -355,7 +459,19 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 		d = SPI_getbinval(row, desc, 7, &isnull);
 		if (!isnull)
 			out->lim.tpm = DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 11, &isnull);
+		if (!isnull)
+			out->lim.rph = DatumGetInt32(d);
+		d = SPI_getbinval(row, desc, 12, &isnull);
+		if (!isnull)
+			out->lim.rpd = DatumGetInt32(d);
 		out->lim.warn_pct = DatumGetInt16(SPI_getbinval(row, desc, 8, &isnull));
+		/* Without rph and rpd the hour and day are unbounded: they neither count nor expire the entry. */
+		if (out->lim.rph >= 0 || out->lim.rpd >= 0)
+		{
+			enf_hour_bounds(zone, now, &out->hour_start, &out->hour_end);
+			enf_period_bounds(ENF_PERIOD_DAY, zone, now, &out->day_start, &out->day_end);
+		}
 		enf_period_bounds(enf_period_from_name(SPI_getvalue(row, desc, 3)), zone, now,
 						  &out->budget_start, &out->budget_end);
 		enf_period_bounds(enf_period_from_name(SPI_getvalue(row, desc, 5)), zone, now,
@@ -372,6 +488,9 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 
 				query(key, out->token_start, out->token_end, snapshot, &unused_cost, &out->tokens);
 			}
+			if (out->lim.rph >= 0 || out->lim.rpd >= 0)
+				query_request_counts(key, out->hour_start, out->hour_end, out->day_start, out->day_end, snapshot,
+									 &out->hour_requests, &out->day_requests);
 		}
 	}
 	UnregisterSnapshot(snapshot);
@@ -452,11 +571,20 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 	e->token_end = l.token_end;
 	e->spent = l.spent;
 	e->tokens = l.tokens;
+	/* Requests: the usage rows of the period and the live reservations; in the same period never fewer than counted. */
+	e->hour_requests = sat_add(l.hour_requests, e->nreservations) > e->hour_requests || e->hour_start != l.hour_start ?
+		sat_add(l.hour_requests, e->nreservations) : e->hour_requests;
+	e->day_requests = sat_add(l.day_requests, e->nreservations) > e->day_requests || e->day_start != l.day_start ?
+		sat_add(l.day_requests, e->nreservations) : e->day_requests;
+	e->hour_start = l.hour_start;
+	e->hour_end = l.hour_end;
+	e->day_start = l.day_start;
+	e->day_end = l.day_end;
 	e->limits_version = version;
 	e->last_used = now;
 	SpinLockRelease(&e->mutex);
 	/* Limits with or without a rate decide which lists it is in. */
-	rate = l.lim.rpm >= 0 || l.lim.tpm >= 0;
+	rate = l.lim.rpm >= 0 || l.lim.tpm >= 0 || l.lim.rph >= 0 || l.lim.rpd >= 0;
 	if (e->lru_rate != rate && e->lru_linked)
 	{
 		enf_lru_unlink(e);
@@ -604,6 +732,12 @@ standby_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 		e->token_end = l.token_end;
 		e->spent = l.spent;
 		e->tokens = l.tokens;
+		e->hour_start = l.hour_start;
+		e->hour_end = l.hour_end;
+		e->day_start = l.day_start;
+		e->day_end = l.day_end;
+		e->hour_requests = l.hour_requests;
+		e->day_requests = l.day_requests;
 		e->last_used = now;
 		keys[m] = keys[i];
 		entries[m++] = e;
@@ -648,7 +782,8 @@ enf_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 			{
 				/* Lock rule 4 (enforce_internal.h). */
 				SpinLockAcquire(&e->mutex);
-				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
+				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end ||
+					now >= e->hour_end || now >= e->day_end;
 				SpinLockRelease(&e->mutex);
 			}
 			if (e != NULL && (!stale || loaded[i]))

@@ -482,7 +482,7 @@ explain_row(ReturnSetInfo *rsinfo, const char *scope, const char *dimension, int
 
 /*
  * explain_check(): check()'s arguments; one row per limit of every scope
- * instance the call touches (budget, tokens, rpm, tpm), with its position and
+ * instance the call touches (budget, tokens, rpm, tpm, rph, rpd), with its position and
  * verdict, from the same decision check() makes, reserving and counting nothing.
  */
 Datum
@@ -509,7 +509,7 @@ aos_cus_explain_check(PG_FUNCTION_ARGS)
 			explain_row(rsinfo, scope, "status", -1, 0, 0, 0, none, none, AOS_MODE_ENFORCE, aos_cus_reason_name(s->reason));
 			continue;
 		}
-		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED)
+		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED && s->reason <= AOS_REASON_CONCURRENCY_LIMIT)
 			explain_row(rsinfo, scope, s->dimension, -1, 0, 0, 0, none, none, s->mode, aos_cus_reason_name(s->reason));
 		explain_row(rsinfo, scope, "budget", s->budget_limit, s->spent, s->reserved_cost, req.est_cost,
 					s->budget_start, s->budget_end, s->mode, verdict_name(s->budget_verdict));
@@ -519,6 +519,10 @@ aos_cus_explain_check(PG_FUNCTION_ARGS)
 					s->rpm_refused ? "exceeded" : "ok");
 		explain_row(rsinfo, scope, "tpm", s->tpm, s->tpm_used, 0, req.est_tokens, none, none, s->mode,
 					s->tpm_refused ? "exceeded" : "ok");
+		explain_row(rsinfo, scope, "rph", s->rph, s->rph_used, 0, 1, s->hour_start, s->hour_end, s->mode,
+					s->rph_refused ? "exceeded" : "ok");
+		explain_row(rsinfo, scope, "rpd", s->rpd, s->rpd_used, 0, 1, s->day_start, s->day_end, s->mode,
+					s->rpd_refused ? "exceeded" : "ok");
 	}
 	return (Datum) 0;
 }

@@ -196,12 +196,14 @@ enf_lru_touch(EnfEntry *e)
 	SpinLockRelease(&enf->lru_mutex);
 }
 
-/* Whether a rate limit of e still counts admissions at now (evicting it would reset them). */
+/* Whether a rate limit or request quota of e still counts admissions at now (evicting it would lose them). */
 static bool
 rate_live(const EnfEntry *e, TimestampTz now)
 {
 	return (e->lim.rpm >= 0 && aos_cus_rate_live(&e->requests, now)) ||
-		(e->lim.tpm >= 0 && aos_cus_rate_live(&e->token_rate, now));
+		(e->lim.tpm >= 0 && aos_cus_rate_live(&e->token_rate, now)) ||
+		(e->lim.rph >= 0 && e->hour_requests > 0 && now < e->hour_end) ||
+		(e->lim.rpd >= 0 && e->day_requests > 0 && now < e->day_end);
 }
 
 /*
@@ -465,7 +467,7 @@ enf_create_entry(const EnfKey *key, TimestampTz now)
 	memset((char *) e + sizeof(EnfKey), 0, sizeof(EnfEntry) - sizeof(EnfKey));
 	SpinLockInit(&e->mutex);
 	e->tenant = t;
-	e->budget_start = e->token_start = DT_NOEND;	/* differs from any real start */
+	e->budget_start = e->token_start = e->hour_start = e->day_start = DT_NOEND;	/* differs from any real start */
 	enf_lru_link(e);
 	return e;
 }

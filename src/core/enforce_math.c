@@ -12,7 +12,7 @@ static const char *const decision_names[AOS_DECISION_COUNT] = {
 static const char *const reason_names[AOS_REASON_COUNT] = {
 	"ok", "integration_not_found", "integration_disabled", "rate_limited",
 	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning", "already_ingested",
-	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit"
+	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit", "request_quota"
 };
 
 /* a + b into *out; false on overflow. */
@@ -149,7 +149,7 @@ aos_cus_rate_admits(const AosRateWindow *w, int64_t now_us, int64_t limit,
 	return false;
 }
 
-/* Precedence: state, then policy, then rate, then budget, then tokens; warnings only when nothing blocks. */
+/* Precedence: state, then policy, then rate, then request quota, then budget, then tokens; warnings only when nothing blocks. */
 AosDecision
 aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 {
@@ -169,6 +169,8 @@ aos_cus_decide(const AosVerdicts *v, AosReason *reason)
 		block = v->policy;
 	else if (v->rate_limited)
 		block = AOS_REASON_RATE_LIMITED;
+	else if (v->quota_exceeded)
+		block = AOS_REASON_REQUEST_QUOTA;
 	else if (v->budget == AOS_LIMIT_EXCEEDED)
 		block = AOS_REASON_BUDGET_EXCEEDED;
 	else if (v->tokens == AOS_LIMIT_EXCEEDED)

@@ -38,6 +38,7 @@ typedef enum AosReason
 	AOS_REASON_REQUEST_COST_CAP,
 	AOS_REASON_REQUEST_TOKEN_CAP,
 	AOS_REASON_CONCURRENCY_LIMIT,
+	AOS_REASON_REQUEST_QUOTA,	/* rph or rpd: the calendar hour's or day's request count */
 	AOS_REASON_COUNT
 } AosReason;
 
@@ -65,6 +66,7 @@ typedef struct AosVerdicts
 	AosMode		mode;
 	AosReason	policy;			/* a policy refusal (model, request caps, concurrency), else AOS_REASON_OK */
 	bool		rate_limited;	/* rpm or tpm would be exceeded */
+	bool		quota_exceeded; /* rph or rpd would be exceeded */
 	AosLimitVerdict budget;
 	AosLimitVerdict tokens;
 } AosVerdicts;

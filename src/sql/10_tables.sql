@@ -56,6 +56,9 @@ CREATE TABLE aos_cus.cus_integrations (
     created_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
     deleted_at         timestamptz,
+    -- Requests per calendar hour and day in timezone (0.2.0: last, as ALTER TABLE adds them).
+    rph                integer CHECK (rph > 0),
+    rpd                integer CHECK (rpd > 0),
     PRIMARY KEY (tenant_id, id),
     CHECK ((status = 'deleted') = (deleted_at IS NOT NULL)),
     CHECK (status <> 'deleted' OR credential_ref IS NULL)

@@ -32,7 +32,7 @@ CREATE FUNCTION aos_cus_internal.integration_of(i aos_cus.cus_integrations) RETU
                pg_catalog.jsonb_build_object(
                    'budget_microcents', i.budget_microcents, 'budget_period', i.budget_period,
                    'token_limit', i.token_limit, 'token_period', i.token_period,
-                   'rpm', i.rpm, 'tpm', i.tpm, 'warn_at_pct', i.warn_at_pct,
+                   'rpm', i.rpm, 'tpm', i.tpm, 'rph', i.rph, 'rpd', i.rpd, 'warn_at_pct', i.warn_at_pct,
                    'mode', i.enforcement_mode, 'timezone', i.timezone),
                i.health_state, i.health_checked_at, i.health_latency_ms, i.health_error,
                i.created_at, i.updated_at, i.deleted_at)::aos_cus.integration
@@ -142,10 +142,10 @@ BEGIN
     END IF;
     SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(limits) k
      WHERE k <> ALL (ARRAY['budget_microcents', 'budget_period', 'token_limit', 'token_period', 'rpm', 'tpm',
-                           'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
+                           'rph', 'rpd', 'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
     IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'limits has unknown key(s): %', unknown USING ERRCODE = '22023',
-            HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone.';
+            HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, rph, rpd, warn_at_pct, mode, timezone.';
     END IF;
     IF limits ? 'budget_microcents' THEN
         i.budget_microcents := aos_cus_internal.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
@@ -164,6 +164,12 @@ BEGIN
     END IF;
     IF limits ? 'tpm' THEN
         i.tpm := aos_cus_internal.limit_integer(limits, 'tpm', 1, 9223372036854775807);
+    END IF;
+    IF limits ? 'rph' THEN
+        i.rph := aos_cus_internal.limit_integer(limits, 'rph', 1, 2147483647);
+    END IF;
+    IF limits ? 'rpd' THEN
+        i.rpd := aos_cus_internal.limit_integer(limits, 'rpd', 1, 2147483647);
     END IF;
     IF limits ? 'warn_at_pct' THEN
         i.warn_at_pct := coalesce(aos_cus_internal.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
@@ -330,7 +336,7 @@ BEGIN
     i := aos_cus_internal.check_integration_fields(i);
     -- Every limit at its default (JSON null), then what options.limits sets.
     i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
-                                  "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+                                  "rpm": null, "tpm": null, "rph": null, "rpd": null, "warn_at_pct": null, "mode": null, "timezone": null}');
     IF options ? 'limits' THEN
         i := aos_cus_internal.apply_limits(i, options -> 'limits');
     END IF;
@@ -339,10 +345,10 @@ BEGIN
     BEGIN
         INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
                                               base_url, config, budget_microcents, budget_period, token_limit,
-                                              token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+                                              token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone)
         VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
                 i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
-                i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone);
+                i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone);
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
         IF constraint_name = 'cus_integrations_name_key' THEN
@@ -452,6 +458,7 @@ BEGIN
            SET name = i.name, base_url = i.base_url, config = i.config,
                budget_microcents = i.budget_microcents, budget_period = i.budget_period,
                token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               rph = i.rph, rpd = i.rpd,
                warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
                updated_at = pg_catalog.now()
          WHERE c.tenant_id = i.tenant_id AND c.id = i.id
@@ -473,7 +480,7 @@ CREATE FUNCTION aos_cus.set_limits(tenant_id uuid, integration_id uuid, limits j
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT aos_cus.update_integration(tenant_id, integration_id, pg_catalog.jsonb_build_object('limits', limits))
 $$;
-COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, warn_at_pct, mode, timezone; JSON null restores a default)';
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, rph, rpd, warn_at_pct, mode, timezone; JSON null restores a default)';
 
 -- Lifecycle moves: the trigger decides what is legal.
 CREATE FUNCTION aos_cus_internal.set_integration_status(tenant_id uuid, integration_id uuid, new_status text) RETURNS aos_cus.integration

@@ -27,7 +27,7 @@ CREATE TABLE aos_cus.cus_enforcement_log (
     reason                     text NOT NULL CHECK (reason IN ('integration_not_found', 'integration_disabled',
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
                                'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
-                               'concurrency_limit')),
+                               'concurrency_limit', 'request_quota')),
     estimated_cost_microcents  bigint NOT NULL,
     estimated_tokens           bigint NOT NULL,
     budget_used_microcents     bigint NOT NULL,
@@ -66,7 +66,7 @@ CREATE TRIGGER enforcement_limits_changed AFTER INSERT OR DELETE OR TRUNCATE ON 
     FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
 CREATE TRIGGER enforcement_limits_updated
     AFTER UPDATE OF tenant_id, id, status, budget_microcents, budget_period, token_limit, token_period, rpm, tpm,
-                    warn_at_pct, enforcement_mode, timezone ON aos_cus.cus_integrations
+                    rph, rpd, warn_at_pct, enforcement_mode, timezone ON aos_cus.cus_integrations
     FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
 REVOKE ALL ON FUNCTION aos_cus_internal.usage_settle_trigger(), aos_cus_internal.limits_changed_trigger() FROM PUBLIC;
 

@@ -22,6 +22,8 @@ CREATE TABLE aos_cus.cus_scope_limits (
     enforcement_mode   text NOT NULL DEFAULT 'enforce' CHECK (enforcement_mode IN ('enforce', 'warn', 'off')),
     timezone           text NOT NULL DEFAULT 'UTC' CHECK (pg_catalog.length(timezone) BETWEEN 1 AND 64),
     updated_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    rph                integer CHECK (rph > 0),
+    rpd                integer CHECK (rpd > 0),
     PRIMARY KEY (tenant_id, scope)
 );
 COMMENT ON TABLE aos_cus.cus_scope_limits IS 'limits of the tenant, subject:<v>|* and tag:<k>=<v>|* scopes (integration limits stay on cus_integrations)';
@@ -51,7 +53,7 @@ CREATE FUNCTION aos_cus_internal.scope_limits_json(s aos_cus.cus_scope_limits) R
     SELECT pg_catalog.jsonb_build_object(
                'budget_microcents', s.budget_microcents, 'budget_period', s.budget_period,
                'token_limit', s.token_limit, 'token_period', s.token_period,
-               'rpm', s.rpm, 'tpm', s.tpm, 'warn_at_pct', s.warn_at_pct,
+               'rpm', s.rpm, 'tpm', s.tpm, 'rph', s.rph, 'rpd', s.rpd, 'warn_at_pct', s.warn_at_pct,
                'mode', s.enforcement_mode, 'timezone', s.timezone)
 $$;
 COMMENT ON FUNCTION aos_cus_internal.scope_limits_json(aos_cus.cus_scope_limits) IS 'limits of a cus_scope_limits row as JSON';
@@ -78,18 +80,20 @@ BEGIN
     i.token_period := coalesce(s.token_period, 'month');
     i.rpm := s.rpm;
     i.tpm := s.tpm;
+    i.rph := s.rph;
+    i.rpd := s.rpd;
     i.warn_at_pct := coalesce(s.warn_at_pct, 80);
     i.enforcement_mode := coalesce(s.enforcement_mode, 'enforce');
     i.timezone := coalesce(s.timezone, 'UTC');
     i := aos_cus_internal.apply_limits(i, limits);
     INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
-                                               token_period, rpm, tpm, warn_at_pct, enforcement_mode, timezone)
+                                               token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone)
     VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
-            i.token_period, i.rpm, i.tpm, i.warn_at_pct, i.enforcement_mode, i.timezone)
+            i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone)
     ON CONFLICT ON CONSTRAINT cus_scope_limits_pkey DO UPDATE
        SET budget_microcents = EXCLUDED.budget_microcents, budget_period = EXCLUDED.budget_period,
            token_limit = EXCLUDED.token_limit, token_period = EXCLUDED.token_period, rpm = EXCLUDED.rpm,
-           tpm = EXCLUDED.tpm, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
+           tpm = EXCLUDED.tpm, rph = EXCLUDED.rph, rpd = EXCLUDED.rpd, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
            timezone = EXCLUDED.timezone, updated_at = pg_catalog.now()
     RETURNING * INTO s;
     RETURN aos_cus_internal.scope_limits_json(s);
@@ -125,7 +129,7 @@ BEGIN
     p := aos_cus_internal.parse_scope(scope);
     IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
         PERFORM aos_cus.set_limits(tenant_id, p.integration_id, '{"budget_microcents": null, "budget_period": null,
-            "token_limit": null, "token_period": null, "rpm": null, "tpm": null, "warn_at_pct": null, "mode": null,
+            "token_limit": null, "token_period": null, "rpm": null, "tpm": null, "rph": null, "rpd": null, "warn_at_pct": null, "mode": null,
             "timezone": null}');
         RETURN true;
     END IF;

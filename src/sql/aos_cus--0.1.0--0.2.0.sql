@@ -4819,3 +4819,284 @@ END
 $$;
 COMMENT ON FUNCTION aos_cus.citus_distribute() IS
     'Citus: distributes the tenant tables by tenant_id, delegates the tenant-scoped functions, gives each node its id range, schedules per-node rollups; idempotent; operator only';
+
+-- Requests per hour and per day (issue 14): rph and rpd limits on integrations and scopes, counted per calendar
+-- hour and day of the limit's timezone; check() refuses with reason request_quota.
+ALTER TABLE aos_cus.cus_integrations ADD COLUMN rph integer CHECK (rph > 0), ADD COLUMN rpd integer CHECK (rpd > 0);
+ALTER TABLE aos_cus.cus_scope_limits ADD COLUMN rph integer CHECK (rph > 0), ADD COLUMN rpd integer CHECK (rpd > 0);
+CREATE OR REPLACE FUNCTION aos_cus_internal.integration_of(i aos_cus.cus_integrations) RETURNS aos_cus.integration
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT ROW(i.tenant_id, i.id, i.name, i.provider, i.status,
+               pg_catalog.split_part(i.credential_ref, '://', 1), i.credential_hint, i.base_url, i.config,
+               pg_catalog.jsonb_build_object(
+                   'budget_microcents', i.budget_microcents, 'budget_period', i.budget_period,
+                   'token_limit', i.token_limit, 'token_period', i.token_period,
+                   'rpm', i.rpm, 'tpm', i.tpm, 'rph', i.rph, 'rpd', i.rpd, 'warn_at_pct', i.warn_at_pct,
+                   'mode', i.enforcement_mode, 'timezone', i.timezone),
+               i.health_state, i.health_checked_at, i.health_latency_ms, i.health_error,
+               i.created_at, i.updated_at, i.deleted_at)::aos_cus.integration
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.apply_limits(i aos_cus.cus_integrations, limits jsonb) RETURNS aos_cus.cus_integrations
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unknown text;
+    periods constant text[] := ARRAY['day', 'week', 'month', 'total'];
+    tz text;
+BEGIN
+    IF limits IS NULL OR pg_catalog.jsonb_typeof(limits) = 'null' THEN
+        RAISE EXCEPTION 'limits must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF pg_catalog.jsonb_typeof(limits) <> 'object' THEN
+        RAISE EXCEPTION 'limits must be a JSON object, not %', pg_catalog.jsonb_typeof(limits) USING ERRCODE = '22023';
+    END IF;
+    SELECT pg_catalog.string_agg(k, ', ' ORDER BY k) INTO unknown FROM pg_catalog.jsonb_object_keys(limits) k
+     WHERE k <> ALL (ARRAY['budget_microcents', 'budget_period', 'token_limit', 'token_period', 'rpm', 'tpm',
+                           'rph', 'rpd', 'warn_at_pct', 'mode', 'enforcement_mode', 'timezone']);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'limits has unknown key(s): %', unknown USING ERRCODE = '22023',
+            HINT = 'Known keys: budget_microcents, budget_period, token_limit, token_period, rpm, tpm, rph, rpd, warn_at_pct, mode, timezone.';
+    END IF;
+    IF limits ? 'budget_microcents' THEN
+        i.budget_microcents := aos_cus_internal.limit_integer(limits, 'budget_microcents', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'budget_period' THEN
+        i.budget_period := coalesce(aos_cus_internal.limit_choice(limits, 'budget_period', periods), 'month');
+    END IF;
+    IF limits ? 'token_limit' THEN
+        i.token_limit := aos_cus_internal.limit_integer(limits, 'token_limit', 0, 9223372036854775807);
+    END IF;
+    IF limits ? 'token_period' THEN
+        i.token_period := coalesce(aos_cus_internal.limit_choice(limits, 'token_period', periods), 'month');
+    END IF;
+    IF limits ? 'rpm' THEN
+        i.rpm := aos_cus_internal.limit_integer(limits, 'rpm', 1, 2147483647);
+    END IF;
+    IF limits ? 'tpm' THEN
+        i.tpm := aos_cus_internal.limit_integer(limits, 'tpm', 1, 9223372036854775807);
+    END IF;
+    IF limits ? 'rph' THEN
+        i.rph := aos_cus_internal.limit_integer(limits, 'rph', 1, 2147483647);
+    END IF;
+    IF limits ? 'rpd' THEN
+        i.rpd := aos_cus_internal.limit_integer(limits, 'rpd', 1, 2147483647);
+    END IF;
+    IF limits ? 'warn_at_pct' THEN
+        i.warn_at_pct := coalesce(aos_cus_internal.limit_integer(limits, 'warn_at_pct', 1, 100), 80);
+    END IF;
+    -- mode is the documented name (reads return it); enforcement_mode, the column's, is accepted too.
+    IF limits ? 'mode' AND limits ? 'enforcement_mode' THEN
+        RAISE EXCEPTION 'limits has both mode and enforcement_mode: give mode only' USING ERRCODE = '22023';
+    END IF;
+    IF limits ? 'mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    ELSIF limits ? 'enforcement_mode' THEN
+        i.enforcement_mode := coalesce(aos_cus_internal.limit_choice(limits, 'enforcement_mode', ARRAY['enforce', 'warn', 'off']), 'enforce');
+    END IF;
+    IF limits ? 'timezone' THEN
+        IF pg_catalog.jsonb_typeof(limits -> 'timezone') NOT IN ('string', 'null') THEN
+            RAISE EXCEPTION 'limits.timezone must be a string, not %', limits -> 'timezone' USING ERRCODE = '22023';
+        END IF;
+        tz := coalesce(limits ->> 'timezone', 'UTC');
+        IF pg_catalog.length(tz) > 64 OR NOT aos_cus_internal.is_iana_timezone(tz) THEN
+            RAISE EXCEPTION 'limits.timezone must be an IANA time zone such as Europe/Paris, not %', limits -> 'timezone'
+                USING ERRCODE = '22023',
+                HINT = 'SELECT name FROM pg_timezone_names lists them.';
+        END IF;
+        i.timezone := tz;
+    END IF;
+    RETURN i;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.create_integration(tenant_id uuid, name text, provider text, credential text,
+                                           options jsonb DEFAULT '{}') RETURNS uuid
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+    stored record;
+    constraint_name text;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    PERFORM aos_cus_internal.check_keys(options, 'options', ARRAY['id', 'base_url', 'config', 'limits', 'enabled']);
+    IF provider IS NULL THEN
+        RAISE EXCEPTION 'provider must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF provider NOT IN ('openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom') THEN
+        RAISE EXCEPTION 'provider "%" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(provider, 64)
+            USING ERRCODE = '22023';
+    END IF;
+    IF options ? 'id' THEN
+        IF pg_catalog.jsonb_typeof(options -> 'id') <> 'string'
+           OR (options ->> 'id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR (options ->> 'id')::uuid = '00000000-0000-0000-0000-000000000000' THEN
+            RAISE EXCEPTION 'options.id must be a non-nil UUID string, not %', options -> 'id' USING ERRCODE = '22023';
+        END IF;
+        i.id := (options ->> 'id')::uuid;
+    ELSE
+        i.id := pg_catalog.gen_random_uuid();
+    END IF;
+    i.tenant_id := tenant_id;
+    i.name := name;
+    i.provider := provider;
+    IF options ? 'enabled' AND pg_catalog.jsonb_typeof(options -> 'enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'options.enabled must be true or false, not %', options -> 'enabled' USING ERRCODE = '22023';
+    END IF;
+    -- A new integration blocks every check() until enabled: "enabled": true does it at once.
+    i.status := CASE WHEN (options -> 'enabled') = 'true' THEN 'enabled' ELSE 'created' END;
+    i.base_url := aos_cus_internal.patch_text(options, 'base_url', NULL);
+    i.config := coalesce(options -> 'config', '{}');
+    i := aos_cus_internal.check_integration_fields(i);
+    -- Every limit at its default (JSON null), then what options.limits sets.
+    i := aos_cus_internal.apply_limits(i, '{"budget_microcents": null, "budget_period": null, "token_limit": null, "token_period": null,
+                                  "rpm": null, "tpm": null, "rph": null, "rpd": null, "warn_at_pct": null, "mode": null, "timezone": null}');
+    IF options ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, options -> 'limits');
+    END IF;
+    -- Encrypted before the first write: the plaintext never reaches the table or the WAL.
+    stored := aos_cus.credential_reference(tenant_id, i.id, credential);
+    BEGIN
+        INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, credential_ref, credential_hint,
+                                              base_url, config, budget_microcents, budget_period, token_limit,
+                                              token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone)
+        VALUES (i.tenant_id, i.id, i.name, i.provider, i.status, stored.credential_ref, stored.credential_hint,
+                i.base_url, i.config, i.budget_microcents, i.budget_period, i.token_limit,
+                i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone);
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        IF constraint_name = 'cus_integrations_name_key' THEN
+            RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+        END IF;
+        RAISE EXCEPTION 'integration % already exists', i.id USING ERRCODE = '23505';
+    END;
+    RETURN i.id;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.update_integration(tenant_id uuid, integration_id uuid, patch jsonb) RETURNS aos_cus.integration
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e_state text;
+    e_message text;
+    e_detail text;
+    e_hint text;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus_internal.check_keys(patch, 'patch', ARRAY['name', 'base_url', 'config', 'limits']);
+    i := aos_cus_internal.integration_for_update(tenant_id, integration_id);
+    IF i.status = 'deleted' THEN
+        RAISE EXCEPTION 'integration % is deleted', integration_id
+            USING ERRCODE = '55000', DETAIL = 'A deleted integration cannot be changed.';
+    END IF;
+    i.name := aos_cus_internal.patch_text(patch, 'name', i.name);
+    i.base_url := aos_cus_internal.patch_text(patch, 'base_url', i.base_url);
+    IF patch ? 'config' THEN
+        i.config := patch -> 'config';
+    END IF;
+    i := aos_cus_internal.check_integration_fields(i);
+    IF patch ? 'limits' THEN
+        i := aos_cus_internal.apply_limits(i, patch -> 'limits');
+    END IF;
+    BEGIN
+        UPDATE aos_cus.cus_integrations c
+           SET name = i.name, base_url = i.base_url, config = i.config,
+               budget_microcents = i.budget_microcents, budget_period = i.budget_period,
+               token_limit = i.token_limit, token_period = i.token_period, rpm = i.rpm, tpm = i.tpm,
+               rph = i.rph, rpd = i.rpd,
+               warn_at_pct = i.warn_at_pct, enforcement_mode = i.enforcement_mode, timezone = i.timezone,
+               updated_at = pg_catalog.now()
+         WHERE c.tenant_id = i.tenant_id AND c.id = i.id
+        RETURNING * INTO i;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'an integration named "%" already exists for this tenant', i.name USING ERRCODE = '23505';
+    END;
+    RETURN aos_cus_internal.integration_of(i);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM aos_cus_internal.raise_error(e_state, e_message, e_detail, e_hint);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus_internal.scope_limits_json(s aos_cus.cus_scope_limits) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.jsonb_build_object(
+               'budget_microcents', s.budget_microcents, 'budget_period', s.budget_period,
+               'token_limit', s.token_limit, 'token_period', s.token_period,
+               'rpm', s.rpm, 'tpm', s.tpm, 'rph', s.rph, 'rpd', s.rpd, 'warn_at_pct', s.warn_at_pct,
+               'mode', s.enforcement_mode, 'timezone', s.timezone)
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.set_scope_limits(tenant_id uuid, scope text, limits jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    s aos_cus.cus_scope_limits;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    p := aos_cus_internal.parse_scope(scope);
+    IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
+        RETURN (aos_cus.set_limits(tenant_id, p.integration_id, limits)).limits;
+    END IF;
+    SELECT * INTO s FROM aos_cus.cus_scope_limits c
+     WHERE c.tenant_id OPERATOR(pg_catalog.=) set_scope_limits.tenant_id
+       AND c.scope OPERATOR(pg_catalog.=) set_scope_limits.scope FOR UPDATE;
+    i.budget_microcents := s.budget_microcents;
+    i.budget_period := coalesce(s.budget_period, 'month');
+    i.token_limit := s.token_limit;
+    i.token_period := coalesce(s.token_period, 'month');
+    i.rpm := s.rpm;
+    i.tpm := s.tpm;
+    i.rph := s.rph;
+    i.rpd := s.rpd;
+    i.warn_at_pct := coalesce(s.warn_at_pct, 80);
+    i.enforcement_mode := coalesce(s.enforcement_mode, 'enforce');
+    i.timezone := coalesce(s.timezone, 'UTC');
+    i := aos_cus_internal.apply_limits(i, limits);
+    INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
+                                               token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone)
+    VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
+            i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone)
+    ON CONFLICT ON CONSTRAINT cus_scope_limits_pkey DO UPDATE
+       SET budget_microcents = EXCLUDED.budget_microcents, budget_period = EXCLUDED.budget_period,
+           token_limit = EXCLUDED.token_limit, token_period = EXCLUDED.token_period, rpm = EXCLUDED.rpm,
+           tpm = EXCLUDED.tpm, rph = EXCLUDED.rph, rpd = EXCLUDED.rpd, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
+           timezone = EXCLUDED.timezone, updated_at = pg_catalog.now()
+    RETURNING * INTO s;
+    RETURN aos_cus_internal.scope_limits_json(s);
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.delete_scope_limits(tenant_id uuid, scope text) RETURNS boolean
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    p := aos_cus_internal.parse_scope(scope);
+    IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
+        PERFORM aos_cus.set_limits(tenant_id, p.integration_id, '{"budget_microcents": null, "budget_period": null,
+            "token_limit": null, "token_period": null, "rpm": null, "tpm": null, "rph": null, "rpd": null, "warn_at_pct": null, "mode": null,
+            "timezone": null}');
+        RETURN true;
+    END IF;
+    DELETE FROM aos_cus.cus_scope_limits c
+     WHERE c.tenant_id OPERATOR(pg_catalog.=) delete_scope_limits.tenant_id
+       AND c.scope OPERATOR(pg_catalog.=) delete_scope_limits.scope;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_limits(uuid, uuid, jsonb) IS 'patch an integration''s limits (budget_microcents, budget_period, token_limit, token_period, rpm, tpm, rph, rpd, warn_at_pct, mode, timezone; JSON null restores a default)';
+DROP TRIGGER enforcement_limits_updated ON aos_cus.cus_integrations;
+CREATE TRIGGER enforcement_limits_updated
+    AFTER UPDATE OF tenant_id, id, status, budget_microcents, budget_period, token_limit, token_period, rpm, tpm,
+                    rph, rpd, warn_at_pct, enforcement_mode, timezone ON aos_cus.cus_integrations
+    FOR EACH STATEMENT EXECUTE FUNCTION aos_cus_internal.limits_changed_trigger();
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+                               'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
+                               'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
+                               'concurrency_limit', 'request_quota'));

@@ -71,7 +71,7 @@ SELECT lives_ok($$SELECT aos_cus.create_integration('abcdef00-0000-4000-8000-000
 SELECT is(g.credential_kind || '/' || g.credential_hint, 'encrypted/ABCD', 'get_integration returns kind and hint')
   FROM aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a1') g;
 SELECT is(g.limits, '{"budget_microcents": 500000000, "budget_period": "day", "token_limit": 1000000, "token_period": "week",
-                      "rpm": 60, "tpm": 100000, "warn_at_pct": 90, "mode": "warn", "timezone": "Europe/Paris"}'::jsonb,
+                      "rpm": 60, "tpm": 100000, "rph": null, "rpd": null, "warn_at_pct": 90, "mode": "warn", "timezone": "Europe/Paris"}'::jsonb,
           'limits come back as configured')
   FROM aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a1') g;
 SELECT is(enforcement_mode || ' ' || budget_microcents || ' ' || timezone || ' ' || base_url || ' ' || (config ->> 'region'),
@@ -103,7 +103,7 @@ SELECT is(g.credential_kind, 'env', 'an env:// credential has kind env')
   FROM aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a3') g;
 SELECT is(g.limits ->> 'mode', 'enforce', 'defaults: mode enforce') FROM aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2') g;
 SELECT is(g.limits, '{"budget_microcents": null, "budget_period": "month", "token_limit": null, "token_period": "month",
-                      "rpm": null, "tpm": null, "warn_at_pct": 80, "mode": "enforce", "timezone": "UTC"}'::jsonb, 'default limits')
+                      "rpm": null, "tpm": null, "rph": null, "rpd": null, "warn_at_pct": 80, "mode": "enforce", "timezone": "UTC"}'::jsonb, 'default limits')
   FROM aos_cus.get_integration('abcdef00-0000-4000-8000-000000000001', 'abcdef00-0000-4000-8000-0000000000a2') g;
 
 -- Names: unique per tenant among non-deleted; a deleted name can be reused; another tenant may use it.

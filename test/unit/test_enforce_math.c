@@ -81,7 +81,7 @@ test_rate(void)
 	CHECK(w.minute == -1);
 }
 
-/* Every combination of state, mode, policy, rate, budget and token verdicts. */
+/* Every combination of state, mode, policy, rate, request quota, budget and token verdicts. */
 static void
 test_precedence(void)
 {
@@ -93,13 +93,15 @@ test_precedence(void)
 			for (int mode = 0; mode < 3; mode++)
 				for (int pol = 0; pol < 2; pol++)
 				for (int rate = 0; rate < 2; rate++)
+				for (int quota = 0; quota < 2; quota++)
 					for (int b = 0; b < 3; b++)
 						for (int t = 0; t < 3; t++)
 						{
 							AosReason	policy = pol ? AOS_REASON_CONCURRENCY_LIMIT : AOS_REASON_OK;
-							AosVerdicts v = {found, enabled, mode, policy, rate, b, t};
+							AosVerdicts v = {found, enabled, mode, policy, rate, quota, b, t};
 							AosDecision d = aos_cus_decide(&v, &r);
 							AosReason	want_block = pol ? policy : rate ? AOS_REASON_RATE_LIMITED :
+								quota ? AOS_REASON_REQUEST_QUOTA :
 								b == AOS_LIMIT_EXCEEDED ? AOS_REASON_BUDGET_EXCEEDED :
 								t == AOS_LIMIT_EXCEEDED ? AOS_REASON_TOKEN_LIMIT_EXCEEDED : AOS_REASON_OK;
 							AosReason	want_warn = b == AOS_LIMIT_WARN ? AOS_REASON_BUDGET_WARNING :
@@ -119,7 +121,8 @@ test_precedence(void)
 							else
 								CHECK(d == AOS_DECISION_ALLOWED && r == AOS_REASON_OK);
 						}
-	CHECK(combos == 432);
+	CHECK(combos == 864);
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_REQUEST_QUOTA), "request_quota");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_MODEL_NOT_ALLOWED), "model_not_allowed");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_CONCURRENCY_LIMIT), "concurrency_limit");
 	CHECK_STR(aos_cus_decision_name(AOS_DECISION_WARNED), "warned");
