@@ -111,18 +111,31 @@ enf_period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
 }
 
 /*
- * The calendar hour containing now in zone: date_trunc('hour', now, zone) and
- * the start of the next one. An hour lasts 30 to 90 minutes across DST
- * changes (Australia/Lord_Howe shifts by 30): one hour on lands in the next
- * hour unless this one is longer, and then two hours on does.
+ * The calendar hour containing now in zone: it starts at date_trunc('hour',
+ * now, zone) and ends at the first instant where that value changes. Across
+ * DST changes the two differ: at Australia/Lord_Howe's 30-minute fall-back
+ * the next hour's date_trunc is 30 minutes before the instant it takes over.
+ * An hour lasts at most 90 minutes, so the change is within two hours of the
+ * start; a binary search finds it to the microsecond.
  */
 void
 enf_hour_bounds(const char *zone, TimestampTz now, TimestampTz *start, TimestampTz *end)
 {
+	TimestampTz lo = now;
+	TimestampTz hi;
+
 	*start = trunc_in_zone("hour", now, zone);
-	*end = trunc_in_zone("hour", *start + USECS_PER_HOUR, zone);
-	if (*end <= now)
-		*end = trunc_in_zone("hour", *start + 2 * USECS_PER_HOUR, zone);
+	hi = *start + 2 * USECS_PER_HOUR;
+	while (hi - lo > 1)
+	{
+		TimestampTz mid = lo + (hi - lo) / 2;
+
+		if (trunc_in_zone("hour", mid, zone) == *start)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*end = hi;
 }
 
 /* SQL of the tokens row alias counts against token limits: the sum of its aos_cus_bucket_in_total() columns. */

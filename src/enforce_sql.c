@@ -147,11 +147,13 @@ aos_cus_parse_scope(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
-/* limit_period_bounds(period, timezone, at): the calendar period containing at, as enforcement uses it. */
+/* limit_period_bounds(period, timezone, at): the calendar period (or rph's hour) containing at, as enforcement uses it. */
 Datum
 aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
 {
-	EnfPeriod	period = enf_period_from_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		hour = strcmp(name, "hour") == 0;
+	EnfPeriod	period = hour ? ENF_PERIOD_DAY : enf_period_from_name(name);
 	char	   *zone = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
 	TimestampTz start,
@@ -164,7 +166,10 @@ aos_cus_limit_period_bounds(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("at must be a finite timestamp")));
-	enf_period_bounds(period, zone, at, &start, &end);
+	if (hour)
+		enf_hour_bounds(zone, at, &start, &end);
+	else
+		enf_period_bounds(period, zone, at, &start, &end);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "aos_cus: limit_period_bounds must return a record");
 	desc = BlessTupleDesc(desc);

@@ -164,6 +164,6 @@ CREATE FUNCTION aos_cus.limit_period_bounds(period text, timezone text, at times
     RETURNS record
     AS 'MODULE_PATHNAME', 'aos_cus_limit_period_bounds' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz) IS
-    'the calendar period (day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
+    'the calendar period (hour as rph counts it, day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
 GRANT EXECUTE ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz)
     TO aos_cus_admin, aos_cus_app, aos_cus_reader, aos_cus_worker;

@@ -5100,3 +5100,5 @@ ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reas
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
                                'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
                                'concurrency_limit', 'request_quota'));
+COMMENT ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz) IS
+    'the calendar period (hour as rph counts it, day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
