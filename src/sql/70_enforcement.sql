@@ -118,7 +118,7 @@ CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
     OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
     OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
     OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
-    OUT warn_at_pct smallint, OUT mode text, OUT timezone text)
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text, OUT rph integer, OUT rpd integer)
     RETURNS record
     LANGUAGE sql VOLATILE
     BEGIN ATOMIC
@@ -130,7 +130,7 @@ CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
                u.tokens_used + u.reserved_tokens,
                CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
                i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
-               i.warn_at_pct, i.enforcement_mode, i.timezone
+               i.warn_at_pct, i.enforcement_mode, i.timezone, i.rph, i.rpd
           FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
                aos_cus.cus_integrations i
          WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;

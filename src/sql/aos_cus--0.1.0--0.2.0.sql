@@ -5102,3 +5102,31 @@ ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reas
                                'concurrency_limit', 'request_quota'));
 COMMENT ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz) IS
     'the calendar period (hour as rph counts it, day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
+DROP FUNCTION aos_cus.integration_limits(uuid, uuid);
+CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
+    OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
+    OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
+    OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
+    OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
+    OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text, OUT rph integer, OUT rpd integer)
+    RETURNS record
+    LANGUAGE sql VOLATILE
+    BEGIN ATOMIC
+        SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
+               u.spent_microcents + u.reserved_microcents,
+               CASE WHEN i.budget_microcents IS NOT NULL
+                    THEN GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0) END,
+               i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
+               u.tokens_used + u.reserved_tokens,
+               CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
+               i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
+               i.warn_at_pct, i.enforcement_mode, i.timezone, i.rph, i.rpd
+          FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
+               aos_cus.cus_integrations i
+         WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;
+    END;
+COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
+    'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
+REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;

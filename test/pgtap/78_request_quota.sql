@@ -3,7 +3,7 @@
 -- kept across a limits change and rebuilt from usage rows. Autocommit: a limits change applies when it commits.
 -- The zone keeps the hour boundary at least 20 minutes away from now (UTC turns hours at :00, Asia/Kolkata at :30).
 SET TimeZone = 'UTC';
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT gen_random_uuid() AS t, gen_random_uuid() AS ih, gen_random_uuid() AS id, gen_random_uuid() AS iw,
        gen_random_uuid() AS ir, gen_random_uuid() AS is_,
@@ -35,6 +35,7 @@ SELECT is((SELECT limits -> 'rph' FROM aos_cus.scope_limits(:'t') WHERE scope = 
     'scope_limits returns a scope''s rph');
 SELECT is((SELECT limits ->> 'rpd' FROM aos_cus.scope_limits(:'t') WHERE scope = 'integration:' || :'id'), '2',
     'and an integration''s rpd');
+SELECT is((SELECT (rph, rpd)::text FROM aos_cus.integration_limits(:'t', :'ih')), '(3,)', 'integration_limits returns rph and rpd');
 
 -- The hour: three admitted, the fourth blocked until the hour ends.
 SELECT is((SELECT array_agg(decision::text ORDER BY n) FROM generate_series(1, 4) n, aos_cus.check(:'t', :'ih', n - n + 1, 0)),
