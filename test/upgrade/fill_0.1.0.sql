@@ -11,6 +11,8 @@ SELECT aos_cus.enable_integration('fe000000-0000-4000-8000-000000000001', 'fe000
 SELECT aos_cus.set_limits('fe000000-0000-4000-8000-000000000001', 'fe000000-0000-4000-8000-0000000000a1',
     '{"budget_microcents": 123456789, "budget_period": "month", "token_limit": 4242, "token_period": "day",
       "rpm": 77, "warn_at_pct": 70, "mode": "warn", "timezone": "Asia/Kathmandu"}');
+-- The new library reads limits on the 0.1.0 schema, which has no rph and rpd (loaded without them).
+SELECT spent_microcents FROM aos_cus.current_usage('fe000000-0000-4000-8000-000000000001', 'fe000000-0000-4000-8000-0000000000a1');
 SELECT count(*) FROM aos_cus.ingest_usage_batch('fe000000-0000-4000-8000-000000000001', (
     SELECT jsonb_agg(jsonb_build_object('integration_id', 'fe000000-0000-4000-8000-0000000000a' || (1 + g % 2),
                'call_id', 'up-' || g, 'provider', CASE g % 2 WHEN 0 THEN 'openai' ELSE 'anthropic' END,
