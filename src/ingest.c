@@ -4,12 +4,11 @@
  *
  * A record is read from its jsonb once, every field checked in C (22023 or
  * 22003 naming the field), and inserted through plans prepared once per
- * backend. One record claims its key in cus_usage_keys with ON CONFLICT DO
+ * backend. A record claims its key in cus_usage_keys with ON CONFLICT DO
  * NOTHING in the statement that inserts its row; a key already taken sends
  * the record through the usage table's key trigger (usage_keys.c), which
  * takes over a key past the window or skips a duplicate (tenant_id,
- * call_id) as ON CONFLICT DO NOTHING would; a batch always goes through the
- * trigger. When nothing is
+ * call_id) as ON CONFLICT DO NOTHING would. When nothing is
  * inserted the existing row is read back through its key: the statement
  * waited for any concurrent inserter of the same call_id, so in READ
  * COMMITTED the winner is committed and visible to the next statement.
@@ -19,7 +18,9 @@
  *
  * A batch checks every record, then inserts the first valid occurrence of
  * each call_id with one INSERT ... SELECT FROM unnest() of an array of
- * aos_cus.usage_row inside one subtransaction. Only if that fails (a cost
+ * aos_cus.usage_row inside one subtransaction; a record whose key is taken
+ * inside the window is a duplicate read back, any other is settled on its
+ * own as a single record. Only if that fails (a cost
  * overflows, or a record broke a rule no check foresaw) is the batch
  * replayed record by record, each in its own subtransaction, so one bad
  * record never costs the others. Rejected records go to cus_ingest_rejects
@@ -173,6 +174,7 @@ static HTAB *integration_cache = NULL;
 static SPIPlanPtr plan_insert_one = NULL;
 static SPIPlanPtr plan_insert_keyed = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
+static SPIPlanPtr plan_insert_many_keyed = NULL;
 static SPIPlanPtr plan_find_one = NULL;
 static SPIPlanPtr plan_find_many = NULL;
 static SPIPlanPtr plan_integration = NULL;
@@ -708,6 +710,7 @@ prepare_plans(void)
 	drop_plan(&plan_insert_one);
 	drop_plan(&plan_insert_keyed);
 	drop_plan(&plan_insert_many);
+	drop_plan(&plan_insert_many_keyed);
 	drop_plan(&plan_find_one);
 	drop_plan(&plan_find_many);
 	drop_plan(&plan_integration);
@@ -741,7 +744,7 @@ prepare_plans(void)
 		aos_cus_keep_plan(&plan_insert_keyed, sql.data, usage_ncols + 1, types);
 	}
 
-	/* The row holding a key: the key's started_at leads to its one partition. */
+	/* The row holding a key: the key's started_at leads to its one partition; for a batch, a key inside the window. */
 	aos_cus_keep_plan(&plan_find_one,
 					  keys ? "SELECT u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
 					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) $2"
@@ -749,7 +752,10 @@ prepare_plans(void)
 					  2, find_one_types);
 	aos_cus_keep_plan(&plan_find_many,
 					  keys ? "SELECT k.call_id, u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
+					  " CROSS JOIN (SELECT pg_catalog.now() OPERATOR(pg_catalog.-) s.idempotency_window AS start"
+					  " FROM aos_cus.usage_settings() s) w"
 					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) ANY ($2)"
+					  " AND (k.started_at OPERATOR(pg_catalog.>=) w.start OR k.ingested_at OPERATOR(pg_catalog.>=) w.start)"
 					  : "SELECT u.call_id, u.id, u.cost_microcents" FIND_0_1_0 "ANY ($2)",
 					  2, find_many_types);
 	aos_cus_keep_plan(&plan_integration, "SELECT provider::pg_catalog.text FROM aos_cus.cus_integrations"
@@ -1116,13 +1122,25 @@ insert_many_plan(Oid *row_type)
 
 		types[1] = get_array_type(*row_type);
 		drop_plan(&plan_insert_many);
+		drop_plan(&plan_insert_many_keyed);
 		aos_cus_keep_plan(&plan_insert_many, psprintf("INSERT INTO aos_cus.cus_llm_usage (%s) "
 													  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u%s RETURNING call_id, id, cost_microcents",
 													  usage_columns, schema_has_keys() ? "" : CONFLICT_0_1_0),
 						  2, types);
+		/* As plan_insert_keyed: each record's key and row in one statement, ids in input order. */
+		if (plan_insert_keyed != NULL)
+			aos_cus_keep_plan(&plan_insert_many_keyed,
+							  psprintf("WITH k AS (INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)"
+									   " SELECT $1, u.call_id, pg_catalog.nextval('aos_cus.cus_llm_usage_id_seq'::pg_catalog.regclass),"
+									   " u.started_at, pg_catalog.now() FROM pg_catalog.unnest($2) AS u"
+									   " ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, usage_id)"
+									   " INSERT INTO aos_cus.cus_llm_usage (id, %s) SELECT k.usage_id, $1, u.* FROM pg_catalog.unnest($2) AS u"
+									   " JOIN k ON k.call_id OPERATOR(pg_catalog.=) u.call_id RETURNING call_id, id, cost_microcents",
+									   usage_columns),
+							  2, types);
 		planned_type = *row_type;
 	}
-	return plan_insert_many;
+	return plan_insert_many_keyed != NULL ? plan_insert_many_keyed : plan_insert_many;
 }
 
 /* Fast path: insert every first occurrence with one statement, then read back the duplicates. */
@@ -1156,7 +1174,8 @@ insert_firsts(void *arg)
 	}
 	args[0] = UUIDPGetDatum(b->tenant);
 	args[1] = make_array(rows, NULL, n, row_type);
-	if (insert_usage(plan, AOS_USAGE_KEY_SKIP_DUPLICATES, args, NULL, 0) != SPI_OK_INSERT_RETURNING)
+	if (insert_usage(plan, plan == plan_insert_many_keyed ? AOS_USAGE_KEY_CLAIMED : AOS_USAGE_KEY_SKIP_DUPLICATES,
+					 args, NULL, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: batch insert failed");
 	apply_rows(b, INGEST_INSERTED);
 
@@ -1174,7 +1193,7 @@ insert_firsts(void *arg)
 	if (SPI_execute_plan(plan_find_many, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus: batch lookup failed");
 	apply_rows(b, INGEST_DUPLICATE);
-	/* A conflicting row deleted before the lookup: settle that record on its own. */
+	/* A conflicting row deleted before the lookup, or a key past the window: settle that record on its own. */
 	for (int f = 0; f < b->nfirsts; f++)
 	{
 		BatchItem  *item = &b->items[b->firsts[f]];
