@@ -2,7 +2,7 @@
  * policy.c: call policies per integration, with a tenant default
  * (cus_policies, set_policy()): model allow and deny globs, caps on a
  * request's estimated cost and tokens, and a cap on in-flight calls (their
- * reservations, counted by enforce.c). Policies are configuration, cached per
+ * reservations, counted by enforce_decide.c). Policies are configuration, cached per
  * backend and dropped when the limits version moves (a trigger bumps it).
  */
 #include "aos_cus.h"
