@@ -2,9 +2,9 @@
 # Flat costs as the usage table grows (issue 19): loads BENCH_SCALE_ROWS usage rows (default 20,000,000) over 24
 # months for 1,000 tenants, rolled up, and reports: ingest tps (ingest_usage, 1 client, sync off) at full size
 # against an empty table (a second database of the same cluster, measured alternately); p50/p99 of usage_summary
-# (one tenant, one month), a usage_history page and daily_aggregates (one tenant, one month); an enforcement rebuild of one integration; dropping a month of raw
-# rows (set_retention + maintain_partitions); disk size per million rows (heap, indexes, keys); the load rate and
-# the time of the first rollup of every row. Size: BENCH_SCALE_ROWS=500000 bash bench/run.sh bench/61_scale.sh.
+# (one tenant, one month), a usage_history page and daily_aggregates (one tenant, one month); an enforcement
+# rebuild of one integration; dropping a month of raw rows (set_retention + maintain_partitions); disk size per
+# million rows (heap, indexes, keys); the load rate and the time of the first rollup of every row. Size: BENCH_SCALE_ROWS=500000 bash bench/run.sh bench/61_scale.sh.
 # The load is a bulk load (as COPY would be): one INSERT ... SELECT per million rows with the triggers off
 # (session_replication_role = replica), then the idempotency keys of the rows inside the window in one INSERT
 # (what the key trigger plus maintain_partitions() leave); the measured ingest goes through every trigger.
