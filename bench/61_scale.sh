@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Flat costs as the usage table grows (issue 19): loads BENCH_SCALE_ROWS usage rows (default 20,000,000) over 24
-# months for 1,000 tenants, rolled up, and reports: ingest tps (ingest_usage, 1 client, sync off) on the empty
-# table and at full size; p50/p99 of usage_summary (one tenant, one month), a usage_history page and
-# daily_aggregates (one tenant, one month); an enforcement rebuild of one integration; dropping a month of raw
-# rows (set_retention + maintain_partitions); disk size per million rows (heap, indexes, keys).
+# months for 1,000 tenants, rolled up, and reports: ingest tps (ingest_usage, 1 client, sync off) at full size
+# against an empty table (a second database of the same cluster, measured alternately); p50/p99 of usage_summary
+# (one tenant, one month), a usage_history page and daily_aggregates (one tenant, one month); an enforcement
+# rebuild of one integration; dropping a month of raw rows (set_retention + maintain_partitions); disk size per
+# million rows (heap, indexes, keys); the load rate and the time of the first rollup of every row. Size: BENCH_SCALE_ROWS=500000 bash bench/run.sh bench/61_scale.sh.
+# The load is a bulk load (as COPY would be): one INSERT ... SELECT per million rows with the triggers off
+# (session_replication_role = replica), then the idempotency keys of the rows inside the window in one INSERT
+# (what the key trigger plus maintain_partitions() leave); the measured ingest goes through every trigger.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROWS=${BENCH_SCALE_ROWS:-20000000}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-pg_sql -d "$BENCH_DB" -q <<'SQL'
+# The empty table: a second database on the same cluster, measured in alternation with the full one.
+EMPTY_DB=${BENCH_DB}_empty
+pg_sql -d postgres -q -c "DROP DATABASE IF EXISTS $EMPTY_DB" -c "CREATE DATABASE $EMPTY_DB"
+pg_sql -d "$EMPTY_DB" -q -c "CREATE EXTENSION aos_cus"
+for db in "$BENCH_DB" "$EMPTY_DB"; do
+	pg_sql -d "$db" -q -o /dev/null <<'SQL'
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
 SELECT ('00000000-0000-4000-8000-0000000e' || lpad(t::text, 4, '0'))::uuid, ('00000000-0000-4000-8000-0000000f' || lpad(t::text, 4, '0'))::uuid,
        's' || t, 'openai'
   FROM generate_series(1, 1000) t;
+SELECT count(*) FROM aos_cus.maintain_partitions();
 SQL
+done
 cat > "$dir/ingest.sql" <<'SQL'
 \set r random(1, 1000000000000)
 \set t random(1, 1000)
@@ -24,15 +35,6 @@ SELECT aos_cus.ingest_usage(('00000000-0000-4000-8000-0000000e' || lpad(:t::text
    || '", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300, "latency_ms": 850, "started_at": "'
    || now()::text || '"}')::jsonb);
 SQL
-tps() {
-	local runs=() i
-	for ((i = 0; i < BENCH_ROUNDS; i++)); do
-		runs+=("$(PGOPTIONS='-c synchronous_commit=off' pgbench_tps "$dir/ingest.sql")")
-	done
-	median "${runs[@]}"
-}
-pg_sql -d "$BENCH_DB" -qAt -c "SELECT count(*) FROM aos_cus.maintain_partitions()" > /dev/null
-empty_tps=$(tps)
 
 # 24 monthly partitions first (one row each, moved by maintenance), then the rows straight into them.
 pg_sql -d "$BENCH_DB" -q <<SQL
@@ -41,18 +43,37 @@ SELECT '00000000-0000-4000-8000-0000000e0001', '00000000-0000-4000-8000-0000000f
        date_trunc('month', now(), 'UTC') - m * interval '1 month'
   FROM generate_series(1, 24) m;
 SELECT count(*) FROM aos_cus.maintain_partitions();
-\timing on
+SQL
+load_start=$(date +%s.%N)
+for ((lo = 1; lo <= ROWS; lo += 1000000)); do
+	hi=$((lo + 999999 < ROWS ? lo + 999999 : ROWS))
+	PGOPTIONS='-c session_replication_role=replica -c synchronous_commit=off' pg_sql -d "$BENCH_DB" -q <<SQL
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at, input_tokens, output_tokens,
                                    latency_ms, cost_microcents, price_id)
 SELECT ('00000000-0000-4000-8000-0000000e' || lpad(t::text, 4, '0'))::uuid, ('00000000-0000-4000-8000-0000000f' || lpad(t::text, 4, '0'))::uuid,
        'l' || g, 'openai', (ARRAY['gpt-4o', 'gpt-4o-mini', 'o3-mini', 'gpt-4.1', 'gpt-4.1-mini'])[1 + g % 5],
        now() - (g::numeric / $ROWS) * interval '730 days', g % 4000, g % 700, g % 3000, g % 90000, 1
-  FROM generate_series(1, $ROWS) g, LATERAL (SELECT 1 + g % 1000 AS t) x;
-SELECT aos_cus.rollup_usage();
-VACUUM ANALYZE aos_cus.cus_llm_usage;
+  FROM generate_series($lo, $hi) g, LATERAL (SELECT 1 + g % 1000 AS t) x;
 SQL
-full_tps=$(tps)
-printf '%s\t%.0f\t%.0f\t%.2f\n' "ingest_usage tps at $ROWS rows vs empty" "$full_tps" "$empty_tps" "$(echo "$full_tps / $empty_tps" | bc -l)" | tee -a "$RESULTS"
+done
+pg_sql -d "$BENCH_DB" -q <<'SQL'
+INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
+SELECT u.tenant_id, u.call_id, u.id, u.started_at, u.ingested_at FROM aos_cus.cus_llm_usage u
+ WHERE u.started_at >= now() - (SELECT idempotency_window FROM aos_cus.usage_settings()) AND u.call_id LIKE 'l%';
+SQL
+load_s=$(echo "$(date +%s.%N) - $load_start" | bc -l)
+printf '%s\t%.0f s\t%.0f rows/s\n' "bulk load of $ROWS rows (with keys)" "$load_s" "$(echo "$ROWS / $load_s" | bc -l)" | tee -a "$RESULTS"
+printf '%s\t%.1f s\n' "first rollup_usage() of $ROWS rows" \
+	"$(echo "$(BENCH_ROUNDS=1 sql_ms 'SELECT aos_cus.rollup_usage();') / 1000" | bc -l)" | tee -a "$RESULTS"
+pg_sql -d "$BENCH_DB" -q -c "VACUUM ANALYZE aos_cus.cus_llm_usage" -c "VACUUM ANALYZE aos_cus.cus_usage_keys"
+full=() empty=()
+for ((i = 0; i < BENCH_ROUNDS; i++)); do
+	full+=("$(PGOPTIONS='-c synchronous_commit=off' pgbench_tps "$dir/ingest.sql")")
+	empty+=("$(BENCH_DB=$EMPTY_DB PGOPTIONS='-c synchronous_commit=off' pgbench_tps "$dir/ingest.sql")")
+done
+full_tps=$(median "${full[@]}"); empty_tps=$(median "${empty[@]}")
+printf '%s\t%.0f\t%.0f\t%.2f\n' "ingest_usage tps at $ROWS rows vs empty (1 client, sync off)" "$full_tps" "$empty_tps" \
+	"$(echo "$full_tps / $empty_tps" | bc -l)" | tee -a "$RESULTS"
 
 # p50 and p99 (ms) of a statement run 100 times, each in its own psql session's \timing.
 percentiles() {

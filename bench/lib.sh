@@ -2,7 +2,7 @@
 # compare NAME OURS.sql PEER.sql [pgbench options...]: runs ours and the peer alternately
 # (A B A B, BENCH_ROUNDS times, BENCH_SECONDS each) and prints both median tps and ours/peer.
 # OURS_USER / PEER_USER pick the role each side connects as (default: postgres).
-export AOS_CUS_INSTANCE=bench
+export AOS_CUS_INSTANCE=${AOS_CUS_INSTANCE:-bench}
 . "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_SECONDS=${BENCH_SECONDS:-5}

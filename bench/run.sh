@@ -2,7 +2,7 @@
 # Runs the benchmarks (all bench/[0-9]*.sh, or those named) on a fresh bench cluster and prints a
 # table: for pgbench workloads "ours tps, peer tps, ours/peer"; for SQL statements "ours, peer, speed-up".
 set -euo pipefail
-export AOS_CUS_INSTANCE=bench
+export AOS_CUS_INSTANCE=${AOS_CUS_INSTANCE:-bench}
 . "$(dirname "$0")/../scripts/common.sh"
 cd "$REPO"
 command -v bc >/dev/null || { [ "$(id -u)" -ne 0 ] || apt-get install -y -qq bc >/dev/null; }

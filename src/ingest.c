@@ -4,8 +4,11 @@
  *
  * A record is read from its jsonb once, every field checked in C (22023 or
  * 22003 naming the field), and inserted through plans prepared once per
- * backend; the usage table's key trigger (usage_keys.c) skips a duplicate
- * (tenant_id, call_id) as ON CONFLICT DO NOTHING would. When nothing is
+ * backend. A record claims its key in cus_usage_keys with ON CONFLICT DO
+ * NOTHING in the statement that inserts its row; a key already taken sends
+ * the record through the usage table's key trigger (usage_keys.c), which
+ * takes over a key past the window or skips a duplicate (tenant_id,
+ * call_id) as ON CONFLICT DO NOTHING would. When nothing is
  * inserted the existing row is read back through its key: the statement
  * waited for any concurrent inserter of the same call_id, so in READ
  * COMMITTED the winner is committed and visible to the next statement.
@@ -15,7 +18,9 @@
  *
  * A batch checks every record, then inserts the first valid occurrence of
  * each call_id with one INSERT ... SELECT FROM unnest() of an array of
- * aos_cus.usage_row inside one subtransaction. Only if that fails (a cost
+ * aos_cus.usage_row inside one subtransaction; a record whose key is taken
+ * inside the window is a duplicate read back, any other is settled on its
+ * own as a single record. Only if that fails (a cost
  * overflows, or a record broke a rule no check foresaw) is the batch
  * replayed record by record, each in its own subtransaction, so one bad
  * record never costs the others. Rejected records go to cus_ingest_rejects
@@ -37,6 +42,8 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -165,7 +172,9 @@ static HTAB *integration_cache = NULL;
 
 /* Plans prepared once per backend (SPI_keepplan), replanned by the plan cache after DDL. */
 static SPIPlanPtr plan_insert_one = NULL;
+static SPIPlanPtr plan_insert_keyed = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
+static SPIPlanPtr plan_insert_many_keyed = NULL;
 static SPIPlanPtr plan_find_one = NULL;
 static SPIPlanPtr plan_find_many = NULL;
 static SPIPlanPtr plan_integration = NULL;
@@ -182,6 +191,8 @@ static SPIPlanPtr plan_reject = NULL;
 #define USAGE_NCOLS_0_1 (USAGE_NCOLS - 2)
 static int	usage_ncols = USAGE_NCOLS;
 static const char *usage_columns = USAGE_COLUMNS;
+/* With cus_usage_keys, one record's row id is drawn first and passed last ($usage_ncols + 1) to both plans. */
+static Oid	usage_id_seq = InvalidOid;
 
 static const Oid usage_types[USAGE_NCOLS] = {
 	UUIDOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
@@ -640,20 +651,20 @@ check_buckets(const UsageRecord *rec, RecordError *err)
 	" JOIN aos_cus.cus_llm_usage u ON u.tenant_id OPERATOR(pg_catalog.=) k.tenant_id" \
 	" AND u.started_at OPERATOR(pg_catalog.=) k.started_at AND u.id OPERATOR(pg_catalog.=) k.usage_id"
 
-/* Run a usage insert whose duplicates (tenant_id, call_id) are skipped, not raised (usage_keys.c). */
+/* Run a usage insert with the key trigger in mode (usage_keys.c). */
 static int
-insert_skipping_duplicates(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+insert_usage(SPIPlanPtr plan, AosUsageKeyMode mode, Datum *values, const char *nulls, long count)
 {
 	volatile int rc = 0;
 
-	aos_cus_usage_keys_skip_duplicates = true;
+	aos_cus_usage_key_mode = mode;
 	PG_TRY();
 	{
 		rc = SPI_execute_plan(plan, values, nulls, false, count);
 	}
 	PG_FINALLY();
 	{
-		aos_cus_usage_keys_skip_duplicates = false;
+		aos_cus_usage_key_mode = AOS_USAGE_KEY_CLAIM;
 	}
 	PG_END_TRY();
 	return rc;
@@ -691,12 +702,15 @@ prepare_plans(void)
 	Oid			find_many_types[2] = {UUIDOID, TEXTARRAYOID};
 	Oid			integration_types[2] = {UUIDOID, UUIDOID};
 	Oid			reject_types[7] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Oid			types[USAGE_NCOLS + 1];
 	StringInfoData sql;
 
 	if (plan_reject != NULL && keys == planned_keys)
 		return;
 	drop_plan(&plan_insert_one);
+	drop_plan(&plan_insert_keyed);
 	drop_plan(&plan_insert_many);
+	drop_plan(&plan_insert_many_keyed);
 	drop_plan(&plan_find_one);
 	drop_plan(&plan_find_many);
 	drop_plan(&plan_integration);
@@ -706,14 +720,31 @@ prepare_plans(void)
 	usage_ncols = get_attnum(get_relname_relid("cus_llm_usage", get_namespace_oid("aos_cus", false)), "subject")
 		== InvalidAttrNumber ? USAGE_NCOLS_0_1 : USAGE_NCOLS;
 	usage_columns = usage_ncols == USAGE_NCOLS ? USAGE_COLUMNS : USAGE_COLUMNS_0_1;
+	usage_id_seq = keys ? get_relname_relid("cus_llm_usage_id_seq", get_namespace_oid("aos_cus", false)) : InvalidOid;
+	memcpy(types, usage_types, sizeof(Oid) * usage_ncols);
+	types[usage_ncols] = INT8OID;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO aos_cus.cus_llm_usage (%s) VALUES (", usage_columns);
+	appendStringInfo(&sql, "INSERT INTO aos_cus.cus_llm_usage (%s%s) VALUES (", keys ? "id, " : "", usage_columns);
+	if (keys)
+		appendStringInfo(&sql, "$%d, ", usage_ncols + 1);
 	for (int i = 1; i <= usage_ncols; i++)
 		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
 	appendStringInfo(&sql, ")%s RETURNING id, cost_microcents", keys ? "" : CONFLICT_0_1_0);
-	aos_cus_keep_plan(&plan_insert_one, sql.data, usage_ncols, usage_types);
+	aos_cus_keep_plan(&plan_insert_one, sql.data, usage_ncols + (keys ? 1 : 0), types);
+	/* The key ($1 tenant_id, $3 call_id, $18 started_at) and the row in one statement; not on Citus (local keys). */
+	if (keys && !OidIsValid(get_extension_oid("citus", true)))
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "WITH k AS (INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)"
+						 " VALUES ($1, $3, $%d, $18, pg_catalog.now()) ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING usage_id)"
+						 " INSERT INTO aos_cus.cus_llm_usage (id, %s) SELECT k.usage_id", usage_ncols + 1, usage_columns);
+		for (int i = 1; i <= usage_ncols; i++)
+			appendStringInfo(&sql, ", $%d", i);
+		appendStringInfoString(&sql, " FROM k RETURNING id, cost_microcents");
+		aos_cus_keep_plan(&plan_insert_keyed, sql.data, usage_ncols + 1, types);
+	}
 
-	/* The row holding a key: the key's started_at leads to its one partition. */
+	/* The row holding a key: the key's started_at leads to its one partition; for a batch, a key inside the window. */
 	aos_cus_keep_plan(&plan_find_one,
 					  keys ? "SELECT u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
 					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) $2"
@@ -721,7 +752,10 @@ prepare_plans(void)
 					  2, find_one_types);
 	aos_cus_keep_plan(&plan_find_many,
 					  keys ? "SELECT k.call_id, u.id, u.cost_microcents FROM aos_cus.cus_usage_keys k" KEY_ROW_JOIN
+					  " CROSS JOIN (SELECT pg_catalog.now() OPERATOR(pg_catalog.-) s.idempotency_window AS start"
+					  " FROM aos_cus.usage_settings() s) w"
 					  " WHERE k.tenant_id OPERATOR(pg_catalog.=) $1 AND k.call_id OPERATOR(pg_catalog.=) ANY ($2)"
+					  " AND (k.started_at OPERATOR(pg_catalog.>=) w.start OR k.ingested_at OPERATOR(pg_catalog.>=) w.start)"
 					  : "SELECT u.call_id, u.id, u.cost_microcents" FIND_0_1_0 "ANY ($2)",
 					  2, find_many_types);
 	aos_cus_keep_plan(&plan_integration, "SELECT provider::pg_catalog.text FROM aos_cus.cus_integrations"
@@ -811,26 +845,42 @@ read_id_cost(int row, int off, int64 *usage_id, bool *has_cost, int64 *cost)
 	*has_cost = !isnull;
 }
 
+/* Insert one record's row; false when its call_id is a duplicate. A key taken already goes through the trigger. */
+static bool
+insert_one_row(Datum *values, const char *flags)
+{
+	if (plan_insert_keyed != NULL)
+	{
+		if (insert_usage(plan_insert_keyed, AOS_USAGE_KEY_CLAIMED, values, flags, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "aos_cus: usage insert failed");
+		if (SPI_processed == 1)
+			return true;
+	}
+	if (insert_usage(plan_insert_one, AOS_USAGE_KEY_SKIP_DUPLICATES, values, flags, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "aos_cus: usage insert failed");
+	return SPI_processed == 1;
+}
+
 /* Insert one checked record or find its earlier row; sets status, id and cost. */
 static void
 ingest_one(const pg_uuid_t *tenant, UsageRecord *rec, BatchItem *out)
 {
-	Datum		values[USAGE_NCOLS];
-	bool		nulls[USAGE_NCOLS];
+	Datum		values[USAGE_NCOLS + 1];
+	bool		nulls[USAGE_NCOLS + 1];
 	char	   *flags;
 	Datum		key[2];
 
 	price_record(rec);
 	record_datums(tenant, rec, values, nulls);
-	flags = spi_nulls(nulls, usage_ncols);
+	nulls[usage_ncols] = false;
+	values[usage_ncols] = OidIsValid(usage_id_seq) ? Int64GetDatum(nextval_internal(usage_id_seq, true)) : (Datum) 0;
+	flags = spi_nulls(nulls, usage_ncols + 1);
 	key[0] = values[0];
 	key[1] = values[2];
 	/* A row found by the conflict check can vanish (deleted) before we read it: try again. */
 	for (int attempt = 0; attempt < 3; attempt++)
 	{
-		if (insert_skipping_duplicates(plan_insert_one, values, flags, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "aos_cus: usage insert failed");
-		if (SPI_processed == 1)
+		if (insert_one_row(values, flags))
 		{
 			out->status = INGEST_INSERTED;
 			read_id_cost(0, 1, &out->usage_id, &out->has_cost, &out->cost);
@@ -1072,13 +1122,25 @@ insert_many_plan(Oid *row_type)
 
 		types[1] = get_array_type(*row_type);
 		drop_plan(&plan_insert_many);
+		drop_plan(&plan_insert_many_keyed);
 		aos_cus_keep_plan(&plan_insert_many, psprintf("INSERT INTO aos_cus.cus_llm_usage (%s) "
 													  "SELECT $1, u.* FROM pg_catalog.unnest($2) AS u%s RETURNING call_id, id, cost_microcents",
 													  usage_columns, schema_has_keys() ? "" : CONFLICT_0_1_0),
 						  2, types);
+		/* As plan_insert_keyed: each record's key and row in one statement, ids in input order. */
+		if (plan_insert_keyed != NULL)
+			aos_cus_keep_plan(&plan_insert_many_keyed,
+							  psprintf("WITH k AS (INSERT INTO aos_cus.cus_usage_keys (tenant_id, call_id, usage_id, started_at, ingested_at)"
+									   " SELECT $1, u.call_id, pg_catalog.nextval('aos_cus.cus_llm_usage_id_seq'::pg_catalog.regclass),"
+									   " u.started_at, pg_catalog.now() FROM pg_catalog.unnest($2) AS u"
+									   " ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING call_id, usage_id)"
+									   " INSERT INTO aos_cus.cus_llm_usage (id, %s) SELECT k.usage_id, $1, u.* FROM pg_catalog.unnest($2) AS u"
+									   " JOIN k ON k.call_id OPERATOR(pg_catalog.=) u.call_id RETURNING call_id, id, cost_microcents",
+									   usage_columns),
+							  2, types);
 		planned_type = *row_type;
 	}
-	return plan_insert_many;
+	return plan_insert_many_keyed != NULL ? plan_insert_many_keyed : plan_insert_many;
 }
 
 /* Fast path: insert every first occurrence with one statement, then read back the duplicates. */
@@ -1112,7 +1174,8 @@ insert_firsts(void *arg)
 	}
 	args[0] = UUIDPGetDatum(b->tenant);
 	args[1] = make_array(rows, NULL, n, row_type);
-	if (insert_skipping_duplicates(plan, args, NULL, 0) != SPI_OK_INSERT_RETURNING)
+	if (insert_usage(plan, plan == plan_insert_many_keyed ? AOS_USAGE_KEY_CLAIMED : AOS_USAGE_KEY_SKIP_DUPLICATES,
+					 args, NULL, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "aos_cus: batch insert failed");
 	apply_rows(b, INGEST_INSERTED);
 
@@ -1130,7 +1193,7 @@ insert_firsts(void *arg)
 	if (SPI_execute_plan(plan_find_many, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus: batch lookup failed");
 	apply_rows(b, INGEST_DUPLICATE);
-	/* A conflicting row deleted before the lookup: settle that record on its own. */
+	/* A conflicting row deleted before the lookup, or a key past the window: settle that record on its own. */
 	for (int f = 0; f < b->nfirsts; f++)
 	{
 		BatchItem  *item = &b->items[b->firsts[f]];

@@ -7,7 +7,8 @@
  * row trigger claims the key for the new row (waiting, as a unique index would, for a concurrent inserter of
  * the same key). A key past the window yields to the new row; a live one makes the insert a duplicate: a
  * plain INSERT raises 23505 as the unique constraint did, and ingest_usage()'s own inserts
- * (aos_cus_usage_keys_skip_duplicates) skip the row, which ingest reports as duplicate. A row that itself
+ * (AOS_USAGE_KEY_SKIP_DUPLICATES) skip the row, which ingest reports as duplicate. ingest_usage() of one record
+ * claims the key in the statement that inserts the row (AOS_USAGE_KEY_CLAIMED): the trigger passes that row. A row that itself
  * started and was ingested before the window (a restored old row) needs no key. AFTER DELETE frees the row's
  * key, AFTER TRUNCATE every key. Restoring a dump rebuilds the keys through this trigger. Writes run
  * elevated (spi_safe.h).
@@ -25,7 +26,7 @@
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_key_trigger);
 
-bool		aos_cus_usage_keys_skip_duplicates = false;
+AosUsageKeyMode aos_cus_usage_key_mode = AOS_USAGE_KEY_CLAIM;
 
 /* Columns of the usage row that make its key, in the order of the plans' parameters. */
 #define KEY_NCOLS 5
@@ -111,6 +112,8 @@ aos_cus_usage_key_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("aos_cus_usage_key_trigger must fire BEFORE INSERT or AFTER DELETE FOR EACH ROW, or AFTER TRUNCATE")));
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event) && aos_cus_usage_key_mode == AOS_USAGE_KEY_CLAIMED)
+		return PointerGetDatum(td->tg_trigtuple);
 	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		key_values(td->tg_trigtuple, RelationGetDescr(td->tg_relation), values);
 	aos_cus_elevate(&e);
@@ -132,7 +135,7 @@ aos_cus_usage_key_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(TRIGGER_FIRED_FOR_ROW(td->tg_event) ? td->tg_trigtuple : NULL);
 	if (ok)
 		return PointerGetDatum(td->tg_trigtuple);
-	if (aos_cus_usage_keys_skip_duplicates)
+	if (aos_cus_usage_key_mode == AOS_USAGE_KEY_SKIP_DUPLICATES)
 		return PointerGetDatum(NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),

@@ -4,7 +4,14 @@
 
 #include "postgres.h"
 
-/* While true (ingest's own inserts), a duplicate (tenant_id, call_id) skips its row instead of raising 23505. */
-extern bool aos_cus_usage_keys_skip_duplicates;
+/* What the key trigger does with an inserted row; ingest sets it around its own inserts only. */
+typedef enum AosUsageKeyMode
+{
+	AOS_USAGE_KEY_CLAIM,		/* claim the row's key; a duplicate raises 23505 as a unique constraint */
+	AOS_USAGE_KEY_SKIP_DUPLICATES,	/* claim it; a duplicate skips its row */
+	AOS_USAGE_KEY_CLAIMED		/* the same statement claimed it already (ingest's keyed insert) */
+} AosUsageKeyMode;
+
+extern AosUsageKeyMode aos_cus_usage_key_mode;
 
 #endif

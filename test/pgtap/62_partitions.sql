@@ -3,7 +3,7 @@
 -- drops whole partitions once rolled up, and reads and enforcement rebuilds stay exact from the daily rollups.
 -- Runs without an enclosing transaction (rollups fold committed rows only) and removes its rows at the end.
 \set ON_ERROR_STOP 1
-SELECT plan(33);
+SELECT plan(36);
 
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
 VALUES ('62000000-0000-4000-8000-000000000001', '62000000-0000-4000-8000-0000000000a1', 'tap-partitions', 'openai');
@@ -83,6 +83,18 @@ SELECT is((SELECT status FROM aos_cus.ingest_usage('62000000-0000-4000-8000-0000
           'inserted', 'a duplicate older than the window is recorded again');
 DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND call_id = 'old-1'
    AND id = (SELECT max(id) FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND call_id = 'old-1');
+
+-- A key past the window but not pruned yet is taken over by the new row, single record and batch alike.
+UPDATE aos_cus.cus_usage_keys SET ingested_at = now() - interval '36 days' WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND call_id IN ('old-2', 'new-1');
+SELECT is((SELECT status FROM aos_cus.ingest_usage('62000000-0000-4000-8000-000000000001', pg_temp.rec('old-2', '2001-01-20T00:00:00Z'))), 'inserted',
+          'a single record takes over a key past the window that is not pruned yet');
+SELECT is((SELECT array_agg(status ORDER BY ord) FROM aos_cus.ingest_usage_batch('62000000-0000-4000-8000-000000000001',
+              jsonb_build_array(pg_temp.rec('new-1', '2001-01-03T00:00:00Z'), pg_temp.rec('new-2', '2001-01-03T00:00:00Z')))),
+          '{inserted,inserted}', 'so does a batch');
+SELECT is((SELECT array_agg(k.call_id ORDER BY k.call_id) FROM aos_cus.cus_usage_keys k JOIN aos_cus.cus_llm_usage u ON u.id = k.usage_id
+            WHERE k.tenant_id = '62000000-0000-4000-8000-000000000001' AND u.started_at IN ('2001-01-20T00:00:00Z', '2001-01-03T00:00:00Z')),
+          '{new-1,new-2,old-2}', 'each key names the new row');
+DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND started_at IN ('2001-01-20T00:00:00Z', '2001-01-03T00:00:00Z');
 
 -- Rejects land in the current period's partition.
 SELECT is((SELECT status FROM aos_cus.ingest_usage_batch('62000000-0000-4000-8000-000000000001', '[{"call_id": "bad"}]')), 'rejected', 'a bad record');
