@@ -115,17 +115,17 @@ enf_period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
  * now, zone) and ends at the first instant where that value changes. Across
  * DST changes the two differ: at Australia/Lord_Howe's 30-minute fall-back
  * the next hour's date_trunc is 30 minutes before the instant it takes over.
- * An hour lasts at most 90 minutes, so the change is within two hours of the
- * start; a binary search finds it to the microsecond.
+ * An hour lasts at most three hours (Antarctica/Troll shifts by two), so the
+ * change is within three hours of now; a binary search finds it to the
+ * microsecond.
  */
 void
 enf_hour_bounds(const char *zone, TimestampTz now, TimestampTz *start, TimestampTz *end)
 {
 	TimestampTz lo = now;
-	TimestampTz hi;
+	TimestampTz hi = now + 3 * USECS_PER_HOUR;
 
 	*start = trunc_in_zone("hour", now, zone);
-	hi = *start + 2 * USECS_PER_HOUR;
 	while (hi - lo > 1)
 	{
 		TimestampTz mid = lo + (hi - lo) / 2;

@@ -88,17 +88,19 @@ SELECT is((SELECT array_agg(s || ':' || decision ORDER BY n, s) FROM generate_se
     'subject:* rph 2: each subject blocked at its third request');
 
 -- The hour rph counts starts at date_trunc('hour', t, zone) and ends at the first instant that value changes, right
--- across DST changes: every minute around New York's and Lord Howe's (30-minute shift) transitions of 2026.
+-- across DST changes: every minute around New York's, Lord Howe's (30-minute shift) and Troll's (2-hour shift)
+-- transitions of 2026.
 CREATE TEMP TABLE dst_minutes AS
 SELECT w.zone, t, date_trunc('hour', t, w.zone) AS s,
-       (SELECT t + m * interval '1 minute' FROM generate_series(1, 200) m
+       (SELECT t + m * interval '1 minute' FROM generate_series(1, 240) m
          WHERE date_trunc('hour', t + m * interval '1 minute', w.zone) <> date_trunc('hour', t, w.zone) ORDER BY m LIMIT 1) AS e
   FROM (VALUES ('America/New_York', timestamptz '2026-11-01 04:00Z'), ('America/New_York', '2026-03-08 05:00Z'),
-               ('Australia/Lord_Howe', '2026-04-04 13:00Z'), ('Australia/Lord_Howe', '2026-10-03 14:00Z')) w(zone, t0),
+               ('Australia/Lord_Howe', '2026-04-04 13:00Z'), ('Australia/Lord_Howe', '2026-10-03 14:00Z'),
+               ('Antarctica/Troll', '2026-10-24 23:00Z')) w(zone, t0),
        generate_series(w.t0, w.t0 + interval '4 hours', interval '1 minute') t;
 SELECT is((SELECT count(*) FROM dst_minutes d, aos_cus.limit_period_bounds('hour', d.zone, d.t) b
             WHERE (b.period_start, b.period_end) IS DISTINCT FROM (d.s, d.e) OR NOT (d.t >= b.period_start AND d.t < b.period_end)),
-    0::bigint, 'limit_period_bounds(''hour''): from date_trunc(''hour'', t, zone) to its next change, at every minute of four DST changes');
+    0::bigint, 'limit_period_bounds(''hour''): from date_trunc(''hour'', t, zone) to its next change, at every minute of five DST changes');
 SELECT is((SELECT count(*) FROM dst_minutes WHERE s <> date_trunc('hour', t AT TIME ZONE zone) AT TIME ZONE zone) > 0, true,
     'the AT TIME ZONE idiom differs there (the oracle tells them apart)');
 SELECT is((SELECT (period_start, period_end)::text FROM aos_cus.limit_period_bounds('hour', 'America/New_York', '2026-11-01 06:30Z')),
