@@ -306,7 +306,9 @@ BEGIN
     WITH old AS (
         SELECT tenant_id, id, cost_microcents
           FROM aos_cus.cus_llm_usage
-         WHERE started_at >= from_ts AND started_at < to_ts AND (NOT only_unpriced OR cost_microcents IS NULL)
+         WHERE started_at >= from_ts AND started_at < to_ts
+           -- Unpriced: no cost, or a cost by the unpriced rule (fallback prices) that a real price replaces.
+           AND (NOT only_unpriced OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
            FOR UPDATE),
     upd AS (
         -- A NULL cost makes the pricing trigger price the row again.
