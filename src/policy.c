@@ -306,17 +306,25 @@ aos_cus_policy_for(const pg_uuid_t *tenant, const pg_uuid_t *integration, uint64
 	return &e->policy;
 }
 
+/* True with *cost when the model has a standard price in force now for provider (cost of tokens at it). */
+static bool
+model_cost(int provider, const char *model, const AosTokens *tokens, int64 *cost)
+{
+	int64		price_id;
+
+	return aos_cus_price_call(aos_cus_provider_names[provider], model, "standard", GetCurrentTransactionStartTimestamp(),
+							  tokens, cost, &price_id);
+}
+
 /* True when the model has a standard price in force now for provider. */
 static bool
 model_priced(int provider, const char *model)
 {
 	AosTokens	none;
 	int64		cost;
-	int64		price_id;
 
 	memset(&none, 0, sizeof(none));
-	return aos_cus_price_call(aos_cus_provider_names[provider], model, "standard", GetCurrentTransactionStartTimestamp(),
-							  &none, &cost, &price_id);
+	return model_cost(provider, model, &none, &cost);
 }
 
 /* Deny globs first, then the allow list, then an unpriced model, then the caps on this request's estimates. */
@@ -361,6 +369,23 @@ fallback_cost(const AosPolicy *p, const AosTokens *tokens)
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("the cost of this call at the policy's fallback prices is out of range")));
 	return cost;
+}
+
+/* C API: see policy.h. */
+int64
+aos_cus_policy_estimate(const AosPolicy *p, const char *model, int64 est_tokens)
+{
+	AosTokens	tokens;
+	int64		cost;
+
+	if (p->provider < 0)
+		return 0;
+	memset(&tokens, 0, sizeof(tokens));
+	/* At most the largest count one call may report (cost.h). */
+	tokens.output = Min(est_tokens, AOS_TOKEN_COUNT_MAX);
+	if (model_cost(p->provider, model, &tokens, &cost))
+		return cost;
+	return p->unpriced == AOS_UNPRICED_FALLBACK ? fallback_cost(p, &tokens) : 0;
 }
 
 /* C API: see policy.h. */

@@ -45,6 +45,13 @@ extern const AosPolicy *aos_cus_policy_for(const pg_uuid_t *tenant, const pg_uui
 extern AosReason aos_cus_policy_verdict(const AosPolicy *p, const char *model, int64 est_cost, int64 est_tokens);
 
 /*
+ * check()'s estimate when none is given but a model is: estimated_tokens
+ * priced as output tokens at the model's price in force, or for an unpriced
+ * model at the fallback output price (fallback_price), else 0. May read prices.
+ */
+extern int64 aos_cus_policy_estimate(const AosPolicy *p, const char *model, int64 est_tokens);
+
+/*
  * The cost of an unpriced usage row of (tenant, integration) by its policy's
  * rule: true with *cost at the fallback prices under fallback_price, false
  * (no cost) otherwise. Reads the policy afresh (unpriced rows are rare).
