@@ -4,7 +4,7 @@
 -- reprice_usage() settling the difference into enforcement. Commits (settlement happens at commit), so it runs
 -- without an enclosing transaction and removes its rows at the end. Tenants are random (shared memory outlives them).
 \set ON_ERROR_STOP 1
-SELECT plan(31);
+SELECT plan(38);
 
 SELECT gen_random_uuid() AS t, gen_random_uuid() AS t2, gen_random_uuid() AS ib, gen_random_uuid() AS io,
        gen_random_uuid() AS i_f, gen_random_uuid() AS ia \gset
@@ -71,6 +71,18 @@ SELECT is((SELECT cost_microcents::text || ' ' || error FROM aos_cus.ingest_usag
 SELECT is((SELECT spent_microcents FROM aos_cus.current_usage(:'t', :'i_f')), 7000000::bigint,
           'fallback_price: enforcement counts the fallback spend');
 SELECT is((aos_cus.check(:'t', :'i_f', 0, 0)).budget_used_microcents, 7000000::bigint, 'check() decides on it');
+-- A NULL estimate with a model is derived: estimated_tokens as output tokens at the price, else the fallback.
+SELECT is((SELECT estimate FROM aos_cus.explain_check(:'t', :'i_f', NULL, 1000000, NULL, NULL, NULL, 'tap-nomodel-21')
+            WHERE dimension = 'budget'), 4000000::bigint, 'fallback_price: check() derives its estimate at fallback_output_price');
+SELECT is((SELECT estimate FROM aos_cus.explain_check(:'t', :'i_f', NULL, 1000, NULL, NULL, NULL, 'gpt-4o')
+            WHERE dimension = 'budget'), 1000000::bigint, 'a priced model: at its output price');
+SELECT is((SELECT estimate FROM aos_cus.explain_check(:'t', :'ia', NULL, 1000000, NULL, NULL, NULL, 'tap-nomodel-21')
+            WHERE dimension = 'budget'), 0::bigint, 'allow: the derived estimate is 0');
+SELECT is((aos_cus.check(:'t', :'i_f', NULL, 1000000, 'tap-rule-est', NULL, NULL, 'tap-nomodel-21')).budget_used_microcents,
+          11000000::bigint, 'check() reserves the derived estimate (7000000 spent + 4000000)');
+SELECT ok(aos_cus.release_reservation(:'t', 'tap-rule-est'), 'released');
+SELECT throws_ok(format($$SELECT aos_cus.check(%L, %L, NULL, 10)$$, :'t', :'i_f'), '22004',
+    'estimated_cost_microcents must not be null', 'without a model a NULL estimate is still refused');
 SELECT is(aos_cus.reprice_usage(now() - interval '1 hour', now() + interval '1 hour') >= 0, true, 'reprice_usage with no price yet');
 SELECT is((SELECT ROW(cost_microcents, unpriced_reason IS NOT NULL)::text FROM aos_cus.cus_llm_usage
             WHERE tenant_id = :'t' AND call_id = 'tap-rule-f1'), '(3000000,t)', 'without a price the fallback charge and reason stay');
@@ -97,6 +109,9 @@ SELECT is((SELECT ROW(f.spent_microcents, a.spent_microcents)::text
 SELECT is((aos_cus.check(:'t', :'i_f', 0, 0)).budget_used_microcents, 14000000::bigint, 'check() decides on the true spend');
 SELECT is((aos_cus.check(:'t2', :'ib', 0, 10, NULL, NULL, NULL, 'tap-nomodel-21')).decision, 'allowed',
     'block: once priced, the model is admitted');
+
+SELECT matches(aos_cus.metrics(), E'\naos_cus_decisions_total\\{decision="blocked",reason="unpriced_model"\\} [1-9]',
+               'metrics() counts unpriced_model decisions');
 
 SELECT * FROM finish();
 
