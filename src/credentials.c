@@ -1152,9 +1152,47 @@ aos_cus_revoke_credential_source(PG_FUNCTION_ARGS)
 								 "WHERE s.tenant_id OPERATOR(pg_catalog.=) $1 AND s.source OPERATOR(pg_catalog.=) $2"));
 }
 
-/* Where a rotation continues: after (tenant, id), or from the start; and the credentials it skipped. */
+/* A column of sealed encrypted:// references, keyed by (tenant_id, id), whose AAD owner is the row's id. */
+typedef struct SealedColumn
+{
+	const char *select_first;	/* candidates from the start: $1 active-version pattern, $2 limit */
+	const char *select_after;	/* candidates after ($3, $4) */
+	const char *lock;			/* lock one row by ($1, $2) unless rotated since ($3) */
+	const char *update;			/* store ($3) for ($1, $2) */
+	const char *noun;			/* in the skipped list */
+} SealedColumn;
+
+/* What a rotation re-encrypts, in this order: integrations' credentials, then webhooks' signing secrets. */
+static const SealedColumn sealed_columns[] = {
+	{"SELECT tenant_id, id FROM aos_cus.cus_integrations "
+		"WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+		"ORDER BY tenant_id, id LIMIT $2",
+		"SELECT tenant_id, id FROM aos_cus.cus_integrations "
+		"WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
+		"AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) ORDER BY tenant_id, id LIMIT $2",
+		"SELECT credential_ref FROM aos_cus.cus_integrations"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+		" AND credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%'"
+		" AND credential_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
+		"UPDATE aos_cus.cus_integrations SET credential_ref = $3"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+	"integration"},
+	{"SELECT tenant_id, id FROM aos_cus.cus_webhooks WHERE secret_ref OPERATOR(pg_catalog.!~~) $1 "
+		"ORDER BY tenant_id, id LIMIT $2",
+		"SELECT tenant_id, id FROM aos_cus.cus_webhooks WHERE secret_ref OPERATOR(pg_catalog.!~~) $1 "
+		"AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) ORDER BY tenant_id, id LIMIT $2",
+		"SELECT secret_ref FROM aos_cus.cus_webhooks"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
+		" AND secret_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
+		"UPDATE aos_cus.cus_webhooks SET secret_ref = $3"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+	"webhook"},
+};
+
+/* Where a rotation continues: in which sealed column, after (tenant, id) or from its start; and what it skipped. */
 typedef struct RotationCursor
 {
+	int			column;			/* index into sealed_columns */
 	bool		started;
 	pg_uuid_t	tenant;
 	pg_uuid_t	id;
@@ -1162,16 +1200,16 @@ typedef struct RotationCursor
 	StringInfoData skipped_ids;	/* the first ROTATION_SKIPS_LISTED, with the reason */
 } RotationCursor;
 
-/* Skipped credentials a rotation names in its warning. */
+/* Skipped references a rotation names in its warning. */
 #define ROTATION_SKIPS_LISTED 20
 
 /*
  * Re-encrypt up to batch_size encrypted:// references that do not use the
- * active version, in (tenant_id, id) order after the cursor, skipping rows
- * locked by others, and advance the cursor. A reference that does not decrypt
- * is left as it is and noted in the cursor; the scan goes on past it. Runs
- * inside the caller's SPI connection; memory per row is released as it goes.
- * Returns the count re-encrypted.
+ * active version, column after column of sealed_columns and in (tenant_id, id)
+ * order after the cursor, skipping rows locked by others, and advance the
+ * cursor. A reference that does not decrypt is left as it is and noted in the
+ * cursor; the scan goes on past it. Runs inside the caller's SPI connection;
+ * memory per row is released as it goes. Returns the count re-encrypted.
  */
 static int64
 rotate_batch(int batch_size, RotationCursor *cursor)
@@ -1187,8 +1225,9 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 
 	snprintf(pattern, sizeof(pattern), "encrypted://v1/%u/%%", version);
 	selvals[0] = CStringGetTextDatum(pattern);
-	while (done < batch_size)
+	while (done < batch_size && cursor->column < (int) lengthof(sealed_columns))
 	{
+		const SealedColumn *col = &sealed_columns[cursor->column];
 		SPITupleTable *rows;
 		uint64		n;
 		int			limit = batch_size - (int) done;
@@ -1197,16 +1236,9 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 		selvals[2] = UUIDPGetDatum(&cursor->tenant);
 		selvals[3] = UUIDPGetDatum(&cursor->id);
 		/* Candidates without locks (under Citus a query over every shard may not lock); each is locked by its key. */
-		if (SPI_execute_with_args(cursor->started ?
-								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
-								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-								  "AND ROW(tenant_id, id) OPERATOR(pg_catalog.>) ROW($3, $4) "
-								  "ORDER BY tenant_id, id LIMIT $2" :
-								  "SELECT tenant_id, id FROM aos_cus.cus_integrations "
-								  "WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%' AND credential_ref OPERATOR(pg_catalog.!~~) $1 "
-								  "ORDER BY tenant_id, id LIMIT $2",
+		if (SPI_execute_with_args(cursor->started ? col->select_after : col->select_first,
 								  cursor->started ? 4 : 2, selargs, selvals, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "selecting credentials to rotate failed");
+			elog(ERROR, "selecting %ss to rotate failed", col->noun);
 		rows = SPI_tuptable;
 		n = SPI_processed;
 		for (uint64 i = 0; i < n; i++)
@@ -1214,7 +1246,7 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			MemoryContext old = MemoryContextSwitchTo(row_ctx);
 			bool		isnull;
 			pg_uuid_t  *tenant = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-			pg_uuid_t  *integration = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			pg_uuid_t  *owner = DatumGetUUIDP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 			char	   *ref;
 			char	   *plain = NULL;
 			uint32_t	from;
@@ -1225,45 +1257,41 @@ rotate_batch(int batch_size, RotationCursor *cursor)
 			CHECK_FOR_INTERRUPTS();
 			/* Lock the row by its key (one shard under Citus); locked by others, or rotated since: skip it. */
 			updvals[0] = UUIDPGetDatum(tenant);
-			updvals[1] = UUIDPGetDatum(integration);
+			updvals[1] = UUIDPGetDatum(owner);
 			updvals[2] = selvals[0];
-			if (SPI_execute_with_args("SELECT credential_ref FROM aos_cus.cus_integrations"
-									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2"
-									  " AND credential_ref OPERATOR(pg_catalog.~~) 'encrypted://%'"
-									  " AND credential_ref OPERATOR(pg_catalog.!~~) $3 FOR UPDATE SKIP LOCKED",
-									  3, updargs, updvals, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "locking a credential to rotate failed");
+			if (SPI_execute_with_args(col->lock, 3, updargs, updvals, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "locking a %s to rotate failed", col->noun);
 			locked = SPI_tuptable;
 			ref = SPI_processed == 1 ? SPI_getvalue(locked->vals[0], locked->tupdesc, 1) : NULL;
 			SPI_freetuptable(locked);
-			if (ref != NULL && open_ref(tenant, integration, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
+			if (ref != NULL && open_ref(tenant, owner, ref, strlen(ref), &plain, &from, &why) != OPEN_OK)
 			{
 				/* The list grows in its own (the caller's) context. */
 				if (cursor->skipped++ < ROTATION_SKIPS_LISTED)
-					appendStringInfo(&cursor->skipped_ids, "%sintegration %s (version %u: %s)",
-									 cursor->skipped_ids.len > 0 ? "; " : "", uuid_str(integration), from, why);
+					appendStringInfo(&cursor->skipped_ids, "%s%s %s (version %u: %s)",
+									 cursor->skipped_ids.len > 0 ? "; " : "", col->noun, uuid_str(owner), from, why);
 			}
 			else if (ref != NULL)
 			{
-				updvals[0] = UUIDPGetDatum(tenant);
-				updvals[1] = UUIDPGetDatum(integration);
-				updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, integration, plain, strlen(plain)));
+				updvals[2] = PointerGetDatum(encrypt_to_ref(tenant, owner, plain, strlen(plain)));
 				explicit_bzero(plain, strlen(plain));
-				if (SPI_execute_with_args("UPDATE aos_cus.cus_integrations SET credential_ref = $3"
-										  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-										  3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "updating a rotated credential failed");
+				if (SPI_execute_with_args(col->update, 3, updargs, updvals, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "updating a rotated %s failed", col->noun);
 				done++;
 			}
 			cursor->tenant = *tenant;
-			cursor->id = *integration;
+			cursor->id = *owner;
 			cursor->started = true;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_ctx);
 		}
 		SPI_freetuptable(rows);
 		if (n < (uint64) limit)
-			break;
+		{
+			/* This column is done: the next one from its start. */
+			cursor->column++;
+			cursor->started = false;
+		}
 	}
 	MemoryContextDelete(row_ctx);
 	return done;
@@ -1343,8 +1371,10 @@ aos_cus_keyring_status(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	/* Versions of the keyring and versions only referenced by stored credentials, with their counts. */
-	if (SPI_execute("SELECT pg_catalog.split_part(credential_ref, '/', 4)::bigint, pg_catalog.count(*) "
-					"FROM aos_cus.cus_integrations WHERE credential_ref OPERATOR(pg_catalog.~~) 'encrypted://v1/%' GROUP BY 1 ORDER BY 1",
+	if (SPI_execute("SELECT pg_catalog.split_part(r, '/', 4)::pg_catalog.int8, pg_catalog.count(*) FROM ("
+					"SELECT credential_ref FROM aos_cus.cus_integrations UNION ALL "
+					"SELECT secret_ref FROM aos_cus.cus_webhooks) s(r) "
+					"WHERE r OPERATOR(pg_catalog.~~) 'encrypted://v1/%' GROUP BY 1 ORDER BY 1",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "counting credentials per key version failed");
 	for (int i = 0; i < keys->keyring.count; i++)

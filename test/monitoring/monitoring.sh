@@ -252,7 +252,7 @@ check "every metric the dashboard queries is emitted" names_subset "$WORK/names_
 # rollup shows the spend of the workload's calls inside the hourly retention.
 dashboard_sql_total() {
 	local sql total
-	sql=$(jq -r '.panels[].targets[] | select(.rawSql) | .rawSql' monitoring/grafana/aos_cus_dashboard.json |
+	sql=$(jq -r '.panels[].targets[]? | select(.rawSql) | .rawSql' monitoring/grafana/aos_cus_dashboard.json |
 		sed 's/\$__timeFilter(\([a-z_.]*\))/\1 IS NOT NULL/')
 	[ -n "$sql" ] || { echo "    no SQL panel"; return 1; }
 	msql -c "SELECT aos_cus.rollup_usage()" > /dev/null || return 1

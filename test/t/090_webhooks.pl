@@ -235,6 +235,25 @@ $node->restart;
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_webhook_deliveries WHERE status = 'pending'}),
 	'the keyring fixed: delivered');
 
+# Key rotation re-encrypts webhook secrets too: with version 1 gone from the keyring, deliveries are still signed.
+write_keyring($good_keyring . sprintf("2:%s\n", 'cd' x 32));
+$node->restart;
+is($node->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), scalar(@secrets),
+	'rotate_encryption_key re-encrypts every webhook secret');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_webhooks WHERE secret_ref NOT LIKE 'encrypted://v1/2/%'}),
+	'0', 'no webhook secret is left under version 1');
+is($node->safe_psql('postgres', q{SELECT string_agg(version || ':' || credentials, ',' ORDER BY version) FROM aos_cus.keyring_status()}),
+	'1:0,2:' . scalar(@secrets), 'keyring_status counts webhook secrets per version');
+write_keyring(sprintf("2:%s\n", 'cd' x 32));
+$node->restart;
+my $rotated = $node->safe_psql('postgres', qq{SELECT aos_cus.record_health('$tenant', '00000000-0000-4000-8000-000000000101', 'failing', 1);
+	SELECT event_id FROM aos_cus.cus_webhook_events ORDER BY id DESC LIMIT 1});
+$rotated =~ s/^\n//;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM aos_cus.cus_webhook_deliveries WHERE status = 'pending'}),
+	'with version 1 removed: delivered');
+ok((grep { $_->{path} eq '/ok/a' && $_->{id} eq $rotated && $_->{verified} } @{ received() }),
+	'signed with the secret created under version 1 (the receiver verified it)');
+
 # Secrets never reach the server log (log_statement = 'all' logged every statement of this test).
 my $server_log = slurp_file($node->logfile);
 is(scalar(grep { index($server_log, substr($_, 6)) >= 0 } @secrets), 0, 'no webhook secret in the server log');
