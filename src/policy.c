@@ -306,14 +306,23 @@ aos_cus_policy_for(const pg_uuid_t *tenant, const pg_uuid_t *integration, uint64
 	return &e->policy;
 }
 
-/* True with *cost when the model has a standard price in force now for provider (cost of tokens at it). */
+/*
+ * True with *cost when the model has a standard price in force now for provider
+ * (cost of tokens at it). A custom integration may call any provider: its own
+ * prices first, then each provider's in order.
+ */
 static bool
 model_cost(int provider, const char *model, const AosTokens *tokens, int64 *cost)
 {
 	int64		price_id;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	return aos_cus_price_call(aos_cus_provider_names[provider], model, "standard", GetCurrentTransactionStartTimestamp(),
-							  tokens, cost, &price_id);
+	if (aos_cus_price_call(aos_cus_provider_names[provider], model, "standard", now, tokens, cost, &price_id))
+		return true;
+	for (int other = 0; provider == AOS_PROVIDER_CUSTOM && other < AOS_PROVIDER_CUSTOM; other++)
+		if (aos_cus_price_call(aos_cus_provider_names[other], model, "standard", now, tokens, cost, &price_id))
+			return true;
+	return false;
 }
 
 /* True when the model has a standard price in force now for provider. */

@@ -4,12 +4,13 @@
 -- reprice_usage() settling the difference into enforcement. Commits (settlement happens at commit), so it runs
 -- without an enclosing transaction and removes its rows at the end. Tenants are random (shared memory outlives them).
 \set ON_ERROR_STOP 1
-SELECT plan(38);
+SELECT plan(40);
 
 SELECT gen_random_uuid() AS t, gen_random_uuid() AS t2, gen_random_uuid() AS ib, gen_random_uuid() AS io,
-       gen_random_uuid() AS i_f, gen_random_uuid() AS ia \gset
+       gen_random_uuid() AS i_f, gen_random_uuid() AS ia, gen_random_uuid() AS ic \gset
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents)
 VALUES (:'t2', :'ib', 'tap-block', 'openai', 'enabled', 100000000),
+       (:'t2', :'ic', 'tap-custom', 'custom', 'enabled', 100000000),
        (:'t', :'io', 'tap-override', 'openai', 'enabled', 100000000),
        (:'t', :'i_f', 'tap-fallback', 'openai', 'enabled', 100000000),
        (:'t', :'ia', 'tap-allow', 'openai', 'enabled', 100000000);
@@ -47,6 +48,10 @@ SELECT is((SELECT reason FROM aos_cus.cus_enforcement_log WHERE tenant_id = :'t2
     'the enforcement log keeps the unpriced_model decision');
 SELECT is((aos_cus.check(:'t2', :'ib', 0, 10, NULL, NULL, NULL, 'gpt-4o')).decision, 'allowed', 'a priced model is admitted');
 SELECT is((aos_cus.check(:'t2', :'ib', 0, 10)).decision, 'allowed', 'a call naming no model is admitted');
+SELECT is((aos_cus.check(:'t2', :'ic', 0, 10, NULL, NULL, NULL, 'claude-sonnet-4-5')).decision, 'allowed',
+    'a custom integration: a model any provider prices is admitted');
+SELECT is((aos_cus.check(:'t2', :'ic', 0, 10, NULL, NULL, NULL, 'tap-nomodel-21')).reason, 'unpriced_model',
+    'a custom integration: a model no provider prices is blocked');
 SELECT is((aos_cus.check(:'t', :'io', 0, 10, NULL, NULL, NULL, 'tap-nomodel-21')).reason, 'unpriced_model',
     'an integration''s own policy without a rule blocks (it replaces the tenant default)');
 SELECT is((SELECT status || '/' || coalesce(cost_microcents::text, 'null') FROM aos_cus.ingest_usage(:'t2',
