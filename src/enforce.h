@@ -1,4 +1,4 @@
-/* enforce.h: enforcement state in shared memory (enforce.c). */
+/* enforce.h: enforcement entry points for the rest of the extension (src/enforce_*.c; internals: enforce_internal.h). */
 #ifndef AOS_CUS_ENFORCE_H
 #define AOS_CUS_ENFORCE_H
 

@@ -2,7 +2,7 @@
  * policy.c: call policies per integration, with a tenant default
  * (cus_policies, set_policy()): model allow and deny globs, caps on a
  * request's estimated cost and tokens, a cap on in-flight calls (their
- * reservations, counted by enforce.c), and the rule for unpriced models
+ * reservations, counted by enforce_decide.c), and the rule for unpriced models
  * (block, fallback_price, allow). Policies are configuration, cached per
  * backend and dropped when the limits version moves (a trigger bumps it).
  */

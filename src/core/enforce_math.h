@@ -13,7 +13,7 @@
 /* Length of a rate window: one minute in microseconds. */
 #define AOS_RATE_WINDOW_US INT64_C(60000000)
 
-/* Outcome of one check (order matches the SQL enum text in enforce.c). */
+/* Outcome of one check (order matches the SQL enum text in enforce_sql.c). */
 typedef enum AosDecision
 {
 	AOS_DECISION_ALLOWED,

@@ -1,4 +1,4 @@
--- Enforcement (README: Enforcement): decisions from shared memory (enforce.c), the bounded enforcement log,
+-- Enforcement (README: Enforcement): decisions from shared memory (src/enforce_*.c), the bounded enforcement log,
 -- and the triggers that keep the shared state in step with usage and limits.
 
 CREATE TYPE aos_cus.decision AS (

@@ -1,7 +1,7 @@
 -- Layered budgets (issue 14): limits per scope besides each integration's own. A scope is tenant (all its
 -- integrations together), integration:<id> (the limits on cus_integrations), subject:<value> or subject:*
 -- (each end user its own copy), tag:<key>=<value> or tag:<key>=* (each value its own copy). check() reserves
--- against every scope instance a call touches, all or none (enforce.c).
+-- against every scope instance a call touches, all or none (enforce_decide.c).
 
 CREATE FUNCTION aos_cus_internal.parse_scope(scope text, OUT kind text, OUT integration_id uuid) RETURNS record
     AS 'MODULE_PATHNAME', 'aos_cus_parse_scope' LANGUAGE C IMMUTABLE PARALLEL SAFE;

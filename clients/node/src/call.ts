@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { AosCusError, EnforcementUnavailableError, blockedError } from './errors';
 import { Reporter, reporterFor } from './reporter';
-import { DecisionRow, EstimateInput, Queryable, TenantBinding, checkCall } from './sql';
+import { CallScope, DecisionRow, EstimateInput, Queryable, TenantBinding, checkCall } from './sql';
 
 export type Mode = 'visibility' | 'enforce';
 export type Status = 'success' | 'error' | 'timeout' | 'cancelled' | 'blocked';
@@ -103,6 +103,14 @@ export class CallRecorder {
     this.call = call;
   }
 
+  /** The call's subject and tags: the wrapper's defaults with the call's own options over them. */
+  private scope(): CallScope {
+    const t = this.tracker;
+    const subject = this.call?.subject ?? t.opts.subject;
+    const tags = { ...t.opts.tags, ...this.call?.tags };
+    return { subject, tags: Object.keys(tags).length > 0 ? tags : undefined };
+  }
+
   /** enforce mode: check() with the estimate; throws the typed error (after recording the block) when blocked. */
   async admit(estimate: () => EstimateInput): Promise<void> {
     const t = this.tracker;
@@ -110,7 +118,7 @@ export class CallRecorder {
     let row: DecisionRow;
     try {
       row = await withTimeout(checkCall(t.opts.pool!, t.opts.tenantBinding ?? 'setting', t.opts.tenant, t.opts.integration,
-        estimate(), this.callId), t.opts.checkTimeoutMs ?? 2000);
+        estimate(), this.callId, this.scope()), t.opts.checkTimeoutMs ?? 2000);
     } catch (e) {
       if (t.opts.failOpen ?? true) return;
       throw new EnforcementUnavailableError(`aos_cus check() failed: ${(e as Error).message}`, { cause: e });
@@ -167,12 +175,10 @@ export class CallRecorder {
       if (outcome.usage !== undefined && outcome.usage !== null) record.usage = outcome.usage;
       if (outcome.serviceTier && TIERS.has(outcome.serviceTier)) record.service_tier = outcome.serviceTier;
       if (outcome.errorCode) record.error_code = outcome.errorCode.slice(0, 200);
-      const subject = this.call?.subject ?? t.opts.subject;
-      const tags = { ...t.opts.tags, ...this.call?.tags };
-      const metadata: Record<string, unknown> = { ...this.call?.metadata };
-      if (subject !== undefined) metadata.subject = subject;
-      if (Object.keys(tags).length > 0) metadata.tags = tags;
-      if (Object.keys(metadata).length > 0) record.metadata = metadata;
+      const { subject, tags } = this.scope();
+      if (subject !== undefined) record.subject = subject;
+      if (tags !== undefined) record.tags = tags;
+      if (this.call?.metadata && Object.keys(this.call.metadata).length > 0) record.metadata = { ...this.call.metadata };
       t.reporter.record(t.opts.tenant, record);
     } catch {
       // Reporting never fails the application's call.

@@ -48,9 +48,18 @@ async function run<R extends QueryResultRow>(db: Queryable, name: string, text: 
 
 /** ingest_usage_batch(tenant, records): one row per record, in input order. */
 export async function ingestBatch(db: Queryable, binding: TenantBinding, tenant: string, records: object[]): Promise<IngestRow[]> {
+  const { scopes } = await detectServer(db);
   const text = `SELECT r.ord, r.call_id, r.status, r.error ${tenantFrom(binding, 'aos_cus.ingest_usage_batch($TENANT, $2::pg_catalog.jsonb) AS r')}`;
-  const res = await run<IngestRow>(db, `aos_cus_node_ingest_batch_${binding}`, text, [tenant, JSON.stringify(records)]);
+  const res = await run<IngestRow>(db, `aos_cus_node_ingest_batch_${binding}`, text,
+    [tenant, JSON.stringify(scopes ? records : records.map(withoutScopeKeys))]);
   return res.rows;
+}
+
+/** A record for a server without scopes (before 0.2.0): subject and tags go into its metadata. */
+function withoutScopeKeys(r: object): object {
+  const { subject, tags, ...rest } = r as { subject?: string; tags?: object; metadata?: object };
+  if (subject === undefined && tags === undefined) return r;
+  return { ...rest, metadata: { ...rest.metadata, ...(subject !== undefined && { subject }), ...(tags !== undefined && { tags }) } };
 }
 
 /** ingest_usage(tenant, record): status inserted or duplicate (the per-call path the benchmark compares with). */
@@ -60,26 +69,34 @@ export async function ingestOne(db: Queryable, binding: TenantBinding, tenant: s
   return res.rows[0].status;
 }
 
-/** Which estimators the server has: estimate_call and count_tokens come with a later version of aos_cus. */
-export interface Estimators {
+/** What the server has: estimate_call, count_tokens and scopes (check() with subject, tags and model) come with aos_cus 0.2.0. */
+export interface ServerFeatures {
   estimateCall: boolean;
   countTokens: boolean;
+  scopes: boolean;
 }
 
-const estimators = new WeakMap<object, Promise<Estimators>>();
+const features = new WeakMap<object, Promise<ServerFeatures>>();
 
-/** Detects the estimators once per pool (to_regprocedure); a failed detection is retried on the next call. */
-export function detectEstimators(db: Queryable): Promise<Estimators> {
-  let p = estimators.get(db);
+/** Detects the server's features once per pool (to_regprocedure); a failed detection is retried on the next call. */
+export function detectServer(db: Queryable): Promise<ServerFeatures> {
+  let p = features.get(db);
   if (!p) {
-    p = run<{ estimate_call: boolean; count_tokens: boolean }>(db, 'aos_cus_node_estimators',
-      `SELECT pg_catalog.to_regprocedure('aos_cus.estimate_call(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4)') IS NOT NULL AS estimate_call,
-              pg_catalog.to_regprocedure('aos_cus.count_tokens(pg_catalog.text, pg_catalog.text)') IS NOT NULL AS count_tokens`, [])
-      .then((r) => ({ estimateCall: r.rows[0].estimate_call, countTokens: r.rows[0].count_tokens }));
-    estimators.set(db, p);
-    p.catch(() => estimators.delete(db));
+    p = run<{ estimate_call: boolean; count_tokens: boolean; scopes: boolean }>(db, 'aos_cus_node_features',
+      `SELECT pg_catalog.to_regprocedure('aos_cus.estimate_call(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4, pg_catalog.text, pg_catalog.timestamptz)') IS NOT NULL AS estimate_call,
+              pg_catalog.to_regprocedure('aos_cus.count_tokens(pg_catalog.text, pg_catalog.text)') IS NOT NULL AS count_tokens,
+              pg_catalog.to_regprocedure('aos_cus."check"(pg_catalog.uuid, pg_catalog.uuid, pg_catalog.int8, pg_catalog.int8, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text)') IS NOT NULL AS scopes`, [])
+      .then((r) => ({ estimateCall: r.rows[0].estimate_call, countTokens: r.rows[0].count_tokens, scopes: r.rows[0].scopes }));
+    features.set(db, p);
+    p.catch(() => features.delete(db));
   }
   return p;
+}
+
+/** Who and what a call is for: the scopes check() reserves against and the usage row is settled to. */
+export interface CallScope {
+  subject?: string;
+  tags?: Record<string, string>;
 }
 
 /** What a call is expected to use, for check(). */
@@ -96,34 +113,43 @@ export interface EstimateInput {
   maxOutputTokens: number;
 }
 
-/** Columns of estimate_call's row: worst-case cost and tokens when it has them, else the estimate. */
-function fromEstimateCall(row: Record<string, unknown>): { tokens: string; cost: string } | undefined {
-  const cols = Object.keys(row).filter((k) => row[k] !== null && /^-?\d+$/.test(String(row[k])));
-  const pick = (re: RegExp) => cols.filter((k) => re.test(k));
-  const cost = pick(/worst.*cost|cost.*worst/)[0] ?? pick(/cost/)[0];
-  const input = pick(/input.*tokens/)[0];
-  const output = pick(/(worst|max).*output.*tokens|output.*tokens/)[0];
-  if (!cost || !input) return undefined;
-  const tokens = BigInt(String(row[input])) + (output ? BigInt(String(row[output])) : 0n);
-  return { tokens: tokens.toString(), cost: String(row[cost]) };
+/** Tokens and cost of estimate_call's row: input plus worst-case output, worst-case cost; undefined when unpriced. */
+function fromEstimateCall(row: EstimateCallRow): { tokens: string; cost: string } | undefined {
+  if (row.worst_case_cost_microcents === null || row.worst_case_output_tokens === null) return undefined;
+  return { tokens: (BigInt(row.input_tokens) + BigInt(row.worst_case_output_tokens)).toString(), cost: row.worst_case_cost_microcents };
+}
+
+/** The estimate_call columns checkCall reads (bigints as strings). */
+interface EstimateCallRow {
+  input_tokens: string;
+  worst_case_output_tokens: string | null;
+  worst_case_cost_microcents: string | null;
 }
 
 /**
  * check() for one call, with its estimate computed by the server: estimate_call when present (two round trips),
- * else count_tokens for OpenAI-family models tiktoken maps when present, else estimate_tokens (both in the check's statement).
+ * else count_tokens for OpenAI-family models tiktoken maps when present, else estimate_tokens (both in the check's
+ * statement). Servers with scopes also get the call's subject, tags and model.
  */
 export async function checkCall(db: Queryable, binding: TenantBinding, tenant: string, integration: string,
-  est: EstimateInput, callId: string): Promise<DecisionRow> {
-  const have = await detectEstimators(db);
-  const check = (cost: string, tokens: string) => 'aos_cus."check"($TENANT, $2::pg_catalog.uuid, ' + cost + ', ' + tokens + ', $3::pg_catalog.text) AS c';
+  est: EstimateInput, callId: string, who: CallScope): Promise<DecisionRow> {
+  const have = await detectServer(db);
+  const tags = who.tags && Object.keys(who.tags).length > 0 ? JSON.stringify(who.tags) : null;
+  // With scopes: subject and tags are parameters n + 1 and n + 2, the model parameter m.
+  const check = (cost: string, tokens: string, n: number, m: number) => 'aos_cus."check"($TENANT, $2::pg_catalog.uuid, ' + cost + ', ' + tokens +
+    ', $3::pg_catalog.text' + (have.scopes ? `, $${n + 1}::pg_catalog.text, $${n + 2}::pg_catalog.jsonb, $${m}::pg_catalog.text` : '') + ') AS c';
+  const scopeArgs = have.scopes ? [who.subject ?? null, tags] : [];
+  const suffix = `${have.scopes ? 'scoped' : 'plain'}_${binding}`;
   if (have.estimateCall) {
-    const r = await run<Record<string, unknown>>(db, 'aos_cus_node_estimate_call',
-      'SELECT e.* FROM aos_cus.estimate_call($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.jsonb, $4::pg_catalog.int4) AS e',
-      [est.provider, est.model, JSON.stringify(est.input), est.maxOutputTokens]);
+    const r = await run<EstimateCallRow>(db, 'aos_cus_node_estimate_call',
+      'SELECT e.input_tokens, e.worst_case_output_tokens, e.worst_case_cost_microcents ' +
+      'FROM aos_cus.estimate_call($1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.jsonb, $4::pg_catalog.int4) AS e',
+      [est.provider, est.model, JSON.stringify(est.input), est.maxOutputTokens > 0 ? est.maxOutputTokens : null]);
     const picked = r.rows[0] && fromEstimateCall(r.rows[0]);
     if (picked) {
-      const text = `SELECT c.* ${tenantFrom(binding, check('$4::pg_catalog.int8', '$5::pg_catalog.int8'))}`;
-      const res = await run<DecisionRow>(db, `aos_cus_node_check_fixed_${binding}`, text, [tenant, integration, callId, picked.cost, picked.tokens]);
+      const text = `SELECT c.* ${tenantFrom(binding, check('$4::pg_catalog.int8', '$5::pg_catalog.int8', 6, 6))}`;
+      const res = await run<DecisionRow>(db, `aos_cus_node_check_fixed_${suffix}`, text,
+        [tenant, integration, callId, picked.cost, picked.tokens, ...(have.scopes ? [est.model, ...scopeArgs] : [])]);
       return res.rows[0];
     }
   }
@@ -137,8 +163,8 @@ export async function checkCall(db: Queryable, binding: TenantBinding, tenant: s
   const tokens = `(${count}::pg_catalog.int8 OPERATOR(pg_catalog.+) $7::pg_catalog.int8)`;
   const cost = `COALESCE(aos_cus.cost_microcents($4::pg_catalog.text, $6::pg_catalog.text, e.input_tokens, $8::pg_catalog.int8), 0::pg_catalog.int8)`;
   const text = `SELECT c.* ${tenantFrom(binding, `(SELECT ${tokens} AS input_tokens) AS e, LATERAL ` +
-    check(cost, 'e.input_tokens OPERATOR(pg_catalog.+) $8::pg_catalog.int8'))}`;
-  const res = await run<DecisionRow>(db, `aos_cus_node_check_${counter === 'aos_cus.count_tokens' ? 'count' : 'estimate'}_${binding}`, text,
-    [tenant, integration, callId, est.provider, est.text, est.model, est.overheadTokens, est.maxOutputTokens]);
+    check(cost, 'e.input_tokens OPERATOR(pg_catalog.+) $8::pg_catalog.int8', 8, 6))}`;
+  const res = await run<DecisionRow>(db, `aos_cus_node_check_${counter === 'aos_cus.count_tokens' ? 'count' : 'estimate'}_${suffix}`, text,
+    [tenant, integration, callId, est.provider, est.text, est.model, est.overheadTokens, est.maxOutputTokens, ...scopeArgs]);
   return res.rows[0];
 }

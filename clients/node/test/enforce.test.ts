@@ -37,9 +37,9 @@ async function enforced(limits: object, provider = 'openai') {
 }
 
 describe('enforce mode', () => {
-  test('the estimate is count_tokens of the prompt + chat overhead + max tokens: a token limit of exactly that admits, one less blocks', async () => {
-    const [{ n }] = await adminQuery(`SELECT aos_cus.count_tokens($1, 'gpt-4o') AS n`, [messages.map((m) => m.content).join('\n')]);
-    const expected = n + 3 * 2 + 3 + 100;
+  test('the estimate is estimate_call: exact message tokens + max tokens; a token limit of exactly that admits, one less blocks', async () => {
+    const [{ n }] = await adminQuery(`SELECT aos_cus.count_message_tokens($1::jsonb, 'gpt-4o') AS n`, [JSON.stringify(messages)]);
+    const expected = Number(n) + 100;
     const ok = await enforced({ token_limit: expected, token_period: 'total' });
     await ok.openai.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 100 });
     const tight = await enforced({ token_limit: expected - 1, token_period: 'total' });
@@ -63,6 +63,18 @@ describe('enforce mode', () => {
     const err = await tight.openai.chat.completions.create({ model, messages, max_tokens: 100 }).catch((e) => e);
     assert.ok(err instanceof BudgetExceededError, String(err));
     assert.equal(err.details.tokenLimit, BigInt(expected - 1));
+  });
+
+  test('subject and tags reach check(): a subject budget blocks that subject only; usage is settled to the subject', async () => {
+    const { tenant, integration, openai } = await enforced({});
+    await asTenant(tenant, `SELECT aos_cus.set_scope_limits($1, 'subject:heavy', '{"budget_microcents": 1, "budget_period": "month"}')`, [tenant]);
+    const err = await openai.chat.completions.create({ model: 'gpt-4o', messages }, { aosCus: { subject: 'heavy', tags: { team: 'a' } } } as any).catch((e) => e);
+    assert.ok(err instanceof BudgetExceededError, String(err));
+    assert.equal(err.scope, 'subject:heavy');
+    await openai.chat.completions.create({ model: 'gpt-4o', messages }, { aosCus: { subject: 'light', callId: 'light-1' } } as any);
+    await reporter.flush();
+    const rows = await usageRows(integration);
+    assert.deepEqual(rows.map((r) => [r.status, r.subject, r.tags]), [['blocked', 'heavy', { team: 'a' }], ['success', 'light', null]]);
   });
 
   test('an exhausted budget throws BudgetExceededError before any provider call; the block is recorded', async () => {

@@ -79,7 +79,7 @@ export async function newIntegration(provider: string, limits: object = {}): Pro
 export async function usageRows(integration: string): Promise<any[]> {
   const admin = adminPool();
   try {
-    const r = await admin.query(`SELECT call_id, model, status, error_code, latency_ms, metadata, input_tokens, cache_read_tokens,
+    const r = await admin.query(`SELECT call_id, model, status, error_code, latency_ms, metadata, subject, tags, input_tokens, cache_read_tokens,
         cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_microcents::text AS cost
       FROM aos_cus.cus_llm_usage WHERE integration_id = $1 ORDER BY id`, [integration]);
     return r.rows;

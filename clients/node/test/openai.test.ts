@@ -52,7 +52,7 @@ describe('wrapOpenAI, visibility mode', () => {
     const u = res.usage!;
     assert.deepEqual(tokens(rows[0]), [u.prompt_tokens - 4, 4, u.completion_tokens, 2]);
     assert.ok(Number(rows[0].cost) > 0, 'priced');
-    assert.deepEqual(rows[0].metadata, { subject: 'user-7', tags: { feature: 'chat', step: 'a' } });
+    assert.deepEqual([rows[0].subject, rows[0].tags, rows[0].metadata], ['user-7', { feature: 'chat', step: 'a' }, {}]);
     assert.equal(mock.requests.at(-1)!.body.aosCus, undefined, 'per-call options are not sent');
   });
 

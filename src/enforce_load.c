@@ -1,0 +1,697 @@
+/*
+ * enforce_load.c: loading an entry from the durable tables (enforce_internal.h):
+ * limits, calendar periods and the period usage read under one snapshot,
+ * which scopes of a call have limits, and the lookup that (re)builds stale
+ * entries before a decision.
+ */
+
+#include "enforce_internal.h"
+#include "integrations.h"
+#include "policy.h"
+#include "prom_text.h"
+#include "spi_safe.h"
+#include "tenancy.h"
+#include "usage_stats.h"
+#include "uuid_text.h"
+#include "vocab.h"
+#include "webhooks.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+/* Prepared statements (kept for the backend's life). */
+static SPIPlanPtr limits_plan = NULL;
+static SPIPlanPtr usage_plan = NULL;
+static SPIPlanPtr scope_limits_plan = NULL;
+static SPIPlanPtr scope_usage_plans[4];	/* by AosScopeKind (tenant, subject, tag) */
+static SPIPlanPtr scope_cfg_plan = NULL;
+
+/* ---------- loading an entry from the durable tables ---------- */
+
+/* Period from its SQL name; 22023 for anything else. */
+EnfPeriod
+enf_period_from_name(const char *name)
+{
+	if (strcmp(name, "day") == 0)
+		return ENF_PERIOD_DAY;
+	if (strcmp(name, "week") == 0)
+		return ENF_PERIOD_WEEK;
+	if (strcmp(name, "month") == 0)
+		return ENF_PERIOD_MONTH;
+	if (strcmp(name, "total") == 0)
+		return ENF_PERIOD_TOTAL;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("period must be day, week, month or total, not \"%s\"", name)));
+	return ENF_PERIOD_TOTAL;		/* keep the compiler quiet */
+}
+
+/* date_trunc(unit, ts, zone) through PostgreSQL's own time zone code. */
+static TimestampTz
+trunc_in_zone(const char *unit, TimestampTz ts, const char *zone)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_trunc_zone,
+												   CStringGetTextDatum(unit),
+												   TimestampTzGetDatum(ts),
+												   CStringGetTextDatum(zone)));
+}
+
+/*
+ * The calendar period containing now in zone: its start is date_trunc in the
+ * zone; its end is the start of the next one, found by truncating a point
+ * safely inside it (a day is 23-25 hours, a month 28-31 days).
+ */
+void
+enf_period_bounds(EnfPeriod period, const char *zone, TimestampTz now,
+				  TimestampTz *start, TimestampTz *end)
+{
+	static const char *const units[] = {"day", "week", "month"};
+	static const int64 steps[] = {26 * USECS_PER_HOUR, 8 * USECS_PER_DAY, 32 * USECS_PER_DAY};
+
+	if (period == ENF_PERIOD_TOTAL)
+	{
+		TIMESTAMP_NOBEGIN(*start);
+		TIMESTAMP_NOEND(*end);
+		return;
+	}
+	*start = trunc_in_zone(units[period], now, zone);
+	*end = trunc_in_zone(units[period], *start + steps[period], zone);
+}
+
+/* SQL of the tokens row alias counts against token limits: the sum of its aos_cus_bucket_in_total() columns. */
+static char *
+token_total_sql(const char *alias)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		if (aos_cus_bucket_in_total(b))
+			appendStringInfo(&s, "%s%s.%s", s.len > 0 ? " OPERATOR(pg_catalog.+) " : "", alias,
+							 aos_cus_token_columns[b]);
+	return s.data;
+}
+
+/* A usage row not written by this transaction ($5: its xid8, or NULL), which settles it at commit itself. */
+#define NOT_OWN_XID(t) \
+	"($5 IS NULL OR " t ".ingest_xid OPERATOR(pg_catalog.<>) $5)"
+
+/* Settled cost and tokens of one integration in [from, to), read under snapshot. */
+static void
+query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
+				   int64 *cost, int64 *tokens)
+{
+	static const char *fmt =
+		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
+		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
+		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
+		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
+		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
+		/* full UTC days inside the period, already folded by the rollup */
+		"  SELECT d.cost_microcents AS c, %s AS t"
+		"    FROM aos_cus.cus_usage_daily d, p"
+		"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND d.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND d.day OPERATOR(pg_catalog.>=) p.d1 AND d.day OPERATOR(pg_catalog.<) p.d2"
+		"  UNION ALL"
+		/* partial UTC days at the period's edges, from the raw rows */
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
+		"    FROM aos_cus.cus_llm_usage u, p"
+		"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4"
+		"     AND (u.started_at OPERATOR(pg_catalog.<) (p.d1::timestamp AT TIME ZONE 'UTC')"
+		"          OR u.started_at OPERATOR(pg_catalog.>=) (p.d2::timestamp AT TIME ZONE 'UTC'))"
+		"     AND " NOT_OWN_XID("u")
+		"  UNION ALL"
+		/* rows of the full days the rollup has not folded yet */
+		"  SELECT coalesce(u.cost_microcents, 0), %s"
+		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
+		"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
+		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
+		"     AND u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
+		"     AND u.started_at OPERATOR(pg_catalog.>=) (p.d1::timestamp AT TIME ZONE 'UTC')"
+		"     AND u.started_at OPERATOR(pg_catalog.<) (p.d2::timestamp AT TIME ZONE 'UTC')"
+		"     AND " NOT_OWN_XID("u")
+		" ) x";
+	char	   *sql = NULL;
+	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	bool		isnull;
+	int			rc;
+
+	values[0] = UUIDPGetDatum(&key->tenant);
+	values[1] = UUIDPGetDatum(&key->integration);
+	values[2] = TimestampTzGetDatum(from);
+	values[3] = TimestampTzGetDatum(to);
+	values[4] = FullTransactionIdGetDatum(own);
+	if (!FullTransactionIdIsValid(own))
+		nulls[4] = 'n';
+	if (usage_plan == NULL)
+		sql = psprintf(fmt, token_total_sql("d"), token_total_sql("u"), token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&usage_plan, sql, 5, types), values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: period usage query failed: %s", SPI_result_code_string(rc));
+	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
+ * Settled cost and tokens of one scope instance (tenant, subject or tag) in
+ * [from, to), from the usage rows under snapshot (indexed per scope: see
+ * 72_scopes.sql). Like query_period_usage, rows of this transaction are left
+ * to its own settlement.
+ */
+static void
+query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
+				  int64 *cost, int64 *tokens)
+{
+#define SCOPE_USAGE_SQL(filter) \
+	"SELECT LEAST(coalesce(pg_catalog.sum(coalesce(u.cost_microcents, 0)), 0), 9223372036854775807)::bigint," \
+	"       LEAST(coalesce(pg_catalog.sum(%s), 0), 9223372036854775807)::bigint" \
+	"  FROM aos_cus.cus_llm_usage u" \
+	" WHERE u.tenant_id OPERATOR(pg_catalog.=) $1" \
+	"   AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4" \
+	"   AND " NOT_OWN_XID("u") " AND " filter
+	static const char *const fmt[4] = {
+		SCOPE_USAGE_SQL("true"),
+		NULL,
+		SCOPE_USAGE_SQL("u.subject OPERATOR(pg_catalog.=) $2"),
+		SCOPE_USAGE_SQL("u.tags OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object($2, $6)")
+	};
+#undef SCOPE_USAGE_SQL
+	Oid			types[6] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', 'n', ' ', ' ', ' ', 'n'};
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	char	   *sql = NULL;
+	AosScope	sc;
+	bool		isnull;
+	int			rc;
+
+	if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
+		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
+	values[0] = UUIDPGetDatum(&key->tenant);
+	if (sc.kind == AOS_SCOPE_SUBJECT)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = ' ';
+	}
+	else if (sc.kind == AOS_SCOPE_TAG)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
+		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = nulls[5] = ' ';
+	}
+	values[2] = TimestampTzGetDatum(from);
+	values[3] = TimestampTzGetDatum(to);
+	values[4] = FullTransactionIdGetDatum(own);
+	if (!FullTransactionIdIsValid(own))
+		nulls[4] = 'n';
+	if (scope_usage_plans[sc.kind] == NULL)
+		sql = psprintf(fmt[sc.kind], token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[sc.kind], sql, 6, types), values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: scope usage query failed: %s", SPI_result_code_string(rc));
+	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/* The scope of cus_scope_limits whose limits apply to a scope instance: its own row, else its kind's wildcard. */
+static void
+scope_pattern(const char *instance, char *pattern)
+{
+	AosScope	sc;
+
+	strlcpy(pattern, instance, AOS_SCOPE_TEXT_MAX + 1);
+	if (aos_cus_scope_parse(instance, &sc) != NULL || sc.wildcard)
+		return;
+	if (sc.kind == AOS_SCOPE_SUBJECT)
+		strlcpy(pattern, "subject:*", AOS_SCOPE_TEXT_MAX + 1);
+	else if (sc.kind == AOS_SCOPE_TAG)
+		snprintf(pattern, AOS_SCOPE_TEXT_MAX + 1, "tag:%.*s=*", (int) sc.key_len, sc.key);
+}
+
+/* Everything a load computes before it stores into the entry. */
+typedef struct EnfLoaded
+{
+	EnfLimits	lim;
+	TimestampTz budget_start,
+				budget_end,
+				token_start,
+				token_end;
+	int64		spent;
+	int64		tokens;
+} EnfLoaded;
+
+/* Read the limits row and the period usage under one fresh snapshot. */
+static void
+read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
+{
+	static const char *sql =
+		"SELECT status, budget_microcents, budget_period::pg_catalog.text, token_limit, token_period::pg_catalog.text,"
+		"       rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"  FROM aos_cus.cus_integrations WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2";
+	/* A scope instance's own row first, else its kind's wildcard row. */
+	static const char *scope_sql =
+		"SELECT 'enabled'::pg_catalog.text, budget_microcents, budget_period::pg_catalog.text, token_limit,"
+		"       token_period::pg_catalog.text, rpm, tpm, warn_at_pct, enforcement_mode, timezone"
+		"  FROM aos_cus.cus_scope_limits WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+		"   AND (scope OPERATOR(pg_catalog.=) $2 OR scope OPERATOR(pg_catalog.=) $3)"
+		" ORDER BY scope OPERATOR(pg_catalog.=) $2 DESC LIMIT 1";
+	Oid			types[2] = {UUIDOID, UUIDOID};
+	Oid			scope_types[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		is_scope = key->scope[0] != '\0';
+	AosElevation elevation;
+	Snapshot	snapshot;
+	int			rc;
+
+	memset(out, 0, sizeof(*out));
+	out->lim.budget = out->lim.token_limit = out->lim.rpm = out->lim.tpm = -1;
+	TIMESTAMP_NOBEGIN(out->budget_start);
+	TIMESTAMP_NOEND(out->budget_end);
+	out->token_start = out->budget_start;
+	out->token_end = out->budget_end;
+
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	/* Latest snapshot, not the transaction's: a repeatable-read caller must still see every commit. */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	values[0] = UUIDPGetDatum(&key->tenant);
+	if (is_scope)
+	{
+		char		pattern[AOS_SCOPE_TEXT_MAX + 1];
+
+		scope_pattern(key->scope, pattern);
+		values[1] = CStringGetTextDatum(key->scope);
+		values[2] = CStringGetTextDatum(pattern);
+		rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_limits_plan, scope_sql, 3, scope_types), values, NULL,
+								  snapshot, InvalidSnapshot, true, false, 1);
+	}
+	else
+	{
+		values[1] = UUIDPGetDatum(&key->integration);
+		rc = SPI_execute_snapshot(aos_cus_keep_plan(&limits_plan, sql, 2, types), values, NULL,
+								  snapshot, InvalidSnapshot, true, false, 1);
+	}
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: limits query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *status = SPI_getvalue(row, desc, 1);
+		char	   *mode = SPI_getvalue(row, desc, 9);
+		char	   *zone = SPI_getvalue(row, desc, 10);
+		bool		isnull;
+		Datum		d;
+
+		out->lim.found = strcmp(status, "deleted") != 0;
+		out->lim.enabled = strcmp(status, "enabled") == 0;
+		out->lim.mode = strcmp(mode, "warn") == 0 ? AOS_MODE_WARN :
+			strcmp(mode, "off") == 0 ? AOS_MODE_OFF : AOS_MODE_ENFORCE;
+		d = SPI_getbinval(row, desc, 2, &isnull);
+		if (!isnull)
+			out->lim.budget = DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		if (!isnull)
+			out->lim.token_limit = DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 6, &isnull);
+		if (!isnull)
+			out->lim.rpm = DatumGetInt32(d);
+		d = SPI_getbinval(row, desc, 7, &isnull);
+		if (!isnull)
+			out->lim.tpm = DatumGetInt64(d);
+		out->lim.warn_pct = DatumGetInt16(SPI_getbinval(row, desc, 8, &isnull));
+		enf_period_bounds(enf_period_from_name(SPI_getvalue(row, desc, 3)), zone, now,
+						  &out->budget_start, &out->budget_end);
+		enf_period_bounds(enf_period_from_name(SPI_getvalue(row, desc, 5)), zone, now,
+						  &out->token_start, &out->token_end);
+		if (out->lim.found)
+		{
+			void		(*query) (const EnfKey *, TimestampTz, TimestampTz, Snapshot, int64 *, int64 *) =
+				is_scope ? query_scope_usage : query_period_usage;
+
+			query(key, out->budget_start, out->budget_end, snapshot, &out->spent, &out->tokens);
+			if (out->token_start != out->budget_start || out->token_end != out->budget_end)
+			{
+				int64		unused_cost;
+
+				query(key, out->token_start, out->token_end, snapshot, &unused_cost, &out->tokens);
+			}
+		}
+	}
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+}
+
+/* Alert flags already earned by usage found at load time (not announced again). */
+uint8
+enf_reached_flags(int64 used, int64 limit, int warn_pct)
+{
+	uint8		flags = 0;
+
+	if (limit < 0)
+		return 0;
+	if (aos_cus_reached_pct(used, limit, warn_pct))
+		flags |= ENF_ALERT_WARN;
+	if (aos_cus_reached_pct(used, limit, 100))
+		flags |= ENF_ALERT_FULL;
+	return flags;
+}
+
+/* What load_entry did. */
+typedef enum EnfLoad
+{
+	ENF_LOAD_STORED,			/* the entry is (re)built */
+	ENF_LOAD_BUSY,				/* a commit holds the stripe: the cached entry stays as it is */
+	ENF_LOAD_UNKNOWN			/* no such integration and no entry: nothing stored */
+} EnfLoad;
+
+/*
+ * (Re)build the entry of key from the durable tables. The stripe's
+ * ExclusiveLock, tried without waiting, keeps commits of usage of this
+ * integration out between the snapshot and the store. When a commit holds it,
+ * a cached entry is kept; a missing one is stored from the query anyway but
+ * marked stale (limits_version 0), so its next use rebuilds it.
+ */
+static EnfLoad
+load_entry(const EnfKey *key, TimestampTz now, bool cached)
+{
+	LOCKTAG		tag;
+	EnfLoaded	l;
+	uint64		version;
+	EnfEntry   *e;
+	bool		locked;
+	bool		rate;
+
+	enf_stripe_locktag(&tag, enf_stripe_of(key));
+	/* Lock rule 1 (enforce_internal.h). */
+	locked = LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!locked && cached)
+		return ENF_LOAD_BUSY;
+	version = locked ? pg_atomic_read_u64(&enf->limits_version) : 0;
+	read_durable_state(key, now, &l);
+
+	/* Lock rule 2 (enforce_internal.h). */
+	LWLockAcquire(enf->lock, LW_EXCLUSIVE);
+	e = hash_search(enf_hash, key, HASH_FIND, NULL);
+	if (e == NULL && !l.lim.found)
+	{
+		LWLockRelease(enf->lock);
+		if (locked)
+			LockRelease(&tag, ExclusiveLock, false);
+		return ENF_LOAD_UNKNOWN;
+	}
+	if (e == NULL)
+		e = enf_create_entry(key, now);
+	/* Lock rule 4 (enforce_internal.h). */
+	SpinLockAcquire(&e->mutex);
+	if (e->budget_start != l.budget_start)
+		e->budget_alerts = enf_reached_flags(l.spent + e->reserved_cost, l.lim.budget, l.lim.warn_pct);
+	if (e->token_start != l.token_start)
+		e->token_alerts = enf_reached_flags(l.tokens + e->reserved_tokens, l.lim.token_limit, l.lim.warn_pct);
+	e->lim = l.lim;
+	e->budget_start = l.budget_start;
+	e->budget_end = l.budget_end;
+	e->token_start = l.token_start;
+	e->token_end = l.token_end;
+	e->spent = l.spent;
+	e->tokens = l.tokens;
+	e->limits_version = version;
+	e->last_used = now;
+	SpinLockRelease(&e->mutex);
+	/* Limits with or without a rate decide which lists it is in. */
+	rate = l.lim.rpm >= 0 || l.lim.tpm >= 0;
+	if (e->lru_rate != rate && e->lru_linked)
+	{
+		enf_lru_unlink(e);
+		e->lru_rate = rate;
+		enf_lru_link(e);
+	}
+	e->lru_rate = rate;
+	LWLockRelease(enf->lock);
+	if (locked)
+		LockRelease(&tag, ExclusiveLock, false);
+	pg_atomic_fetch_add_u64(&enf->kind_rebuilds[enf_key_kind(key)], 1);
+	return ENF_LOAD_STORED;
+}
+
+/* Backend-local: which scopes of recently used tenants have limits, for one limits version; scope "" marks a tenant loaded. */
+typedef struct ScopeCfgKey
+{
+	pg_uuid_t	tenant;
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];
+} ScopeCfgKey;
+
+#define SCOPE_CFG_MAX 65536
+static HTAB *scope_cfg = NULL;
+static uint64 scope_cfg_version = 0;
+
+/* Find or add (tenant, scope) in scope_cfg. */
+static bool
+scope_cfg_lookup(const pg_uuid_t *tenant, const char *scope, HASHACTION action)
+{
+	ScopeCfgKey k;
+
+	memset(&k, 0, sizeof(k));
+	k.tenant = *tenant;
+	strlcpy(k.scope, scope, sizeof(k.scope));
+	return hash_search(scope_cfg, &k, action, NULL) != NULL;
+}
+
+/* Make scope_cfg hold tenant's scopes with limits as of the current limits version (every call on a standby). */
+static void
+load_scope_cfg(const pg_uuid_t *tenant)
+{
+	static const char *sql =
+		"SELECT scope FROM aos_cus.cus_scope_limits WHERE tenant_id OPERATOR(pg_catalog.=) $1";
+	uint64		version = pg_atomic_read_u64(&enf->limits_version);
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	AosElevation elevation;
+	Snapshot	snapshot;
+
+	if (scope_cfg == NULL || version != scope_cfg_version || RecoveryInProgress() ||
+		hash_get_num_entries(scope_cfg) >= SCOPE_CFG_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (scope_cfg != NULL)
+			hash_destroy(scope_cfg);
+		ctl.keysize = sizeof(ScopeCfgKey);
+		ctl.entrysize = sizeof(ScopeCfgKey);
+		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		scope_cfg_version = version;
+	}
+	if (scope_cfg_lookup(tenant, "", HASH_FIND))
+		return;
+	/* A 0.1.0 schema (not yet updated) has no scopes. */
+	if (!OidIsValid(get_relname_relid("cus_scope_limits", get_namespace_oid("aos_cus", false))))
+	{
+		scope_cfg_lookup(tenant, "", HASH_ENTER);
+		return;
+	}
+	aos_cus_elevate(&elevation);
+	SPI_connect();
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	values[0] = UUIDPGetDatum(tenant);
+	if (SPI_execute_snapshot(aos_cus_keep_plan(&scope_cfg_plan, sql, 1, types), values, NULL,
+							 snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: scope limits query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		scope_cfg_lookup(tenant, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), HASH_ENTER);
+	UnregisterSnapshot(snapshot);
+	SPI_finish();
+	aos_cus_unelevate(&elevation);
+	scope_cfg_lookup(tenant, "", HASH_ENTER);
+}
+
+/* The keys of the scope instances req touches that have limits: its integration, then tenant, subject, tags. */
+int
+enf_request_scopes(const EnfRequest *req, EnfKey *keys)
+{
+	const pg_uuid_t *t = &req->key.tenant;
+	char		scope[AOS_SCOPE_TEXT_MAX + 1];
+	char		pattern[AOS_SCOPE_TEXT_MAX + 1];
+	int			n = 1;
+
+	keys[0] = req->key;
+	load_scope_cfg(t);
+	if (scope_cfg_lookup(t, "tenant", HASH_FIND))
+		enf_scope_key(&keys[n++], t, "tenant");
+	if (req->subject != NULL)
+	{
+		enf_subject_scope(scope, req->subject);
+		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, "subject:*", HASH_FIND))
+			enf_scope_key(&keys[n++], t, scope);
+	}
+	for (int i = 0; i < req->ntags; i++)
+	{
+		enf_tag_scope(scope, &req->tags[i]);
+		scope_pattern(scope, pattern);
+		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, pattern, HASH_FIND))
+			enf_scope_key(&keys[n++], t, scope);
+	}
+	return n;
+}
+
+/* The entries a hot standby decides and reads on: this backend's, rebuilt on every call. */
+static EnfEntry standby_entries[ENF_MAX_SCOPES];
+
+/*
+ * Rebuild standby entries for keys from the replayed tables and return them
+ * with enf->lock held shared, as enf_fresh_entries does.
+ */
+static int
+standby_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
+{
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		EnfLoaded	l;
+		EnfEntry   *e = &standby_entries[m];
+
+		read_durable_state(&keys[i], now, &l);
+		if (!l.lim.found)
+		{
+			if (i == 0)
+				return 0;
+			continue;
+		}
+		memset(e, 0, sizeof(*e));
+		e->key = keys[i];
+		SpinLockInit(&e->mutex);
+		e->lim = l.lim;
+		e->budget_start = l.budget_start;
+		e->budget_end = l.budget_end;
+		e->token_start = l.token_start;
+		e->token_end = l.token_end;
+		e->spent = l.spent;
+		e->tokens = l.tokens;
+		e->last_used = now;
+		keys[m] = keys[i];
+		entries[m++] = e;
+	}
+	/* Lock rule 2 (enforce_internal.h). */
+	LWLockAcquire(enf->lock, LW_SHARED);
+	return m;
+}
+
+/*
+ * Look up every key and return the entries with enf->lock held shared,
+ * loading each first when missing or stale; 0 (no lock held) for an
+ * integration (keys[0]) that does not exist. A scope whose limits are gone
+ * is dropped from keys (the count returned is the rest). A stale entry whose
+ * reload meets a commit in progress is used as it is: the reload happens on
+ * a later call. On a hot standby entries are backend-local and rebuilt on
+ * every call (see enforce_internal.h).
+ */
+int
+enf_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
+{
+	bool		loaded[ENF_MAX_SCOPES];
+	int			loads = 0;
+
+	if (RecoveryInProgress())
+		return standby_fresh_entries(keys, n, now, entries);
+	memset(loaded, 0, sizeof(loaded));
+	for (;;)
+	{
+		uint64		version = pg_atomic_read_u64(&enf->limits_version);
+		int			need = -1;
+		bool		cached = false;
+
+		/* Lock rule 2 (enforce_internal.h). */
+		LWLockAcquire(enf->lock, LW_SHARED);
+		for (int i = 0; i < n && need < 0; i++)
+		{
+			EnfEntry   *e = hash_search(enf_hash, &keys[i], HASH_FIND, NULL);
+			bool		stale = true;
+
+			if (e != NULL)
+			{
+				/* Lock rule 4 (enforce_internal.h). */
+				SpinLockAcquire(&e->mutex);
+				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end;
+				SpinLockRelease(&e->mutex);
+			}
+			if (e != NULL && (!stale || loaded[i]))
+				entries[i] = e;
+			else
+			{
+				need = i;
+				cached = e != NULL;
+			}
+		}
+		if (need < 0)
+			return n;
+		LWLockRelease(enf->lock);
+		/* Loading one scope may evict another of the same call only when the tenant's quota is below its scopes. */
+		if (++loads > 4 * n + 4)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("aos_cus.max_integrations_per_tenant (%d) cannot hold the %d scopes of one call",
+							Min(enf_max_integrations_per_tenant, enf_max_integrations), n)));
+		switch (load_entry(&keys[need], now, cached))
+		{
+			case ENF_LOAD_UNKNOWN:
+				if (need == 0)
+					return 0;
+				/* Its limits were deleted: the scope no longer applies. */
+				memmove(&keys[need], &keys[need + 1], (n - need - 1) * sizeof(EnfKey));
+				memmove(&loaded[need], &loaded[need + 1], (n - need - 1) * sizeof(bool));
+				n--;
+				break;
+			case ENF_LOAD_STORED:
+			case ENF_LOAD_BUSY:
+				loaded[need] = true;	/* the next lookup takes what is cached */
+				break;
+		}
+	}
+}
+
+/* One entry, as enf_fresh_entries returns it; NULL (no lock held) for an integration that does not exist. */
+EnfEntry *
+enf_fresh_entry(const EnfKey *key, TimestampTz now)
+{
+	EnfKey		k = *key;
+	EnfEntry   *e;
+
+	return enf_fresh_entries(&k, 1, now, &e) == 1 ? e : NULL;
+}
