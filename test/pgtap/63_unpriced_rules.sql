@@ -4,7 +4,7 @@
 -- reprice_usage() settling the difference into enforcement. Commits (settlement happens at commit), so it runs
 -- without an enclosing transaction and removes its rows at the end. Tenants are random (shared memory outlives them).
 \set ON_ERROR_STOP 1
-SELECT plan(40);
+SELECT plan(42);
 
 SELECT gen_random_uuid() AS t, gen_random_uuid() AS t2, gen_random_uuid() AS ib, gen_random_uuid() AS io,
        gen_random_uuid() AS i_f, gen_random_uuid() AS ia, gen_random_uuid() AS ic \gset
@@ -46,6 +46,11 @@ SELECT is((SELECT (decision, reason, scope, dimension)::text FROM aos_cus.check(
     format('(blocked,unpriced_model,integration:%s,model)', :'ib'), 'no policy: check() naming an unpriced model is blocked, unpriced_model');
 SELECT is((SELECT reason FROM aos_cus.cus_enforcement_log WHERE tenant_id = :'t2' ORDER BY id DESC LIMIT 1), 'unpriced_model',
     'the enforcement log keeps the unpriced_model decision');
+-- The issue's flow: the estimate from estimate_call(), NULL for an unpriced model, no longer raises 22004.
+SELECT is((SELECT (c.decision, c.reason)::text FROM aos_cus.estimate_call('openai', 'tap-nomodel-21', '"Hello"', 100) e,
+                  aos_cus.check(:'t2', :'ib', e.worst_case_cost_microcents, e.input_tokens + e.worst_case_output_tokens,
+                                NULL, NULL, NULL, 'tap-nomodel-21') c), '(blocked,unpriced_model)',
+    'check() with estimate_call''s NULL cost of an unpriced model: blocked, unpriced_model');
 SELECT is((aos_cus.check(:'t2', :'ib', 0, 10, NULL, NULL, NULL, 'gpt-4o')).decision, 'allowed', 'a priced model is admitted');
 SELECT is((aos_cus.check(:'t2', :'ib', 0, 10)).decision, 'allowed', 'a call naming no model is admitted');
 SELECT is((aos_cus.check(:'t2', :'ic', 0, 10, NULL, NULL, NULL, 'claude-sonnet-4-5')).decision, 'allowed',
@@ -61,6 +66,10 @@ SELECT is((SELECT status || '/' || coalesce(cost_microcents::text, 'null') FROM 
 
 -- fallback_price
 SELECT is((aos_cus.check(:'t', :'i_f', 0, 10, NULL, NULL, NULL, 'tap-nomodel-21')).decision, 'allowed', 'fallback_price: check() admits');
+SELECT is((SELECT c.decision FROM aos_cus.estimate_call('openai', 'tap-nomodel-21', '"Hello"', 100) e,
+                  aos_cus.check(:'t', :'i_f', e.worst_case_cost_microcents, e.input_tokens + e.worst_case_output_tokens,
+                                NULL, NULL, NULL, 'tap-nomodel-21') c), 'allowed',
+    'fallback_price: the same flow is admitted on a derived estimate');
 SELECT is((SELECT status || '/' || coalesce(cost_microcents::text, 'null') FROM aos_cus.ingest_usage(:'t',
           jsonb_build_object('integration_id', :'i_f', 'call_id', 'tap-rule-f1', 'provider', 'openai', 'model', 'tap-nomodel-21',
                              'input_tokens', 1000000, 'output_tokens', 500000, 'started_at', now()))),
