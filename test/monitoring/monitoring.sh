@@ -82,10 +82,10 @@ UPDATE aos_cus.cus_rollup_state SET last_rollup_at = now() - interval '300 secon
 SELECT aos_cus.stat_reset();
 -- Enforcement and usage: a budget of 1,000,000 micro-cents with warn at 80%, two checks, three
 -- committed usage rows (800,000 micro-cents against the budget) and one rolled back, then a check
--- that now warns.
-INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, warn_at_pct)
+-- that now warns. A total budget: the clock may pass a month's end while the test runs.
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, budget_period, warn_at_pct)
 VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 'budgeted', 'openai',
-        'enabled', 1000000, 80);
+        'enabled', 1000000, 'total', 80);
 SELECT (aos_cus.check('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000b1', 100)).decision
   FROM generate_series(1, 2);
 INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, input_tokens, output_tokens,

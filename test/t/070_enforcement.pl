@@ -12,14 +12,14 @@ use AosCusTest;
 
 my $node = aos_cus_node('enforce', extra_conf => 'max_connections = 40');
 my $T = '72000000-0000-4000-8000-000000000001';
-my ($BUDGET, $ALERT, $CRASH) = map { "72000000-0000-4000-8000-0000000000$_" } qw(b1 c1 d1);
+my ($BUDGET, $ALERT, $CRASH, $MONTHLY) = map { "72000000-0000-4000-8000-0000000000$_" } qw(b1 c1 d1 e1);
 
 $node->safe_psql('postgres', qq{
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, rpm, budget_microcents, budget_period,
-                                      token_limit, warn_at_pct)
-VALUES ('$T', '$BUDGET', 'budget', 'openai', 'enabled', NULL, 1000000, 'total', NULL, 80),
-       ('$T', '$ALERT', 'alert', 'openai', 'enabled', NULL, 1000, 'month', 100, 80),
-       ('$T', '$CRASH', 'crash', 'openai', 'enabled', NULL, NULL, 'total', NULL, 80);
+                                      token_limit, token_period, warn_at_pct)
+VALUES ('$T', '$BUDGET', 'budget', 'openai', 'enabled', NULL, 1000000, 'total', NULL, 'month', 80),
+       ('$T', '$ALERT', 'alert', 'openai', 'enabled', NULL, 1000, 'total', 100, 'total', 80),
+       ('$T', '$CRASH', 'crash', 'openai', 'enabled', NULL, NULL, 'total', NULL, 'month', 80);
 CREATE TABLE budget_admitted (est bigint);
 });
 
@@ -59,8 +59,8 @@ cmp_ok(1000000 - $admitted, '<', 1000, 'the last admissions fill the budget to w
 is($reserved, $admitted, 'shared memory holds exactly the admitted reservations');
 cmp_ok($blocked, '>', 0, 'once exhausted, checks are blocked and logged');
 
-# 3. Alerts: budget 1000 and token limit 100 per month, warn at 80%, reached by reservations.
-# One notification per threshold; a reload in the same period (limits UPDATE) does not repeat them.
+# 3. Alerts: budget 1000 and token limit 100 in total (a month could end mid-test under a fake clock), warn at
+# 80%, reached by reservations. One notification per threshold; a reload (limits UPDATE) does not repeat them.
 my $alerts = $node->safe_psql('postgres', qq{
 LISTEN aos_cus_alerts;
 SELECT decision FROM aos_cus.check('$T', '$ALERT', 500, 10, 'a1');
@@ -78,8 +78,22 @@ is(scalar(grep { /"dimension": "budget", "threshold": 80,/ } @notes), 1, 'one bu
 is(scalar(grep { /"dimension": "budget", "threshold": 100,/ } @notes), 1, 'one budget 100% alert');
 is(scalar(grep { /"dimension": "tokens", "threshold": 80,/ } @notes), 1, 'one token warning');
 is(scalar(grep { /"dimension": "tokens", "threshold": 100,/ } @notes), 1, 'one token 100% alert');
-like($notes[0], qr/^\{"tenant": "$T", "integration": "$ALERT", .*"period": \{"start": "[^"]+", "end": "[^"]+"\}/,
-	'payload names tenant, integration, threshold and period');
+like($notes[0], qr/^\{"tenant": "$T", "integration": "$ALERT", .*"period": \{"start": null, "end": null\}/,
+	'payload names tenant, integration, threshold and period (none for a total budget)');
+# A monthly budget's alert names the month it is for: the bounds of the transaction that crossed the threshold.
+my $monthly = $node->safe_psql('postgres', qq{
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, budget_period)
+VALUES ('$T', '$MONTHLY', 'monthly', 'openai', 'enabled', 1000, 'month');
+LISTEN aos_cus_alerts;
+BEGIN;
+SELECT decision FROM aos_cus.check('$T', '$MONTHLY', 900, 0, 'm1');
+SELECT 'bounds: ' || to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ', '
+       || to_char(period_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') FROM aos_cus.limit_period_bounds('month', 'UTC');
+COMMIT;
+});
+my ($start, $end) = $monthly =~ /^bounds: (.*), (.*)$/m;
+like($monthly, qr/"integration": "$MONTHLY", .*"threshold": 80, "period": \{"start": "\Q$start\E", "end": "\Q$end\E"\}/,
+	"a monthly budget's alert names its month ($start to $end)");
 my $again = $node->safe_psql('postgres', qq{LISTEN aos_cus_alerts; SELECT decision FROM aos_cus.check('$T', '$ALERT', 1, 1);});
 unlike($again, qr/Asynchronous notification/, 'another session later gets no repeat in the same period');
 
