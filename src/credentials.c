@@ -1334,6 +1334,37 @@ aos_cus_rotate_encryption_key_batch(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(n);
 }
 
+/*
+ * On a Citus coordinator, the rotation of every worker (its own transaction each): the webhook secrets live in
+ * node-local tables of the worker holding the tenant. Returns the references they re-encrypted; 0 elsewhere.
+ */
+static int64
+rotate_on_citus_workers(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT aos_cus_internal.citus_node() OPERATOR(pg_catalog.=) 'coordinator'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the Citus role of this node failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull || !DatumGetBool(d))
+		return 0;
+	if (SPI_execute("SELECT pg_catalog.int8(pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success)),"
+					" pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ')"
+					" FILTER (WHERE NOT w.success)"
+					" FROM pg_catalog.run_command_on_workers('SELECT aos_cus.rotate_encryption_key()') w",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "rotating on the Citus workers failed");
+	if (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("rotate_encryption_key() failed on Citus workers: %s",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				 errhint("Fix those workers' keyring and run it again; the other workers have committed.")));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
 /* SQL rotate_encryption_key(): every credential to the active version, in keyset batches of 1000 with NOTICE progress. */
 Datum
 aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
@@ -1353,6 +1384,7 @@ aos_cus_rotate_encryption_key(PG_FUNCTION_ARGS)
 				(errmsg("rotate_encryption_key: %lld credentials re-encrypted under key version %u so far",
 						(long long) total, active_version())));
 	}
+	total += rotate_on_citus_workers();
 	SPI_finish();
 	report_skipped(&cursor, "rotate_encryption_key");
 	PG_RETURN_INT64(total);

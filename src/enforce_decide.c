@@ -230,16 +230,6 @@ admit_scope(EnfEntry *e, const EnfRequest *req, const EnfReservation *old, bool 
 	}
 }
 
-/* The reservation key of req's call_id. */
-static void
-reservation_key(const EnfRequest *req, EnfResKey *rk)
-{
-	memset(rk, 0, sizeof(*rk));
-	rk->dbid = req->key.dbid;
-	rk->tenant = req->key.tenant;
-	strlcpy(rk->call_id, req->call_id, sizeof(rk->call_id));
-}
-
 /*
  * Decide one request against every scope instance it touches; fills res.
  * All scope entries are locked together (spinlocks in address order) while
@@ -255,7 +245,6 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 	EnfEntry   *entries[ENF_MAX_SCOPES];
 	EnfEntry   *order[ENF_MAX_SCOPES];
 	EnfReservation *old = NULL;
-	EnfResKey	rk;
 	bool		reserve = req->commit && req->call_id != NULL;
 	bool		admit;
 	int			n;
@@ -278,11 +267,10 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 	{
 		int			quota = Min(enf_max_reservations_per_tenant, enf_max_reservations);
 
-		reservation_key(req, &rk);
 		/* Lock rule 3 (enforce_internal.h). */
 		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
 		enf_expire_reservations(now);
-		old = hash_search(enf_res_hash, &rk, HASH_FIND, NULL);
+		old = hash_search(enf_res_hash, &req->res_key, HASH_FIND, NULL);
 		if (old != NULL && (old->nentries != n || memcmp(old->entries, entries, n * sizeof(EnfEntry *)) != 0))
 		{
 			bool		other_integration = old->entries[0] != entries[0];
@@ -311,10 +299,9 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 		/* explain_check() with a call_id: its own reservation is not counted, as check() would replace it. */
 		if (req->call_id != NULL)
 		{
-			reservation_key(req, &rk);
 			/* Lock rule 3 (enforce_internal.h). */
 			LWLockAcquire(enf->res_lock, LW_SHARED);
-			old = hash_search(enf_res_hash, &rk, HASH_FIND, NULL);
+			old = hash_search(enf_res_hash, &req->res_key, HASH_FIND, NULL);
 			if (old != NULL && (old->nentries != n || memcmp(old->entries, entries, n * sizeof(EnfEntry *)) != 0))
 				old = NULL;
 		}
@@ -357,7 +344,7 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 			res->undo.reserved = true;
 			if (r == NULL)
 			{
-				r = hash_search(enf_res_hash, &rk, HASH_ENTER, NULL);
+				r = hash_search(enf_res_hash, &req->res_key, HASH_ENTER, NULL);
 				r->nentries = n;
 				memcpy(r->entries, entries, n * sizeof(EnfEntry *));
 				entries[0]->tenant->nreservations++;
@@ -412,13 +399,11 @@ enf_undo_decision(const EnfRequest *req, const EnfResult *res)
 	integration = hash_search(enf_hash, &res->scopes[0].key, HASH_FIND, NULL);
 	if (integration != NULL && u->reserved)
 	{
-		EnfResKey	rk;
 		EnfReservation *r;
 
-		reservation_key(req, &rk);
 		/* Lock rule 3 (enforce_internal.h). */
 		LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
-		r = hash_search(enf_res_hash, &rk, HASH_FIND, NULL);
+		r = hash_search(enf_res_hash, &req->res_key, HASH_FIND, NULL);
 		if (r != NULL && r->entries[0] == integration && !u->replaced)
 			enf_release_reservation(r);
 		else if (r != NULL && r->entries[0] == integration)

@@ -24,7 +24,9 @@
  *     entries and reservations, held to aos_cus.max_integrations_per_tenant
  *     and aos_cus.max_reservations_per_tenant, so one tenant cannot fill the
  *     tables for the others (only the tenant over its quota gets 53400);
- *   - a reservation hash keyed by (database, tenant_id, call_id), sized by
+ *   - a reservation hash keyed by (database, tenant_id, SHA-256 of call_id
+ *     truncated to 128 bits: a fixed 36-byte key, not the 256 bytes a
+ *     call_id may take; see enf_reservation_key), sized by
  *     aos_cus.max_reservations; every reservation is also linked into one
  *     global list in expiry order (one TTL: creation order, an O(1) append),
  *     popped by every check before reservations are counted;
@@ -218,11 +220,14 @@ typedef struct EnfEntry
 	TimestampTz last_used;
 } EnfEntry;
 
+/* Bytes of a call_id's digest in a reservation key. */
+#define ENF_CALL_DIGEST_LEN 16
+
 typedef struct EnfResKey
 {
 	Oid			dbid;
 	pg_uuid_t	tenant;
-	char		call_id[ENF_CALL_ID_MAX + 1];	/* NUL-padded */
+	uint8		call_digest[ENF_CALL_DIGEST_LEN];	/* SHA-256 of the call_id, first 128 bits */
 } EnfResKey;
 
 typedef struct EnfReservation
@@ -262,7 +267,7 @@ typedef struct EnfDelta
 	TimestampTz bucket;			/* started_at rounded down to 15 minutes */
 	int64		cost;
 	int64		tokens;
-	char	   *call_id;		/* set when a reservation may be settled */
+	EnfResKey  *reservation;	/* set when a reservation may be settled */
 	/* For the usage counters per provider and model (usage_stats.c); NULL on the deltas of scopes. */
 	const char *provider;		/* provider label (static) */
 	char	   *model;
@@ -304,6 +309,7 @@ typedef struct EnfRequest
 	int64		est_cost;
 	int64		est_tokens;
 	const char *call_id;		/* NULL: no reservation */
+	EnfResKey	res_key;		/* the reservation key of call_id, when set */
 	const char *subject;		/* NULL: none */
 	const char *model;			/* NULL: not named (policies) */
 	int			ntags;
@@ -390,6 +396,7 @@ extern void enf_scope_key(EnfKey *key, const pg_uuid_t *tenant, const char *scop
 extern void enf_subject_scope(char *out, const char *subject);
 extern void enf_tag_scope(char *out, const AosTagPair *tag);
 extern void enf_scope_name(const EnfKey *key, char *out);
+extern void enf_reservation_key(EnfResKey *rk, const pg_uuid_t *tenant, const char *call_id);
 extern int	enf_key_kind(const EnfKey *key);
 extern void enf_lru_link(EnfEntry *e);
 extern void enf_lru_unlink(EnfEntry *e);

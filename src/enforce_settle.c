@@ -159,17 +159,12 @@ apply_delta(const EnfDelta *d)
 static void
 settle_reservation(const EnfDelta *d)
 {
-	EnfResKey	rk;
 	EnfReservation *r;
 
-	memset(&rk, 0, sizeof(rk));
-	rk.dbid = d->key.dbid;
-	rk.tenant = d->key.tenant;
-	strlcpy(rk.call_id, d->call_id, sizeof(rk.call_id));
 	/* Lock rules 2 then 3 (enforce_internal.h). */
 	LWLockAcquire(enf->lock, LW_SHARED);
 	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);
-	r = hash_search(enf_res_hash, &rk, HASH_FIND, NULL);
+	r = hash_search(enf_res_hash, d->reservation, HASH_FIND, NULL);
 	if (r != NULL)
 	{
 		enf_release_reservation(r);
@@ -249,7 +244,7 @@ enf_xact_callback(XactEvent event, void *arg)
 											deltas[i].cost, deltas[i].input_tokens, deltas[i].output_tokens);
 			}
 			for (int i = 0; i < ndeltas; i++)
-				if (deltas[i].call_id != NULL)
+				if (deltas[i].reservation != NULL)
 					settle_reservation(&deltas[i]);
 			if (limits_changed)
 				pg_atomic_fetch_add_u64(&enf->limits_version, 1);
@@ -297,20 +292,15 @@ enf_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/* True when a live reservation exists for (tenant, call_id). */
+/* True when a live reservation exists for rk. */
 static bool
-reservation_exists(const pg_uuid_t *tenant, const char *call_id)
+reservation_exists(const EnfResKey *rk)
 {
-	EnfResKey	rk;
 	bool		found;
 
-	memset(&rk, 0, sizeof(rk));
-	rk.dbid = MyDatabaseId;
-	rk.tenant = *tenant;
-	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
 	/* Lock rule 3 (enforce_internal.h). */
 	LWLockAcquire(enf->res_lock, LW_SHARED);
-	found = hash_search(enf_res_hash, &rk, HASH_FIND, NULL) != NULL;
+	found = hash_search(enf_res_hash, rk, HASH_FIND, NULL) != NULL;
 	LWLockRelease(enf->res_lock);
 	return found;
 }
@@ -325,7 +315,7 @@ reservation_exists(const pg_uuid_t *tenant, const char *call_id)
  * into one of them keeps subtransaction aborts exact.
  */
 static void
-add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const char *call_id,
+add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, const EnfResKey *reservation,
 		  const AosUsageDelta *usage)
 {
 	int			level = GetCurrentTransactionNestLevel();
@@ -333,13 +323,13 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 
 	if (TIMESTAMP_NOT_FINITE(started_at))
 		bucket = started_at;
-	for (int i = ndeltas - 1; call_id == NULL && i >= 0 && i >= ndeltas - ENF_FOLD_WINDOW; i--)
+	for (int i = ndeltas - 1; reservation == NULL && i >= 0 && i >= ndeltas - ENF_FOLD_WINDOW; i--)
 	{
 		EnfDelta   *last = &deltas[i];
 
 		if (last->level != level)
 			break;
-		if (last->call_id != NULL || last->bucket != bucket || memcmp(&last->key, key, sizeof(EnfKey)) != 0 ||
+		if (last->reservation != NULL || last->bucket != bucket || memcmp(&last->key, key, sizeof(EnfKey)) != 0 ||
 			(last->provider == NULL) != (usage == NULL) ||
 			(usage != NULL && (strcmp(last->provider, aos_cus_prom_provider_label(usage->provider)) != 0 ||
 							   strcmp(last->model, usage->model) != 0)))
@@ -369,7 +359,12 @@ add_delta(const EnfKey *key, TimestampTz started_at, int64 cost, int64 tokens, c
 	deltas[ndeltas].bucket = bucket;
 	deltas[ndeltas].cost = cost;
 	deltas[ndeltas].tokens = tokens;
-	deltas[ndeltas].call_id = call_id ? MemoryContextStrdup(TopTransactionContext, call_id) : NULL;
+	deltas[ndeltas].reservation = NULL;
+	if (reservation != NULL)
+	{
+		deltas[ndeltas].reservation = MemoryContextAlloc(TopTransactionContext, sizeof(EnfResKey));
+		*deltas[ndeltas].reservation = *reservation;
+	}
 	deltas[ndeltas].provider = usage ? aos_cus_prom_provider_label(usage->provider) : NULL;
 	deltas[ndeltas].model = usage ? MemoryContextStrdup(TopTransactionContext, usage->model) : NULL;
 	deltas[ndeltas].requests = usage ? usage->requests : 0;
@@ -409,7 +404,8 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	EnfKey		key;
 	int64		cost;
 	int64		tokens = 0;
-	char	   *call_id = NULL;
+	EnfResKey	rk;
+	bool		settles = false;
 	TimestampTz started_at;
 	AosUsageDelta usage;
 
@@ -433,10 +429,10 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	}
 	if (settle)
 	{
-		char	   *c = TextDatumGetCString(heap_getattr(tuple, usage_att_call_id, desc, &isnull));
-
-		if (reservation_exists(&key.tenant, c))
-			call_id = c;
+		/* Made now, as settlement at commit may not raise. */
+		enf_reservation_key(&rk, &key.tenant,
+							TextDatumGetCString(heap_getattr(tuple, usage_att_call_id, desc, &isnull)));
+		settles = reservation_exists(&rk);
 	}
 	/* Provider, model and the input/output buckets feed the usage counters per model. */
 	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_provider, desc, &isnull)),
@@ -446,7 +442,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	usage.requests = sign;
 	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_INPUT], desc, &isnull));
 	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_OUTPUT], desc, &isnull));
-	add_delta(&key, started_at, sign * cost, sign * tokens, call_id, &usage);
+	add_delta(&key, started_at, sign * cost, sign * tokens, settles ? &rk : NULL, &usage);
 
 	/* Every scope instance the row belongs to, cached or not: a rebuild in between must meet this commit. */
 	{

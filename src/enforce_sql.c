@@ -373,6 +373,7 @@ read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
+		enf_reservation_key(&req->res_key, &req->key.tenant, req->call_id);
 	}
 	read_scope_args(fcinfo, req);
 	if (derive_cost)
@@ -547,10 +548,7 @@ aos_cus_release_reservation(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("call_id must be 1 to %d bytes long", ENF_CALL_ID_MAX)));
 	aos_cus_assert_tenant(tenant, "tenant_id");
-	memset(&rk, 0, sizeof(rk));
-	rk.dbid = MyDatabaseId;
-	rk.tenant = *tenant;
-	strlcpy(rk.call_id, call_id, sizeof(rk.call_id));
+	enf_reservation_key(&rk, tenant, call_id);
 	/* Lock rules 2 then 3 (enforce_internal.h). */
 	LWLockAcquire(enf->lock, LW_SHARED);
 	LWLockAcquire(enf->res_lock, LW_EXCLUSIVE);

@@ -97,6 +97,7 @@ DECLARE
     names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
                           'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
     latest aos_cus.cus_model_prices;
+    names_given text[];
     new_id bigint;
 BEGIN
     PERFORM aos_cus.assert_platform('set_price()');
@@ -151,12 +152,13 @@ BEGIN
     -- Names and limits not given are kept from the model's latest row.
     SELECT * INTO latest FROM aos_cus.cus_model_prices p
      WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    -- Computed here, not in VALUES: Citus refuses subqueries in an INSERT into the reference table.
+    names_given := (SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a);
     INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
         effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
         reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
     VALUES (set_price.provider, m,
-            COALESCE((SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a),
-                     latest.aliases, '{}'),
+            COALESCE(names_given, latest.aliases, '{}'),
             COALESCE(set_price.match_pattern, latest.match_pattern),
             set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
             set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,

@@ -247,10 +247,7 @@ BEGIN
             ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
         UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
     END IF;
-    -- Under Citus, partitions of the distributed tables are made on the coordinator (citus_rollup()).
-    IF aos_cus_internal.node_rows_filter() OPERATOR(pg_catalog.=) 'true' THEN
-        PERFORM aos_cus.maintain_partitions();
-    END IF;
+    PERFORM aos_cus.maintain_partitions();
     RETURN folded;
 END
 $$;
@@ -292,7 +289,13 @@ CREATE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, on
     RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st record;
-    changed bigint;
+    node text := aos_cus_internal.citus_node();
+    tenant uuid;
+    n bigint;
+    changed bigint := 0;
+    cmd text;
+    style text;
+    failed text;
 BEGIN
     PERFORM aos_cus.assert_platform('reprice_usage()');
     IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
@@ -301,27 +304,51 @@ BEGIN
     IF from_ts > to_ts THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
     END IF;
+    -- Citus coordinator: each worker reprices the rows it stores, in its own transaction (one node per commit).
+    IF node OPERATOR(pg_catalog.=) 'coordinator' THEN
+        -- The bounds travel as text in ISO style, which every DateStyle reads back.
+        style := pg_catalog.current_setting('DateStyle');
+        PERFORM pg_catalog.set_config('DateStyle', 'ISO', true);
+        cmd := pg_catalog.format('SELECT aos_cus.reprice_usage(%L, %L, %L)', from_ts, to_ts, only_unpriced);
+        PERFORM pg_catalog.set_config('DateStyle', style, true);
+        EXECUTE 'SELECT pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success),
+                        pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+                          FILTER (WHERE NOT w.success)
+                   FROM pg_catalog.run_command_on_workers($1) w'
+            INTO changed, failed
+            USING cmd;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'reprice_usage() failed on Citus workers: ' || failed,
+                DETAIL = 'The other workers committed their repricing; running reprice_usage() again is safe.';
+        END IF;
+        RETURN coalesce(changed, 0);
+    END IF;
     -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
     st := aos_cus_internal.lock_rollup_state();
+    -- On a Citus worker, one tenant at a time (Citus locks rows FOR UPDATE only in single-shard queries), for the
+    -- tenants whose shards it stores; on one server, every row at once.
+    FOR tenant IN EXECUTE CASE WHEN node IS NULL THEN 'SELECT NULL::pg_catalog.uuid'
+                               ELSE 'SELECT DISTINCT tenant_id FROM aos_cus.cus_integrations WHERE ' OPERATOR(pg_catalog.||)
+                                    aos_cus_internal.node_rows_filter() END LOOP
+        EXECUTE pg_catalog.format($q$
     WITH old AS (
         SELECT tenant_id, id, cost_microcents
           FROM aos_cus.cus_llm_usage
-         WHERE started_at >= from_ts AND started_at < to_ts
-           -- Unpriced: no cost, or a cost by the unpriced rule (fallback prices) that a real price replaces.
-           AND (NOT only_unpriced OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
+         WHERE %1$s AND started_at >= $1 AND started_at < $2
+           AND (NOT $3 OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
            FOR UPDATE),
     upd AS (
         -- A NULL cost makes the pricing trigger price the row again.
         UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
-          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
-        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
-                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+          FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid,
+                  old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
     delta_hourly AS (
-        SELECT tenant_id, integration_id, hour, provider, model,
+        SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
                sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
                sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
           FROM upd
-         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4)
          GROUP BY 1, 2, 3, 4, 5),
     delta AS (
         SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
@@ -344,12 +371,17 @@ BEGIN
          WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
            AND d.provider = delta.provider AND d.model = delta.model
         RETURNING 1)
-    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) FROM upd$q$,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'tenant_id OPERATOR(pg_catalog.=) $5' END,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'u.tenant_id OPERATOR(pg_catalog.=) $5' END)
+            INTO n USING from_ts, to_ts, only_unpriced, st.last_snapshot, tenant;
+        changed := changed OPERATOR(pg_catalog.+) n;
+    END LOOP;
     RETURN changed;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
-    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed; on Citus each worker reprices its own rows';
 
 CREATE FUNCTION aos_cus.schedule_rollup(schedule text DEFAULT '*/10 * * * *') RETURNS bigint
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -90,6 +90,26 @@ COMMENT ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timest
 REVOKE ALL ON FUNCTION aos_cus_internal.add_partition(regclass, timestamptz, timestamptz) FROM PUBLIC;
 
 -- Internal: partitions of tbl ahead of now, the default partition's rows in their own, past retention dropped.
+-- Internal: whether this node stores usage rows started in [lower, upper) that no rollup has folded yet (under
+-- Citus, the rows of this node's shards, judged by this node's own rollup snapshot).
+CREATE FUNCTION aos_cus_internal.usage_unfolded(lower timestamptz, upper timestamptz) RETURNS boolean
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unfolded boolean;
+BEGIN
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state s
+                             WHERE u.started_at OPERATOR(pg_catalog.>=) $1 AND u.started_at OPERATOR(pg_catalog.<) $2
+                               AND u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.last_snapshot)
+                               AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, s.last_snapshot) AND '
+            OPERATOR(pg_catalog.||) aos_cus_internal.node_rows_filter() OPERATOR(pg_catalog.||) ')'
+        INTO unfolded USING lower, upper;
+    RETURN unfolded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.usage_unfolded(timestamptz, timestamptz) IS
+    'internal: true when this node stores usage rows of the range that are not rolled up yet';
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_unfolded(timestamptz, timestamptz) FROM PUBLIC;
+
 CREATE FUNCTION aos_cus_internal.maintain_table(tbl regclass, step interval, retention interval)
     RETURNS TABLE (action text, partition_name text)
     -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
@@ -102,7 +122,6 @@ DECLARE
     r timestamptz;
     lo timestamptz;
     hi timestamptz;
-    st pg_snapshot;
     unfolded boolean;
     p record;
 BEGIN
@@ -131,13 +150,16 @@ BEGIN
         RETURN;
     END IF;
     -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
-    st := (SELECT s.last_snapshot FROM aos_cus.cus_rollup_state s);
     FOR p IN SELECT * FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
+        -- A Citus coordinator asks each worker about the rows it stores (before the lock, which reaches their shards).
+        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' AND aos_cus_internal.citus_node() OPERATOR(pg_catalog.=) 'coordinator' THEN
+            EXECUTE 'SELECT pg_catalog.bool_or(NOT w.success OR w.result::pg_catalog.bool) FROM pg_catalog.run_command_on_workers($1) w'
+                INTO unfolded USING pg_catalog.format('SELECT aos_cus_internal.usage_unfolded(%L, %L)', p.lower, p.upper);
+            CONTINUE WHEN unfolded;
+        END IF;
         EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
         IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
-            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($1) '
-                                      'AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1))', p.part) INTO unfolded USING st;
-            CONTINUE WHEN unfolded;
+            CONTINUE WHEN aos_cus_internal.citus_node() IS NULL AND aos_cus_internal.usage_unfolded(p.lower, p.upper);
             DELETE FROM aos_cus.cus_usage_keys k
              WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
         END IF;
@@ -158,10 +180,14 @@ DECLARE
     cfg record := aos_cus.usage_settings();
 BEGIN
     PERFORM aos_cus.assert_platform('maintain_partitions()');
-    RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
-                   FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
-    RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
-                   FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    -- A Citus worker refuses DDL on distributed tables: their partitions are made and dropped on the coordinator.
+    IF aos_cus_internal.citus_node() IS DISTINCT FROM 'worker' THEN
+        RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+        RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    END IF;
+    -- Local tables of each node (under Citus, of the worker holding the tenant).
     DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
     -- A key lives while its row started, or was ingested, inside the window.
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
@@ -193,6 +219,8 @@ BEGIN
     END IF;
     PERFORM aos_cus_internal.lock_usage_settings();
     UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
+    -- Under Citus each worker prunes its own hourly rollups and keys by its own copy of the settings.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)', raw, rejects));
 END
 $$;
 COMMENT ON FUNCTION aos_cus.set_retention(interval, interval) IS
@@ -216,6 +244,8 @@ BEGIN
        SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
            idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),
            hourly_retention = coalesce(set_partitioning.hourly_retention, s.hourly_retention);
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+        set_partitioning.partition_interval, set_partitioning.idempotency_window, set_partitioning.hourly_retention));
 END
 $$;
 COMMENT ON FUNCTION aos_cus.set_partitioning(interval, interval, interval) IS

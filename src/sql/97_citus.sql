@@ -30,6 +30,25 @@ COMMENT ON FUNCTION aos_cus_internal.node_rows_filter() IS
     'internal: filter on tenant_id selecting the rows this node stores (true without Citus, this node''s shard ranges under it)';
 REVOKE ALL ON FUNCTION aos_cus_internal.node_rows_filter() FROM PUBLIC;
 
+-- Internal: this node's part in a Citus cluster whose usage is distributed: 'coordinator' (group 0) or 'worker';
+-- NULL without Citus or before citus_distribute().
+CREATE FUNCTION aos_cus_internal.citus_node() RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    grp integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group) FROM pg_catalog.pg_dist_partition
+              WHERE logicalrelid OPERATOR(pg_catalog.=) ''aos_cus.cus_llm_usage''::pg_catalog.regclass' INTO grp;
+    RETURN CASE WHEN grp IS NULL THEN NULL WHEN grp OPERATOR(pg_catalog.=) 0 THEN 'coordinator' ELSE 'worker' END;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_node() IS
+    'internal: coordinator or worker of a Citus cluster with distributed usage; NULL otherwise';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_node() FROM PUBLIC;
+
 -- Internal: runs command on every Citus worker when this node is a Citus coordinator with workers (a no-op
 -- otherwise); raises 58000 naming the nodes where it failed. Not part of this node's transaction.
 CREATE FUNCTION aos_cus_internal.citus_on_workers(command text) RETURNS void
@@ -131,7 +150,8 @@ BEGIN
         object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
         RETURN NEXT;
     END LOOP;
-    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant.
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant, also
+    -- inside a transaction block (force_delegation: PostgREST runs every request in one).
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
                 AND p.pronargs OPERATOR(pg_catalog.>=) 1
@@ -140,7 +160,7 @@ BEGIN
                 AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
                 AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
               ORDER BY 1::text LOOP
-        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'')'
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'', force_delegation => true)'
             USING f;
         object := f::text; action := 'delegated by tenant_id';
         RETURN NEXT;
@@ -154,6 +174,14 @@ BEGIN
     PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
        FROM aos_cus.cus_tenant_logins l;
     object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Each worker prunes its own hourly rollups and idempotency keys: it needs the same windows.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+                s.partition_interval, s.idempotency_window, s.hourly_retention)),
+            aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)',
+                s.raw_retention, s.rejects_retention))
+       FROM aos_cus.usage_settings() s;
+    object := 'aos_cus.cus_usage_settings'; action := 'copied to every worker';
     RETURN NEXT;
     -- Rollups per node: each node folds its own shards with its own snapshots.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN

@@ -4357,20 +4357,204 @@ $$;
 COMMENT ON FUNCTION aos_cus.citus_rollup() IS
     'Citus: runs rollup_usage() on every worker (each folds its own shards with its own snapshots), then maintain_partitions() here; folded NULL and a WARNING where it failed; operator only';
 
-
--- Unpriced rule (issue 21, requirement 4): policies choose what an unpriced model costs (block, fallback_price,
--- allow); check() blocks an unpriced model with reason unpriced_model; reprice_usage() prices rows charged at
--- fallback prices too.
-ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
-    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
-        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
-        'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit',
-        'unpriced_model'));
+-- Citus, the rest of issue 20: reprice_usage() through the coordinator reprices on every worker; set_retention()
+-- and set_partitioning() reach the workers, which prune their own hourly rollups and keys; the coordinator drops
+-- usage partitions past retention once every worker has folded their rows; set_price() writes the reference table;
+-- tenant-scoped functions are delegated inside transaction blocks too (force_delegation).
+CREATE OR REPLACE FUNCTION aos_cus_internal.citus_node() RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    grp integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT (SELECT groupid FROM pg_catalog.pg_dist_local_group) FROM pg_catalog.pg_dist_partition
+              WHERE logicalrelid OPERATOR(pg_catalog.=) ''aos_cus.cus_llm_usage''::pg_catalog.regclass' INTO grp;
+    RETURN CASE WHEN grp IS NULL THEN NULL WHEN grp OPERATOR(pg_catalog.=) 0 THEN 'coordinator' ELSE 'worker' END;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.citus_node() IS
+    'internal: coordinator or worker of a Citus cluster with distributed usage; NULL otherwise';
+REVOKE ALL ON FUNCTION aos_cus_internal.citus_node() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION aos_cus_internal.usage_unfolded(lower timestamptz, upper timestamptz) RETURNS boolean
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    unfolded boolean;
+BEGIN
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state s
+                             WHERE u.started_at OPERATOR(pg_catalog.>=) $1 AND u.started_at OPERATOR(pg_catalog.<) $2
+                               AND u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.last_snapshot)
+                               AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, s.last_snapshot) AND '
+            OPERATOR(pg_catalog.||) aos_cus_internal.node_rows_filter() OPERATOR(pg_catalog.||) ')'
+        INTO unfolded USING lower, upper;
+    RETURN unfolded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.usage_unfolded(timestamptz, timestamptz) IS
+    'internal: true when this node stores usage rows of the range that are not rolled up yet';
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_unfolded(timestamptz, timestamptz) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION aos_cus_internal.maintain_table(tbl regclass, step interval, retention interval)
+    RETURNS TABLE (action text, partition_name text)
+    -- Bounds are UTC months (a month added in another zone ends elsewhere), written and read back as ISO text.
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' AS $$
+DECLARE
+    rel name := (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    col name := CASE rel WHEN 'cus_llm_usage' THEN 'started_at' ELSE 'rejected_at' END;
+    def text := pg_catalog.format('aos_cus.%I', rel || '_default');
+    ahead timestamptz := pg_catalog.now() + step + interval '1 day';
+    r timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    unfolded boolean;
+    p record;
+BEGIN
+    -- Ahead: contiguous from the last partition (or the current period) to past now + one period.
+    LOOP
+        lo := GREATEST((SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b),
+                       aos_cus_internal.partition_start(pg_catalog.now(), step));
+        EXIT WHEN lo > ahead;
+        action := 'created';
+        partition_name := aos_cus_internal.add_partition(tbl, lo, aos_cus_internal.partition_start(lo, step) + step)::text;
+        RETURN NEXT;
+    END LOOP;
+    -- Rows in the default partition: each in the gap between partitions that holds it, cut to its period.
+    LOOP
+        EXECUTE pg_catalog.format('SELECT min(%I) FROM %s', col, def) INTO r;
+        EXIT WHEN r IS NULL;
+        lo := GREATEST(aos_cus_internal.partition_start(r, step),
+                       (SELECT max(b.upper) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) r));
+        hi := LEAST(aos_cus_internal.partition_start(r, step) + step,
+                    (SELECT min(b.lower) FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.lower OPERATOR(pg_catalog.>) r));
+        action := 'moved';
+        partition_name := aos_cus_internal.add_partition(tbl, lo, hi)::text;
+        RETURN NEXT;
+    END LOOP;
+    IF retention IS NULL THEN
+        RETURN;
+    END IF;
+    -- Retention: whole partitions ending before now - retention; usage only once every row is rolled up.
+    FOR p IN SELECT * FROM aos_cus_internal.partition_bounds(tbl) b WHERE b.upper OPERATOR(pg_catalog.<=) pg_catalog.now() - retention LOOP
+        -- A Citus coordinator asks each worker about the rows it stores (before the lock, which reaches their shards).
+        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' AND aos_cus_internal.citus_node() OPERATOR(pg_catalog.=) 'coordinator' THEN
+            EXECUTE 'SELECT pg_catalog.bool_or(NOT w.success OR w.result::pg_catalog.bool) FROM pg_catalog.run_command_on_workers($1) w'
+                INTO unfolded USING pg_catalog.format('SELECT aos_cus_internal.usage_unfolded(%L, %L)', p.lower, p.upper);
+            CONTINUE WHEN unfolded;
+        END IF;
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', p.part);
+        IF rel OPERATOR(pg_catalog.=) 'cus_llm_usage' THEN
+            CONTINUE WHEN aos_cus_internal.citus_node() IS NULL AND aos_cus_internal.usage_unfolded(p.lower, p.upper);
+            DELETE FROM aos_cus.cus_usage_keys k
+             WHERE k.started_at OPERATOR(pg_catalog.>=) p.lower AND k.started_at OPERATOR(pg_catalog.<) p.upper;
+        END IF;
+        action := 'dropped';
+        partition_name := p.part::text;
+        EXECUTE pg_catalog.format('ALTER TABLE %s DETACH PARTITION %s', tbl, p.part);
+        EXECUTE pg_catalog.format('DROP TABLE %s', p.part);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.maintain_table(regclass, interval, interval) IS 'internal to maintain_partitions(): one partitioned table';
+CREATE OR REPLACE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg record := aos_cus.usage_settings();
+BEGIN
+    PERFORM aos_cus.assert_platform('maintain_partitions()');
+    -- A Citus worker refuses DDL on distributed tables: their partitions are made and dropped on the coordinator.
+    IF aos_cus_internal.citus_node() IS DISTINCT FROM 'worker' THEN
+        RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+        RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    END IF;
+    -- Local tables of each node (under Citus, of the worker holding the tenant).
+    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
+    -- A key lives while its row started, or was ingested, inside the window.
+    DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
+                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.maintain_partitions() IS
+    'creates time partitions ahead, moves default-partition rows into their own, drops partitions past retention, prunes hourly rollups and idempotency keys; rollup_usage() runs it';
+CREATE OR REPLACE FUNCTION aos_cus.set_retention(raw interval, rejects interval) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_retention()');
+    IF raw < interval '1 day' OR rejects < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('retention raw %s, rejects %s: each must be NULL (forever) or at least 1 day',
+                                        coalesce(raw::text, 'NULL'), coalesce(rejects::text, 'NULL'));
+    END IF;
+    PERFORM aos_cus_internal.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings SET raw_retention = raw, rejects_retention = rejects;
+    -- Under Citus each worker prunes its own hourly rollups and keys by its own copy of the settings.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)', raw, rejects));
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_retention(interval, interval) IS
+    'keeps raw usage rows and ingest rejects this long (NULL: forever); maintain_partitions() drops whole partitions past it';
+CREATE OR REPLACE FUNCTION aos_cus.set_partitioning(partition_interval interval DEFAULT NULL, idempotency_window interval DEFAULT NULL,
+                                         hourly_retention interval DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_platform('set_partitioning()');
+    IF partition_interval NOT IN (interval '1 day', interval '7 days', interval '1 month', interval '3 months', interval '1 year') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('partition_interval "%s" is not one of 1 day, 7 days, 1 month, 3 months, 1 year', partition_interval);
+    END IF;
+    IF idempotency_window < interval '1 day' OR hourly_retention < interval '1 day' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format(
+            'idempotency_window %s, hourly_retention %s: each must be at least 1 day', idempotency_window, hourly_retention);
+    END IF;
+    PERFORM aos_cus_internal.lock_usage_settings();
+    UPDATE aos_cus.cus_usage_settings s
+       SET partition_interval = coalesce(set_partitioning.partition_interval, s.partition_interval),
+           idempotency_window = coalesce(set_partitioning.idempotency_window, s.idempotency_window),
+           hourly_retention = coalesce(set_partitioning.hourly_retention, s.hourly_retention);
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+        set_partitioning.partition_interval, set_partitioning.idempotency_window, set_partitioning.hourly_retention));
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_partitioning(interval, interval, interval) IS
+    'partition interval of new partitions, idempotency window and hourly rollup retention (NULL keeps the current value)';
+CREATE OR REPLACE FUNCTION aos_cus.rollup_usage() RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    s pg_snapshot;
+    folded bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('rollup_usage()');
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        folded := st.rebuilt;
+    ELSE
+        -- Taken after the lock: a concurrent rollup has committed, so we fold only what it did not.
+        s := aos_cus_internal.rollup_snapshot();
+        folded := aos_cus_internal.fold_usage(
+            'ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)'
+            ' AND NOT pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, s, NULL, NULL);
+        UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, last_rollup_at = pg_catalog.now();
+    END IF;
+    PERFORM aos_cus.maintain_partitions();
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rollup_usage() IS
+    'folds usage rows committed since the last rollup into cus_usage_daily, then maintain_partitions(); returns how many; safe to run concurrently';
 CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
     RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     st record;
-    changed bigint;
+    node text := aos_cus_internal.citus_node();
+    tenant uuid;
+    n bigint;
+    changed bigint := 0;
+    cmd text;
+    style text;
+    failed text;
 BEGIN
     PERFORM aos_cus.assert_platform('reprice_usage()');
     IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
@@ -4379,27 +4563,50 @@ BEGIN
     IF from_ts > to_ts THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
     END IF;
+    -- Citus coordinator: each worker reprices the rows it stores, in its own transaction (one node per commit).
+    IF node OPERATOR(pg_catalog.=) 'coordinator' THEN
+        -- The bounds travel as text in ISO style, which every DateStyle reads back.
+        style := pg_catalog.current_setting('DateStyle');
+        PERFORM pg_catalog.set_config('DateStyle', 'ISO', true);
+        cmd := pg_catalog.format('SELECT aos_cus.reprice_usage(%L, %L, %L)', from_ts, to_ts, only_unpriced);
+        PERFORM pg_catalog.set_config('DateStyle', style, true);
+        EXECUTE 'SELECT pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success),
+                        pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+                          FILTER (WHERE NOT w.success)
+                   FROM pg_catalog.run_command_on_workers($1) w'
+            INTO changed, failed
+            USING cmd;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'reprice_usage() failed on Citus workers: ' || failed,
+                DETAIL = 'The other workers committed their repricing; running reprice_usage() again is safe.';
+        END IF;
+        RETURN coalesce(changed, 0);
+    END IF;
     -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
     st := aos_cus_internal.lock_rollup_state();
+    -- On a Citus worker, one tenant at a time (Citus locks rows FOR UPDATE only in single-shard queries), for the
+    -- tenants whose shards it stores; on one server, every row at once.
+    FOR tenant IN EXECUTE CASE WHEN node IS NULL THEN 'SELECT NULL::pg_catalog.uuid'
+                               ELSE 'SELECT DISTINCT tenant_id FROM aos_cus.cus_integrations WHERE ' OPERATOR(pg_catalog.||)
+                                    aos_cus_internal.node_rows_filter() END LOOP
+        EXECUTE pg_catalog.format($q$
     WITH old AS (
         SELECT tenant_id, id, cost_microcents
           FROM aos_cus.cus_llm_usage
-         WHERE started_at >= from_ts AND started_at < to_ts
-           -- Unpriced: no cost, or a cost by the unpriced rule (fallback prices) that a real price replaces.
-           AND (NOT only_unpriced OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
+         WHERE %1$s AND started_at >= $1 AND started_at < $2 AND (NOT $3 OR cost_microcents IS NULL)
            FOR UPDATE),
     upd AS (
         -- A NULL cost makes the pricing trigger price the row again.
         UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
-          FROM old WHERE u.tenant_id = old.tenant_id AND u.id = old.id
-        RETURNING u.tenant_id, u.integration_id, pg_catalog.date_trunc('hour', u.started_at, 'UTC') AS hour, u.provider,
-                  u.model, u.ingest_xid, old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+          FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid,
+                  old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
     delta_hourly AS (
-        SELECT tenant_id, integration_id, hour, provider, model,
+        SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
                sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
                sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
           FROM upd
-         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, st.last_snapshot)
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4)
          GROUP BY 1, 2, 3, 4, 5),
     delta AS (
         SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
@@ -4422,11 +4629,301 @@ BEGIN
          WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
            AND d.provider = delta.provider AND d.model = delta.model
         RETURNING 1)
-    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) INTO changed FROM upd;
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) FROM upd$q$,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'tenant_id OPERATOR(pg_catalog.=) $5' END,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'u.tenant_id OPERATOR(pg_catalog.=) $5' END)
+            INTO n USING from_ts, to_ts, only_unpriced, st.last_snapshot, tenant;
+        changed := changed OPERATOR(pg_catalog.+) n;
+    END LOOP;
     RETURN changed;
 END
 $$;
 COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
-    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed';
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed; on Citus each worker reprices its own rows';
+CREATE OR REPLACE FUNCTION aos_cus.set_price(provider text, model text, input_price bigint, output_price bigint,
+    cache_read_price bigint DEFAULT NULL, cache_write_price bigint DEFAULT NULL,
+    cache_write_1h_price bigint DEFAULT NULL, reasoning_price bigint DEFAULT NULL,
+    input_audio_price bigint DEFAULT NULL, output_audio_price bigint DEFAULT NULL,
+    service_tier text DEFAULT 'standard', min_prompt_tokens bigint DEFAULT 0,
+    effective_from timestamptz DEFAULT pg_catalog.now(), context_window integer DEFAULT NULL,
+    max_output_tokens integer DEFAULT NULL, aliases text[] DEFAULT NULL, match_pattern text DEFAULT NULL,
+    source text DEFAULT 'manual') RETURNS bigint
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    m text := pg_catalog.lower(pg_catalog.btrim(set_price.model));
+    prices bigint[] := ARRAY[set_price.input_price, set_price.output_price, set_price.cache_read_price,
+                             set_price.cache_write_price, set_price.cache_write_1h_price, set_price.reasoning_price,
+                             set_price.input_audio_price, set_price.output_audio_price];
+    names text[] := ARRAY['input_price', 'output_price', 'cache_read_price', 'cache_write_price',
+                          'cache_write_1h_price', 'reasoning_price', 'input_audio_price', 'output_audio_price'];
+    latest aos_cus.cus_model_prices;
+    names_given text[];
+    new_id bigint;
+BEGIN
+    PERFORM aos_cus.assert_platform('set_price()');
+    IF set_price.provider IS NULL OR set_price.model IS NULL OR set_price.input_price IS NULL
+       OR set_price.output_price IS NULL OR set_price.service_tier IS NULL
+       OR set_price.min_prompt_tokens IS NULL OR set_price.effective_from IS NULL OR set_price.source IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'provider, model, input_price, output_price, service_tier, '
+            'min_prompt_tokens, effective_from and source must not be null';
+    END IF;
+    IF NOT set_price.provider = ANY (ARRAY['openai', 'anthropic', 'google', 'azure_openai', 'aws_bedrock', 'mistral', 'custom']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('provider "%s" is not one of openai, anthropic, google, azure_openai, aws_bedrock, mistral, custom', pg_catalog.left(set_price.provider, 64));
+    END IF;
+    IF m = '' OR pg_catalog.length(m) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'model must be 1 to 200 characters';
+    END IF;
+    IF NOT set_price.service_tier = ANY (ARRAY['standard', 'priority', 'flex', 'batch']) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('service_tier "%s" is not one of standard, priority, flex, batch', pg_catalog.left(set_price.service_tier, 64));
+    END IF;
+    FOR i IN 1 .. 8 LOOP
+        IF prices[i] < 0 THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('%s must not be negative', names[i]);
+        END IF;
+    END LOOP;
+    IF set_price.min_prompt_tokens < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'min_prompt_tokens must not be negative';
+    END IF;
+    IF NOT pg_catalog.isfinite(set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'effective_from must be a finite timestamp';
+    END IF;
+    IF set_price.source LIKE 'langfuse: %' OR set_price.source LIKE 'genai-prices: %' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'source must not start with "langfuse: " or "genai-prices: " (reserved for the seed)';
+    END IF;
+    IF set_price.match_pattern IS NOT NULL THEN
+        PERFORM '' ~* set_price.match_pattern;
+    END IF;
+
+    -- One writer at a time, so "later than every version" holds at commit; readers are not blocked.
+    LOCK TABLE aos_cus.cus_model_prices IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM aos_cus.cus_model_prices p
+                WHERE p.provider = set_price.provider AND p.model = m AND p.service_tier = set_price.service_tier
+                  AND p.min_prompt_tokens = set_price.min_prompt_tokens AND p.effective_from >= set_price.effective_from) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'effective_from must be later than every existing version of this price',
+            DETAIL = pg_catalog.format('%s %s tier %s above %s tokens already has a version at or after %s.',
+                                       set_price.provider, m, set_price.service_tier, set_price.min_prompt_tokens,
+                                       set_price.effective_from),
+            HINT = 'Prices are history: add a new version instead of changing one.';
+    END IF;
+    -- Names and limits not given are kept from the model's latest row.
+    SELECT * INTO latest FROM aos_cus.cus_model_prices p
+     WHERE p.provider = set_price.provider AND p.model = m ORDER BY p.effective_from DESC, p.id DESC LIMIT 1;
+    -- Computed here, not in VALUES: Citus refuses subqueries in an INSERT into the reference table.
+    names_given := (SELECT pg_catalog.array_agg(pg_catalog.lower(a)) FROM pg_catalog.unnest(set_price.aliases) a);
+    INSERT INTO aos_cus.cus_model_prices AS p (provider, model, aliases, match_pattern, service_tier, min_prompt_tokens,
+        effective_from, input_price, output_price, cache_read_price, cache_write_price, cache_write_1h_price,
+        reasoning_price, input_audio_price, output_audio_price, context_window, max_output_tokens, source)
+    VALUES (set_price.provider, m,
+            COALESCE(names_given, latest.aliases, '{}'),
+            COALESCE(set_price.match_pattern, latest.match_pattern),
+            set_price.service_tier, set_price.min_prompt_tokens, set_price.effective_from,
+            set_price.input_price, set_price.output_price, set_price.cache_read_price, set_price.cache_write_price,
+            set_price.cache_write_1h_price, set_price.reasoning_price, set_price.input_audio_price,
+            set_price.output_audio_price, COALESCE(set_price.context_window, latest.context_window),
+            COALESCE(set_price.max_output_tokens, latest.max_output_tokens), set_price.source)
+    RETURNING p.id INTO new_id;
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.set_price(text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, text, bigint, timestamptz, integer, integer, text[], text, text) IS
+    'adds a price version (micro-cents per 1M tokens) effective from effective_from; returns its id';
+CREATE OR REPLACE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    f regprocedure;
+    done boolean;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_distribute()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_distribute() requires the citus extension',
+            HINT = 'Install Citus, add citus first to shared_preload_libraries, CREATE EXTENSION citus, add the workers.';
+    END IF;
+    -- The settle and price triggers run on the shards, on the node that stores the tenant.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    SET LOCAL citus.multi_shard_modify_mode = 'sequential';
+    -- Global tables: one copy on every node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_model_prices'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)' USING t;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already reference' ELSE 'reference table' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
+                             'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
+                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            IF t OPERATOR(pg_catalog.=) 'aos_cus.cus_integrations' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'')' USING t;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'', colocate_with => ''aos_cus.cus_integrations'')'
+                    USING t;
+            END IF;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant, also
+    -- inside a transaction block (force_delegation: PostgREST runs every request in one).
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                AND p.pronargs OPERATOR(pg_catalog.>=) 1
+                AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+                AND p.proargnames[1] OPERATOR(pg_catalog.=) 'tenant_id'
+                AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
+              ORDER BY 1::text LOOP
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'', force_delegation => true)'
+            USING f;
+        object := f::text; action := 'delegated by tenant_id';
+        RETURN NEXT;
+    END LOOP;
+    -- Node-disjoint id ranges, on the workers and here.
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
+    object := 'sequences'; action := 'node id ranges';
+    RETURN NEXT;
+    -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+       FROM aos_cus.cus_tenant_logins l;
+    object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Each worker prunes its own hourly rollups and idempotency keys: it needs the same windows.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+                s.partition_interval, s.idempotency_window, s.hourly_retention)),
+            aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)',
+                s.raw_retention, s.rejects_retention))
+       FROM aos_cus.usage_settings() s;
+    object := 'aos_cus.cus_usage_settings'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Rollups per node: each node folds its own shards with its own snapshots.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) current_user'
+            USING 'aos_cus_rollup';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+            USING 'aos_cus_rollup', '*/10 * * * *', 'SELECT aos_cus.citus_rollup()';
+        object := 'cron job aos_cus_rollup'; action := 'citus_rollup() every 10 minutes';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.citus_distribute() IS
+    'Citus: distributes the tenant tables by tenant_id, delegates the tenant-scoped functions, gives each node its id range, schedules per-node rollups; idempotent; operator only';
+
+-- Unpriced rule (issue 21, requirement 4): policies choose what an unpriced model costs (block, fallback_price,
+-- allow); check() blocks an unpriced model with reason unpriced_model; reprice_usage() prices rows charged at
+-- fallback prices too.
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
+        'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit',
+        'unpriced_model'));
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    node text := aos_cus_internal.citus_node();
+    tenant uuid;
+    n bigint;
+    changed bigint := 0;
+    cmd text;
+    style text;
+    failed text;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Citus coordinator: each worker reprices the rows it stores, in its own transaction (one node per commit).
+    IF node OPERATOR(pg_catalog.=) 'coordinator' THEN
+        -- The bounds travel as text in ISO style, which every DateStyle reads back.
+        style := pg_catalog.current_setting('DateStyle');
+        PERFORM pg_catalog.set_config('DateStyle', 'ISO', true);
+        cmd := pg_catalog.format('SELECT aos_cus.reprice_usage(%L, %L, %L)', from_ts, to_ts, only_unpriced);
+        PERFORM pg_catalog.set_config('DateStyle', style, true);
+        EXECUTE 'SELECT pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success),
+                        pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+                          FILTER (WHERE NOT w.success)
+                   FROM pg_catalog.run_command_on_workers($1) w'
+            INTO changed, failed
+            USING cmd;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'reprice_usage() failed on Citus workers: ' || failed,
+                DETAIL = 'The other workers committed their repricing; running reprice_usage() again is safe.';
+        END IF;
+        RETURN coalesce(changed, 0);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    -- On a Citus worker, one tenant at a time (Citus locks rows FOR UPDATE only in single-shard queries), for the
+    -- tenants whose shards it stores; on one server, every row at once.
+    FOR tenant IN EXECUTE CASE WHEN node IS NULL THEN 'SELECT NULL::pg_catalog.uuid'
+                               ELSE 'SELECT DISTINCT tenant_id FROM aos_cus.cus_integrations WHERE ' OPERATOR(pg_catalog.||)
+                                    aos_cus_internal.node_rows_filter() END LOOP
+        EXECUTE pg_catalog.format($q$
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE %1$s AND started_at >= $1 AND started_at < $2
+           AND (NOT $3 OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid,
+                  old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4)
+         GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) FROM upd$q$,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'tenant_id OPERATOR(pg_catalog.=) $5' END,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'u.tenant_id OPERATOR(pg_catalog.=) $5' END)
+            INTO n USING from_ts, to_ts, only_unpriced, st.last_snapshot, tenant;
+        changed := changed OPERATOR(pg_catalog.+) n;
+    END LOOP;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed; on Citus each worker reprices its own rows';
 COMMENT ON FUNCTION aos_cus.check_policy(jsonb) IS
     'the policy when valid (models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent, unpriced, fallback_input_price, fallback_output_price); 22023/22003/54000 naming the field otherwise';

@@ -149,6 +149,41 @@ is($coord->safe_psql('postgres', qq{SELECT name FROM aos_cus.list_integrations('
 like($err, qr/no tenant is set/,
 	'aos_cus.tenant_id of the coordinator session does not reach the worker: refused there (fails closed)');
 
+# Inside a transaction block (how PostgREST runs a request) the call is still delegated (force_delegation).
+my $dec_before = $coord->safe_psql('postgres', q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions()});
+is($coord->safe_psql('postgres', qq{BEGIN; SELECT decision FROM aos_cus.check('$T1', '$integ{$T1}', 1, 1); COMMIT;}),
+	'allowed', 'check() inside BEGIN ... COMMIT through the coordinator');
+is($coord->safe_psql('postgres', qq{PREPARE q(uuid, uuid) AS SELECT decision FROM aos_cus.check(\$1, \$2, 1, 1);
+BEGIN; EXECUTE q('$T1', '$integ{$T1}'); COMMIT;}), 'allowed', 'check() with bind parameters inside BEGIN ... COMMIT');
+is($coord->safe_psql('postgres', q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions()}), $dec_before,
+	'inside a transaction block, with constants or parameters, the worker decided, not the coordinator');
+# PostgREST: authenticator, SET LOCAL ROLE (Citus opens the worker connection as that role: it needs LOGIN), claims
+# by set_config(). set_config() does not travel to the worker: refused there (fails closed). A pre-request function
+# that re-states the tenant with SET LOCAL, with citus.propagate_set_commands = 'local', makes it travel.
+$coord->safe_psql('postgres', q{
+CREATE ROLE authenticator LOGIN NOINHERIT; CREATE ROLE tenant_admin LOGIN IN ROLE aos_cus_admin;
+GRANT tenant_admin TO authenticator;
+CREATE FUNCTION public.citus_pre_request() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE pg_catalog.format('SET LOCAL aos_cus.tenant_id = %L',
+                              pg_catalog.current_setting('request.jwt.claims', true)::jsonb ->> 'tenant_id');
+END $$;
+GRANT EXECUTE ON FUNCTION public.citus_pre_request() TO tenant_admin;});
+my $request = sub {
+	my ($pre) = @_;
+	return $coord->psql('postgres', qq{SET citus.propagate_set_commands = 'local';
+BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL ROLE tenant_admin;
+SELECT set_config('request.jwt.claims', '{"role": "tenant_admin", "tenant_id": "$T1"}', true) IS NOT NULL;
+$pre
+SELECT name FROM aos_cus.list_integrations('$T1'); COMMIT;}, extra_params => [ '-U', 'authenticator' ]);
+};
+($ret, $out, $err) = $request->('');
+like($err, qr/no tenant is set/,
+	'PostgREST request: request.jwt.claims set by set_config() does not reach the worker: refused there (fails closed)');
+($ret, $out, $err) = $request->('SELECT public.citus_pre_request();');
+like($out, qr/openai-prod/, 'with a pre-request function (SET LOCAL aos_cus.tenant_id) the tenant reaches the worker')
+	or diag $err;
+
 # Ids unique cluster-wide.
 is($coord->safe_psql('postgres', q{SELECT count(*) = count(DISTINCT id) AND count(*) = 102 FROM aos_cus.cus_llm_usage}),
 	't', 'usage ids are unique cluster-wide');
@@ -168,6 +203,52 @@ SELECT tenant_id, integration_id, day, provider, model, requests, input_tokens, 
   FROM aos_cus.cus_usage_daily ORDER BY 1, 2, 3, 4, 5};
 is($coord->safe_psql('postgres', $daily), $coord->safe_psql('postgres', $recompute), 'rollups equal a recompute');
 
+# reprice_usage() through the coordinator: each worker reprices the rows it stores; aggregates and spend follow.
+for my $t ($T1, $T2)
+{
+	is($coord->safe_psql('postgres', qq{SELECT status || ':' || (cost_microcents IS NULL) FROM aos_cus.ingest_usage('$t',
+		'{"integration_id": "$integ{$t}", "call_id": "u1", "provider": "openai", "model": "aos-citus-model", "usage": {"prompt_tokens": 1000000, "completion_tokens": 0}, "started_at": "$days[0]"}')}),
+		'inserted:true', 'an unpriced row');
+}
+is($coord->safe_psql('postgres', 'SELECT string_agg(folded::text, \',\' ORDER BY nodeport) FROM aos_cus.citus_rollup()'), '1,1',
+	'the unpriced rows are folded');
+my %spent = map { $_ => $coord->safe_psql('postgres', qq{SELECT spent_microcents FROM aos_cus.current_usage('$_', '$integ{$_}')}) } ($T1, $T2);
+$coord->safe_psql('postgres', q{SELECT aos_cus.set_price('openai', 'aos-citus-model', 7000000, 0, effective_from => now() - interval '30 days')});
+is($coord->safe_psql('postgres', q{SELECT aos_cus.reprice_usage(now() - interval '30 days', now() + interval '1 day')}), '2',
+	'reprice_usage() through the coordinator reprices the unpriced row on each worker');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_llm_usage WHERE cost_microcents IS NULL}), '0', 'no unpriced row left');
+for my $t ($T1, $T2)
+{
+	is($coord->safe_psql('postgres', qq{SELECT spent_microcents - $spent{$t} FROM aos_cus.current_usage('$t', '$integ{$t}')}),
+		'7000000', "the worker holding the tenant settled the new cost ($port_of{$t})");
+}
+is($coord->safe_psql('postgres', $daily), $coord->safe_psql('postgres', $recompute), 'after repricing, rollups equal a recompute');
+is($coord->safe_psql('postgres', q{SELECT aos_cus.reprice_usage(now() - interval '30 days', now() + interval '1 day')}), '0',
+	'a second reprice changes nothing');
+
+# Retention: set_retention() on the coordinator reaches every worker; citus_rollup() drops the partitions past it
+# (on the coordinator) and each worker prunes its own hourly rollups.
+my $old_day = $coord->safe_psql('postgres', q{SELECT date_trunc('month', now() - interval '100 days') + interval '1 day'});
+$coord->safe_psql('postgres', q{SELECT aos_cus.set_partitioning(hourly_retention => interval '200 days')});
+is($coord->safe_psql('postgres', qq{SELECT status FROM aos_cus.ingest_usage('$T2',
+	'{"integration_id": "$integ{$T2}", "call_id": "old1", "provider": "openai", "model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 1}, "started_at": "$old_day"}')}),
+	'inserted', 'a row 100 days old');
+$coord->safe_psql('postgres', 'SELECT aos_cus.citus_rollup()');
+my $w_T2 = $node_of{ $port_of{$T2} };
+is($w_T2->safe_psql('postgres', qq{SELECT count(*) FROM aos_cus.cus_usage_hourly WHERE hour < now() - interval '35 days'}), '1',
+	'the old row is in the hourly rollup of its worker');
+$coord->safe_psql('postgres', q{SELECT aos_cus.set_retention(interval '60 days', interval '60 days');
+SELECT aos_cus.set_partitioning(hourly_retention => interval '40 days')});
+is(join(',', map { $_->safe_psql('postgres', q{SELECT raw_retention || '/' || hourly_retention FROM aos_cus.cus_usage_settings}) } @nodes),
+	'60 days/40 days,60 days/40 days,60 days/40 days', 'set_retention() and set_partitioning() on the coordinator reach every worker');
+$coord->safe_psql('postgres', 'SELECT aos_cus.citus_rollup()');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_llm_usage WHERE started_at < now() - interval '60 days'}), '0',
+	'the partition past retention is dropped cluster-wide');
+is($w_T2->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_usage_hourly WHERE hour < now() - interval '40 days'}), '0',
+	'the worker prunes its hourly rollups past hourly_retention');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_llm_usage WHERE started_at >= now() - interval '60 days'}), '104',
+	'rows inside retention are kept');
+
 
 # Reservation exactness: 8 pgbench clients reserving random estimates through the coordinator against one tenant's
 # budget of 1,000,000 on its worker; check() is delegated, so the worker's shared memory decides.
@@ -175,6 +256,14 @@ my $budget_integ = $coord->safe_psql('postgres', qq{
 SELECT aos_cus.create_integration('$T1', 'budget', 'openai', 'sk-proj-abcdefghijklmnop5678',
        '{"limits": {"budget_microcents": 1000000, "budget_period": "total"}}')});
 $coord->safe_psql('postgres', qq{SELECT aos_cus.enable_integration('$T1', '$budget_integ')});
+# Webhooks stay local tables of each node (cus_webhook_events.event_id is unique by itself, not by tenant): the
+# delegated create_webhook and check() write them on the worker holding the tenant.
+like($coord->safe_psql('postgres', qq{SELECT secret FROM aos_cus.create_webhook('$T1', 'http://127.0.0.1:9/hook')}),
+	qr/^whsec_/, 'create_webhook() through the coordinator');
+is($coord->safe_psql('postgres', qq{SELECT url FROM aos_cus.list_webhooks('$T1')}), 'http://127.0.0.1:9/hook',
+	'list_webhooks() through the coordinator');
+is(join(',', map { $_->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_webhooks') } @nodes),
+	$port_of{$T1} == $w1->port ? '0,1,0' : '0,0,1', 'the endpoint is stored on the tenant\'s worker only');
 my $script = PostgreSQL::Test::Utils::tempdir . '/budget.sql';
 open(my $fh, '>', $script) or die "$script: $!";
 print $fh qq{\\set est random(1, 1000)
@@ -196,6 +285,10 @@ note "budget: $reserved of 1000000 reserved, $blocked blocked";
 cmp_ok($reserved, '<=', 1000000, 'admitted reservations never exceed the budget');
 cmp_ok(1000000 - $reserved, '<', 1000, 'the last admissions fill the budget to within one estimate');
 cmp_ok($blocked, '>', 0, 'once exhausted, checks are blocked and logged on the tenant\'s worker');
+is($node_of{ $port_of{$T1} }->safe_psql('postgres', qq{SELECT count(*) FROM aos_cus.cus_webhook_events
+    WHERE type = 'budget.exhausted' AND payload ->> 'integration' = '$budget_integ'}), '1',
+	'the worker that blocked wrote the budget.exhausted event once, with a delivery for the endpoint');
+is($coord->safe_psql('postgres', 'SELECT count(*) FROM aos_cus.cus_webhook_events'), '0', 'the coordinator wrote no event');
 my ($dec_worker, $dec_coord) = map { $_->safe_psql('postgres',
 	q{SELECT coalesce(sum(count), 0) FROM aos_cus.stat_decisions() WHERE decision = 'blocked'}) } ($node_of{ $port_of{$T1} }, $coord);
 cmp_ok($dec_worker, '>', 0, 'the decisions were taken on the worker holding the tenant');
@@ -260,8 +353,10 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_health_histo
 # Key rotation across nodes: version 2 appended to the one keyring, every node restarted, one rotation.
 write_keyring(2);
 $_->restart for @nodes;
-is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '3',
-	'rotate_encryption_key() through the coordinator re-encrypts the credentials of every worker');
+is($coord->safe_psql('postgres', 'SELECT aos_cus.rotate_encryption_key()'), '4',
+	'rotate_encryption_key() through the coordinator re-encrypts the credentials (3) and the webhook secret (1) of every worker');
+is($node_of{ $port_of{$T1} }->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_webhooks WHERE secret_ref LIKE 'encrypted://v1/2/%'}),
+	'1', 'the webhook secret on the tenant\'s worker is under version 2');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM aos_cus.cus_integrations WHERE credential_ref LIKE 'encrypted://%' AND credential_ref NOT LIKE 'encrypted://v1/2/%'}),
 	'0', 'every credential under version 2');
 for my $t ($T1, $T2)

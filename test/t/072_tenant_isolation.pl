@@ -12,7 +12,7 @@ use Test::More;
 use IPC::Run;
 use AosCusTest;
 
-my $node = aos_cus_node('isolation', extra_conf => "aos_cus.max_integrations = 1000\naos_cus.reservation_ttl = '3s'");
+my $node = aos_cus_node('isolation', extra_conf => "aos_cus.max_integrations = 1000\naos_cus.max_reservations = 10000\naos_cus.reservation_ttl = '3s'");
 my ($A, $B) = ('73000000-0000-4000-8000-00000000000a', '73000000-0000-4000-8000-00000000000b');
 my ($A1, $B_RATE, $B_FREE, $B_OFF) = map { "73000000-0000-4000-8000-0000000000$_" } qw(a1 b1 b2 b3);
 $node->safe_psql('postgres', qq{
