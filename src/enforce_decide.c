@@ -73,6 +73,7 @@ reason_dimension(AosReason reason, bool rpm_refused, bool rpd_refused)
 		case AOS_REASON_TOKEN_WARNING:
 			return "tokens";
 		case AOS_REASON_MODEL_NOT_ALLOWED:
+		case AOS_REASON_UNPRICED_MODEL:
 			return "model";
 		case AOS_REASON_REQUEST_COST_CAP:
 			return "request_cost";

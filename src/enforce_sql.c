@@ -365,8 +365,11 @@ read_scope_args(FunctionCallInfo fcinfo, EnfRequest *req)
 static void
 read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 {
+	/* With a model, a NULL cost estimate is derived from its price (policy.h); without one it is refused. */
+	bool		derive_cost = PG_NARGS() >= 8 && PG_ARGISNULL(2) && !PG_ARGISNULL(7);
+
 	read_request(fcinfo, fname, req);
-	req->est_cost = amount_arg(fcinfo, 2, "estimated_cost_microcents");
+	req->est_cost = derive_cost ? 0 : amount_arg(fcinfo, 2, "estimated_cost_microcents");
 	req->est_tokens = amount_arg(fcinfo, 3, "estimated_tokens");
 	if (!PG_ARGISNULL(4))
 	{
@@ -378,6 +381,10 @@ read_call_args(FunctionCallInfo fcinfo, const char *fname, EnfRequest *req)
 		enf_reservation_key(&req->res_key, &req->key.tenant, req->call_id);
 	}
 	read_scope_args(fcinfo, req);
+	if (derive_cost)
+		req->est_cost = aos_cus_policy_estimate(aos_cus_policy_for(&req->key.tenant, &req->key.integration,
+																   pg_atomic_read_u64(&enf->limits_version)),
+												req->model, req->est_tokens);
 }
 
 /* True when the tenant's usage of call_id is already recorded (committed, or written by this transaction). */
@@ -514,7 +521,7 @@ aos_cus_explain_check(PG_FUNCTION_ARGS)
 			explain_row(rsinfo, scope, "status", -1, 0, 0, 0, none, none, AOS_MODE_ENFORCE, aos_cus_reason_name(s->reason));
 			continue;
 		}
-		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED && s->reason <= AOS_REASON_CONCURRENCY_LIMIT)
+		if (s->reason >= AOS_REASON_MODEL_NOT_ALLOWED && s->reason != AOS_REASON_REQUEST_QUOTA)
 			explain_row(rsinfo, scope, s->dimension, -1, 0, 0, 0, none, none, s->mode, aos_cus_reason_name(s->reason));
 		explain_row(rsinfo, scope, "budget", s->budget_limit, s->spent, s->reserved_cost, req.est_cost,
 					s->budget_start, s->budget_end, s->mode, verdict_name(s->budget_verdict));

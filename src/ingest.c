@@ -946,13 +946,14 @@ aos_cus_ingest_usage(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	aos_cus_stat_add(out.status == INGEST_INSERTED ? AOS_STAT_INGEST_INSERTED : AOS_STAT_INGEST_DUPLICATE, 1);
-	if (!out.has_cost)
+	if (!rec.priced)
 	{
 		if (out.status == INGEST_INSERTED)
 			aos_cus_stat_add(AOS_STAT_INGEST_UNPRICED, 1);
 		ereport(NOTICE,
 				(errmsg("usage %s unpriced: %s", out.status == INGEST_INSERTED ? "recorded" : "already recorded",
 						record_unpriced_reason(&rec)),
+				 out.has_cost ? errdetail("Charged " INT64_FORMAT " micro-cents at the fallback prices of its policy.", out.cost) : 0,
 				 errhint("Add a price with set_price(), then reprice_usage().")));
 	}
 	values[0] = CStringGetTextDatum(status_names[out.status]);
@@ -1382,6 +1383,7 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 		BatchItem  *item = &b.items[i];
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
+		bool		unpriced_item;
 
 		if (item->status == INGEST_REJECTED)
 			store_reject(b.tenant, i + 1, item);
@@ -1395,12 +1397,14 @@ aos_cus_ingest_usage_batch(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(item->usage_id);
 		nulls[4] = !item->has_cost;
 		values[4] = Int64GetDatum(item->cost);
-		nulls[5] = item->status != INGEST_REJECTED && item->has_cost;
+		unpriced_item = item->status != INGEST_REJECTED && !b.items[item->first].rec.priced;
+		nulls[5] = item->status != INGEST_REJECTED && !unpriced_item;
 		if (item->status == INGEST_REJECTED)
 			values[5] = CStringGetTextDatum(item->error.message);
-		else if (!item->has_cost)
+		else if (unpriced_item)
 		{
-			values[5] = CStringGetTextDatum(psprintf("unpriced: %s", record_unpriced_reason(&item->rec)));
+			values[5] = CStringGetTextDatum(psprintf("unpriced: %s%s", record_unpriced_reason(&item->rec),
+													 item->has_cost ? " (charged at the fallback prices of its policy)" : ""));
 			if (item->status == INGEST_INSERTED)
 				unpriced++;
 		}

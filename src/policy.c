@@ -1,13 +1,16 @@
 /*
  * policy.c: call policies per integration, with a tenant default
  * (cus_policies, set_policy()): model allow and deny globs, caps on a
- * request's estimated cost and tokens, and a cap on in-flight calls (their
- * reservations, counted by enforce_decide.c). Policies are configuration, cached per
+ * request's estimated cost and tokens, a cap on in-flight calls (their
+ * reservations, counted by enforce_decide.c), and the rule for unpriced models
+ * (block, fallback_price, allow). Policies are configuration, cached per
  * backend and dropped when the limits version moves (a trigger bumps it).
  */
 #include "aos_cus.h"
+#include "cost.h"
 #include "glob.h"
 #include "policy.h"
+#include "pricing.h"
 #include "spi_safe.h"
 
 #include "catalog/namespace.h"
@@ -23,6 +26,8 @@
 
 #define POLICY_GLOBS_MAX 32
 #define POLICY_CACHE_MAX 65536
+
+static const char *const unpriced_names[] = {"block", "fallback_price", "allow", NULL};
 
 typedef struct PolicyKey
 {
@@ -111,6 +116,35 @@ policy_globs(const JsonbValue *v, const char *key, char ***out)
 	return n;
 }
 
+/* The policy.unpriced rule: one of unpriced_names (22023 quoting the value otherwise). */
+static AosUnpriced
+policy_unpriced(const JsonbValue *v)
+{
+	if (v->type == jbvString)
+		for (int i = 0; unpriced_names[i] != NULL; i++)
+			if (strlen(unpriced_names[i]) == (size_t) v->val.string.len &&
+				memcmp(unpriced_names[i], v->val.string.val, v->val.string.len) == 0)
+				return (AosUnpriced) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 v->type == jbvString ?
+			 errmsg("policy.unpriced must be one of block, fallback_price, allow, not \"%.*s\"",
+					Min(v->val.string.len, 64), v->val.string.val) :
+			 errmsg("policy.unpriced must be one of block, fallback_price, allow, as a string")));
+	return AOS_UNPRICED_BLOCK;	/* not reached */
+}
+
+/* No policy: no caps, unpriced models blocked. */
+static void
+policy_defaults(AosPolicy *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->max_cost = out->max_tokens = out->max_concurrent = -1;
+	out->unpriced = AOS_UNPRICED_BLOCK;
+	out->fallback_input = out->fallback_output = -1;
+	out->provider = -1;
+}
+
 /* Parse (and validate) a policy object into out, allocating in CurrentMemoryContext. */
 static void
 parse_policy(Jsonb *policy, AosPolicy *out)
@@ -120,8 +154,7 @@ parse_policy(Jsonb *policy, AosPolicy *out)
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
-	memset(out, 0, sizeof(*out));
-	out->max_cost = out->max_tokens = out->max_concurrent = -1;
+	policy_defaults(out);
 	if (!JB_ROOT_IS_OBJECT(policy) || JB_ROOT_IS_SCALAR(policy))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -147,12 +180,31 @@ parse_policy(Jsonb *policy, AosPolicy *out)
 			out->max_tokens = policy_integer(&v, key, 0);
 		else if (strcmp(key, "max_concurrent") == 0)
 			out->max_concurrent = policy_integer(&v, key, 1);
+		else if (strcmp(key, "unpriced") == 0)
+			out->unpriced = policy_unpriced(&v);
+		else if (strcmp(key, "fallback_input_price") == 0)
+			out->fallback_input = policy_integer(&v, key, 0);
+		else if (strcmp(key, "fallback_output_price") == 0)
+			out->fallback_output = policy_integer(&v, key, 0);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("policy has an unknown key \"%.64s\"", key),
-					 errhint("Known keys: models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent.")));
+					 errhint("Known keys: models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent, unpriced, fallback_input_price, fallback_output_price.")));
 	}
+	/* Fallback prices go with fallback_price, both of them, and with nothing else. */
+	if (out->unpriced == AOS_UNPRICED_FALLBACK && (out->fallback_input < 0 || out->fallback_output < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("policy.unpriced \"fallback_price\" needs policy.%s",
+						out->fallback_input < 0 ? "fallback_input_price" : "fallback_output_price"),
+				 errhint("Give fallback_input_price and fallback_output_price in micro-cents per 1M tokens, as set_price() takes them.")));
+	if (out->unpriced != AOS_UNPRICED_FALLBACK && (out->fallback_input >= 0 || out->fallback_output >= 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("policy.%s is used only with policy.unpriced \"fallback_price\", not \"%s\"",
+						out->fallback_input >= 0 ? "fallback_input_price" : "fallback_output_price",
+						unpriced_names[out->unpriced])));
 }
 
 /* check_policy(policy): the policy when valid; 22023 / 22003 / 54000 naming the field otherwise. */
@@ -166,21 +218,27 @@ aos_cus_check_policy(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
-/* Read the policy of (tenant, integration) from cus_policies: its own row, else the tenant default's. */
+/*
+ * Read the policy of (tenant, integration) from cus_policies (its own row,
+ * else the tenant default's) and the integration's provider, parsing into cxt.
+ */
 static void
-load_policy(const PolicyKey *key, AosPolicy *out)
+load_policy(const PolicyKey *key, AosPolicy *out, MemoryContext cxt)
 {
 	static const char *sql =
-		"SELECT policy FROM aos_cus.cus_policies WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-		"   AND (integration_id OPERATOR(pg_catalog.=) $2 OR integration_id IS NULL)"
-		" ORDER BY integration_id IS NULL LIMIT 1";
+		"SELECT (SELECT policy FROM aos_cus.cus_policies WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+		"           AND (integration_id OPERATOR(pg_catalog.=) $2 OR integration_id IS NULL)"
+		"         ORDER BY integration_id IS NULL LIMIT 1),"
+		"       (SELECT provider::pg_catalog.text FROM aos_cus.cus_integrations"
+		"         WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2)";
 	Oid			types[2] = {UUIDOID, UUIDOID};
 	Datum		values[2];
 	AosElevation elevation;
 	Snapshot	snapshot;
+	bool		isnull;
+	Datum		d;
 
-	memset(out, 0, sizeof(*out));
-	out->max_cost = out->max_tokens = out->max_concurrent = -1;
+	policy_defaults(out);
 	/* A 0.1.0 schema (not yet updated) has no policies. */
 	if (!OidIsValid(get_relname_relid("cus_policies", get_namespace_oid("aos_cus", false))))
 		return;
@@ -190,16 +248,22 @@ load_policy(const PolicyKey *key, AosPolicy *out)
 	values[0] = UUIDPGetDatum(&key->tenant);
 	values[1] = UUIDPGetDatum(&key->integration);
 	if (SPI_execute_snapshot(aos_cus_keep_plan(&policy_plan, sql, 2, types), values, NULL,
-							 snapshot, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT)
+							 snapshot, InvalidSnapshot, true, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: policy query failed");
-	if (SPI_processed == 1)
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
 	{
-		bool		isnull;
-		Jsonb	   *policy = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		MemoryContext old = MemoryContextSwitchTo(policy_cxt);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		parse_policy(policy, out);
+		parse_policy(DatumGetJsonbP(d), out);
 		MemoryContextSwitchTo(old);
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+	{
+		char	   *provider = TextDatumGetCString(d);
+
+		out->provider = aos_cus_provider_parse(provider, strlen(provider));
 	}
 	UnregisterSnapshot(snapshot);
 	SPI_finish();
@@ -236,13 +300,43 @@ aos_cus_policy_for(const pg_uuid_t *tenant, const pg_uuid_t *integration, uint64
 	e = hash_search(policy_cache, &key, HASH_FIND, NULL);
 	if (e != NULL)
 		return &e->policy;
-	load_policy(&key, &p);
+	load_policy(&key, &p, policy_cxt);
 	e = hash_search(policy_cache, &key, HASH_ENTER, &found);
 	e->policy = p;
 	return &e->policy;
 }
 
-/* Deny globs first, then the allow list, then the caps on this request's estimates. */
+/*
+ * True with *cost when the model has a standard price in force now for provider
+ * (cost of tokens at it). A custom integration may call any provider: its own
+ * prices first, then each provider's in order.
+ */
+static bool
+model_cost(int provider, const char *model, const AosTokens *tokens, int64 *cost)
+{
+	int64		price_id;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (aos_cus_price_call(aos_cus_provider_names[provider], model, "standard", now, tokens, cost, &price_id))
+		return true;
+	for (int other = 0; provider == AOS_PROVIDER_CUSTOM && other < AOS_PROVIDER_CUSTOM; other++)
+		if (aos_cus_price_call(aos_cus_provider_names[other], model, "standard", now, tokens, cost, &price_id))
+			return true;
+	return false;
+}
+
+/* True when the model has a standard price in force now for provider. */
+static bool
+model_priced(int provider, const char *model)
+{
+	AosTokens	none;
+	int64		cost;
+
+	memset(&none, 0, sizeof(none));
+	return model_cost(provider, model, &none, &cost);
+}
+
+/* Deny globs first, then the allow list, then an unpriced model, then the caps on this request's estimates. */
 AosReason
 aos_cus_policy_verdict(const AosPolicy *p, const char *model, int64 est_cost, int64 est_tokens)
 {
@@ -258,9 +352,64 @@ aos_cus_policy_verdict(const AosPolicy *p, const char *model, int64 est_cost, in
 		if (!allowed)
 			return AOS_REASON_MODEL_NOT_ALLOWED;
 	}
+	if (p->unpriced == AOS_UNPRICED_BLOCK && model != NULL && p->provider >= 0 && !model_priced(p->provider, model))
+		return AOS_REASON_UNPRICED_MODEL;
 	if (p->max_cost >= 0 && est_cost > p->max_cost)
 		return AOS_REASON_REQUEST_COST_CAP;
 	if (p->max_tokens >= 0 && est_tokens > p->max_tokens)
 		return AOS_REASON_REQUEST_TOKEN_CAP;
 	return AOS_REASON_OK;
+}
+
+/* Cost of tokens at the policy's fallback prices (the other buckets fall back to them as cost.h says). */
+static int64
+fallback_cost(const AosPolicy *p, const AosTokens *tokens)
+{
+	AosPriceRow row;
+	int64		cost;
+
+	memset(&row, 0, sizeof(row));
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		row.price[b] = AOS_PRICE_NONE;
+	row.price[AOS_BUCKET_INPUT] = p->fallback_input;
+	row.price[AOS_BUCKET_OUTPUT] = p->fallback_output;
+	if (aos_cus_cost_compute(tokens, &row, &cost, NULL) != AOS_COST_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the cost of this call at the policy's fallback prices is out of range")));
+	return cost;
+}
+
+/* C API: see policy.h. */
+int64
+aos_cus_policy_estimate(const AosPolicy *p, const char *model, int64 est_tokens)
+{
+	AosTokens	tokens;
+	int64		cost;
+
+	if (p->provider < 0)
+		return 0;
+	memset(&tokens, 0, sizeof(tokens));
+	/* At most the largest count one call may report (cost.h). */
+	tokens.output = Min(est_tokens, AOS_TOKEN_COUNT_MAX);
+	if (model_cost(p->provider, model, &tokens, &cost))
+		return cost;
+	return p->unpriced == AOS_UNPRICED_FALLBACK ? fallback_cost(p, &tokens) : 0;
+}
+
+/* C API: see policy.h. */
+bool
+aos_cus_unpriced_cost(const pg_uuid_t *tenant, const pg_uuid_t *integration, const AosTokens *tokens, int64 *cost)
+{
+	PolicyKey	key;
+	AosPolicy	p;
+
+	memset(&key, 0, sizeof(key));
+	key.tenant = *tenant;
+	key.integration = *integration;
+	load_policy(&key, &p, CurrentMemoryContext);
+	if (p.unpriced != AOS_UNPRICED_FALLBACK)
+		return false;
+	*cost = fallback_cost(&p, tokens);
+	return true;
 }

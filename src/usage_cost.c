@@ -7,9 +7,11 @@
  * history) may supply a cost; aos_cus_app may not insert that column.
  * reprice_usage() sets the cost to NULL and lets this trigger price again.
  * A row left without a price gets unpriced_reason (absent from the 0.1.0
- * table: then skipped). Prices come from the pricing module (pricing.h).
+ * table: then skipped) and the cost its policy's unpriced rule gives (policy.h:
+ * the fallback prices, else none). Prices come from the pricing module (pricing.h).
  */
 #include "aos_cus.h"
+#include "policy.h"
 #include "pricing.h"
 #include "usage.h"
 #include "vocab.h"
@@ -33,12 +35,15 @@ enum
 	COL_COST,
 	COL_PRICE_ID,
 	COL_REASON,
+	COL_TENANT,
+	COL_INTEGRATION,
 	COL_TOKENS,
 	COL_COUNT = COL_TOKENS + AOS_BUCKET_COUNT
 };
 
 static const char *const fixed_columns[] = {
-	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id", "unpriced_reason"
+	"provider", "model", "service_tier", "started_at", "cost_microcents", "price_id", "unpriced_reason",
+	"tenant_id", "integration_id"
 };
 
 PG_FUNCTION_INFO_V1(aos_cus_usage_price_trigger);
@@ -100,6 +105,24 @@ usage_columns(FunctionCallInfo fcinfo, TupleDesc desc)
 	return cols;
 }
 
+/* The cost the policy's unpriced rule gives a row without a price (false: none). */
+static bool
+unpriced_row_cost(HeapTuple tuple, TupleDesc desc, const int *cols, const int64 tokens[AOS_BUCKET_COUNT], int64 *cost)
+{
+	bool		tnull;
+	bool		inull;
+	Datum		tenant = heap_getattr(tuple, cols[COL_TENANT], desc, &tnull);
+	Datum		integration = heap_getattr(tuple, cols[COL_INTEGRATION], desc, &inull);
+	AosTokens	t;
+
+	/* NOT NULL columns: a NULL fails its constraint right after this trigger. */
+	if (tnull || inull)
+		return false;
+	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
+		aos_cus_tokens_set(&t, b, tokens[b]);
+	return aos_cus_unpriced_cost(DatumGetUUIDP(tenant), DatumGetUUIDP(integration), &t, cost);
+}
+
 /* BEFORE INSERT OR UPDATE FOR EACH ROW: price a row that has no cost. */
 Datum
 aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
@@ -117,6 +140,7 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3];
 	int			nreplace;
+	bool		priced;
 
 	aos_cus_require_trigger_on(fcinfo, "aos_cus_internal.usage_price_trigger()", "cus_llm_usage");
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -148,11 +172,11 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 		if (isnull)
 			return PointerGetDatum(tuple);
 	}
-	nulls[0] = nulls[1] = !aos_cus_usage_price(TextDatumGetCString(key[COL_PROVIDER]),
-											   TextDatumGetCString(key[COL_MODEL]),
-											   TextDatumGetCString(key[COL_TIER]),
-											   DatumGetTimestampTz(key[COL_STARTED_AT]),
-											   tokens, &cost, &price_id);
+	priced = aos_cus_usage_price(TextDatumGetCString(key[COL_PROVIDER]), TextDatumGetCString(key[COL_MODEL]),
+								 TextDatumGetCString(key[COL_TIER]), DatumGetTimestampTz(key[COL_STARTED_AT]),
+								 tokens, &cost, &price_id);
+	nulls[1] = !priced;
+	nulls[0] = !priced && !unpriced_row_cost(tuple, desc, cols, tokens, &cost);
 	replace_cols[0] = cols[COL_COST];
 	replace_cols[1] = cols[COL_PRICE_ID];
 	values[0] = nulls[0] ? (Datum) 0 : Int64GetDatum(cost);
@@ -161,7 +185,7 @@ aos_cus_usage_price_trigger(PG_FUNCTION_ARGS)
 	if (cols[COL_REASON] > 0)
 	{
 		replace_cols[2] = cols[COL_REASON];
-		nulls[2] = !nulls[0];
+		nulls[2] = priced;
 		values[2] = nulls[2] ? (Datum) 0 :
 			CStringGetTextDatum(aos_cus_unpriced_reason(TextDatumGetCString(key[COL_PROVIDER]),
 														TextDatumGetCString(key[COL_MODEL]),

@@ -12,7 +12,8 @@ static const char *const decision_names[AOS_DECISION_COUNT] = {
 static const char *const reason_names[AOS_REASON_COUNT] = {
 	"ok", "integration_not_found", "integration_disabled", "rate_limited",
 	"budget_exceeded", "token_limit_exceeded", "budget_warning", "token_warning", "already_ingested",
-	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit", "request_quota"
+	"model_not_allowed", "request_cost_cap", "request_token_cap", "concurrency_limit", "unpriced_model",
+	"request_quota"
 };
 
 /* a + b into *out; false on overflow. */

@@ -38,6 +38,7 @@ typedef enum AosReason
 	AOS_REASON_REQUEST_COST_CAP,
 	AOS_REASON_REQUEST_TOKEN_CAP,
 	AOS_REASON_CONCURRENCY_LIMIT,
+	AOS_REASON_UNPRICED_MODEL,	/* check() naming a model with no price, under the unpriced rule block */
 	AOS_REASON_REQUEST_QUOTA,	/* rph or rpd: the calendar hour's or day's request count */
 	AOS_REASON_COUNT
 } AosReason;

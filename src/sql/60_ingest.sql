@@ -334,7 +334,8 @@ BEGIN
     WITH old AS (
         SELECT tenant_id, id, cost_microcents
           FROM aos_cus.cus_llm_usage
-         WHERE %1$s AND started_at >= $1 AND started_at < $2 AND (NOT $3 OR cost_microcents IS NULL)
+         WHERE %1$s AND started_at >= $1 AND started_at < $2
+           AND (NOT $3 OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
            FOR UPDATE),
     upd AS (
         -- A NULL cost makes the pricing trigger price the row again.

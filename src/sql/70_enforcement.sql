@@ -27,7 +27,7 @@ CREATE TABLE aos_cus.cus_enforcement_log (
     reason                     text NOT NULL CHECK (reason IN ('integration_not_found', 'integration_disabled',
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
                                'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
-                               'concurrency_limit', 'request_quota')),
+                               'concurrency_limit', 'unpriced_model', 'request_quota')),
     estimated_cost_microcents  bigint NOT NULL,
     estimated_tokens           bigint NOT NULL,
     budget_used_microcents     bigint NOT NULL,

@@ -171,7 +171,7 @@ GRANT EXECUTE ON FUNCTION aos_cus.explain_check(uuid, uuid, bigint, bigint, text
 CREATE FUNCTION aos_cus.check_policy(policy jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'aos_cus_check_policy' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION aos_cus.check_policy(jsonb) IS
-    'the policy when valid (models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent); 22023/22003/54000 naming the field otherwise';
+    'the policy when valid (models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent, unpriced, fallback_input_price, fallback_output_price); 22023/22003/54000 naming the field otherwise';
 
 CREATE TABLE aos_cus.cus_policies (
     tenant_id       uuid NOT NULL,

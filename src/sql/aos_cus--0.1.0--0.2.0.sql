@@ -4820,6 +4820,113 @@ $$;
 COMMENT ON FUNCTION aos_cus.citus_distribute() IS
     'Citus: distributes the tenant tables by tenant_id, delegates the tenant-scoped functions, gives each node its id range, schedules per-node rollups; idempotent; operator only';
 
+-- Unpriced rule (issue 21, requirement 4): policies choose what an unpriced model costs (block, fallback_price,
+-- allow); check() blocks an unpriced model with reason unpriced_model; reprice_usage() prices rows charged at
+-- fallback prices too.
+ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reason_check,
+    ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
+        'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
+        'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap', 'concurrency_limit',
+        'unpriced_model'));
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    node text := aos_cus_internal.citus_node();
+    tenant uuid;
+    n bigint;
+    changed bigint := 0;
+    cmd text;
+    style text;
+    failed text;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Citus coordinator: each worker reprices the rows it stores, in its own transaction (one node per commit).
+    IF node OPERATOR(pg_catalog.=) 'coordinator' THEN
+        -- The bounds travel as text in ISO style, which every DateStyle reads back.
+        style := pg_catalog.current_setting('DateStyle');
+        PERFORM pg_catalog.set_config('DateStyle', 'ISO', true);
+        cmd := pg_catalog.format('SELECT aos_cus.reprice_usage(%L, %L, %L)', from_ts, to_ts, only_unpriced);
+        PERFORM pg_catalog.set_config('DateStyle', style, true);
+        EXECUTE 'SELECT pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success),
+                        pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+                          FILTER (WHERE NOT w.success)
+                   FROM pg_catalog.run_command_on_workers($1) w'
+            INTO changed, failed
+            USING cmd;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'reprice_usage() failed on Citus workers: ' || failed,
+                DETAIL = 'The other workers committed their repricing; running reprice_usage() again is safe.';
+        END IF;
+        RETURN coalesce(changed, 0);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    -- On a Citus worker, one tenant at a time (Citus locks rows FOR UPDATE only in single-shard queries), for the
+    -- tenants whose shards it stores; on one server, every row at once.
+    FOR tenant IN EXECUTE CASE WHEN node IS NULL THEN 'SELECT NULL::pg_catalog.uuid'
+                               ELSE 'SELECT DISTINCT tenant_id FROM aos_cus.cus_integrations WHERE ' OPERATOR(pg_catalog.||)
+                                    aos_cus_internal.node_rows_filter() END LOOP
+        EXECUTE pg_catalog.format($q$
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE %1$s AND started_at >= $1 AND started_at < $2
+           AND (NOT $3 OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid,
+                  old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4)
+         GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) FROM upd$q$,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'tenant_id OPERATOR(pg_catalog.=) $5' END,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'u.tenant_id OPERATOR(pg_catalog.=) $5' END)
+            INTO n USING from_ts, to_ts, only_unpriced, st.last_snapshot, tenant;
+        changed := changed OPERATOR(pg_catalog.+) n;
+    END LOOP;
+    RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.reprice_usage(timestamptz, timestamptz, boolean) IS
+    'prices again the usage rows started in [from_ts, to_ts) (only unpriced ones by default); aggregates follow; returns rows whose cost changed; on Citus each worker reprices its own rows';
+COMMENT ON FUNCTION aos_cus.check_policy(jsonb) IS
+    'the policy when valid (models_allow, models_deny, max_cost_microcents_per_request, max_tokens_per_request, max_concurrent, unpriced, fallback_input_price, fallback_output_price); 22023/22003/54000 naming the field otherwise';
 -- Requests per hour and per day (issue 14): rph and rpd limits on integrations and scopes, counted per calendar
 -- hour and day of the limit's timezone; check() refuses with reason request_quota.
 ALTER TABLE aos_cus.cus_integrations ADD COLUMN rph integer CHECK (rph > 0), ADD COLUMN rpd integer CHECK (rpd > 0);
@@ -5099,7 +5206,7 @@ ALTER TABLE aos_cus.cus_enforcement_log DROP CONSTRAINT cus_enforcement_log_reas
     ADD CONSTRAINT cus_enforcement_log_reason_check CHECK (reason IN ('integration_not_found', 'integration_disabled',
                                'rate_limited', 'budget_exceeded', 'token_limit_exceeded', 'budget_warning', 'token_warning',
                                'already_ingested', 'model_not_allowed', 'request_cost_cap', 'request_token_cap',
-                               'concurrency_limit', 'request_quota'));
+                               'concurrency_limit', 'unpriced_model', 'request_quota'));
 COMMENT ON FUNCTION aos_cus.limit_period_bounds(text, text, timestamptz) IS
     'the calendar period (hour as rph counts it, day, week from Monday, month, total) containing at in an IANA time zone; NULL bounds for total';
 DROP FUNCTION aos_cus.integration_limits(uuid, uuid);

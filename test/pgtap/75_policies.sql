@@ -24,7 +24,7 @@ SELECT throws_ok($$SELECT aos_cus.check_policy('[1]')$$, '22023', 'policy must b
 SELECT throws_ok(format($$SELECT aos_cus.set_policy(%L, %L, '{"models_deny": "x"}')$$, :'t', :'im'), '22023', NULL,
     'set_policy validates');
 
-SELECT lives_ok(format($$SELECT aos_cus.set_policy(%L, %L, '{"models_allow": ["gpt-4o*", "claude-*"], "models_deny": ["*-preview"]}'),
+SELECT lives_ok(format($$SELECT aos_cus.set_policy(%L, %L, '{"models_allow": ["gpt-4o*", "claude-*"], "models_deny": ["*-preview"], "unpriced": "allow"}'),
                                aos_cus.set_policy(%L, %L, '{"max_cost_microcents_per_request": 100, "max_tokens_per_request": 50}'),
                                aos_cus.set_policy(%L, %L, '{"max_concurrent": 2}'),
                                aos_cus.set_policy(%L, %L, '{"max_concurrent": 1}'),

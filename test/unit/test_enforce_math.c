@@ -125,6 +125,7 @@ test_precedence(void)
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_REQUEST_QUOTA), "request_quota");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_MODEL_NOT_ALLOWED), "model_not_allowed");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_CONCURRENCY_LIMIT), "concurrency_limit");
+	CHECK_STR(aos_cus_reason_name(AOS_REASON_UNPRICED_MODEL), "unpriced_model");
 	CHECK_STR(aos_cus_decision_name(AOS_DECISION_WARNED), "warned");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_TOKEN_LIMIT_EXCEEDED), "token_limit_exceeded");
 	CHECK_STR(aos_cus_reason_name(AOS_REASON_ALREADY_INGESTED), "already_ingested");

@@ -66,6 +66,9 @@ export async function newIntegration(provider: string, limits: object = {}): Pro
       await c.query(`SELECT aos_cus.create_integration($1, $2, $3, 'env://AOS_CUS_NODE_TEST_KEY', $4)`,
         [tenant, `node-${integration.slice(0, 8)}`, provider, JSON.stringify({ id: integration, limits })]);
       await c.query('SELECT aos_cus.enable_integration($1, $2)', [tenant, integration]);
+      // The mock provider's model names (gpt-4o-429, claude-sonnet-4-500, ...) have no price: check() blocks them
+      // by default (unpriced_model), so this integration's policy admits them.
+      await c.query(`SELECT aos_cus.set_policy($1, $2, '{"unpriced": "allow"}')`, [tenant, integration]);
     } finally {
       c.release();
     }
