@@ -218,6 +218,48 @@ query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot
 }
 
 /*
+ * Bind what the per-scope usage queries share: $1 the tenant, $2 and $6 what
+ * the instance matches (the integration's id as text, the subject, or the
+ * tag's key and value; NULL otherwise) and $5 this transaction's id (NULL if
+ * none). Returns the instance's kind.
+ */
+static AosScopeKind
+bind_scope_params(const EnfKey *key, Datum *values, char *nulls)
+{
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	AosScope	sc;
+
+	values[0] = UUIDPGetDatum(&key->tenant);
+	nulls[0] = ' ';
+	nulls[1] = nulls[5] = 'n';
+	if (key->scope[0] == '\0')
+	{
+		char		id[AOS_UUID_TEXT_LEN + 1];
+
+		aos_cus_uuid_format(key->integration.data, id);
+		values[1] = CStringGetTextDatum(id);
+		nulls[1] = ' ';
+		sc.kind = AOS_SCOPE_INTEGRATION;
+	}
+	else if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
+		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
+	else if (sc.kind == AOS_SCOPE_SUBJECT)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = ' ';
+	}
+	else if (sc.kind == AOS_SCOPE_TAG)
+	{
+		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
+		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
+		nulls[1] = nulls[5] = ' ';
+	}
+	values[4] = FullTransactionIdGetDatum(own);
+	nulls[4] = FullTransactionIdIsValid(own) ? ' ' : 'n';
+	return sc.kind;
+}
+
+/*
  * Settled cost and tokens of one scope instance (tenant, subject or tag) in
  * [from, to), from the usage rows under snapshot (indexed per scope: see
  * 72_scopes.sql). Like query_period_usage, rows of this transaction are left
@@ -243,35 +285,19 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 #undef SCOPE_USAGE_SQL
 	Oid			types[6] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID};
 	Datum		values[6];
-	char		nulls[6] = {' ', 'n', ' ', ' ', ' ', 'n'};
-	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sql = NULL;
-	AosScope	sc;
+	AosScopeKind kind = bind_scope_params(key, values, nulls);
 	bool		isnull;
 	int			rc;
 
-	if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
-		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
-	values[0] = UUIDPGetDatum(&key->tenant);
-	if (sc.kind == AOS_SCOPE_SUBJECT)
-	{
-		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
-		nulls[1] = ' ';
-	}
-	else if (sc.kind == AOS_SCOPE_TAG)
-	{
-		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
-		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
-		nulls[1] = nulls[5] = ' ';
-	}
+	if (kind == AOS_SCOPE_INTEGRATION)
+		elog(ERROR, "aos_cus: an integration is not a scope instance");
 	values[2] = TimestampTzGetDatum(from);
 	values[3] = TimestampTzGetDatum(to);
-	values[4] = FullTransactionIdGetDatum(own);
-	if (!FullTransactionIdIsValid(own))
-		nulls[4] = 'n';
-	if (scope_usage_plans[sc.kind] == NULL)
-		sql = psprintf(fmt[sc.kind], token_total_sql("u"));
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[sc.kind], sql, 6, types), values, nulls,
+	if (scope_usage_plans[kind] == NULL)
+		sql = psprintf(fmt[kind], token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[kind], sql, 6, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: scope usage query failed: %s", SPI_result_code_string(rc));
@@ -307,43 +333,16 @@ query_request_counts(const EnfKey *key, TimestampTz hour_start, TimestampTz hour
 	Oid			types[8] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[8];
-	char		nulls[8] = {' ', 'n', ' ', ' ', ' ', 'n', ' ', ' '};
-	FullTransactionId own = GetTopFullTransactionIdIfAny();
-	AosScope	sc;
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	AosScopeKind kind = bind_scope_params(key, values, nulls);
 	bool		isnull;
 	int			rc;
 
-	values[0] = UUIDPGetDatum(&key->tenant);
-	if (key->scope[0] == '\0')
-	{
-		char		id[AOS_UUID_TEXT_LEN + 1];
-
-		sc.kind = AOS_SCOPE_INTEGRATION;
-		aos_cus_uuid_format(key->integration.data, id);
-		values[1] = CStringGetTextDatum(id);
-		nulls[1] = ' ';
-	}
-	else if (aos_cus_scope_parse(key->scope, &sc) != NULL || sc.kind == AOS_SCOPE_INTEGRATION || sc.wildcard)
-		elog(ERROR, "aos_cus: \"%s\" is not a scope instance", key->scope);
-	else if (sc.kind == AOS_SCOPE_SUBJECT)
-	{
-		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
-		nulls[1] = ' ';
-	}
-	else if (sc.kind == AOS_SCOPE_TAG)
-	{
-		values[1] = PointerGetDatum(cstring_to_text_with_len(sc.key, sc.key_len));
-		values[5] = PointerGetDatum(cstring_to_text_with_len(sc.value, sc.value_len));
-		nulls[1] = nulls[5] = ' ';
-	}
 	values[2] = TimestampTzGetDatum(hour_start);
 	values[3] = TimestampTzGetDatum(hour_end);
-	values[4] = FullTransactionIdGetDatum(own);
-	if (!FullTransactionIdIsValid(own))
-		nulls[4] = 'n';
 	values[6] = TimestampTzGetDatum(day_start);
 	values[7] = TimestampTzGetDatum(day_end);
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&request_count_plans[sc.kind], sql[sc.kind], 8, types), values, nulls,
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&request_count_plans[kind], sql[kind], 8, types), values, nulls,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: request count query failed: %s", SPI_result_code_string(rc));
@@ -535,6 +534,33 @@ typedef enum EnfLoad
 } EnfLoad;
 
 /*
+ * Store in e what read_durable_state found: limits, periods, settled spend and
+ * tokens, and the requests of the hour and day (usage rows plus e's live
+ * reservations; in the same period never fewer than e already counted). The
+ * caller holds e->mutex or owns e.
+ */
+static void
+store_loaded(EnfEntry *e, const EnfLoaded *l)
+{
+	int64		hour = sat_add(l->hour_requests, e->nreservations);
+	int64		day = sat_add(l->day_requests, e->nreservations);
+
+	e->hour_requests = e->hour_start == l->hour_start ? Max(hour, e->hour_requests) : hour;
+	e->day_requests = e->day_start == l->day_start ? Max(day, e->day_requests) : day;
+	e->lim = l->lim;
+	e->budget_start = l->budget_start;
+	e->budget_end = l->budget_end;
+	e->token_start = l->token_start;
+	e->token_end = l->token_end;
+	e->spent = l->spent;
+	e->tokens = l->tokens;
+	e->hour_start = l->hour_start;
+	e->hour_end = l->hour_end;
+	e->day_start = l->day_start;
+	e->day_end = l->day_end;
+}
+
+/*
  * (Re)build the entry of key from the durable tables. The stripe's
  * ExclusiveLock, tried without waiting, keeps commits of usage of this
  * integration out between the snapshot and the store. When a commit holds it,
@@ -577,22 +603,7 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 		e->budget_alerts = enf_reached_flags(l.spent + e->reserved_cost, l.lim.budget, l.lim.warn_pct);
 	if (e->token_start != l.token_start)
 		e->token_alerts = enf_reached_flags(l.tokens + e->reserved_tokens, l.lim.token_limit, l.lim.warn_pct);
-	e->lim = l.lim;
-	e->budget_start = l.budget_start;
-	e->budget_end = l.budget_end;
-	e->token_start = l.token_start;
-	e->token_end = l.token_end;
-	e->spent = l.spent;
-	e->tokens = l.tokens;
-	/* Requests: the usage rows of the period and the live reservations; in the same period never fewer than counted. */
-	e->hour_requests = sat_add(l.hour_requests, e->nreservations) > e->hour_requests || e->hour_start != l.hour_start ?
-		sat_add(l.hour_requests, e->nreservations) : e->hour_requests;
-	e->day_requests = sat_add(l.day_requests, e->nreservations) > e->day_requests || e->day_start != l.day_start ?
-		sat_add(l.day_requests, e->nreservations) : e->day_requests;
-	e->hour_start = l.hour_start;
-	e->hour_end = l.hour_end;
-	e->day_start = l.day_start;
-	e->day_end = l.day_end;
+	store_loaded(e, &l);
 	e->limits_version = version;
 	e->last_used = now;
 	SpinLockRelease(&e->mutex);
@@ -738,19 +749,7 @@ standby_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 		memset(e, 0, sizeof(*e));
 		e->key = keys[i];
 		SpinLockInit(&e->mutex);
-		e->lim = l.lim;
-		e->budget_start = l.budget_start;
-		e->budget_end = l.budget_end;
-		e->token_start = l.token_start;
-		e->token_end = l.token_end;
-		e->spent = l.spent;
-		e->tokens = l.tokens;
-		e->hour_start = l.hour_start;
-		e->hour_end = l.hour_end;
-		e->day_start = l.day_start;
-		e->day_end = l.day_end;
-		e->hour_requests = l.hour_requests;
-		e->day_requests = l.day_requests;
+		store_loaded(e, &l);
 		e->last_used = now;
 		keys[m] = keys[i];
 		entries[m++] = e;
