@@ -20,6 +20,7 @@
 
 #include "credentials.h"
 #include "health.h"
+#include "worker_wake.h"
 #include "health_probe.h"
 #include "stats.h"
 
@@ -356,12 +357,7 @@ aos_cus_health_worker_main(Datum arg)
 	bool		check_queue = true;
 	TimestampTz next_stale = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(aos_cus_health_database, NULL, 0);
-	/* The worker runs as the bootstrap superuser: nothing from a schema of a database user may run in it. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	aos_cus_worker_connect(aos_cus_health_database);
 
 	probe_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health probes", ALLOCSET_DEFAULT_SIZES);
 	claim_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus health claims", ALLOCSET_DEFAULT_SIZES);

@@ -26,6 +26,7 @@
 #include "egress.h"
 #include "egress_curl.h"
 #include "health.h"
+#include "worker_wake.h"
 #include "webhook.h"
 #include "webhooks.h"
 
@@ -506,12 +507,7 @@ aos_cus_webhook_worker_main(Datum arg)
 	TimestampTz next_projection = 0;
 	TimestampTz next_prune = 0;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(aos_cus_health_database, NULL, 0);
-	/* The worker runs as the bootstrap superuser: nothing from a schema of a database user may run in it. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	aos_cus_worker_connect(aos_cus_health_database);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "aos_cus webhook batch", ALLOCSET_DEFAULT_SIZES);
 	aos_cus_health_curl_init();

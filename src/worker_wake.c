@@ -6,7 +6,10 @@
 
 #include "access/xact.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
 
 #include "worker_wake.h"
 
@@ -25,6 +28,18 @@ aos_cus_worker_register(const char *function, const char *name)
 	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
 	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
+}
+
+/* In the worker: reload on SIGHUP, exit on SIGTERM, connect, and fix search_path. */
+void
+aos_cus_worker_connect(const char *database)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
+	/* The worker runs as the bootstrap superuser: nothing from a schema of a database user may run in it. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Bytes of shared memory for one worker's latch. */

@@ -29,6 +29,9 @@ typedef struct AosWorkerWake
 /* Register the background worker whose entry point is function, named name. */
 extern void aos_cus_worker_register(const char *function, const char *name);
 
+/* In the worker: its signal handlers, its connection to database, search_path fixed to pg_catalog, pg_temp. */
+extern void aos_cus_worker_connect(const char *database);
+
 /* Bytes of shared memory for one worker's latch. */
 extern Size aos_cus_worker_wake_shmem_size(void);
 
