@@ -53,9 +53,9 @@
 static SPIPlanPtr limits_plan = NULL;
 static SPIPlanPtr limits_plan_0_1 = NULL;
 static SPIPlanPtr request_count_plans[4];	/* by AosScopeKind (tenant, integration, subject, tag) */
-static SPIPlanPtr usage_plan = NULL;
+static SPIPlanPtr usage_plans[4];	/* by AosScopeKind (tenant, integration, subject, tag) */
+static SPIPlanPtr rollup_xmin_plan = NULL;
 static SPIPlanPtr scope_limits_plan = NULL;
-static SPIPlanPtr scope_usage_plans[4];	/* by AosScopeKind (tenant, subject, tag) */
 static SPIPlanPtr scope_cfg_plan = NULL;
 
 /* ---------- loading an entry from the durable tables ---------- */
@@ -156,72 +156,11 @@ token_total_sql(const char *alias)
 #define NOT_OWN_XID(t) \
 	"($5 IS NULL OR " t ".ingest_xid OPERATOR(pg_catalog.<>) $5)"
 
-/* Settled cost and tokens of one integration in [from, to), read under snapshot. */
-static void
-query_period_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
-				   int64 *cost, int64 *tokens)
-{
-	static const char *fmt =
-		"WITH p AS (SELECT ((($3 AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 day'"
-		"                     OPERATOR(pg_catalog.-) interval '1 microsecond')::pg_catalog.date) AS d1,"
-		"                  (($4 AT TIME ZONE 'UTC')::pg_catalog.date) AS d2)"
-		" SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint,"	/* sums saturate */
-		"        LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM ("
-		/* full UTC days inside the period, already folded by the rollup */
-		"  SELECT d.cost_microcents AS c, %s AS t"
-		"    FROM aos_cus.cus_usage_daily d, p"
-		"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND d.integration_id OPERATOR(pg_catalog.=) $2"
-		"     AND d.day OPERATOR(pg_catalog.>=) p.d1 AND d.day OPERATOR(pg_catalog.<) p.d2"
-		"  UNION ALL"
-		/* partial UTC days at the period's edges, from the raw rows */
-		"  SELECT coalesce(u.cost_microcents, 0), %s"
-		"    FROM aos_cus.cus_llm_usage u, p"
-		"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
-		"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4"
-		"     AND (u.started_at OPERATOR(pg_catalog.<) (p.d1::timestamp AT TIME ZONE 'UTC')"
-		"          OR u.started_at OPERATOR(pg_catalog.>=) (p.d2::timestamp AT TIME ZONE 'UTC'))"
-		"     AND " NOT_OWN_XID("u")
-		"  UNION ALL"
-		/* rows of the full days the rollup has not folded yet */
-		"  SELECT coalesce(u.cost_microcents, 0), %s"
-		"    FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r, p"
-		"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(r.last_snapshot)"
-		"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)"
-		"     AND u.tenant_id OPERATOR(pg_catalog.=) $1 AND u.integration_id OPERATOR(pg_catalog.=) $2"
-		"     AND u.started_at OPERATOR(pg_catalog.>=) (p.d1::timestamp AT TIME ZONE 'UTC')"
-		"     AND u.started_at OPERATOR(pg_catalog.<) (p.d2::timestamp AT TIME ZONE 'UTC')"
-		"     AND " NOT_OWN_XID("u")
-		" ) x";
-	char	   *sql = NULL;
-	Oid			types[5] = {UUIDOID, UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	FullTransactionId own = GetTopFullTransactionIdIfAny();
-	bool		isnull;
-	int			rc;
-
-	values[0] = UUIDPGetDatum(&key->tenant);
-	values[1] = UUIDPGetDatum(&key->integration);
-	values[2] = TimestampTzGetDatum(from);
-	values[3] = TimestampTzGetDatum(to);
-	values[4] = FullTransactionIdGetDatum(own);
-	if (!FullTransactionIdIsValid(own))
-		nulls[4] = 'n';
-	if (usage_plan == NULL)
-		sql = psprintf(fmt, token_total_sql("d"), token_total_sql("u"), token_total_sql("u"));
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&usage_plan, sql, 5, types), values, nulls,
-							  snapshot, InvalidSnapshot, true, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "aos_cus: period usage query failed: %s", SPI_result_code_string(rc));
-	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-}
-
 /*
- * Bind what the per-scope usage queries share: $1 the tenant, $2 and $6 what
- * the instance matches (the integration's id as text, the subject, or the
- * tag's key and value; NULL otherwise) and $5 this transaction's id (NULL if
- * none). Returns the instance's kind.
+ * Bind what the usage and request count queries share: $1 the tenant, $2 and
+ * $6 what the instance matches (the integration's id as text, the subject, or
+ * the tag's key and value; NULL otherwise) and $5 this transaction's id (NULL
+ * if none). Returns the instance's kind.
  */
 static AosScopeKind
 bind_scope_params(const EnfKey *key, Datum *values, char *nulls)
@@ -260,47 +199,104 @@ bind_scope_params(const EnfKey *key, Datum *values, char *nulls)
 }
 
 /*
- * Settled cost and tokens of one scope instance (tenant, subject or tag) in
- * [from, to), from the usage rows under snapshot (indexed per scope: see
- * 72_scopes.sql). Like query_period_usage, rows of this transaction are left
- * to its own settlement.
+ * The UTC midnights [*d1, *d2) of the whole UTC days inside [from, to): the
+ * rollups hold those days, the raw rows the partial days at either edge. An
+ * infinite bound stays infinite; a period inside one UTC day has none.
  */
 static void
-query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot,
-				  int64 *cost, int64 *tokens)
+whole_utc_days(TimestampTz from, TimestampTz to, TimestampTz *d1, TimestampTz *d2)
 {
-#define SCOPE_USAGE_SQL(filter) \
-	"SELECT LEAST(coalesce(pg_catalog.sum(coalesce(u.cost_microcents, 0)), 0), 9223372036854775807)::bigint," \
-	"       LEAST(coalesce(pg_catalog.sum(%s), 0), 9223372036854775807)::bigint" \
-	"  FROM aos_cus.cus_llm_usage u" \
-	" WHERE u.tenant_id OPERATOR(pg_catalog.=) $1" \
-	"   AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $4" \
-	"   AND " NOT_OWN_XID("u") " AND " filter
+	*d1 = from;
+	*d2 = to;
+	if (!TIMESTAMP_NOT_FINITE(from) && from % USECS_PER_DAY != 0)
+		*d1 = from - (from % USECS_PER_DAY + USECS_PER_DAY) % USECS_PER_DAY + USECS_PER_DAY;
+	if (!TIMESTAMP_NOT_FINITE(to))
+		*d2 = to - (to % USECS_PER_DAY + USECS_PER_DAY) % USECS_PER_DAY;
+	if (*d1 > *d2)
+		*d1 = *d2 = to;
+}
+
+/*
+ * Settled cost and tokens of an integration or scope instance in [from, to),
+ * read under snapshot: the rollup of its kind for the whole UTC days inside,
+ * plus the usage rows of the partial UTC days at either edge and of the whole
+ * days the rollup has not folded yet. Each part reads only its own range ($7
+ * and $8 bound the whole days; $9 is the rollup's xmin, below which every row
+ * is folded), so the cost follows the rows not yet rolled up, not the table's
+ * size, and stays exact once retention has dropped the raw rows of rolled-up
+ * days. It is planned for each call's values: only then do the planner's
+ * statistics show how few rows are past $9, so that it reads them through
+ * the ingest_xid index rather than every row of the period through the
+ * tenant's. Rows of this transaction are left to its own settlement.
+ */
+static void
+query_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapshot, int64 *cost, int64 *tokens)
+{
+#define USAGE_SQL(rollup, rollup_filter, raw_filter) \
+	"SELECT LEAST(coalesce(pg_catalog.sum(c), 0), 9223372036854775807)::bigint," /* sums saturate */ \
+	"       LEAST(coalesce(pg_catalog.sum(t), 0), 9223372036854775807)::bigint FROM (" \
+	"  SELECT d.cost_microcents AS c, %s AS t FROM aos_cus." rollup " d" \
+	"   WHERE d.tenant_id OPERATOR(pg_catalog.=) $1 AND " rollup_filter \
+	"     AND d.day OPERATOR(pg_catalog.>=) ($7 AT TIME ZONE 'UTC')::pg_catalog.date" \
+	"     AND d.day OPERATOR(pg_catalog.<) ($8 AT TIME ZONE 'UTC')::pg_catalog.date" \
+	"  UNION ALL" \
+	"  SELECT coalesce(u.cost_microcents, 0), %s FROM aos_cus.cus_llm_usage u" \
+	"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND " raw_filter \
+	"     AND u.started_at OPERATOR(pg_catalog.>=) $3 AND u.started_at OPERATOR(pg_catalog.<) $7" \
+	"     AND " NOT_OWN_XID("u") \
+	"  UNION ALL" \
+	"  SELECT coalesce(u.cost_microcents, 0), %s FROM aos_cus.cus_llm_usage u" \
+	"   WHERE u.tenant_id OPERATOR(pg_catalog.=) $1 AND " raw_filter \
+	"     AND u.started_at OPERATOR(pg_catalog.>=) $8 AND u.started_at OPERATOR(pg_catalog.<) $4" \
+	"     AND " NOT_OWN_XID("u") \
+	"  UNION ALL" \
+	"  SELECT coalesce(u.cost_microcents, 0), %s FROM aos_cus.cus_llm_usage u, aos_cus.cus_rollup_state r" \
+	"   WHERE u.ingest_xid OPERATOR(pg_catalog.>=) $9" \
+	"     AND NOT pg_catalog.pg_visible_in_snapshot(u.ingest_xid, r.last_snapshot)" \
+	"     AND u.tenant_id OPERATOR(pg_catalog.=) $1 AND " raw_filter \
+	"     AND u.started_at OPERATOR(pg_catalog.>=) $7 AND u.started_at OPERATOR(pg_catalog.<) $8" \
+	"     AND " NOT_OWN_XID("u") \
+	" ) x"
 	static const char *const fmt[4] = {
-		SCOPE_USAGE_SQL("true"),
-		NULL,
-		SCOPE_USAGE_SQL("u.subject OPERATOR(pg_catalog.=) $2"),
-		SCOPE_USAGE_SQL("u.tags OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object($2, $6)")
+		USAGE_SQL("cus_usage_daily", "true", "true"),
+		USAGE_SQL("cus_usage_daily", "d.integration_id OPERATOR(pg_catalog.=) $2::pg_catalog.uuid",
+				  "u.integration_id OPERATOR(pg_catalog.=) $2::pg_catalog.uuid"),
+		USAGE_SQL("cus_usage_daily_subject", "d.subject OPERATOR(pg_catalog.=) $2",
+				  "u.subject OPERATOR(pg_catalog.=) $2"),
+		USAGE_SQL("cus_usage_daily_tag", "d.tag_key OPERATOR(pg_catalog.=) $2 AND d.tag_value OPERATOR(pg_catalog.=) $6",
+				  "u.tags OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_object($2, $6)")
 	};
-#undef SCOPE_USAGE_SQL
-	Oid			types[6] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+#undef USAGE_SQL
+	static const char *xmin_sql =
+		"SELECT pg_catalog.pg_snapshot_xmin(r.last_snapshot) FROM aos_cus.cus_rollup_state r";
+	Oid			types[9] = {UUIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, XID8OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sql = NULL;
 	AosScopeKind kind = bind_scope_params(key, values, nulls);
+	TimestampTz d1,
+				d2;
 	bool		isnull;
 	int			rc;
 
-	if (kind == AOS_SCOPE_INTEGRATION)
-		elog(ERROR, "aos_cus: an integration is not a scope instance");
-	values[2] = TimestampTzGetDatum(from);
-	values[3] = TimestampTzGetDatum(to);
-	if (scope_usage_plans[kind] == NULL)
-		sql = psprintf(fmt[kind], token_total_sql("u"));
-	rc = SPI_execute_snapshot(aos_cus_keep_plan(&scope_usage_plans[kind], sql, 6, types), values, nulls,
+	rc = SPI_execute_snapshot(aos_cus_keep_plan(&rollup_xmin_plan, xmin_sql, 0, NULL), NULL, NULL,
 							  snapshot, InvalidSnapshot, true, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "aos_cus: scope usage query failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "aos_cus: rollup state query failed: %s", SPI_result_code_string(rc));
+	values[8] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	whole_utc_days(from, to, &d1, &d2);
+	values[2] = TimestampTzGetDatum(from);
+	values[3] = TimestampTzGetDatum(to);
+	values[6] = TimestampTzGetDatum(d1);
+	values[7] = TimestampTzGetDatum(d2);
+	if (usage_plans[kind] == NULL)
+		sql = psprintf(fmt[kind], token_total_sql("d"), token_total_sql("u"), token_total_sql("u"), token_total_sql("u"));
+	rc = SPI_execute_snapshot(aos_cus_keep_plan_opts(&usage_plans[kind], sql, 9, types, CURSOR_OPT_CUSTOM_PLAN),
+							  values, nulls,
+							  snapshot, InvalidSnapshot, true, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aos_cus: usage query failed: %s", SPI_result_code_string(rc));
 	*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*tokens = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
@@ -308,7 +304,7 @@ query_scope_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot 
 /*
  * Requests of an integration or scope instance in its hour and its day: its
  * usage rows whose started_at is in each, under snapshot (rows of this
- * transaction left out, as in query_period_usage).
+ * transaction left out, as in query_usage).
  */
 static void
 query_request_counts(const EnfKey *key, TimestampTz hour_start, TimestampTz hour_end, TimestampTz day_start,
@@ -490,15 +486,12 @@ read_durable_state(const EnfKey *key, TimestampTz now, EnfLoaded *out)
 						  &out->token_start, &out->token_end);
 		if (out->lim.found)
 		{
-			void		(*query) (const EnfKey *, TimestampTz, TimestampTz, Snapshot, int64 *, int64 *) =
-				is_scope ? query_scope_usage : query_period_usage;
-
-			query(key, out->budget_start, out->budget_end, snapshot, &out->spent, &out->tokens);
+			query_usage(key, out->budget_start, out->budget_end, snapshot, &out->spent, &out->tokens);
 			if (out->token_start != out->budget_start || out->token_end != out->budget_end)
 			{
 				int64		unused_cost;
 
-				query(key, out->token_start, out->token_end, snapshot, &unused_cost, &out->tokens);
+				query_usage(key, out->token_start, out->token_end, snapshot, &unused_cost, &out->tokens);
 			}
 			if (out->lim.rph >= 0 || out->lim.rpd >= 0)
 				query_request_counts(key, out->hour_start, out->hour_end, out->day_start, out->day_end, snapshot,

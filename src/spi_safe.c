@@ -60,9 +60,16 @@ aos_cus_unelevate(const AosElevation *e)
 SPIPlanPtr
 aos_cus_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types)
 {
+	return aos_cus_keep_plan_opts(slot, sql, nargs, types, 0);
+}
+
+/* As aos_cus_keep_plan, with cursor options (CURSOR_OPT_CUSTOM_PLAN: planned for each call's values). */
+SPIPlanPtr
+aos_cus_keep_plan_opts(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types, int options)
+{
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, (Oid *) types);
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, (Oid *) types, options);
 
 		if (p == NULL)
 			elog(ERROR, "aos_cus: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -26,5 +26,7 @@ extern void aos_cus_unelevate(const AosElevation *e);
 
 /* Prepare sql once per backend and keep the plan in *slot. */
 extern SPIPlanPtr aos_cus_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types);
+extern SPIPlanPtr aos_cus_keep_plan_opts(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types,
+										 int options);
 
 #endif

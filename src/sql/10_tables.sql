@@ -218,7 +218,52 @@ CREATE TABLE aos_cus.cus_usage_hourly (
 );
 COMMENT ON TABLE aos_cus.cus_usage_hourly IS 'hourly usage aggregates (UTC hours) maintained by rollup_usage(), kept for the hourly retention';
 
--- Rollup progress: cus_usage_daily (and cus_usage_hourly, for the hours it keeps) holds exactly the usage rows
+-- Daily sums per subject and per tag (enforcement scopes subject:<v> and tag:<k>=<v>), folded by the same rollups as
+-- cus_usage_daily, so a scope's rebuild reads days instead of usage rows, also after retention dropped the rows.
+-- Only what a scope can match is kept: string tag values, keys up to 63 bytes and values up to 255 bytes.
+CREATE TABLE aos_cus.cus_usage_daily_subject (
+    tenant_id              uuid NOT NULL,
+    subject                text NOT NULL,
+    day                    date NOT NULL,
+    integration_id         uuid NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    PRIMARY KEY (tenant_id, subject, day, integration_id),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_daily_subject IS 'daily usage sums (UTC days) per subject, maintained by rollup_usage() for subject: scopes';
+CREATE TABLE aos_cus.cus_usage_daily_tag (
+    tenant_id              uuid NOT NULL,
+    tag_key                text NOT NULL,
+    tag_value              text NOT NULL,
+    day                    date NOT NULL,
+    integration_id         uuid NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    PRIMARY KEY (tenant_id, tag_key, tag_value, day, integration_id),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_daily_tag IS 'daily usage sums (UTC days) per tag key and value, maintained by rollup_usage() for tag: scopes';
+
+-- Rollup progress: cus_usage_daily (and cus_usage_hourly, for the hours it keeps, and the subject and tag sums) holds exactly the usage rows
 -- whose ingest_xid is visible in last_snapshot. Rows not yet folded: ingest_xid >= pg_snapshot_xmin(last_snapshot)
 -- AND NOT pg_visible_in_snapshot(ingest_xid, last_snapshot). A single row, locked by each rollup.
 CREATE TABLE aos_cus.cus_rollup_state (
@@ -236,6 +281,8 @@ SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_default', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_llm_usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily_subject', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily_tag', '');
 -- Seeded prices (source 'langfuse: ...' and 'genai-prices: ...') come back with CREATE EXTENSION; only the rest is user data.
 SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_model_prices',
     $$WHERE source NOT LIKE 'langfuse: %' AND source NOT LIKE 'genai-prices: %'$$);

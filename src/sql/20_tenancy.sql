@@ -20,12 +20,15 @@ SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_integrations');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_llm_usage');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily');
 SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_hourly');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily_subject');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily_tag');
 
 -- Table privileges by role (README: Security model, Roles). API functions add their own EXECUTE grants.
 REVOKE ALL ON ALL TABLES IN SCHEMA aos_cus FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA aos_cus TO aos_cus_admin;
 GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA aos_cus TO aos_cus_admin;
 GRANT SELECT ON aos_cus.cus_integrations, aos_cus.cus_llm_usage, aos_cus.cus_usage_daily, aos_cus.cus_usage_hourly,
+    aos_cus.cus_usage_daily_subject, aos_cus.cus_usage_daily_tag,
     aos_cus.cus_model_prices TO aos_cus_app, aos_cus_reader, aos_cus_worker;
 GRANT INSERT ON aos_cus.cus_llm_usage TO aos_cus_app;
 GRANT USAGE ON SEQUENCE aos_cus.cus_llm_usage_id_seq TO aos_cus_app;

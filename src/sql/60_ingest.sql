@@ -85,7 +85,8 @@ CREATE FUNCTION aos_cus.ingest_usage_batch(tenant_id uuid, records jsonb)
 COMMENT ON FUNCTION aos_cus.ingest_usage_batch(uuid, jsonb) IS
     'records up to 10000 LLM calls: one row per record, inserted, duplicate or rejected (kept in cus_ingest_rejects)';
 
--- Internal: fold the usage rows a filter selects into cus_usage_daily and cus_usage_hourly, adding; returns rows folded.
+-- Internal: fold the usage rows a filter selects into cus_usage_daily, cus_usage_hourly and the daily subject and tag
+-- sums, adding; returns rows folded.
 -- The filter is one of the fixed texts below, never user input; $1 and $2 are snapshots, $3 and $4 days.
 -- Sums over many calls saturate at the largest bigint instead of failing (README "Bounds"): one tenant's rows
 -- can never make a rollup, a read or check() fail for anyone.
@@ -122,6 +123,34 @@ DECLARE
                 latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
                 latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
                 updated_at = excluded.updated_at$u$;
+    -- Adds the groups of a CTE to a daily scope sum table keyed by its scope columns (%1$I table, %2$s columns, %3$s CTE).
+    upsert_scope constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, %2$s, day, integration_id, requests, input_tokens, cache_read_tokens, cache_write_tokens,
+                    cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
+                    cost_microcents, unpriced_requests)
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, %2$s, day, integration_id) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests$u$;
+    -- The sums of a scope CTE's groups (%s: its group columns, then day and integration_id).
+    scope_sums constant text := $u$
+            SELECT %s, (started_at AT TIME ZONE 'UTC')::date AS day, integration_id, count(*) AS requests,
+                   aos_cus_internal.saturate(sum(input_tokens)), aos_cus_internal.saturate(sum(cache_read_tokens)),
+                   aos_cus_internal.saturate(sum(cache_write_tokens)), aos_cus_internal.saturate(sum(cache_write_1h_tokens)),
+                   aos_cus_internal.saturate(sum(output_tokens)), aos_cus_internal.saturate(sum(reasoning_tokens)),
+                   aos_cus_internal.saturate(sum(input_audio_tokens)), aos_cus_internal.saturate(sum(output_audio_tokens)),
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)),
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests$u$;
     -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
     hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
     folded bigint;
@@ -164,17 +193,35 @@ BEGIN
                    max(latency_max_ms) AS latency_max_ms
               FROM h
              GROUP BY 1, 2, 3, 4, 5),
+        -- The rows a subject: or tag: scope can match, read once for both sums.
+        sc AS MATERIALIZED (
+            SELECT tenant_id, integration_id, started_at, subject, tags, input_tokens, cache_read_tokens,
+                   cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+                   output_audio_tokens, cost_microcents
+              FROM aos_cus.cus_llm_usage
+             WHERE (%1$s) AND %4$s AND (subject IS NOT NULL OR tags IS NOT NULL)),
+        subj AS (%5$s FROM sc WHERE subject IS NOT NULL GROUP BY 1, 2, 3, 4),
+        tag AS (%6$s FROM (SELECT sc.*, kv.key AS tag_key, kv.value OPERATOR(pg_catalog.#>>) '{}' AS tag_value
+                             FROM sc, pg_catalog.jsonb_each(sc.tags) kv
+                            WHERE pg_catalog.jsonb_typeof(kv.value) = 'string') t
+                 WHERE pg_catalog.octet_length(tag_key) BETWEEN 1 AND 63 AND pg_catalog.octet_length(tag_value) BETWEEN 1 AND 255
+                 GROUP BY 1, 2, 3, 4, 5),
         ins_hourly AS (%2$s),
-        ins_daily AS (%3$s)
+        ins_daily AS (%3$s),
+        ins_subject AS (%7$s),
+        ins_tag AS (%8$s)
         SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
         pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'),
-        aos_cus_internal.node_rows_filter())
+        aos_cus_internal.node_rows_filter(), pg_catalog.format(scope_sums, 'tenant_id, subject'),
+        pg_catalog.format(scope_sums, 'tenant_id, tag_key, tag_value'),
+        pg_catalog.format(upsert_scope, 'cus_usage_daily_subject', 'subject', 'subj'),
+        pg_catalog.format(upsert_scope, 'cus_usage_daily_tag', 'tag_key, tag_value', 'tag'))
     INTO folded USING a, b, from_day, to_day, hourly_from;
     RETURN folded;
 END
 $$;
 COMMENT ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
-    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily and cus_usage_hourly';
+    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily, cus_usage_hourly and the daily subject and tag sums';
 REVOKE ALL ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) FROM PUBLIC;
 
 -- Internal: the snapshot a rollup folds up to. pg_current_snapshot() counts the caller's own transaction
@@ -219,6 +266,8 @@ BEGIN
         USING s;
     EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
     EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_subject WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_tag WHERE ' || aos_cus_internal.node_rows_filter();
     rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
     UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
     last_snapshot := s;
@@ -274,6 +323,10 @@ BEGIN
     -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
     EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
         USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_subject WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_tag WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
     EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE hour >= ($1::timestamp AT TIME ZONE ''UTC'')'
             ' AND hour < (($2 + 1)::timestamp AT TIME ZONE ''UTC'') AND ' || aos_cus_internal.node_rows_filter()
         USING from_day, to_day;
@@ -283,7 +336,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
-    'recomputes cus_usage_daily and cus_usage_hourly exactly for the UTC days from_day..to_day; returns the usage rows counted';
+    'recomputes cus_usage_daily, cus_usage_hourly and the daily subject and tag sums exactly for the UTC days from_day..to_day; returns the usage rows counted';
 
 CREATE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
     RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -341,7 +394,7 @@ BEGIN
         -- A NULL cost makes the pricing trigger price the row again.
         UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
           FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
-        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid,
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid, u.subject, u.tags,
                   old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
     delta_hourly AS (
         SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
@@ -362,6 +415,34 @@ BEGIN
           FROM delta_hourly
          WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
            AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    folded AS (
+        SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, subject, tags,
+               coalesce(new_cost, 0) - coalesce(old_cost, 0) AS cost, (new_cost IS NULL)::int - (old_cost IS NULL)::int AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4) AND (subject IS NOT NULL OR tags IS NOT NULL)),
+    delta_subject AS (
+        SELECT tenant_id, subject, day, integration_id, sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM folded WHERE subject IS NOT NULL
+         GROUP BY 1, 2, 3, 4),
+    delta_tag AS (
+        SELECT tenant_id, kv.key AS tag_key, kv.value OPERATOR(pg_catalog.#>>) '{}' AS tag_value, day, integration_id,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM folded, pg_catalog.jsonb_each(folded.tags) kv
+         WHERE pg_catalog.jsonb_typeof(kv.value) = 'string'
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_subject AS (
+        UPDATE aos_cus.cus_usage_daily_subject d
+           SET cost_microcents = d.cost_microcents + x.cost, unpriced_requests = d.unpriced_requests + x.unpriced
+          FROM delta_subject x
+         WHERE d.tenant_id = x.tenant_id AND d.subject = x.subject AND d.day = x.day AND d.integration_id = x.integration_id
+        RETURNING 1),
+    adjusted_tag AS (
+        UPDATE aos_cus.cus_usage_daily_tag d
+           SET cost_microcents = d.cost_microcents + x.cost, unpriced_requests = d.unpriced_requests + x.unpriced
+          FROM delta_tag x
+         WHERE d.tenant_id = x.tenant_id AND d.tag_key = x.tag_key AND d.tag_value = x.tag_value AND d.day = x.day
+           AND d.integration_id = x.integration_id
         RETURNING 1),
     adjusted AS (
         UPDATE aos_cus.cus_usage_daily d

@@ -5237,3 +5237,453 @@ COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
     'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
 REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
+
+-- Daily subject and tag sums (issue 14, requirement 2): cus_usage_daily_subject and cus_usage_daily_tag, folded by the
+-- same rollups as cus_usage_daily (rows of 0.1.0 carry no subject or tags, so they start empty), read by the rebuilds
+-- of subject: and tag: scopes; distributed by tenant_id under Citus.
+-- Daily sums per subject and per tag (enforcement scopes subject:<v> and tag:<k>=<v>), folded by the same rollups as
+-- cus_usage_daily, so a scope's rebuild reads days instead of usage rows, also after retention dropped the rows.
+-- Only what a scope can match is kept: string tag values, keys up to 63 bytes and values up to 255 bytes.
+CREATE TABLE aos_cus.cus_usage_daily_subject (
+    tenant_id              uuid NOT NULL,
+    subject                text NOT NULL,
+    day                    date NOT NULL,
+    integration_id         uuid NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    PRIMARY KEY (tenant_id, subject, day, integration_id),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_daily_subject IS 'daily usage sums (UTC days) per subject, maintained by rollup_usage() for subject: scopes';
+CREATE TABLE aos_cus.cus_usage_daily_tag (
+    tenant_id              uuid NOT NULL,
+    tag_key                text NOT NULL,
+    tag_value              text NOT NULL,
+    day                    date NOT NULL,
+    integration_id         uuid NOT NULL,
+    requests               bigint NOT NULL DEFAULT 0 CHECK (requests >= 0),
+    input_tokens           aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_read_tokens      aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    cache_write_1h_tokens  aos_cus.token_count NOT NULL DEFAULT 0,
+    output_tokens          aos_cus.token_count NOT NULL DEFAULT 0,
+    reasoning_tokens       aos_cus.token_count NOT NULL DEFAULT 0,
+    input_audio_tokens     aos_cus.token_count NOT NULL DEFAULT 0,
+    output_audio_tokens    aos_cus.token_count NOT NULL DEFAULT 0,
+    cost_microcents        aos_cus.microcents NOT NULL DEFAULT 0,
+    unpriced_requests      bigint NOT NULL DEFAULT 0 CHECK (unpriced_requests >= 0),
+    PRIMARY KEY (tenant_id, tag_key, tag_value, day, integration_id),
+    FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id)
+);
+COMMENT ON TABLE aos_cus.cus_usage_daily_tag IS 'daily usage sums (UTC days) per tag key and value, maintained by rollup_usage() for tag: scopes';
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily_subject', '');
+SELECT pg_catalog.pg_extension_config_dump('aos_cus.cus_usage_daily_tag', '');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily_subject');
+SELECT aos_cus_internal.enable_tenant_rls('aos_cus.cus_usage_daily_tag');
+REVOKE ALL ON aos_cus.cus_usage_daily_subject, aos_cus.cus_usage_daily_tag FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aos_cus.cus_usage_daily_subject, aos_cus.cus_usage_daily_tag TO aos_cus_admin;
+GRANT SELECT ON aos_cus.cus_usage_daily_subject, aos_cus.cus_usage_daily_tag TO aos_cus_app, aos_cus_reader, aos_cus_worker;
+CREATE OR REPLACE FUNCTION aos_cus_internal.fold_usage(filter text, a pg_snapshot, b pg_snapshot, from_day date, to_day date)
+    RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Adds the groups of a CTE to an aggregate table keyed by its period column (%1$I table, %2$I column, %3$s CTE).
+    upsert constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, integration_id, %2$I, provider, model, requests, errors, input_tokens,
+                    cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens,
+                    input_audio_tokens, output_audio_tokens, cost_microcents, unpriced_requests, latency_sum_ms,
+                    latency_max_ms)
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, integration_id, %2$I, provider, model) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                errors = d.errors + excluded.errors,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests,
+                latency_sum_ms = aos_cus_internal.saturate(d.latency_sum_ms::numeric + excluded.latency_sum_ms),
+                latency_max_ms = GREATEST(d.latency_max_ms, excluded.latency_max_ms),
+                updated_at = excluded.updated_at$u$;
+    -- Adds the groups of a CTE to a daily scope sum table keyed by its scope columns (%1$I table, %2$s columns, %3$s CTE).
+    upsert_scope constant text := $u$
+            INSERT INTO aos_cus.%1$I AS d
+                   (tenant_id, %2$s, day, integration_id, requests, input_tokens, cache_read_tokens, cache_write_tokens,
+                    cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens,
+                    cost_microcents, unpriced_requests)
+            SELECT * FROM %3$s
+            ON CONFLICT (tenant_id, %2$s, day, integration_id) DO UPDATE SET
+                requests = d.requests + excluded.requests,
+                input_tokens = aos_cus_internal.saturate(d.input_tokens::numeric + excluded.input_tokens),
+                cache_read_tokens = aos_cus_internal.saturate(d.cache_read_tokens::numeric + excluded.cache_read_tokens),
+                cache_write_tokens = aos_cus_internal.saturate(d.cache_write_tokens::numeric + excluded.cache_write_tokens),
+                cache_write_1h_tokens = aos_cus_internal.saturate(d.cache_write_1h_tokens::numeric + excluded.cache_write_1h_tokens),
+                output_tokens = aos_cus_internal.saturate(d.output_tokens::numeric + excluded.output_tokens),
+                reasoning_tokens = aos_cus_internal.saturate(d.reasoning_tokens::numeric + excluded.reasoning_tokens),
+                input_audio_tokens = aos_cus_internal.saturate(d.input_audio_tokens::numeric + excluded.input_audio_tokens),
+                output_audio_tokens = aos_cus_internal.saturate(d.output_audio_tokens::numeric + excluded.output_audio_tokens),
+                cost_microcents = aos_cus_internal.saturate(d.cost_microcents::numeric + excluded.cost_microcents),
+                unpriced_requests = d.unpriced_requests + excluded.unpriced_requests$u$;
+    -- The sums of a scope CTE's groups (%s: its group columns, then day and integration_id).
+    scope_sums constant text := $u$
+            SELECT %s, (started_at AT TIME ZONE 'UTC')::date AS day, integration_id, count(*) AS requests,
+                   aos_cus_internal.saturate(sum(input_tokens)), aos_cus_internal.saturate(sum(cache_read_tokens)),
+                   aos_cus_internal.saturate(sum(cache_write_tokens)), aos_cus_internal.saturate(sum(cache_write_1h_tokens)),
+                   aos_cus_internal.saturate(sum(output_tokens)), aos_cus_internal.saturate(sum(reasoning_tokens)),
+                   aos_cus_internal.saturate(sum(input_audio_tokens)), aos_cus_internal.saturate(sum(output_audio_tokens)),
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)),
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests$u$;
+    -- Hours before the hourly retention are not kept (maintain_partitions() prunes them).
+    hourly_from timestamptz := pg_catalog.now() - (SELECT s.hourly_retention FROM aos_cus.usage_settings() s);
+    folded bigint;
+BEGIN
+    -- Rows grouped by UTC hour; the days are sums of their hours (sums of non-negative counts saturate alike).
+    EXECUTE pg_catalog.format($q$
+        WITH h AS (
+            SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'success') AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(coalesce(sum(cost_microcents), 0)) AS cost_microcents,
+                   count(*) FILTER (WHERE cost_microcents IS NULL) AS unpriced_requests,
+                   aos_cus_internal.saturate(coalesce(sum(latency_ms), 0)) AS latency_sum_ms,
+                   coalesce(max(latency_ms), 0) AS latency_max_ms
+              FROM aos_cus.cus_llm_usage
+             WHERE (%1$s) AND %4$s
+             GROUP BY 1, 2, 3, 4, 5),
+        kept AS (SELECT * FROM h WHERE hour >= $5),
+        g AS (
+            SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+                   sum(requests)::bigint AS requests, sum(errors)::bigint AS errors,
+                   aos_cus_internal.saturate(sum(input_tokens)) AS input_tokens,
+                   aos_cus_internal.saturate(sum(cache_read_tokens)) AS cache_read_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_tokens)) AS cache_write_tokens,
+                   aos_cus_internal.saturate(sum(cache_write_1h_tokens)) AS cache_write_1h_tokens,
+                   aos_cus_internal.saturate(sum(output_tokens)) AS output_tokens,
+                   aos_cus_internal.saturate(sum(reasoning_tokens)) AS reasoning_tokens,
+                   aos_cus_internal.saturate(sum(input_audio_tokens)) AS input_audio_tokens,
+                   aos_cus_internal.saturate(sum(output_audio_tokens)) AS output_audio_tokens,
+                   aos_cus_internal.saturate(sum(cost_microcents)) AS cost_microcents,
+                   sum(unpriced_requests)::bigint AS unpriced_requests,
+                   aos_cus_internal.saturate(sum(latency_sum_ms)) AS latency_sum_ms,
+                   max(latency_max_ms) AS latency_max_ms
+              FROM h
+             GROUP BY 1, 2, 3, 4, 5),
+        -- The rows a subject: or tag: scope can match, read once for both sums.
+        sc AS MATERIALIZED (
+            SELECT tenant_id, integration_id, started_at, subject, tags, input_tokens, cache_read_tokens,
+                   cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, input_audio_tokens,
+                   output_audio_tokens, cost_microcents
+              FROM aos_cus.cus_llm_usage
+             WHERE (%1$s) AND %4$s AND (subject IS NOT NULL OR tags IS NOT NULL)),
+        subj AS (%5$s FROM sc WHERE subject IS NOT NULL GROUP BY 1, 2, 3, 4),
+        tag AS (%6$s FROM (SELECT sc.*, kv.key AS tag_key, kv.value OPERATOR(pg_catalog.#>>) '{}' AS tag_value
+                             FROM sc, pg_catalog.jsonb_each(sc.tags) kv
+                            WHERE pg_catalog.jsonb_typeof(kv.value) = 'string') t
+                 WHERE pg_catalog.octet_length(tag_key) BETWEEN 1 AND 63 AND pg_catalog.octet_length(tag_value) BETWEEN 1 AND 255
+                 GROUP BY 1, 2, 3, 4, 5),
+        ins_hourly AS (%2$s),
+        ins_daily AS (%3$s),
+        ins_subject AS (%7$s),
+        ins_tag AS (%8$s)
+        SELECT coalesce(sum(requests), 0)::bigint FROM g$q$, filter,
+        pg_catalog.format(upsert, 'cus_usage_hourly', 'hour', 'kept'), pg_catalog.format(upsert, 'cus_usage_daily', 'day', 'g'),
+        aos_cus_internal.node_rows_filter(), pg_catalog.format(scope_sums, 'tenant_id, subject'),
+        pg_catalog.format(scope_sums, 'tenant_id, tag_key, tag_value'),
+        pg_catalog.format(upsert_scope, 'cus_usage_daily_subject', 'subject', 'subj'),
+        pg_catalog.format(upsert_scope, 'cus_usage_daily_tag', 'tag_key, tag_value', 'tag'))
+    INTO folded USING a, b, from_day, to_day, hourly_from;
+    RETURN folded;
+END
+$$;
+COMMENT ON FUNCTION aos_cus_internal.fold_usage(text, pg_snapshot, pg_snapshot, date, date) IS
+    'internal to rollup_usage() and rebuild_daily(): adds the usage rows a fixed filter selects to cus_usage_daily, cus_usage_hourly and the daily subject and tag sums';
+CREATE OR REPLACE FUNCTION aos_cus_internal.lock_rollup_state(OUT last_snapshot pg_snapshot, OUT rebuilt bigint)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    recorded_system bigint;
+    this_system bigint := (SELECT system_identifier FROM pg_catalog.pg_control_system());
+    s pg_snapshot;
+BEGIN
+    SELECT r.last_snapshot, r.system_id INTO last_snapshot, recorded_system
+      FROM aos_cus.cus_rollup_state r FOR UPDATE;
+    IF recorded_system IS NOT DISTINCT FROM this_system THEN
+        RETURN;
+    END IF;
+    s := aos_cus_internal.rollup_snapshot();
+    -- Ids from another cluster mean nothing here: mark every row we can see as folded ("frozen" xid 2).
+    EXECUTE pg_catalog.format('UPDATE aos_cus.cus_llm_usage SET ingest_xid = ''2'' '
+                              'WHERE ingest_xid >= pg_catalog.pg_snapshot_xmin($1) AND %s', aos_cus_internal.node_rows_filter())
+        USING s;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_subject WHERE ' || aos_cus_internal.node_rows_filter();
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_tag WHERE ' || aos_cus_internal.node_rows_filter();
+    rebuilt := aos_cus_internal.fold_usage('pg_catalog.pg_visible_in_snapshot(ingest_xid, $2)', NULL, s, NULL, NULL);
+    UPDATE aos_cus.cus_rollup_state SET last_snapshot = s, system_id = this_system, last_rollup_at = pg_catalog.now();
+    last_snapshot := s;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.rebuild_daily(from_day date, to_day date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+BEGIN
+    PERFORM aos_cus.assert_platform('rebuild_daily()');
+    IF from_day IS NULL OR to_day IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_day and to_day must not be null';
+    END IF;
+    IF from_day > to_day THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = pg_catalog.format('from_day %s is after to_day %s', from_day, to_day);
+    END IF;
+    st := aos_cus_internal.lock_rollup_state();
+    IF st.rebuilt IS NOT NULL THEN
+        RETURN st.rebuilt;
+    END IF;
+    -- Exactly the rows the aggregates already stand for (visible in last_snapshot), so rollups stay exact.
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_subject WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_daily_tag WHERE day BETWEEN $1 AND $2 AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    EXECUTE 'DELETE FROM aos_cus.cus_usage_hourly WHERE hour >= ($1::timestamp AT TIME ZONE ''UTC'')'
+            ' AND hour < (($2 + 1)::timestamp AT TIME ZONE ''UTC'') AND ' || aos_cus_internal.node_rows_filter()
+        USING from_day, to_day;
+    RETURN aos_cus_internal.fold_usage(
+        'started_at >= ($3::timestamp AT TIME ZONE ''UTC'') AND started_at < (($4 + 1)::timestamp AT TIME ZONE ''UTC'')'
+        ' AND pg_catalog.pg_visible_in_snapshot(ingest_xid, $1)', st.last_snapshot, NULL, from_day, to_day);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.rebuild_daily(date, date) IS
+    'recomputes cus_usage_daily, cus_usage_hourly and the daily subject and tag sums exactly for the UTC days from_day..to_day; returns the usage rows counted';
+CREATE OR REPLACE FUNCTION aos_cus.reprice_usage(from_ts timestamptz, to_ts timestamptz, only_unpriced boolean DEFAULT true)
+    RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    st record;
+    node text := aos_cus_internal.citus_node();
+    tenant uuid;
+    n bigint;
+    changed bigint := 0;
+    cmd text;
+    style text;
+    failed text;
+BEGIN
+    PERFORM aos_cus.assert_platform('reprice_usage()');
+    IF from_ts IS NULL OR to_ts IS NULL OR only_unpriced IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'from_ts, to_ts and only_unpriced must not be null';
+    END IF;
+    IF from_ts > to_ts THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('from_ts %s is after to_ts %s', from_ts, to_ts);
+    END IF;
+    -- Citus coordinator: each worker reprices the rows it stores, in its own transaction (one node per commit).
+    IF node OPERATOR(pg_catalog.=) 'coordinator' THEN
+        -- The bounds travel as text in ISO style, which every DateStyle reads back.
+        style := pg_catalog.current_setting('DateStyle');
+        PERFORM pg_catalog.set_config('DateStyle', 'ISO', true);
+        cmd := pg_catalog.format('SELECT aos_cus.reprice_usage(%L, %L, %L)', from_ts, to_ts, only_unpriced);
+        PERFORM pg_catalog.set_config('DateStyle', style, true);
+        EXECUTE 'SELECT pg_catalog.sum(w.result::pg_catalog.int8) FILTER (WHERE w.success),
+                        pg_catalog.string_agg(pg_catalog.format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '')
+                          FILTER (WHERE NOT w.success)
+                   FROM pg_catalog.run_command_on_workers($1) w'
+            INTO changed, failed
+            USING cmd;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '58000', MESSAGE = 'reprice_usage() failed on Citus workers: ' || failed,
+                DETAIL = 'The other workers committed their repricing; running reprice_usage() again is safe.';
+        END IF;
+        RETURN coalesce(changed, 0);
+    END IF;
+    -- Serialize with rollups: rows already folded get their aggregate corrected here, the rest on their rollup.
+    st := aos_cus_internal.lock_rollup_state();
+    -- On a Citus worker, one tenant at a time (Citus locks rows FOR UPDATE only in single-shard queries), for the
+    -- tenants whose shards it stores; on one server, every row at once.
+    FOR tenant IN EXECUTE CASE WHEN node IS NULL THEN 'SELECT NULL::pg_catalog.uuid'
+                               ELSE 'SELECT DISTINCT tenant_id FROM aos_cus.cus_integrations WHERE ' OPERATOR(pg_catalog.||)
+                                    aos_cus_internal.node_rows_filter() END LOOP
+        EXECUTE pg_catalog.format($q$
+    WITH old AS (
+        SELECT tenant_id, id, cost_microcents
+          FROM aos_cus.cus_llm_usage
+         WHERE %1$s AND started_at >= $1 AND started_at < $2
+           AND (NOT $3 OR cost_microcents IS NULL OR unpriced_reason IS NOT NULL)
+           FOR UPDATE),
+    upd AS (
+        -- A NULL cost makes the pricing trigger price the row again.
+        UPDATE aos_cus.cus_llm_usage u SET cost_microcents = NULL, price_id = NULL
+          FROM old WHERE %2$s AND u.tenant_id = old.tenant_id AND u.id = old.id
+        RETURNING u.tenant_id, u.integration_id, u.started_at, u.provider, u.model, u.ingest_xid, u.subject, u.tags,
+                  old.cost_microcents AS old_cost, u.cost_microcents AS new_cost),
+    delta_hourly AS (
+        SELECT tenant_id, integration_id, pg_catalog.date_trunc('hour', started_at, 'UTC') AS hour, provider, model,
+               sum(coalesce(new_cost, 0) - coalesce(old_cost, 0)) AS cost,
+               sum((new_cost IS NULL)::int - (old_cost IS NULL)::int) AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4)
+         GROUP BY 1, 2, 3, 4, 5),
+    delta AS (
+        SELECT tenant_id, integration_id, (hour AT TIME ZONE 'UTC')::date AS day, provider, model,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM delta_hourly
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_hourly AS (
+        UPDATE aos_cus.cus_usage_hourly h
+           SET cost_microcents = h.cost_microcents + delta_hourly.cost,
+               unpriced_requests = h.unpriced_requests + delta_hourly.unpriced, updated_at = pg_catalog.now()
+          FROM delta_hourly
+         WHERE h.tenant_id = delta_hourly.tenant_id AND h.integration_id = delta_hourly.integration_id
+           AND h.hour = delta_hourly.hour AND h.provider = delta_hourly.provider AND h.model = delta_hourly.model
+        RETURNING 1),
+    folded AS (
+        SELECT tenant_id, integration_id, (started_at AT TIME ZONE 'UTC')::date AS day, subject, tags,
+               coalesce(new_cost, 0) - coalesce(old_cost, 0) AS cost, (new_cost IS NULL)::int - (old_cost IS NULL)::int AS unpriced
+          FROM upd
+         WHERE pg_catalog.pg_visible_in_snapshot(ingest_xid, $4) AND (subject IS NOT NULL OR tags IS NOT NULL)),
+    delta_subject AS (
+        SELECT tenant_id, subject, day, integration_id, sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM folded WHERE subject IS NOT NULL
+         GROUP BY 1, 2, 3, 4),
+    delta_tag AS (
+        SELECT tenant_id, kv.key AS tag_key, kv.value OPERATOR(pg_catalog.#>>) '{}' AS tag_value, day, integration_id,
+               sum(cost) AS cost, sum(unpriced) AS unpriced
+          FROM folded, pg_catalog.jsonb_each(folded.tags) kv
+         WHERE pg_catalog.jsonb_typeof(kv.value) = 'string'
+         GROUP BY 1, 2, 3, 4, 5),
+    adjusted_subject AS (
+        UPDATE aos_cus.cus_usage_daily_subject d
+           SET cost_microcents = d.cost_microcents + x.cost, unpriced_requests = d.unpriced_requests + x.unpriced
+          FROM delta_subject x
+         WHERE d.tenant_id = x.tenant_id AND d.subject = x.subject AND d.day = x.day AND d.integration_id = x.integration_id
+        RETURNING 1),
+    adjusted_tag AS (
+        UPDATE aos_cus.cus_usage_daily_tag d
+           SET cost_microcents = d.cost_microcents + x.cost, unpriced_requests = d.unpriced_requests + x.unpriced
+          FROM delta_tag x
+         WHERE d.tenant_id = x.tenant_id AND d.tag_key = x.tag_key AND d.tag_value = x.tag_value AND d.day = x.day
+           AND d.integration_id = x.integration_id
+        RETURNING 1),
+    adjusted AS (
+        UPDATE aos_cus.cus_usage_daily d
+           SET cost_microcents = d.cost_microcents + delta.cost,
+               unpriced_requests = d.unpriced_requests + delta.unpriced, updated_at = pg_catalog.now()
+          FROM delta
+         WHERE d.tenant_id = delta.tenant_id AND d.integration_id = delta.integration_id AND d.day = delta.day
+           AND d.provider = delta.provider AND d.model = delta.model
+        RETURNING 1)
+    SELECT count(*) FILTER (WHERE new_cost IS DISTINCT FROM old_cost) FROM upd$q$,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'tenant_id OPERATOR(pg_catalog.=) $5' END,
+            CASE WHEN tenant IS NULL THEN 'true' ELSE 'u.tenant_id OPERATOR(pg_catalog.=) $5' END)
+            INTO n USING from_ts, to_ts, only_unpriced, st.last_snapshot, tenant;
+        changed := changed OPERATOR(pg_catalog.+) n;
+    END LOOP;
+    RETURN changed;
+END
+$$;
+CREATE OR REPLACE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    f regprocedure;
+    done boolean;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_distribute()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_distribute() requires the citus extension',
+            HINT = 'Install Citus, add citus first to shared_preload_libraries, CREATE EXTENSION citus, add the workers.';
+    END IF;
+    -- The settle and price triggers run on the shards, on the node that stores the tenant.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    SET LOCAL citus.multi_shard_modify_mode = 'sequential';
+    -- Global tables: one copy on every node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_model_prices'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)' USING t;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already reference' ELSE 'reference table' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
+                             'aos_cus.cus_usage_daily_subject', 'aos_cus.cus_usage_daily_tag', 'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
+                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            IF t OPERATOR(pg_catalog.=) 'aos_cus.cus_integrations' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'')' USING t;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'', colocate_with => ''aos_cus.cus_integrations'')'
+                    USING t;
+            END IF;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant, also
+    -- inside a transaction block (force_delegation: PostgREST runs every request in one).
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                AND p.pronargs OPERATOR(pg_catalog.>=) 1
+                AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+                AND p.proargnames[1] OPERATOR(pg_catalog.=) 'tenant_id'
+                AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
+              ORDER BY 1::text LOOP
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'', force_delegation => true)'
+            USING f;
+        object := f::text; action := 'delegated by tenant_id';
+        RETURN NEXT;
+    END LOOP;
+    -- Node-disjoint id ranges, on the workers and here.
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
+    object := 'sequences'; action := 'node id ranges';
+    RETURN NEXT;
+    -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+       FROM aos_cus.cus_tenant_logins l;
+    object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Each worker prunes its own hourly rollups and idempotency keys: it needs the same windows.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+                s.partition_interval, s.idempotency_window, s.hourly_retention)),
+            aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)',
+                s.raw_retention, s.rejects_retention))
+       FROM aos_cus.usage_settings() s;
+    object := 'aos_cus.cus_usage_settings'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Rollups per node: each node folds its own shards with its own snapshots.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) current_user'
+            USING 'aos_cus_rollup';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+            USING 'aos_cus_rollup', '*/10 * * * *', 'SELECT aos_cus.citus_rollup()';
+        object := 'cron job aos_cus_rollup'; action := 'citus_rollup() every 10 minutes';
+        RETURN NEXT;
+    END IF;
+END
+$$;

@@ -1,17 +1,28 @@
 -- Time partitions (issue 19): rows of a period without a partition land in the default partition and move into
 -- their own; a late row lands in its partition; idempotency holds across partitions inside the window; retention
--- drops whole partitions once rolled up, and reads and enforcement rebuilds stay exact from the daily rollups.
+-- drops whole partitions once rolled up, and reads and enforcement rebuilds (of the integration, the tenant, a
+-- subject and a tag) stay exact from the daily rollups.
 -- Runs without an enclosing transaction (rollups fold committed rows only) and removes its rows at the end.
 \set ON_ERROR_STOP 1
-SELECT plan(36);
+SELECT plan(39);
 
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider)
 VALUES ('62000000-0000-4000-8000-000000000001', '62000000-0000-4000-8000-0000000000a1', 'tap-partitions', 'openai');
 SELECT aos_cus.set_limits('62000000-0000-4000-8000-000000000001', '62000000-0000-4000-8000-0000000000a1',
                           '{"budget_microcents": 1000000000000, "budget_period": "total"}') IS NOT NULL;
+SELECT aos_cus.set_scope_limits('62000000-0000-4000-8000-000000000001', s, '{"budget_microcents": 1000000000000, "budget_period": "total"}') IS NOT NULL
+  FROM unnest(ARRAY['tenant', 'subject:*', 'tag:team=*']) s;
 CREATE FUNCTION pg_temp.rec(call_id text, started_at text) RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('integration_id', '62000000-0000-4000-8000-0000000000a1', 'call_id', call_id,
-                              'model', 'gpt-4o', 'input_tokens', 1000, 'output_tokens', 100, 'started_at', started_at)
+                              'model', 'gpt-4o', 'input_tokens', 1000, 'output_tokens', 100, 'started_at', started_at,
+                              'subject', 'u-62', 'tags', jsonb_build_object('team', 't62'))
+$$;
+-- Budget spent per scope of the test's calls, as check() sees it.
+CREATE FUNCTION pg_temp.spent() RETURNS TABLE (scope text, used bigint) LANGUAGE sql AS $$
+    SELECT e.scope, e.used
+      FROM aos_cus.explain_check('62000000-0000-4000-8000-000000000001', '62000000-0000-4000-8000-0000000000a1',
+                                 subject => 'u-62', tags => '{"team": "t62"}') e
+     WHERE e.dimension = 'budget'
 $$;
 CREATE FUNCTION pg_temp.home(call text) RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(tableoid::regclass::text, ',') FROM aos_cus.cus_llm_usage
@@ -104,6 +115,7 @@ SELECT is((SELECT tableoid::regclass::text FROM aos_cus.cus_ingest_rejects WHERE
 
 -- Retention: a partition with rows not rolled up yet stays; once rolled up it is dropped whole, and the daily
 -- rollups answer for it.
+CREATE TEMP TABLE spent_before AS SELECT * FROM pg_temp.spent();
 SELECT aos_cus.set_retention(interval '3650 days', NULL);
 SELECT is(pg_temp.maintained('dropped'), '{}', 'a partition past retention holding rows not rolled up is kept');
 SELECT aos_cus.rollup_usage() > 0;
@@ -120,10 +132,27 @@ SELECT aos_cus.set_limits('62000000-0000-4000-8000-000000000001', '62000000-0000
 SELECT is((SELECT spent_microcents FROM aos_cus.current_usage('62000000-0000-4000-8000-000000000001', '62000000-0000-4000-8000-0000000000a1')),
           (SELECT 4 * cost_microcents FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND call_id = 'now-1'),
           'an enforcement rebuild counts the dropped rows from the daily rollups');
+-- Scope limits changed: the tenant, subject and tag scopes rebuild too, from the daily sums per subject and per tag.
+SELECT aos_cus.set_scope_limits('62000000-0000-4000-8000-000000000001', s, '{"warn_at_pct": 90}') IS NOT NULL
+  FROM unnest(ARRAY['tenant', 'subject:*', 'tag:team=*']) s;
+SELECT set_eq('SELECT * FROM pg_temp.spent()',
+              $$SELECT b.scope, b.used + c.cost_microcents FROM spent_before b, aos_cus.cus_llm_usage c
+                 WHERE c.tenant_id = '62000000-0000-4000-8000-000000000001' AND c.call_id = 'now-1'$$,
+              'rebuilt scopes spend what they spent before retention dropped the rows, plus the new call');
+SELECT is((SELECT array_agg(split_part(scope, ':', 1) ORDER BY scope) FROM spent_before WHERE used > 0),
+          '{subject,tag,tenant}', 'before, the tenant, subject and tag scopes each had spend');
+SELECT is((SELECT (sum(requests), sum(cost_microcents))::text FROM aos_cus.cus_usage_daily_tag
+            WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND tag_key = 'team' AND tag_value = 't62' AND day < '2002-01-01'),
+          (SELECT (sum(requests), sum(cost_microcents))::text FROM aos_cus.cus_usage_daily_subject
+            WHERE tenant_id = '62000000-0000-4000-8000-000000000001' AND subject = 'u-62' AND day < '2002-01-01'),
+          'the dropped rows are in the daily sums of their subject and of their tag');
 
 DELETE FROM aos_cus.cus_usage_settings;
 DELETE FROM aos_cus.cus_ingest_rejects WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
 DELETE FROM aos_cus.cus_usage_daily WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
+DELETE FROM aos_cus.cus_usage_daily_subject WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
+DELETE FROM aos_cus.cus_usage_daily_tag WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
+DELETE FROM aos_cus.cus_scope_limits WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
 DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
 DELETE FROM aos_cus.cus_integrations WHERE tenant_id = '62000000-0000-4000-8000-000000000001';
 SELECT * FROM finish();
