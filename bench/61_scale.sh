@@ -4,7 +4,9 @@
 # against an empty table (a second database of the same cluster, measured alternately); p50/p99 of usage_summary
 # (one tenant, one month), a usage_history page and daily_aggregates (one tenant, one month); an enforcement
 # rebuild of one integration; dropping a month of raw rows (set_retention + maintain_partitions); disk size per
-# million rows (heap, indexes, keys); the load rate and the time of the first rollup of every row. Size: BENCH_SCALE_ROWS=500000 bash bench/run.sh bench/61_scale.sh.
+# million rows (heap, indexes, keys); the load rate and the time of the first rollup of every row. The reads run
+# after a rollup_usage() (as the pg_cron job keeps it current) and report the backend's CPU per run beside p50/p99.
+# Size: BENCH_SCALE_ROWS=500000 bash bench/run.sh bench/61_scale.sh.
 # The load is a bulk load (as COPY would be): one INSERT ... SELECT per million rows with the triggers off
 # (session_replication_role = replica), then the idempotency keys of the rows inside the window in one INSERT
 # (what the key trigger plus maintain_partitions() leave); the measured ingest goes through every trigger.
@@ -75,13 +77,21 @@ full_tps=$(median "${full[@]}"); empty_tps=$(median "${empty[@]}")
 printf '%s\t%.0f\t%.0f\t%.2f\n' "ingest_usage tps at $ROWS rows vs empty (1 client, sync off)" "$full_tps" "$empty_tps" \
 	"$(echo "$full_tps / $empty_tps" | bc -l)" | tee -a "$RESULTS"
 
-# p50 and p99 (ms) of a statement run 100 times, each in its own psql session's \timing.
+# The reads below run as after the pg_cron job's next rollup_usage(): the rows the ingest runs added are folded.
+printf '%s\t%s rows\n' "rollup_usage() before the reads" "$(pg_sql -d "$BENCH_DB" -Atc 'SELECT aos_cus.rollup_usage()')" | tee -a "$RESULTS"
+
+# p50 and p99 (ms) of a statement run 100 times in one psql session (\timing, after one unmeasured run), and
+# that backend's CPU per run (utime + stime from /proc, in 10 ms ticks), which a busy machine disturbs less.
 percentiles() {
 	local name=$1 sql=$2
-	printf '\\timing on\n' > "$dir/p.sql"
-	for ((i = 0; i < 100; i++)); do printf '%s\n' "$sql" >> "$dir/p.sql"; done
-	"$BINDIR/psql" -X -q -d "$BENCH_DB" -o /dev/null -f "$dir/p.sql" 2>&1 | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | sort -g |
-		awk -v n="$name" '{a[NR]=$1} END {printf "%s\tp50 %.2f ms\tp99 %.2f ms\n", n, a[int(NR*0.5)], a[int(NR*0.99)]}' | tee -a "$RESULTS"
+	{ printf 'SELECT pg_backend_pid() AS pid \\gset\n\\setenv PID :pid\n%s\n' "$sql"
+	  printf '\\! awk %s /proc/$PID/stat > %s/cpu0\n\\timing on\n' "'{print \$14 + \$15}'" "$dir"
+	  for ((i = 0; i < 100; i++)); do printf '%s\n' "$sql"; done
+	  printf '\\timing off\n\\! awk %s /proc/$PID/stat > %s/cpu1\n' "'{print \$14 + \$15}'" "$dir"; } > "$dir/p.sql"
+	"$BINDIR/psql" -X -q -d "$BENCH_DB" -o /dev/null -f "$dir/p.sql" 2>&1 | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | sort -g > "$dir/times"
+	awk -v n="$name" -v ticks="$(( $(cat "$dir/cpu1") - $(cat "$dir/cpu0") ))" -v hz="$(getconf CLK_TCK)" '{a[NR]=$1}
+		END {printf "%s\tp50 %.2f ms\tp99 %.2f ms\tbackend CPU %.2f ms per run\n", n, a[int(NR*0.5)], a[int(NR*0.99)], ticks * 1000 / hz / NR}' \
+		"$dir/times" | tee -a "$RESULTS"
 }
 T="'00000000-0000-4000-8000-0000000e0042'"
 M="date_trunc('month', now(), 'UTC') - interval '6 months'"
