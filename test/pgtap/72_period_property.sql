@@ -1,9 +1,10 @@
 -- Property test of enforcement periods with an oracle in plain SQL (no aos_cus code): for random IANA zones
 -- (Kathmandu, Lord Howe, St John's and Chatham always among them), random budget and token periods and random
 -- usage rows around now() (previous periods, exact boundaries, the last microsecond before the next period),
--- current_usage() and integration_limits() equal sums over date_trunc(period, now() in the zone) bounds:
+-- current_usage() and integration_limits(), and explain_check() of a subject: and a tag: scope with the same zone
+-- and periods, equal sums over date_trunc(period, now() in the zone) bounds:
 -- after settlement by the usage trigger, after a rollup folded part of the rows, and after a rebuild from the
--- durable tables. The daily rollup equals a recompute. Runs without an enclosing transaction (rollups fold
+-- durable tables (the daily rollup, its per-subject and per-tag sums and raw rows). The daily rollup equals a recompute. Runs without an enclosing transaction (rollups fold
 -- committed rows) and removes its rows at the end. The seed is printed: rerun with it to reproduce.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -47,8 +48,15 @@ INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, bud
 SELECT '72100000-0000-4000-8000-000000000000', id, 'period-' || n, 'openai', 'enabled', 1000000000000000,
        budget_period, 1000000000000000, token_period, zone, 'enforce'
   FROM pg_temp.cases;
+-- Each case's rows carry subject s-<n> and tag case=c<n>, whose scopes have the case's zone and periods.
+SELECT count(aos_cus.set_scope_limits('72100000-0000-4000-8000-000000000000', sc,
+           jsonb_build_object('budget_microcents', 1000000000000000, 'budget_period', budget_period,
+                              'token_limit', 1000000000000000, 'token_period', token_period, 'timezone', zone)))
+  FROM pg_temp.cases, LATERAL (VALUES ('subject:s-' || n), ('tag:case=c' || n)) v(sc);
 -- Load every entry before any usage exists, so the first rows settle through the trigger.
 SELECT count(*) FROM pg_temp.cases c, aos_cus.current_usage('72100000-0000-4000-8000-000000000000', c.id);
+SELECT count(*) FROM pg_temp.cases c,
+       aos_cus.explain_check('72100000-0000-4000-8000-000000000000', c.id, subject => 's-' || c.n, tags => jsonb_build_object('case', 'c' || c.n));
 
 -- Usage rows of a case: 40 random instants in the last 80 days and up to a day ahead, and every period
 -- boundary of both periods with the microseconds on each side (the period end itself belongs to the next).
@@ -66,16 +74,18 @@ $$;
 CREATE FUNCTION pg_temp.insert_usage(part int) RETURNS bigint LANGUAGE sql VOLATILE AS $$
     WITH ins AS (
         INSERT INTO aos_cus.cus_llm_usage (tenant_id, integration_id, call_id, provider, model, started_at,
-                                           input_tokens, output_tokens, cache_read_tokens, cost_microcents)
+                                           input_tokens, output_tokens, cache_read_tokens, cost_microcents, subject, tags)
         SELECT '72100000-0000-4000-8000-000000000000', c.id, 'p' || part || '-' || gen_random_uuid(), 'openai',
                'gpt-4o', t, floor(random() * 10000)::bigint, floor(random() * 1000)::bigint,
-               floor(random() * 100)::bigint, floor(random() * 1000000)::bigint
+               floor(random() * 100)::bigint, floor(random() * 1000000)::bigint, 's-' || c.n,
+               jsonb_build_object('case', 'c' || c.n)
           FROM pg_temp.cases c, pg_temp.case_instants(c) t
         RETURNING 1)
     SELECT count(*) FROM ins
 $$;
 
--- Cases whose current_usage() or integration_limits() differ from the oracle (one row per difference).
+-- Cases whose current_usage(), integration_limits() or scopes' explain_check() differ from the oracle (one row per
+-- difference).
 CREATE FUNCTION pg_temp.mismatches() RETURNS TABLE (n int, zone text, what text, got text, want text)
     LANGUAGE sql VOLATILE AS $$
     WITH o AS (
@@ -90,9 +100,15 @@ CREATE FUNCTION pg_temp.mismatches() RETURNS TABLE (n int, zone text, what text,
         SELECT o.*, u.budget_period_start AS g_bs, u.budget_period_end AS g_be, u.token_period_start AS g_ts,
                u.token_period_end AS g_te, u.spent_microcents AS g_spent, u.tokens_used AS g_tokens,
                l.budget_used_microcents AS l_used, l.budget_remaining_microcents AS l_rem,
-               l.tokens_used AS l_tokens, l.tokens_remaining AS l_trem
+               l.tokens_used AS l_tokens, l.tokens_remaining AS l_trem, e.*
           FROM o, aos_cus.current_usage('72100000-0000-4000-8000-000000000000', o.id) u,
-               aos_cus.integration_limits('72100000-0000-4000-8000-000000000000', o.id) l)
+               aos_cus.integration_limits('72100000-0000-4000-8000-000000000000', o.id) l,
+               LATERAL (SELECT max(x.used) FILTER (WHERE x.scope LIKE 'subject:%' AND x.dimension = 'budget') AS s_spent,
+                               max(x.used) FILTER (WHERE x.scope LIKE 'subject:%' AND x.dimension = 'tokens') AS s_tokens,
+                               max(x.used) FILTER (WHERE x.scope LIKE 'tag:%' AND x.dimension = 'budget') AS t_spent,
+                               max(x.used) FILTER (WHERE x.scope LIKE 'tag:%' AND x.dimension = 'tokens') AS t_tokens
+                          FROM aos_cus.explain_check('72100000-0000-4000-8000-000000000000', o.id, subject => 's-' || o.n,
+                                                     tags => jsonb_build_object('case', 'c' || o.n)) x) e)
     SELECT g.n, g.zone, x.what, x.got, x.want
       FROM g, LATERAL (VALUES ('budget_period_start', g.g_bs::text, g.bs::text),
                               ('budget_period_end', g.g_be::text, g.be::text),
@@ -103,7 +119,11 @@ CREATE FUNCTION pg_temp.mismatches() RETURNS TABLE (n int, zone text, what text,
                               ('budget_used_microcents', g.l_used::text, g.spent::text),
                               ('budget_remaining_microcents', g.l_rem::text, (1000000000000000 - g.spent)::text),
                               ('integration_limits.tokens_used', g.l_tokens::text, g.tokens::text),
-                              ('tokens_remaining', g.l_trem::text, (1000000000000000 - g.tokens)::text)) x(what, got, want)
+                              ('tokens_remaining', g.l_trem::text, (1000000000000000 - g.tokens)::text),
+                              ('subject spent', g.s_spent::text, g.spent::text),
+                              ('subject tokens', g.s_tokens::text, g.tokens::text),
+                              ('tag spent', g.t_spent::text, g.spent::text),
+                              ('tag tokens', g.t_tokens::text, g.tokens::text)) x(what, got, want)
      WHERE x.got IS DISTINCT FROM x.want
 $$;
 
@@ -112,12 +132,13 @@ SELECT pg_temp.insert_usage(1);
 SELECT aos_cus.rollup_usage();
 SELECT pg_temp.insert_usage(2);
 SELECT is((SELECT count(*) FROM pg_temp.mismatches()), 0::bigint,
-          'settled by the trigger: current_usage() and integration_limits() equal the plain-SQL oracle in every zone');
+          'settled by the trigger: current_usage(), integration_limits() and the subject and tag scopes equal the plain-SQL oracle in every zone');
 SELECT diag(n || ' ' || zone || ': ' || what || ' = ' || coalesce(got, 'NULL') || ', oracle ' || coalesce(want, 'NULL'))
   FROM pg_temp.mismatches() LIMIT 20;
 
 -- A limits change makes the next use rebuild each entry from the rollup plus the raw rows it has not folded.
 UPDATE aos_cus.cus_integrations SET warn_at_pct = 81 WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
+UPDATE aos_cus.cus_scope_limits SET warn_at_pct = 81 WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
 SELECT is((SELECT count(*) FROM pg_temp.mismatches()), 0::bigint,
           'rebuilt from a partial rollup and raw rows: equal to the oracle');
 SELECT diag(n || ' ' || zone || ': ' || what || ' = ' || coalesce(got, 'NULL') || ', oracle ' || coalesce(want, 'NULL'))
@@ -125,6 +146,7 @@ SELECT diag(n || ' ' || zone || ': ' || what || ' = ' || coalesce(got, 'NULL') |
 
 SELECT aos_cus.rollup_usage();
 UPDATE aos_cus.cus_integrations SET warn_at_pct = 82 WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
+UPDATE aos_cus.cus_scope_limits SET warn_at_pct = 82 WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
 SELECT is((SELECT count(*) FROM pg_temp.mismatches()), 0::bigint,
           'rebuilt after every row is folded into the daily rollup: equal to the oracle');
 
@@ -156,6 +178,9 @@ SELECT ok((SELECT sum(spent_microcents) FROM pg_temp.cases c,
                   aos_cus.current_usage('72100000-0000-4000-8000-000000000000', c.id)) > 0, 'the cases carry spend');
 
 DELETE FROM aos_cus.cus_usage_daily WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
+DELETE FROM aos_cus.cus_usage_daily_subject WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
+DELETE FROM aos_cus.cus_usage_daily_tag WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
+DELETE FROM aos_cus.cus_scope_limits WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
 DELETE FROM aos_cus.cus_llm_usage WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
 DELETE FROM aos_cus.cus_integrations WHERE tenant_id = '72100000-0000-4000-8000-000000000000';
 SELECT * FROM finish();
