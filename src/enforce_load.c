@@ -199,24 +199,6 @@ bind_scope_params(const EnfKey *key, Datum *values, char *nulls)
 }
 
 /*
- * The UTC midnights [*d1, *d2) of the whole UTC days inside [from, to): the
- * rollups hold those days, the raw rows the partial days at either edge. An
- * infinite bound stays infinite; a period inside one UTC day has none.
- */
-static void
-whole_utc_days(TimestampTz from, TimestampTz to, TimestampTz *d1, TimestampTz *d2)
-{
-	*d1 = from;
-	*d2 = to;
-	if (!TIMESTAMP_NOT_FINITE(from) && from % USECS_PER_DAY != 0)
-		*d1 = from - (from % USECS_PER_DAY + USECS_PER_DAY) % USECS_PER_DAY + USECS_PER_DAY;
-	if (!TIMESTAMP_NOT_FINITE(to))
-		*d2 = to - (to % USECS_PER_DAY + USECS_PER_DAY) % USECS_PER_DAY;
-	if (*d1 > *d2)
-		*d1 = *d2 = to;
-}
-
-/*
  * Settled cost and tokens of an integration or scope instance in [from, to),
  * read under snapshot: the rollup of its kind for the whole UTC days inside,
  * plus the usage rows of the partial UTC days at either edge and of the whole
@@ -285,7 +267,7 @@ query_usage(const EnfKey *key, TimestampTz from, TimestampTz to, Snapshot snapsh
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "aos_cus: rollup state query failed: %s", SPI_result_code_string(rc));
 	values[8] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	whole_utc_days(from, to, &d1, &d2);
+	aos_cus_whole_utc_days(from, to, &d1, &d2);
 	values[2] = TimestampTzGetDatum(from);
 	values[3] = TimestampTzGetDatum(to);
 	values[6] = TimestampTzGetDatum(d1);

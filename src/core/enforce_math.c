@@ -214,3 +214,18 @@ aos_cus_reason_name(AosReason r)
 {
 	return reason_names[r];
 }
+
+void
+aos_cus_whole_utc_days(int64_t from, int64_t to, int64_t *d1, int64_t *d2)
+{
+	const int64_t day = INT64_C(86400000000);
+
+	*d1 = from;
+	*d2 = to;
+	if (from != INT64_MIN && from != INT64_MAX && from % day != 0)
+		*d1 = from - (from % day + day) % day + day;
+	if (to != INT64_MIN && to != INT64_MAX)
+		*d2 = to - (to % day + day) % day;
+	if (*d1 > *d2)
+		*d1 = *d2 = to;
+}

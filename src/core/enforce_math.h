@@ -1,8 +1,8 @@
 /*
  * enforce_math.h: the arithmetic of enforcement, free of Postgres headers so
  * it is unit-tested on its own: limit checks with warning thresholds, the
- * sliding-window rate counter, and the precedence that turns the separate
- * verdicts into one decision.
+ * sliding-window rate counter, the precedence that turns the separate
+ * verdicts into one decision, and the whole UTC days of a period.
  */
 #ifndef AOS_CUS_ENFORCE_MATH_H
 #define AOS_CUS_ENFORCE_MATH_H
@@ -115,6 +115,15 @@ int64_t		aos_cus_rate_weighted(const AosRateWindow *w, int64_t now_us);
 
 /* Amount admitted in the current minute (after aos_cus_rate_advance). */
 int64_t		aos_cus_rate_current(const AosRateWindow *w);
+
+/*
+ * The UTC midnights [*d1, *d2) bounding the whole UTC days inside [from, to)
+ * (microseconds from a UTC midnight; INT64_MIN and INT64_MAX are -infinity
+ * and infinity and stay so): daily rollups hold those days, raw rows the
+ * partial days at either edge. A range inside one UTC day has none: both
+ * are set to to.
+ */
+void		aos_cus_whole_utc_days(int64_t from, int64_t to, int64_t *d1, int64_t *d2);
 
 /* Combine verdicts by the documented precedence into a decision and reason. */
 AosDecision aos_cus_decide(const AosVerdicts *v, AosReason *reason);

@@ -178,6 +178,38 @@ test_rate_unadmit(void)
 	CHECK(w.prev == 0 && w.curr == 0);
 }
 
+/* Whole UTC days of a range: aligned and unaligned bounds, negative instants, infinities, ranges inside a day. */
+static void
+test_whole_utc_days(void)
+{
+	const int64_t day = INT64_C(86400000000);
+	int64_t		d1 = 0;
+	int64_t		d2 = 0;
+
+	aos_cus_whole_utc_days(10 * day, 20 * day, &d1, &d2);
+	CHECK(d1 == 10 * day && d2 == 20 * day);
+	aos_cus_whole_utc_days(10 * day + 1, 20 * day - 1, &d1, &d2);
+	CHECK(d1 == 11 * day && d2 == 19 * day);
+	aos_cus_whole_utc_days(-10 * day - 1, -2 * day + 5, &d1, &d2);
+	CHECK(d1 == -10 * day && d2 == -2 * day);
+	aos_cus_whole_utc_days(-day + 1, day - 1, &d1, &d2);
+	CHECK(d1 == 0 && d2 == 0);
+	aos_cus_whole_utc_days(INT64_MIN, INT64_MAX, &d1, &d2);
+	CHECK(d1 == INT64_MIN && d2 == INT64_MAX);
+	aos_cus_whole_utc_days(INT64_MIN, 3 * day + 7, &d1, &d2);
+	CHECK(d1 == INT64_MIN && d2 == 3 * day);
+	aos_cus_whole_utc_days(3 * day + 7, INT64_MAX, &d1, &d2);
+	CHECK(d1 == 4 * day && d2 == INT64_MAX);
+	/* Inside one day (a 5:45-offset zone's day, say): no whole day, both at to. */
+	aos_cus_whole_utc_days(3 * day + 7, 4 * day - 7, &d1, &d2);
+	CHECK(d1 == 4 * day - 7 && d2 == 4 * day - 7);
+	/* Across one midnight: no whole day, the two partial days meet at it. */
+	aos_cus_whole_utc_days(3 * day + 7, 4 * day + 7, &d1, &d2);
+	CHECK(d1 == 4 * day && d2 == 4 * day);
+	aos_cus_whole_utc_days(5 * day, 5 * day, &d1, &d2);
+	CHECK(d1 == 5 * day && d2 == 5 * day);
+}
+
 /* Run every enforcement math case. */
 int
 main(void)
@@ -191,5 +223,6 @@ main(void)
 	test_rate_live();
 	test_rate_unadmit();
 	test_precedence();
+	test_whole_utc_days();
 	return UNIT_DONE();
 }
