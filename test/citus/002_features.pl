@@ -135,6 +135,11 @@ for my $t ($T1, $T2)
 	my ($rph) = grep { /^integration:$quota{$t}\|rph\|/ } split /\n/, cq(qq{SELECT * FROM aos_cus.explain_check('$t', '$quota{$t}')});
 	is(join('/', (split /\|/, $rph)[3, 2]), '3/3',
 		'explain_check() counts the hour\'s requests on the tenant\'s worker');
+	# rpd 2 on one subject's scope.
+	cq(qq{SELECT aos_cus.set_scope_limits('$t', 'subject:daily', '{"rpd": 2}')});
+	is(join(',', map { cq(qq{SELECT decision || '/' || reason || '/' || coalesce(dimension, '-')
+		FROM aos_cus.check('$t', '$i', 0, 0, NULL, 'daily', NULL, NULL)}) } 1 .. 3),
+		'allowed/ok/-,allowed/ok/-,blocked/request_quota/rpd', 'rpd 2 on subject:daily: the third request today is blocked');
 }
 
 # 3. estimate_call() (6 arguments) and its worst case reserved by check().
