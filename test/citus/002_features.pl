@@ -303,4 +303,11 @@ for my $t ($T1, $T2)
 $receiver->kill_kill;
 
 is($coord->safe_psql('postgres', $coord_decisions), '0', 'the coordinator decided nothing itself');
+
+# A limit the README states: PostgREST wraps an RPC call in a CTE, which Citus does not delegate, so check()
+# through PostgREST on the coordinator decides there (from the coordinator's own counters).
+is($coord->safe_psql('postgres', qq{WITH pgrst_source AS (SELECT pgrst_call.* FROM "aos_cus"."check"("tenant_id" := '$T1',
+	"integration_id" := '$integ{$T1}') pgrst_call) SELECT _postgrest_t.decision FROM (SELECT "pgrst_source".* FROM "pgrst_source") _postgrest_t}),
+	'allowed', 'check() in PostgREST\'s RPC statement shape');
+is($coord->safe_psql('postgres', $coord_decisions), '1', 'was decided on the coordinator, not delegated (README: Citus limits)');
 done_testing();
