@@ -206,6 +206,15 @@ for my $t ($T1, $T2)
 }
 is($ingest->($T2, $rec->($T2, 'x-1')) . ',' . $ingest->($T1, $rec->($T1, 'x-1')), 'inserted,inserted',
 	'the same call_id in another tenant is not a duplicate');
+# Not delegated (a computed argument): the coordinator runs the function, the rows' key trigger runs on the worker.
+for my $t ($T1, $T2)
+{
+	my $nd = sub { my ($fn, $arg) = @_; return join(',', split /\n/, cq(qq{SELECT status FROM aos_cus.$fn('$t', '$arg'::jsonb || '@{[$fn =~ /batch/ ? '[]' : '{}']}')})); };
+	is($nd->('ingest_usage', $rec->($t, 'nd-1')) . ',' . $nd->('ingest_usage', $rec->($t, 'nd-1')), 'inserted,duplicate',
+		'not delegated: a single record, then its duplicate');
+	is($nd->('ingest_usage_batch', '[' . join(',', $rec->($t, 'nd-2'), $rec->($t, 'nd-2'), $rec->($t, 'nd-1'), $rec->($t, 'd-1')) . ']'),
+		'inserted,duplicate,duplicate,duplicate', 'not delegated: a batch with duplicates in it and of earlier calls');
+}
 
 # 4. Hourly rollups on every worker equal a recompute of the rows that worker stores.
 my $folded = cq(q{SELECT string_agg(coalesce(folded::text, 'failed'), ',' ORDER BY nodeport) FROM aos_cus.citus_rollup()});
