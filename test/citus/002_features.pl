@@ -236,6 +236,13 @@ for my $t ($T1, $T2)
 		ORDER BY 2, 1, 3, 4}), $hourly, 'the tenant\'s worker holds them in its cus_usage_hourly');
 	is($other{$t}->safe_psql('postgres', qq{SELECT count(*) FROM aos_cus.cus_usage_hourly WHERE tenant_id = '$t'}), '0',
 		'the other worker holds none');
+	is(cq(qq{SELECT count(*) FROM aos_cus.hourly_aggregates('$t') WHERE requests > 0}), '0',
+		'a WHERE on hourly_aggregates() is not delegated: the coordinator\'s own table is empty (README: Citus limits)');
+	is(cq(qq{SELECT sum(requests) FROM aos_cus.hourly_aggregates('$t')}), cq(qq{SELECT count(*) FROM aos_cus.cus_llm_usage
+		WHERE tenant_id = '$t' AND started_at >= now() - interval '1 day'}), 'an aggregate over the plain call is pushed down to the worker');
+	is(cq(qq{SELECT sum(requests) FROM aos_cus.daily_aggregates('$t', NULL,
+		(now() AT TIME ZONE 'UTC')::date - 100, (now() AT TIME ZONE 'UTC')::date + 1)}), cq(qq{SELECT count(*) FROM aos_cus.cus_llm_usage WHERE tenant_id = '$t'}),
+		'daily_aggregates() answers around an aggregate too (cus_usage_daily is distributed)');
 }
 
 # 5. Webhook delivery from the worker holding the tenant, signature verified, exactly once; redeliver().
