@@ -1144,7 +1144,34 @@ insert_many_plan(Oid *row_type)
 	return plan_insert_many_keyed != NULL ? plan_insert_many_keyed : plan_insert_many;
 }
 
-/* Fast path: insert every first occurrence with one statement, then read back the duplicates. */
+/* Read back the first occurrences still pending whose call_id holds a key inside the window: duplicates. */
+static void
+read_back_duplicates(Batch *b)
+{
+	Datum		args[2];
+	Datum	   *missing = palloc(sizeof(Datum) * b->nfirsts);
+	int			nmissing = 0;
+
+	for (int f = 0; f < b->nfirsts; f++)
+	{
+		BatchItem  *item = &b->items[b->firsts[f]];
+
+		if (item->status == INGEST_PENDING)
+			missing[nmissing++] = PointerGetDatum(cstring_to_text_with_len(item->rec.call_id, item->rec.call_id_len));
+	}
+	if (nmissing == 0)
+		return;
+	args[0] = UUIDPGetDatum(b->tenant);
+	args[1] = make_array(missing, NULL, nmissing, TEXTOID);
+	if (SPI_execute_plan(plan_find_many, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "aos_cus: batch lookup failed");
+	apply_rows(b, INGEST_DUPLICATE);
+}
+
+/*
+ * Fast path: insert every first occurrence with one statement, then read back the duplicates. Under Citus the
+ * duplicates are read back first: its INSERT ... SELECT counts a row the key trigger skipped as returned.
+ */
 static void
 insert_firsts(void *arg)
 {
@@ -1155,9 +1182,9 @@ insert_firsts(void *arg)
 	TupleDesc	row_desc = lookup_rowtype_tupdesc_copy(row_type, -1);
 	Datum	   *rows = palloc(sizeof(Datum) * b->nfirsts);
 	Datum		args[2];
-	Datum	   *missing;
-	int			nmissing = 0;
 
+	if (OidIsValid(get_extension_oid("citus", true)))
+		read_back_duplicates(b);
 	/* In input order, so ids grow with position in the batch. */
 	for (int i = 0; i < b->n; i++)
 	{
@@ -1165,7 +1192,7 @@ insert_firsts(void *arg)
 		bool		nulls[USAGE_NCOLS];
 		HeapTuple	tuple;
 
-		if (!b->items[i].valid || b->items[i].first != i)
+		if (!b->items[i].valid || b->items[i].first != i || b->items[i].status != INGEST_PENDING)
 			continue;
 		price_record(&b->items[i].rec);
 		record_datums(b->tenant, &b->items[i].rec, values, nulls);
@@ -1173,27 +1200,16 @@ insert_firsts(void *arg)
 		rows[n++] = heap_copy_tuple_as_datum(tuple, row_desc);
 		heap_freetuple(tuple);
 	}
-	args[0] = UUIDPGetDatum(b->tenant);
-	args[1] = make_array(rows, NULL, n, row_type);
-	if (insert_usage(plan, plan == plan_insert_many_keyed ? AOS_USAGE_KEY_CLAIMED : AOS_USAGE_KEY_SKIP_DUPLICATES,
-					 args, NULL, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "aos_cus: batch insert failed");
-	apply_rows(b, INGEST_INSERTED);
-
-	missing = palloc(sizeof(Datum) * b->nfirsts);
-	for (int f = 0; f < b->nfirsts; f++)
+	if (n > 0)
 	{
-		BatchItem  *item = &b->items[b->firsts[f]];
-
-		if (item->status == INGEST_PENDING)
-			missing[nmissing++] = PointerGetDatum(cstring_to_text_with_len(item->rec.call_id, item->rec.call_id_len));
+		args[0] = UUIDPGetDatum(b->tenant);
+		args[1] = make_array(rows, NULL, n, row_type);
+		if (insert_usage(plan, plan == plan_insert_many_keyed ? AOS_USAGE_KEY_CLAIMED : AOS_USAGE_KEY_SKIP_DUPLICATES,
+						 args, NULL, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "aos_cus: batch insert failed");
+		apply_rows(b, INGEST_INSERTED);
 	}
-	if (nmissing == 0)
-		return;
-	args[1] = make_array(missing, NULL, nmissing, TEXTOID);
-	if (SPI_execute_plan(plan_find_many, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "aos_cus: batch lookup failed");
-	apply_rows(b, INGEST_DUPLICATE);
+	read_back_duplicates(b);
 	/* A conflicting row deleted before the lookup, or a key past the window: settle that record on its own. */
 	for (int f = 0; f < b->nfirsts; f++)
 	{

@@ -120,21 +120,29 @@ CREATE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
     OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
     OUT warn_at_pct smallint, OUT mode text, OUT timezone text, OUT rph integer, OUT rpd integer)
     RETURNS record
-    LANGUAGE sql VOLATILE
-    BEGIN ATOMIC
-        SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
-               u.spent_microcents + u.reserved_microcents,
-               CASE WHEN i.budget_microcents IS NOT NULL
-                    THEN GREATEST(i.budget_microcents - u.spent_microcents - u.reserved_microcents, 0) END,
-               i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
-               u.tokens_used + u.reserved_tokens,
-               CASE WHEN i.token_limit IS NOT NULL THEN GREATEST(i.token_limit - u.tokens_used - u.reserved_tokens, 0) END,
-               i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
-               i.warn_at_pct, i.enforcement_mode, i.timezone, i.rph, i.rpd
-          FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
-               aos_cus.cus_integrations i
-         WHERE i.tenant_id = integration_limits.tenant_id AND i.id = integration_limits.integration_id;
-    END;
+    -- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameterized query on a distributed table.
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
+           u.spent_microcents OPERATOR(pg_catalog.+) u.reserved_microcents,
+           CASE WHEN i.budget_microcents IS NOT NULL
+                THEN GREATEST(i.budget_microcents OPERATOR(pg_catalog.-) u.spent_microcents
+                              OPERATOR(pg_catalog.-) u.reserved_microcents, 0) END,
+           i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
+           u.tokens_used OPERATOR(pg_catalog.+) u.reserved_tokens,
+           CASE WHEN i.token_limit IS NOT NULL
+                THEN GREATEST(i.token_limit OPERATOR(pg_catalog.-) u.tokens_used OPERATOR(pg_catalog.-) u.reserved_tokens, 0) END,
+           i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
+           i.warn_at_pct, i.enforcement_mode, i.timezone, i.rph, i.rpd
+      INTO budget_microcents, budget_period, budget_period_start, budget_period_end, budget_used_microcents,
+           budget_remaining_microcents, token_limit, token_period, token_period_start, token_period_end, tokens_used,
+           tokens_remaining, rpm, requests_this_minute, tpm, tokens_this_minute, warn_at_pct, mode, timezone, rph, rpd
+      FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
+           aos_cus.cus_integrations i
+     WHERE i.tenant_id OPERATOR(pg_catalog.=) integration_limits.tenant_id
+       AND i.id OPERATOR(pg_catalog.=) integration_limits.integration_id;
+END
+$$;
 COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
     'configured limits with current period usage (reservations included) and what remains (NULL where there is no limit)';
 

@@ -87,14 +87,16 @@ BEGIN
     i.timezone := coalesce(s.timezone, 'UTC');
     i := aos_cus_internal.apply_limits(i, limits);
     INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
-                                               token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone)
+                                               token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone,
+                                               updated_at)
     VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
-            i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone)
+            i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone, pg_catalog.now())
+    -- No function in DO UPDATE SET: Citus refuses a non-immutable one there on a distributed table.
     ON CONFLICT ON CONSTRAINT cus_scope_limits_pkey DO UPDATE
        SET budget_microcents = EXCLUDED.budget_microcents, budget_period = EXCLUDED.budget_period,
            token_limit = EXCLUDED.token_limit, token_period = EXCLUDED.token_period, rpm = EXCLUDED.rpm,
            tpm = EXCLUDED.tpm, rph = EXCLUDED.rph, rpd = EXCLUDED.rpd, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
-           timezone = EXCLUDED.timezone, updated_at = pg_catalog.now()
+           timezone = EXCLUDED.timezone, updated_at = EXCLUDED.updated_at
     RETURNING * INTO s;
     RETURN aos_cus_internal.scope_limits_json(s);
 END
@@ -107,11 +109,12 @@ CREATE FUNCTION aos_cus.scope_limits(tenant_id uuid) RETURNS TABLE (scope text, 
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Whole rows by ROW(x.*)::type: under Citus x is a shard, of the shard's own row type.
     RETURN QUERY
-        SELECT s.scope, aos_cus_internal.scope_limits_json(s) FROM aos_cus.cus_scope_limits s
+        SELECT s.scope, aos_cus_internal.scope_limits_json(ROW(s.*)::aos_cus.cus_scope_limits) FROM aos_cus.cus_scope_limits s
          WHERE s.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id
         UNION ALL
-        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus_internal.integration_of(i)).limits
+        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus_internal.integration_of(ROW(i.*)::aos_cus.cus_integrations)).limits
           FROM aos_cus.cus_integrations i
          WHERE i.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id AND i.status OPERATOR(pg_catalog.<>) 'deleted'
         ORDER BY 1;

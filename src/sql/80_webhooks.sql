@@ -198,28 +198,48 @@ END
 $$;
 COMMENT ON FUNCTION aos_cus.delete_webhook(uuid, uuid) IS 'removes an endpoint with its deliveries; true when it existed';
 
+-- The tenant's event queued again; tenant_id first, so Citus runs it on the worker holding the tenant's outbox.
+CREATE FUNCTION aos_cus.redeliver(tenant_id uuid, event_id uuid) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_seq bigint;
+    v_n integer;
+BEGIN
+    IF redeliver.tenant_id IS NULL OR redeliver.event_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id and event_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(redeliver.tenant_id);
+    SELECT e.id INTO v_seq FROM aos_cus.cus_webhook_events e
+     WHERE e.tenant_id OPERATOR(pg_catalog.=) redeliver.tenant_id AND e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = pg_catalog.format('webhook event %s does not exist for this tenant', redeliver.event_id);
+    END IF;
+    UPDATE aos_cus.cus_webhook_deliveries d
+       SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), delivered_at = NULL
+     WHERE d.tenant_id OPERATOR(pg_catalog.=) redeliver.tenant_id AND d.event_seq OPERATOR(pg_catalog.=) v_seq;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.redeliver(uuid, uuid) IS
+    'queues an event of the tenant again (delivered or dead-lettered) to every endpoint that had it, with the same webhook-id; returns how many';
+
 CREATE FUNCTION aos_cus.redeliver(event_id uuid) RETURNS integer
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_tenant uuid;
-    v_seq bigint;
-    v_n integer;
 BEGIN
     IF redeliver.event_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'event_id must not be null';
     END IF;
-    SELECT e.tenant_id, e.id INTO v_tenant, v_seq FROM aos_cus.cus_webhook_events e
+    SELECT e.tenant_id INTO v_tenant FROM aos_cus.cus_webhook_events e
      WHERE e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = '42704',
             MESSAGE = pg_catalog.format('webhook event %s does not exist for this tenant', redeliver.event_id);
     END IF;
-    PERFORM aos_cus.assert_tenant(v_tenant);
-    UPDATE aos_cus.cus_webhook_deliveries d
-       SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), delivered_at = NULL
-     WHERE d.tenant_id OPERATOR(pg_catalog.=) v_tenant AND d.event_seq OPERATOR(pg_catalog.=) v_seq;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    RETURN v_n;
+    RETURN aos_cus.redeliver(v_tenant, redeliver.event_id);
 END
 $$;
 COMMENT ON FUNCTION aos_cus.redeliver(uuid) IS
@@ -288,7 +308,8 @@ REVOKE ALL ON aos_cus.stat_webhooks FROM PUBLIC;
 GRANT SELECT ON aos_cus.stat_webhooks TO aos_cus_operator, pg_monitor;
 
 REVOKE ALL ON FUNCTION aos_cus.create_webhook(uuid, text, text, text[], text), aos_cus.list_webhooks(uuid),
-    aos_cus.disable_webhook(uuid, uuid), aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid) FROM PUBLIC;
+    aos_cus.disable_webhook(uuid, uuid), aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid),
+    aos_cus.redeliver(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.create_webhook(uuid, text, text, text[], text), aos_cus.disable_webhook(uuid, uuid),
-    aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid) TO aos_cus_admin;
+    aos_cus.delete_webhook(uuid, uuid), aos_cus.redeliver(uuid), aos_cus.redeliver(uuid, uuid) TO aos_cus_admin;
 GRANT EXECUTE ON FUNCTION aos_cus.list_webhooks(uuid) TO aos_cus_admin, aos_cus_reader;

@@ -135,8 +135,9 @@ BEGIN
     END LOOP;
     -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
     FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
-                             'aos_cus.cus_usage_daily_subject', 'aos_cus.cus_usage_daily_tag', 'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
-                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+                             'aos_cus.cus_usage_daily_subject', 'aos_cus.cus_usage_daily_tag', 'aos_cus.cus_ingest_rejects',
+                             'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks', 'aos_cus.cus_health_history',
+                             'aos_cus.cus_credential_sources', 'aos_cus.cus_scope_limits', 'aos_cus.cus_policies'] LOOP
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
             INTO done USING t;
         IF NOT done THEN

@@ -5238,6 +5238,244 @@ COMMENT ON FUNCTION aos_cus.integration_limits(uuid, uuid) IS
 REVOKE ALL ON FUNCTION aos_cus.integration_limits(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.integration_limits(uuid, uuid) TO aos_cus_admin, aos_cus_app, aos_cus_reader;
 
+-- Citus through the coordinator (issue 20): integration_limits in PL/pgSQL (Citus cannot plan a SQL function's
+-- parameterized query on a distributed table).
+CREATE OR REPLACE FUNCTION aos_cus.integration_limits(tenant_id uuid, integration_id uuid,
+    OUT budget_microcents bigint, OUT budget_period text, OUT budget_period_start timestamptz,
+    OUT budget_period_end timestamptz, OUT budget_used_microcents bigint, OUT budget_remaining_microcents bigint,
+    OUT token_limit bigint, OUT token_period text, OUT token_period_start timestamptz,
+    OUT token_period_end timestamptz, OUT tokens_used bigint, OUT tokens_remaining bigint,
+    OUT rpm integer, OUT requests_this_minute bigint, OUT tpm bigint, OUT tokens_this_minute bigint,
+    OUT warn_at_pct smallint, OUT mode text, OUT timezone text, OUT rph integer, OUT rpd integer)
+    RETURNS record
+    -- PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameterized query on a distributed table.
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT i.budget_microcents, i.budget_period, u.budget_period_start, u.budget_period_end,
+           u.spent_microcents OPERATOR(pg_catalog.+) u.reserved_microcents,
+           CASE WHEN i.budget_microcents IS NOT NULL
+                THEN GREATEST(i.budget_microcents OPERATOR(pg_catalog.-) u.spent_microcents
+                              OPERATOR(pg_catalog.-) u.reserved_microcents, 0) END,
+           i.token_limit, i.token_period, u.token_period_start, u.token_period_end,
+           u.tokens_used OPERATOR(pg_catalog.+) u.reserved_tokens,
+           CASE WHEN i.token_limit IS NOT NULL
+                THEN GREATEST(i.token_limit OPERATOR(pg_catalog.-) u.tokens_used OPERATOR(pg_catalog.-) u.reserved_tokens, 0) END,
+           i.rpm, u.requests_this_minute, i.tpm, u.tokens_this_minute,
+           i.warn_at_pct, i.enforcement_mode, i.timezone, i.rph, i.rpd
+      INTO budget_microcents, budget_period, budget_period_start, budget_period_end, budget_used_microcents,
+           budget_remaining_microcents, token_limit, token_period, token_period_start, token_period_end, tokens_used,
+           tokens_remaining, rpm, requests_this_minute, tpm, tokens_this_minute, warn_at_pct, mode, timezone, rph, rpd
+      FROM aos_cus.current_usage(integration_limits.tenant_id, integration_limits.integration_id) u,
+           aos_cus.cus_integrations i
+     WHERE i.tenant_id OPERATOR(pg_catalog.=) integration_limits.tenant_id
+       AND i.id OPERATOR(pg_catalog.=) integration_limits.integration_id;
+END
+$$;
+
+-- Citus through the coordinator (issue 20): redeliver(tenant_id, event_id), delegated to the worker holding the
+-- tenant's outbox; redeliver(event_id) finds the tenant and calls it.
+-- The tenant's event queued again; tenant_id first, so Citus runs it on the worker holding the tenant's outbox.
+CREATE FUNCTION aos_cus.redeliver(tenant_id uuid, event_id uuid) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_seq bigint;
+    v_n integer;
+BEGIN
+    IF redeliver.tenant_id IS NULL OR redeliver.event_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'tenant_id and event_id must not be null';
+    END IF;
+    PERFORM aos_cus.assert_tenant(redeliver.tenant_id);
+    SELECT e.id INTO v_seq FROM aos_cus.cus_webhook_events e
+     WHERE e.tenant_id OPERATOR(pg_catalog.=) redeliver.tenant_id AND e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = pg_catalog.format('webhook event %s does not exist for this tenant', redeliver.event_id);
+    END IF;
+    UPDATE aos_cus.cus_webhook_deliveries d
+       SET status = 'pending', attempts = 0, next_attempt_at = pg_catalog.now(), delivered_at = NULL
+     WHERE d.tenant_id OPERATOR(pg_catalog.=) redeliver.tenant_id AND d.event_seq OPERATOR(pg_catalog.=) v_seq;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION aos_cus.redeliver(uuid, uuid) IS
+    'queues an event of the tenant again (delivered or dead-lettered) to every endpoint that had it, with the same webhook-id; returns how many';
+
+CREATE OR REPLACE FUNCTION aos_cus.redeliver(event_id uuid) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_tenant uuid;
+BEGIN
+    IF redeliver.event_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'event_id must not be null';
+    END IF;
+    SELECT e.tenant_id INTO v_tenant FROM aos_cus.cus_webhook_events e
+     WHERE e.event_id OPERATOR(pg_catalog.=) redeliver.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '42704',
+            MESSAGE = pg_catalog.format('webhook event %s does not exist for this tenant', redeliver.event_id);
+    END IF;
+    RETURN aos_cus.redeliver(v_tenant, redeliver.event_id);
+END
+$$;
+COMMENT ON FUNCTION aos_cus.redeliver(uuid) IS
+    'queues an event again (delivered or dead-lettered) to every endpoint that had it, with the same webhook-id; returns how many';
+REVOKE ALL ON FUNCTION aos_cus.redeliver(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus.redeliver(uuid, uuid) TO aos_cus_admin;
+
+-- Citus through the coordinator (issue 20): citus_distribute() also distributes cus_scope_limits and cus_policies by
+-- tenant_id (a write that Citus does not delegate reaches the tenant's worker, whose check() reads them).
+CREATE OR REPLACE FUNCTION aos_cus.citus_distribute() RETURNS TABLE (object text, action text)
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    f regprocedure;
+    done boolean;
+BEGIN
+    PERFORM aos_cus.assert_platform('citus_distribute()');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'citus_distribute() requires the citus extension',
+            HINT = 'Install Citus, add citus first to shared_preload_libraries, CREATE EXTENSION citus, add the workers.';
+    END IF;
+    -- The settle and price triggers run on the shards, on the node that stores the tenant.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    SET LOCAL citus.multi_shard_modify_mode = 'sequential';
+    -- Global tables: one copy on every node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_model_prices'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            EXECUTE 'SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)' USING t;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already reference' ELSE 'reference table' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
+    FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
+                             'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
+                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources', 'aos_cus.cus_scope_limits',
+                             'aos_cus.cus_policies'] LOOP
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
+            INTO done USING t;
+        IF NOT done THEN
+            IF t OPERATOR(pg_catalog.=) 'aos_cus.cus_integrations' THEN
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'')' USING t;
+            ELSE
+                EXECUTE 'SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, ''tenant_id'', colocate_with => ''aos_cus.cus_integrations'')'
+                    USING t;
+            END IF;
+        END IF;
+        object := t; action := CASE WHEN done THEN 'already distributed' ELSE 'distributed by tenant_id' END;
+        RETURN NEXT;
+    END LOOP;
+    -- Tenant-scoped functions (first argument tenant_id, not optional) run on the node holding the tenant, also
+    -- inside a transaction block (force_delegation: PostgREST runs every request in one).
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'aos_cus'::pg_catalog.regnamespace
+                AND p.pronargs OPERATOR(pg_catalog.>=) 1
+                AND p.proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
+                AND p.proargnames[1] OPERATOR(pg_catalog.=) 'tenant_id'
+                AND p.pronargdefaults OPERATOR(pg_catalog.<) p.pronargs
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['assert_tenant', 'request_health_check', 'record_health'])
+              ORDER BY 1::text LOOP
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, ''$1'', colocate_with => ''aos_cus.cus_integrations'', force_delegation => true)'
+            USING f;
+        object := f::text; action := 'delegated by tenant_id';
+        RETURN NEXT;
+    END LOOP;
+    -- Node-disjoint id ranges, on the workers and here.
+    PERFORM aos_cus_internal.citus_on_workers('SELECT aos_cus_internal.citus_node_sequences()');
+    PERFORM aos_cus_internal.citus_node_sequences();
+    object := 'sequences'; action := 'node id ranges';
+    RETURN NEXT;
+    -- Login bindings are read locally by every node: copy them to the workers (also to workers added since).
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.bind_login(%L, %L)', l.login, l.tenant_id))
+       FROM aos_cus.cus_tenant_logins l;
+    object := 'aos_cus.cus_tenant_logins'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Each worker prunes its own hourly rollups and idempotency keys: it needs the same windows.
+    PERFORM aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_partitioning(%L, %L, %L)',
+                s.partition_interval, s.idempotency_window, s.hourly_retention)),
+            aos_cus_internal.citus_on_workers(pg_catalog.format('SELECT aos_cus.set_retention(%L, %L)',
+                s.raw_retention, s.rejects_retention))
+       FROM aos_cus.usage_settings() s;
+    object := 'aos_cus.cus_usage_settings'; action := 'copied to every worker';
+    RETURN NEXT;
+    -- Rollups per node: each node folds its own shards with its own snapshots.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        EXECUTE 'SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) $1 AND username OPERATOR(pg_catalog.=) current_user'
+            USING 'aos_cus_rollup';
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+            USING 'aos_cus_rollup', '*/10 * * * *', 'SELECT aos_cus.citus_rollup()';
+        object := 'cron job aos_cus_rollup'; action := 'citus_rollup() every 10 minutes';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+
+-- Citus through the coordinator (issue 20): set_scope_limits() takes updated_at from the inserted row (Citus refuses a
+-- non-immutable function in DO UPDATE SET on a distributed table).
+CREATE OR REPLACE FUNCTION aos_cus.set_scope_limits(tenant_id uuid, scope text, limits jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    s aos_cus.cus_scope_limits;
+    i aos_cus.cus_integrations;
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    p := aos_cus_internal.parse_scope(scope);
+    IF p.kind OPERATOR(pg_catalog.=) 'integration' THEN
+        RETURN (aos_cus.set_limits(tenant_id, p.integration_id, limits)).limits;
+    END IF;
+    SELECT * INTO s FROM aos_cus.cus_scope_limits c
+     WHERE c.tenant_id OPERATOR(pg_catalog.=) set_scope_limits.tenant_id
+       AND c.scope OPERATOR(pg_catalog.=) set_scope_limits.scope FOR UPDATE;
+    i.budget_microcents := s.budget_microcents;
+    i.budget_period := coalesce(s.budget_period, 'month');
+    i.token_limit := s.token_limit;
+    i.token_period := coalesce(s.token_period, 'month');
+    i.rpm := s.rpm;
+    i.tpm := s.tpm;
+    i.rph := s.rph;
+    i.rpd := s.rpd;
+    i.warn_at_pct := coalesce(s.warn_at_pct, 80);
+    i.enforcement_mode := coalesce(s.enforcement_mode, 'enforce');
+    i.timezone := coalesce(s.timezone, 'UTC');
+    i := aos_cus_internal.apply_limits(i, limits);
+    INSERT INTO aos_cus.cus_scope_limits AS c (tenant_id, scope, budget_microcents, budget_period, token_limit,
+                                               token_period, rpm, tpm, rph, rpd, warn_at_pct, enforcement_mode, timezone,
+                                               updated_at)
+    VALUES (set_scope_limits.tenant_id, set_scope_limits.scope, i.budget_microcents, i.budget_period, i.token_limit,
+            i.token_period, i.rpm, i.tpm, i.rph, i.rpd, i.warn_at_pct, i.enforcement_mode, i.timezone, pg_catalog.now())
+    -- No function in DO UPDATE SET: Citus refuses a non-immutable one there on a distributed table.
+    ON CONFLICT ON CONSTRAINT cus_scope_limits_pkey DO UPDATE
+       SET budget_microcents = EXCLUDED.budget_microcents, budget_period = EXCLUDED.budget_period,
+           token_limit = EXCLUDED.token_limit, token_period = EXCLUDED.token_period, rpm = EXCLUDED.rpm,
+           tpm = EXCLUDED.tpm, rph = EXCLUDED.rph, rpd = EXCLUDED.rpd, warn_at_pct = EXCLUDED.warn_at_pct, enforcement_mode = EXCLUDED.enforcement_mode,
+           timezone = EXCLUDED.timezone, updated_at = EXCLUDED.updated_at
+    RETURNING * INTO s;
+    RETURN aos_cus_internal.scope_limits_json(s);
+END
+$$;
+
+-- Citus through the coordinator (issue 20): scope_limits() casts its whole rows to the table's type (under Citus they
+-- are rows of a shard).
+CREATE OR REPLACE FUNCTION aos_cus.scope_limits(tenant_id uuid) RETURNS TABLE (scope text, limits jsonb)
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM aos_cus.assert_tenant(tenant_id);
+    -- Whole rows by ROW(x.*)::type: under Citus x is a shard, of the shard's own row type.
+    RETURN QUERY
+        SELECT s.scope, aos_cus_internal.scope_limits_json(ROW(s.*)::aos_cus.cus_scope_limits) FROM aos_cus.cus_scope_limits s
+         WHERE s.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id
+        UNION ALL
+        SELECT 'integration:' OPERATOR(pg_catalog.||) i.id::pg_catalog.text, (aos_cus_internal.integration_of(ROW(i.*)::aos_cus.cus_integrations)).limits
+          FROM aos_cus.cus_integrations i
+         WHERE i.tenant_id OPERATOR(pg_catalog.=) scope_limits.tenant_id AND i.status OPERATOR(pg_catalog.<>) 'deleted'
+        ORDER BY 1;
+END
+$$;
+
 -- Daily subject and tag sums (issue 14, requirement 2): cus_usage_daily_subject and cus_usage_daily_tag, folded by the
 -- same rollups as cus_usage_daily (rows of 0.1.0 carry no subject or tags, so they start empty), read by the rebuilds
 -- of subject: and tag: scopes; distributed by tenant_id under Citus.
@@ -5628,8 +5866,9 @@ BEGIN
     END LOOP;
     -- Tenant tables: sharded by tenant_id, each tenant's rows of every table on the same node.
     FOREACH t IN ARRAY ARRAY['aos_cus.cus_integrations', 'aos_cus.cus_llm_usage', 'aos_cus.cus_usage_daily',
-                             'aos_cus.cus_usage_daily_subject', 'aos_cus.cus_usage_daily_tag', 'aos_cus.cus_ingest_rejects', 'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks',
-                             'aos_cus.cus_health_history', 'aos_cus.cus_credential_sources'] LOOP
+                             'aos_cus.cus_usage_daily_subject', 'aos_cus.cus_usage_daily_tag', 'aos_cus.cus_ingest_rejects',
+                             'aos_cus.cus_enforcement_log', 'aos_cus.cus_health_checks', 'aos_cus.cus_health_history',
+                             'aos_cus.cus_credential_sources', 'aos_cus.cus_scope_limits', 'aos_cus.cus_policies'] LOOP
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)'
             INTO done USING t;
         IF NOT done THEN

@@ -7,60 +7,19 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use AosCusMock;
+use FindBin;
+use lib $FindBin::RealBin;
+use AosCusCitus;
 
 # Health probes go to a loopback mock provider with env:// keys (see AosCusMock.pm).
 set_mock_key_env();
 my ($mock, $mock_port) = start_mock_provider();
 
-my $keyring = PostgreSQL::Test::Utils::tempdir . '/keyring';
-# A keyring of versions 1..n (the highest encrypts), the same file for every node; keys derive from the version.
-sub write_keyring
-{
-	my ($versions) = @_;
-	open(my $fh, '>', $keyring) or die "keyring: $!";
-	printf $fh "%d:%s\n", $_, join('', map { sprintf('%02x', ($_ * 7 + 13 * $_) % 256) } 1 .. 32) =~ s/^../sprintf('%02x', $_)/er
-		for 1 .. $versions;
-	close $fh;
-	chmod 0600, $keyring;
-}
-write_keyring(1);
-
-# pg_cron on the coordinator, when installed, for the rollup job citus_distribute() schedules.
-my $sharedir = `$ENV{PG_CONFIG} --sharedir`;
-chomp $sharedir;
-my $cron = -f "$sharedir/extension/pg_cron.control";
-my @nodes;
-for my $name (qw(coordinator worker1 worker2))
-{
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	my $preload = $cron && $name eq 'coordinator' ? 'citus,pg_cron,aos_cus' : 'citus,aos_cus';
-	$node->init;
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = '$preload'
-cron.database_name = 'postgres'
-aos_cus.keyring_file = '$keyring'
-max_connections = 60
-max_prepared_transactions = 20
-citus.node_conninfo = 'sslmode=disable'
+my ($coord, $w1, $w2, $cron) = citus_cluster(extra_conf => q{
 aos_cus.health_worker = on
-aos_cus.health_database = 'postgres'
 aos_cus.health_interval = 0
-aos_cus.egress_allowed_networks = '127.0.0.1/32'
-aos_cus.egress_allow_http = on
 });
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE EXTENSION aos_cus;');
-	push @nodes, $node;
-}
-my ($coord, $w1, $w2) = @nodes;
-my $host = $coord->host;
-$coord->safe_psql('postgres', qq{
-SELECT citus_set_coordinator_host('$host', ${\ $coord->port});
-SELECT citus_add_node('$host', ${\ $w1->port});
-SELECT citus_add_node('$host', ${\ $w2->port});
-});
-# pg_cron lives on the coordinator only: not propagated to the workers.
-$coord->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; CREATE EXTENSION pg_cron') if $cron;
+my @nodes = ($coord, $w1, $w2);
 
 # Before: the single-node schema; citus_distribute() refuses tenants and runs as the operator only.
 my ($ret, $out, $err) = $coord->psql('postgres', q{SET aos_cus.tenant_id = '00000000-0000-4000-8000-000000000001';
@@ -83,18 +42,13 @@ SKIP:
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition d WHERE colocationid =
     (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'aos_cus.cus_integrations'::regclass)
     AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = d.logicalrelid)}),
-	'8', 'every tenant table colocated with cus_integrations (time partitions follow their table)');
+	'10', 'every tenant table colocated with cus_integrations (time partitions follow their table)');
 
-# Tenants on both workers: tenant uuids whose shard lives on worker1 and on worker2.
-my @tenants = split /\n/, $coord->safe_psql('postgres', q{
-WITH t AS (SELECT ('a0000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid AS tenant_id FROM generate_series(1, 200) g)
-SELECT DISTINCT ON (n.nodeport) t.tenant_id || '|' || n.nodeport
-  FROM t JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('aos_cus.cus_integrations', t.tenant_id)
-  JOIN pg_dist_node n ON n.groupid = p.groupid ORDER BY n.nodeport, t.tenant_id});
-is(scalar(@tenants), 2, 'tenants found on each worker');
-my %port_of = map { split /\|/ } @tenants;
-my ($T1, $T2) = sort { $port_of{$a} <=> $port_of{$b} } keys %port_of;
+# Tenants on both workers.
+my ($T1, $T2, $worker_of) = tenants_on_workers($coord, $w1, $w2, 'a0000000');
+my %port_of = map { $_ => $worker_of->{$_}->port } ($T1, $T2);
 my %node_of = map { $_->port => $_ } ($w1, $w2);
+ok($port_of{$T1} != $port_of{$T2}, 'tenants found on each worker');
 
 # The README main flow through the coordinator, for a tenant on each worker.
 my %integ;
