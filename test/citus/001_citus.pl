@@ -28,11 +28,11 @@ like($err, qr/spans every tenant/, 'citus_distribute() refuses a session acting 
 
 my $dist = $coord->safe_psql('postgres', 'SELECT action, count(*) FROM aos_cus.citus_distribute() GROUP BY 1 ORDER BY 1');
 note $dist;
-like($dist, qr/distributed by tenant_id\|10/, 'ten tenant tables distributed by tenant_id');
+like($dist, qr/distributed by tenant_id\|12/, 'twelve tenant tables distributed by tenant_id');
 like($dist, qr/reference table\|1/, 'prices are a reference table');
 like($dist, qr/delegated by tenant_id\|\d+/, 'tenant-scoped functions delegated');
 my $again = $coord->safe_psql('postgres', 'SELECT action, count(*) FROM aos_cus.citus_distribute() GROUP BY 1 ORDER BY 1');
-like($again, qr/already distributed\|10/, 'citus_distribute() is idempotent');
+like($again, qr/already distributed\|12/, 'citus_distribute() is idempotent');
 SKIP:
 {
 	skip 'pg_cron not installed', 1 unless $cron;
