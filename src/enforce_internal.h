@@ -64,7 +64,13 @@
  *      shared. Held for a few straight-line instructions, nothing that can
  *      raise an error. lru_mutex never nests with an entry's mutex; the
  *      entry mutexes of one decision are held together, taken in address
- *      order (entry_order), so no two deciders wait in a cycle.
+ *      order (entry_order), so no two deciders wait in a cycle. One
+ *      exception: an entry's limits_version and period bounds (budget,
+ *      token, hour and day start and end) are written only with (2) held
+ *      exclusively (load_entry, enf_create_entry), so a holder of (2) shared
+ *      reads them without the mutex (the staleness test of
+ *      enf_fresh_entries). A decision touches its entries' LRU positions
+ *      under one lru_mutex acquisition (enf_lru_touch).
  *   Decision counters, the limits version and the next expiry are atomics,
  *   read and written without a lock. Before raising an error with (2) or (3)
  *   held, the raiser releases them (enf_capacity_error).
@@ -433,7 +439,7 @@ extern void enf_reservation_key(EnfResKey *rk, const pg_uuid_t *tenant, const ch
 extern int	enf_key_kind(const EnfKey *key);
 extern void enf_lru_link(EnfEntry *e);
 extern void enf_lru_unlink(EnfEntry *e);
-extern void enf_lru_touch(EnfEntry *e);
+extern void enf_lru_touch(EnfEntry *const *entries, int n);
 extern void enf_publish_next_expiry(void);
 extern void enf_release_reservation(EnfReservation *r);
 extern void enf_expire_reservations(TimestampTz now);

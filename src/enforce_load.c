@@ -634,13 +634,34 @@ typedef struct ScopeCfgKey
 static HTAB *scope_cfg = NULL;
 static uint64 scope_cfg_version = 0;
 
-/* Find or add (tenant, scope) in scope_cfg. */
+/* Hash of a ScopeCfgKey: the tenant and the scope's text up to its NUL, not the whole padded array. */
+static uint32
+scope_cfg_hash(const void *key, Size keysize)
+{
+	const ScopeCfgKey *k = (const ScopeCfgKey *) key;
+
+	return hash_combine(hash_bytes(k->tenant.data, sizeof(k->tenant.data)),
+						hash_bytes((const unsigned char *) k->scope, strlen(k->scope)));
+}
+
+/* 0 when two ScopeCfgKeys are equal (dynahash's match convention). */
+static int
+scope_cfg_match(const void *a, const void *b, Size keysize)
+{
+	const ScopeCfgKey *x = (const ScopeCfgKey *) a;
+	const ScopeCfgKey *y = (const ScopeCfgKey *) b;
+
+	return memcmp(&x->tenant, &y->tenant, sizeof(x->tenant)) != 0 || strcmp(x->scope, y->scope) != 0;
+}
+
+/* Find or add (tenant, scope) in scope_cfg; a lookup reads the key only up to the scope's NUL. */
 static bool
 scope_cfg_lookup(const pg_uuid_t *tenant, const char *scope, HASHACTION action)
 {
 	ScopeCfgKey k;
 
-	memset(&k, 0, sizeof(k));
+	if (action == HASH_ENTER)
+		memset(&k, 0, sizeof(k));
 	k.tenant = *tenant;
 	strlcpy(k.scope, scope, sizeof(k.scope));
 	return hash_search(scope_cfg, &k, action, NULL) != NULL;
@@ -667,7 +688,9 @@ load_scope_cfg(const pg_uuid_t *tenant)
 			hash_destroy(scope_cfg);
 		ctl.keysize = sizeof(ScopeCfgKey);
 		ctl.entrysize = sizeof(ScopeCfgKey);
-		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		ctl.hash = scope_cfg_hash;
+		ctl.match = scope_cfg_match;
+		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
 		scope_cfg_version = version;
 	}
 	if (scope_cfg_lookup(tenant, "", HASH_FIND))
@@ -790,14 +813,10 @@ enf_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 			EnfEntry   *e = hash_search(enf_hash, &keys[i], HASH_FIND, NULL);
 			bool		stale = true;
 
+			/* Lock rule 4's exception (enforce_internal.h): the version and period ends, read with (2) held shared. */
 			if (e != NULL)
-			{
-				/* Lock rule 4 (enforce_internal.h). */
-				SpinLockAcquire(&e->mutex);
 				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end ||
 					now >= e->hour_end || now >= e->day_end;
-				SpinLockRelease(&e->mutex);
-			}
 			if (e != NULL && (!stale || loaded[i]))
 				entries[i] = e;
 			else
