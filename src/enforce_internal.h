@@ -268,16 +268,21 @@ typedef struct EnfReservation
 	dlist_node	node;			/* in EnfShared->expiry */
 } EnfReservation;
 
+/*
+ * Every check() reads the first group and writes the others: each written
+ * group starts a cache line of its own, so one backend's writes do not
+ * invalidate the line the others read (false sharing).
+ */
 typedef struct EnfShared
 {
 	LWLock	   *lock;
 	LWLock	   *res_lock;
-	slock_t		lru_mutex;
-	EnfLru		lru;			/* every entry (lru_node) */
-	dlist_head	expiry;			/* every reservation, soonest expiry first (res_lock) */
-	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
-	pg_atomic_uint64 evictions;
+	slock_t		lru_mutex pg_attribute_aligned(PG_CACHE_LINE_SIZE);
+	EnfLru		lru;			/* every entry (lru_node) */
+	dlist_head	expiry pg_attribute_aligned(PG_CACHE_LINE_SIZE);	/* every reservation, soonest expiry first (res_lock) */
+	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
+	pg_atomic_uint64 evictions pg_attribute_aligned(PG_CACHE_LINE_SIZE);
 	/* Per scope kind (integration, tenant, subject, tag): entries cached, evicted, (re)built. */
 	pg_atomic_uint64 kind_entries[ENF_KINDS];
 	pg_atomic_uint64 kind_evictions[ENF_KINDS];
