@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Layered budgets (issue 14): check() across three scopes (integration, tenant, subject) with a policy
-# against the round-trip floor (SELECT 1) at 1 and 4 clients on one integration, beside the floor of a
-# function in FROM (parse_scope(), a C function returning a row, vs SELECT 1); a reserving check()
+# against the round-trip floor (SELECT 1) at 1 and 4 clients on one integration; a reserving check()
 # across the three scopes against a PL/pgSQL peer that locks the three spend rows FOR UPDATE (in one
 # order) and adds the estimate to each, 4 clients, durable and with synchronous_commit = off.
 set -euo pipefail
@@ -42,11 +41,6 @@ SQL
 cat > "$dir/select1.sql" <<'SQL'
 SELECT 1;
 SQL
-# The floor of any function in FROM: a C function of ours returning a row, for which the executor starts
-# a function scan and a tuplestore per call where SELECT 1 has a bare Result.
-cat > "$dir/floor.sql" <<'SQL'
-SELECT * FROM aos_cus.parse_scope('tenant');
-SQL
 cat > "$dir/reserve.sql" <<'SQL'
 \set r random(1, 2000000000)
 SELECT * FROM aos_cus.check('b7100000-0000-4000-8000-000000000001', 'b7100000-0000-4000-8000-0000000000a1', 100, 10, 'bench-' || :r, 'user-1', NULL, 'gpt-4o-mini');
@@ -55,7 +49,6 @@ cat > "$dir/peer.sql" <<'SQL'
 \set r random(1, 2000000000)
 SELECT peer_scope_check('b7100000-0000-4000-8000-000000000001', 'user-1', 100, 'bench-' || :r);
 SQL
-compare "floor: parse_scope() row vs SELECT 1 (1 client)" "$dir/floor.sql" "$dir/select1.sql" -c 1 -j 1
 compare "check() 3 scopes + policy vs SELECT 1 (1 client)" "$dir/check.sql" "$dir/select1.sql" -c 1 -j 1
 compare "check() 3 scopes + policy vs SELECT 1 (4 clients)" "$dir/check.sql" "$dir/select1.sql" -c 4 -j 2
 PGOPTIONS='-c synchronous_commit=off -c aos_cus.reservation_ttl=50ms' \
