@@ -54,3 +54,76 @@ compare_sql() {
 	ma=$(median "${a[@]}"); mb=$(median "${b[@]}")
 	printf '%s\t%.1f ms\t%.1f ms\t%.2f\n' "$name" "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)" | tee -a "$RESULTS"
 }
+
+# Instructions per transaction: load-independent, so a busy machine cannot skew them. callgrind_start restarts
+# the bench cluster with its postmaster (and so every backend) under valgrind's callgrind; compare_instructions
+# NAME OURS.sql PEER.sql runs each script once to warm shared state, then for 200 and for 600 transactions on one
+# connection each and takes (Ir(600) - Ir(200)) / 400 of that backend, so connection start and first-use caches
+# cancel out; it prints both and peer/ours (> 1 means ours runs fewer instructions), then the named functions whose
+# own cost per transaction differs most. callgrind_stop restarts the cluster normally.
+CALLGRIND_DIR=$STATE/callgrind
+callgrind_start() {
+	command -v valgrind >/dev/null || { [ "$(id -u)" -ne 0 ] || apt-get install -y -qq valgrind >/dev/null; }
+	bash "$REPO/scripts/cluster.sh" stop
+	rm -rf "$CALLGRIND_DIR"
+	as_pg mkdir -p "$CALLGRIND_DIR"
+	as_pg sh -c "valgrind --tool=callgrind --trace-children=yes --callgrind-out-file='$CALLGRIND_DIR/cg.%p' \
+		'$BINDIR/postgres' -D '$PGDATA_DIR' -c autovacuum=off > '$CALLGRIND_DIR/postmaster.log' 2>&1 &"
+	local i
+	for ((i = 0; i < 300; i++)); do
+		"$BINDIR/pg_isready" -q -h "$SOCK" -p "$PORT" && break
+		sleep 1
+	done
+}
+callgrind_stop() {
+	as_pg "$BINDIR/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 300 stop >/dev/null
+	bash "$REPO/scripts/cluster.sh" start
+}
+# The profile of the one backend that ran SCRIPT for N transactions (the largest new profile).
+callgrind_run() {
+	local n=$1 script=$2 out=$3 before f s best=0 bf=
+	before=$(ls "$CALLGRIND_DIR"/cg.* 2>/dev/null | sort)
+	"$BINDIR/pgbench" -n -M prepared -t "$n" -f "$script" "$BENCH_DB" > /dev/null 2>&1
+	sleep 3
+	for f in $(comm -13 <(echo "$before") <(ls "$CALLGRIND_DIR"/cg.* | sort)); do
+		s=$(sed -n 's/^summary: //p' "$f" | head -n 1)
+		[ "${s:-0}" -gt "$best" ] && best=$s bf=$f
+	done
+	cp "$bf" "$out"
+}
+compare_instructions() {
+	local name=$1 ours=$2 peer=$3 d out
+	d=$(mktemp -d)
+	# A first run loads what every later backend shares (enforcement entries, caches), so it is not counted.
+	callgrind_run 50 "$ours" "$d/warm"; callgrind_run 50 "$peer" "$d/warm"
+	callgrind_run 200 "$ours" "$d/ours.200"; callgrind_run 600 "$ours" "$d/ours.600"
+	callgrind_run 200 "$peer" "$d/peer.200"; callgrind_run 600 "$peer" "$d/peer.600"
+	out=$(python3 - "$name" "$d" <<'PY'
+import re, subprocess, sys
+name, d = sys.argv[1], sys.argv[2]
+def costs_of(f, inclusive):
+    out = subprocess.run(['callgrind_annotate', '--inclusive=' + inclusive, '--threshold=100', f],
+                         capture_output=True, text=True).stdout
+    costs = {}
+    for line in out.splitlines():
+        m = re.match(r'\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$', line)
+        if m and '=>' not in line:
+            fn = re.sub(r' \[.*', '', m.group(2))
+            costs[fn] = costs.get(fn, 0) + int(m.group(1).replace(',', ''))
+    return costs
+def per_tx(side, inclusive):
+    a, b = costs_of(f'{d}/{side}.200', inclusive), costs_of(f'{d}/{side}.600', inclusive)
+    return {k: (b.get(k, 0) - a.get(k, 0)) / 400 for k in set(a) | set(b)}
+o, p = per_tx('ours', 'yes'), per_tx('peer', 'yes')
+print(f"{name}\t{o['PROGRAM TOTALS']:.0f} Ir\t{p['PROGRAM TOTALS']:.0f} Ir\t{p['PROGRAM TOTALS'] / o['PROGRAM TOTALS']:.2f}")
+# Where the difference is: self cost per transaction of named functions (Debian's postgres keeps only exported names).
+o, p = per_tx('ours', 'no'), per_tx('peer', 'no')
+named = [k for k in set(o) | set(p) if ':' in k and not k.startswith('???:0x') and "'" not in k]
+for k in sorted(named, key=lambda k: -abs(o.get(k, 0) - p.get(k, 0)))[:12]:
+    print(f"#   {o.get(k, 0) - p.get(k, 0):+9.0f} Ir/tx self  {k[:100]}")
+PY
+)
+	echo "$out"
+	head -n 1 <<< "$out" >> "$RESULTS"
+	rm -rf "$d"
+}

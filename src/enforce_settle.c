@@ -395,11 +395,21 @@ cache_usage_columns(Relation rel)
 	usage_relid = RelationGetRelid(rel);
 }
 
+/* Column attnum (1-based) of a deformed row. */
+static inline Datum
+column(const Datum *values, const bool *nulls, int attnum, bool *isnull)
+{
+	*isnull = nulls[attnum - 1];
+	return values[attnum - 1];
+}
+
 /* Queue the delta of one usage row, with sign +1 (new row) or -1 (old row of an update), and those of its scopes. */
 static void
 queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	bool		isnull;
 	EnfKey		key;
 	int64		cost;
@@ -409,12 +419,14 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	TimestampTz started_at;
 	AosUsageDelta usage;
 
+	/* One pass over the row: reading columns one by one walks it from the start for each. */
+	heap_deform_tuple(tuple, desc, values, nulls);
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
-	key.tenant = *DatumGetUUIDP(heap_getattr(tuple, usage_att_tenant, desc, &isnull));
-	key.integration = *DatumGetUUIDP(heap_getattr(tuple, usage_att_integration, desc, &isnull));
-	started_at = DatumGetTimestampTz(heap_getattr(tuple, usage_att_started_at, desc, &isnull));
-	cost = DatumGetInt64(heap_getattr(tuple, usage_att_cost, desc, &isnull));
+	key.tenant = *DatumGetUUIDP(column(values, nulls, usage_att_tenant, &isnull));
+	key.integration = *DatumGetUUIDP(column(values, nulls, usage_att_integration, &isnull));
+	started_at = DatumGetTimestampTz(column(values, nulls, usage_att_started_at, &isnull));
+	cost = DatumGetInt64(column(values, nulls, usage_att_cost, &isnull));
 	if (isnull)
 		cost = 0;
 	for (int b = 0; b < AOS_BUCKET_COUNT; b++)
@@ -423,7 +435,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 
 		if (!aos_cus_bucket_in_total(b))
 			continue;
-		t = DatumGetInt64(heap_getattr(tuple, usage_att_tokens[b], desc, &isnull));
+		t = DatumGetInt64(column(values, nulls, usage_att_tokens[b], &isnull));
 		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
@@ -431,17 +443,17 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 	{
 		/* Made now, as settlement at commit may not raise. */
 		enf_reservation_key(&rk, &key.tenant,
-							TextDatumGetCString(heap_getattr(tuple, usage_att_call_id, desc, &isnull)));
+							TextDatumGetCString(column(values, nulls, usage_att_call_id, &isnull)));
 		settles = reservation_exists(&rk);
 	}
 	/* Provider, model and the input/output buckets feed the usage counters per model. */
-	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_provider, desc, &isnull)),
+	text_to_cstring_buffer(DatumGetTextPP(column(values, nulls, usage_att_provider, &isnull)),
 						   usage.provider, sizeof(usage.provider));
-	text_to_cstring_buffer(DatumGetTextPP(heap_getattr(tuple, usage_att_model, desc, &isnull)),
+	text_to_cstring_buffer(DatumGetTextPP(column(values, nulls, usage_att_model, &isnull)),
 						   usage.model, sizeof(usage.model));
 	usage.requests = sign;
-	usage.input_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_INPUT], desc, &isnull));
-	usage.output_tokens = sign * DatumGetInt64(heap_getattr(tuple, usage_att_tokens[AOS_BUCKET_OUTPUT], desc, &isnull));
+	usage.input_tokens = sign * DatumGetInt64(column(values, nulls, usage_att_tokens[AOS_BUCKET_INPUT], &isnull));
+	usage.output_tokens = sign * DatumGetInt64(column(values, nulls, usage_att_tokens[AOS_BUCKET_OUTPUT], &isnull));
 	add_delta(&key, started_at, sign * cost, sign * tokens, settles ? &rk : NULL, &usage);
 
 	/* Every scope instance the row belongs to, cached or not: a rebuild in between must meet this commit. */
@@ -453,7 +465,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 		enf_scope_key(&skey, &key.tenant, "tenant");
 		add_delta(&skey, started_at, sign * cost, sign * tokens, NULL, NULL);
 		/* A 0.1.0 schema (not yet updated) has neither column. */
-		d = usage_att_subject > 0 ? heap_getattr(tuple, usage_att_subject, desc, &isnull) : (Datum) 0;
+		d = usage_att_subject > 0 ? column(values, nulls, usage_att_subject, &isnull) : (Datum) 0;
 		if (usage_att_subject > 0 && !isnull)
 		{
 			char	   *subject = TextDatumGetCString(d);
@@ -463,7 +475,7 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 			enf_scope_key(&skey, &key.tenant, scope);
 			add_delta(&skey, started_at, sign * cost, sign * tokens, NULL, NULL);
 		}
-		d = usage_att_tags > 0 ? heap_getattr(tuple, usage_att_tags, desc, &isnull) : (Datum) 0;
+		d = usage_att_tags > 0 ? column(values, nulls, usage_att_tags, &isnull) : (Datum) 0;
 		if (usage_att_tags > 0 && !isnull)
 		{
 			Jsonb	   *tags = DatumGetJsonbP(d);

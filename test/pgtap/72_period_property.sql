@@ -8,9 +8,10 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 SELECT plan(7);
--- Start at least 90 s before the next quarter hour (a day boundary in some zone): rows are placed around the
--- period bounds of now(), and a bound passing mid-test made the oracle compare different periods (seen in CI at
--- 2028-02-29T23:59:30Z, seed 0.129628).
+-- Start at least 90 s before the next quarter hour (a day boundary in some zone): the oracle takes its bounds at
+-- now() (the statement's transaction start), enforcement at the clock of the call, so a bound passing within a
+-- statement makes them name different periods (reproduced with seed 0.129628 and a fake clock at
+-- 2028-02-29T23:59:58Z: current_usage() named March, the oracle February; an oracle at clock_timestamp() agreed).
 SELECT pg_sleep(extract(epoch FROM q - clock_timestamp()) + 1)
   FROM (SELECT date_trunc('hour', clock_timestamp())
                + (floor(extract(minute FROM clock_timestamp()) / 15) + 1) * interval '15 minutes' AS q) n
