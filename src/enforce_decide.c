@@ -328,8 +328,7 @@ enf_decide(const EnfRequest *req, EnfResult *res)
 				old = NULL;
 		}
 	}
-	for (int i = 0; i < n; i++)
-		enf_lru_touch(entries[i]);
+	enf_lru_touch(entries, n);
 
 	memcpy(order, entries, n * sizeof(EnfEntry *));
 	qsort(order, n, sizeof(EnfEntry *), entry_order);

@@ -64,7 +64,13 @@
  *      shared. Held for a few straight-line instructions, nothing that can
  *      raise an error. lru_mutex never nests with an entry's mutex; the
  *      entry mutexes of one decision are held together, taken in address
- *      order (entry_order), so no two deciders wait in a cycle.
+ *      order (entry_order), so no two deciders wait in a cycle. One
+ *      exception: an entry's limits_version and period bounds (budget,
+ *      token, hour and day start and end) are written only with (2) held
+ *      exclusively (load_entry, enf_create_entry), so a holder of (2) shared
+ *      reads them without the mutex (the staleness test of
+ *      enf_fresh_entries). A decision touches its entries' LRU positions
+ *      under one lru_mutex acquisition (enf_lru_touch).
  *   Decision counters, the limits version and the next expiry are atomics,
  *   read and written without a lock. Before raising an error with (2) or (3)
  *   held, the raiser releases them (enf_capacity_error).
@@ -262,16 +268,21 @@ typedef struct EnfReservation
 	dlist_node	node;			/* in EnfShared->expiry */
 } EnfReservation;
 
+/*
+ * Every check() reads the first group and writes the others: each written
+ * group starts a cache line of its own, so one backend's writes do not
+ * invalidate the line the others read (false sharing).
+ */
 typedef struct EnfShared
 {
 	LWLock	   *lock;
 	LWLock	   *res_lock;
-	slock_t		lru_mutex;
-	EnfLru		lru;			/* every entry (lru_node) */
-	dlist_head	expiry;			/* every reservation, soonest expiry first (res_lock) */
-	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
 	pg_atomic_uint64 limits_version;
-	pg_atomic_uint64 evictions;
+	slock_t		lru_mutex pg_attribute_aligned(PG_CACHE_LINE_SIZE);
+	EnfLru		lru;			/* every entry (lru_node) */
+	dlist_head	expiry pg_attribute_aligned(PG_CACHE_LINE_SIZE);	/* every reservation, soonest expiry first (res_lock) */
+	pg_atomic_uint64 next_expiry;	/* expires_at of expiry's head, PG_INT64_MAX when empty */
+	pg_atomic_uint64 evictions pg_attribute_aligned(PG_CACHE_LINE_SIZE);
 	/* Per scope kind (integration, tenant, subject, tag): entries cached, evicted, (re)built. */
 	pg_atomic_uint64 kind_entries[ENF_KINDS];
 	pg_atomic_uint64 kind_evictions[ENF_KINDS];
@@ -433,7 +444,7 @@ extern void enf_reservation_key(EnfResKey *rk, const pg_uuid_t *tenant, const ch
 extern int	enf_key_kind(const EnfKey *key);
 extern void enf_lru_link(EnfEntry *e);
 extern void enf_lru_unlink(EnfEntry *e);
-extern void enf_lru_touch(EnfEntry *e);
+extern void enf_lru_touch(EnfEntry *const *entries, int n);
 extern void enf_publish_next_expiry(void);
 extern void enf_release_reservation(EnfReservation *r);
 extern void enf_expire_reservations(TimestampTz now);

@@ -598,7 +598,21 @@ load_entry(const EnfKey *key, TimestampTz now, bool cached)
 	return ENF_LOAD_STORED;
 }
 
-/* Backend-local: which scopes of recently used tenants have limits, for one limits version; scope "" marks a tenant loaded. */
+/*
+ * Backend-local: which scopes of recently used tenants have limits, for one
+ * limits version. Per tenant, flags for the scopes every call may touch
+ * (tenant, subject:*) and whether it has any other subject or tag row; those
+ * other rows are in scope_cfg, looked up only when the tenant has some.
+ */
+typedef struct ScopeCfgTenant
+{
+	pg_uuid_t	tenant;			/* hash key: must be first */
+	bool		tenant_scope;	/* a "tenant" row */
+	bool		any_subject;	/* a "subject:*" row */
+	bool		subject_rows;	/* a "subject:<value>" row */
+	bool		tag_rows;		/* a "tag:..." row (a value or a wildcard) */
+} ScopeCfgTenant;
+
 typedef struct ScopeCfgKey
 {
 	pg_uuid_t	tenant;
@@ -606,23 +620,63 @@ typedef struct ScopeCfgKey
 } ScopeCfgKey;
 
 #define SCOPE_CFG_MAX 65536
+static HTAB *scope_cfg_tenants = NULL;
 static HTAB *scope_cfg = NULL;
 static uint64 scope_cfg_version = 0;
 
-/* Find or add (tenant, scope) in scope_cfg. */
+/* Hash of a ScopeCfgKey: the tenant and the scope's text up to its NUL, not the whole padded array. */
+static uint32
+scope_cfg_hash(const void *key, Size keysize)
+{
+	const ScopeCfgKey *k = (const ScopeCfgKey *) key;
+
+	return hash_combine(hash_bytes(k->tenant.data, sizeof(k->tenant.data)),
+						hash_bytes((const unsigned char *) k->scope, strlen(k->scope)));
+}
+
+/* 0 when two ScopeCfgKeys are equal (dynahash's match convention). */
+static int
+scope_cfg_match(const void *a, const void *b, Size keysize)
+{
+	const ScopeCfgKey *x = (const ScopeCfgKey *) a;
+	const ScopeCfgKey *y = (const ScopeCfgKey *) b;
+
+	return memcmp(&x->tenant, &y->tenant, sizeof(x->tenant)) != 0 || strcmp(x->scope, y->scope) != 0;
+}
+
+/* Find or add (tenant, scope) in scope_cfg; a lookup reads the key only up to the scope's NUL. */
 static bool
 scope_cfg_lookup(const pg_uuid_t *tenant, const char *scope, HASHACTION action)
 {
 	ScopeCfgKey k;
 
-	memset(&k, 0, sizeof(k));
+	if (action == HASH_ENTER)
+		memset(&k, 0, sizeof(k));
 	k.tenant = *tenant;
 	strlcpy(k.scope, scope, sizeof(k.scope));
 	return hash_search(scope_cfg, &k, action, NULL) != NULL;
 }
 
-/* Make scope_cfg hold tenant's scopes with limits as of the current limits version (every call on a standby). */
+/* Note one cus_scope_limits row of t: a flag for tenant and subject:*, and the others in scope_cfg. */
 static void
+scope_cfg_add(ScopeCfgTenant *t, const char *scope)
+{
+	if (strcmp(scope, "tenant") == 0)
+		t->tenant_scope = true;
+	else if (strcmp(scope, "subject:*") == 0)
+		t->any_subject = true;
+	else
+	{
+		if (strncmp(scope, "subject:", 8) == 0)
+			t->subject_rows = true;
+		else if (strncmp(scope, "tag:", 4) == 0)
+			t->tag_rows = true;
+		scope_cfg_lookup(&t->tenant, scope, HASH_ENTER);
+	}
+}
+
+/* tenant's scopes with limits as of the current limits version (read again on every call on a standby). */
+static const ScopeCfgTenant *
 load_scope_cfg(const pg_uuid_t *tenant)
 {
 	static const char *sql =
@@ -632,26 +686,38 @@ load_scope_cfg(const pg_uuid_t *tenant)
 	Datum		values[1];
 	AosElevation elevation;
 	Snapshot	snapshot;
+	ScopeCfgTenant *t;
+	bool		found;
 
 	if (scope_cfg == NULL || version != scope_cfg_version || RecoveryInProgress() ||
-		hash_get_num_entries(scope_cfg) >= SCOPE_CFG_MAX)
+		hash_get_num_entries(scope_cfg) + hash_get_num_entries(scope_cfg_tenants) >= SCOPE_CFG_MAX)
 	{
 		HASHCTL		ctl;
 
 		if (scope_cfg != NULL)
+		{
 			hash_destroy(scope_cfg);
+			hash_destroy(scope_cfg_tenants);
+		}
 		ctl.keysize = sizeof(ScopeCfgKey);
 		ctl.entrysize = sizeof(ScopeCfgKey);
-		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		ctl.hash = scope_cfg_hash;
+		ctl.match = scope_cfg_match;
+		scope_cfg = hash_create("aos_cus scopes with limits", 64, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE);
+		ctl.keysize = sizeof(pg_uuid_t);
+		ctl.entrysize = sizeof(ScopeCfgTenant);
+		scope_cfg_tenants = hash_create("aos_cus tenants' scopes with limits", 64, &ctl, HASH_ELEM | HASH_BLOBS);
 		scope_cfg_version = version;
 	}
-	if (scope_cfg_lookup(tenant, "", HASH_FIND))
-		return;
+	t = hash_search(scope_cfg_tenants, tenant, HASH_FIND, NULL);
+	if (t != NULL)
+		return t;
 	/* A 0.1.0 schema (not yet updated) has no scopes. */
 	if (!OidIsValid(get_relname_relid("cus_scope_limits", get_namespace_oid("aos_cus", false))))
 	{
-		scope_cfg_lookup(tenant, "", HASH_ENTER);
-		return;
+		t = hash_search(scope_cfg_tenants, tenant, HASH_ENTER, &found);
+		t->tenant_scope = t->any_subject = t->subject_rows = t->tag_rows = false;
+		return t;
 	}
 	aos_cus_elevate(&elevation);
 	SPI_connect();
@@ -660,39 +726,42 @@ load_scope_cfg(const pg_uuid_t *tenant)
 	if (SPI_execute_snapshot(aos_cus_keep_plan(&scope_cfg_plan, sql, 1, types), values, NULL,
 							 snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "aos_cus: scope limits query failed");
+	/* Entered only after the query: an error above leaves no half-loaded tenant. */
+	t = hash_search(scope_cfg_tenants, tenant, HASH_ENTER, &found);
+	t->tenant_scope = t->any_subject = t->subject_rows = t->tag_rows = false;
 	for (uint64 i = 0; i < SPI_processed; i++)
-		scope_cfg_lookup(tenant, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1), HASH_ENTER);
+		scope_cfg_add(t, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 	UnregisterSnapshot(snapshot);
 	SPI_finish();
 	aos_cus_unelevate(&elevation);
-	scope_cfg_lookup(tenant, "", HASH_ENTER);
+	return t;
 }
 
 /* The keys of the scope instances req touches that have limits: its integration, then tenant, subject, tags. */
 int
 enf_request_scopes(const EnfRequest *req, EnfKey *keys)
 {
-	const pg_uuid_t *t = &req->key.tenant;
+	const pg_uuid_t *tenant = &req->key.tenant;
+	const ScopeCfgTenant *t = load_scope_cfg(tenant);
 	char		scope[AOS_SCOPE_TEXT_MAX + 1];
 	char		pattern[AOS_SCOPE_TEXT_MAX + 1];
 	int			n = 1;
 
 	keys[0] = req->key;
-	load_scope_cfg(t);
-	if (scope_cfg_lookup(t, "tenant", HASH_FIND))
-		enf_scope_key(&keys[n++], t, "tenant");
-	if (req->subject != NULL)
+	if (t->tenant_scope)
+		enf_scope_key(&keys[n++], tenant, "tenant");
+	if (req->subject != NULL && (t->any_subject || t->subject_rows))
 	{
 		enf_subject_scope(scope, req->subject);
-		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, "subject:*", HASH_FIND))
-			enf_scope_key(&keys[n++], t, scope);
+		if (t->any_subject || scope_cfg_lookup(tenant, scope, HASH_FIND))
+			enf_scope_key(&keys[n++], tenant, scope);
 	}
-	for (int i = 0; i < req->ntags; i++)
+	for (int i = 0; i < req->ntags && t->tag_rows; i++)
 	{
 		enf_tag_scope(scope, &req->tags[i]);
 		scope_pattern(scope, pattern);
-		if (scope_cfg_lookup(t, scope, HASH_FIND) || scope_cfg_lookup(t, pattern, HASH_FIND))
-			enf_scope_key(&keys[n++], t, scope);
+		if (scope_cfg_lookup(tenant, scope, HASH_FIND) || scope_cfg_lookup(tenant, pattern, HASH_FIND))
+			enf_scope_key(&keys[n++], tenant, scope);
 	}
 	return n;
 }
@@ -765,14 +834,10 @@ enf_fresh_entries(EnfKey *keys, int n, TimestampTz now, EnfEntry **entries)
 			EnfEntry   *e = hash_search(enf_hash, &keys[i], HASH_FIND, NULL);
 			bool		stale = true;
 
+			/* Lock rule 4's exception (enforce_internal.h): the version and period ends, read with (2) held shared. */
 			if (e != NULL)
-			{
-				/* Lock rule 4 (enforce_internal.h). */
-				SpinLockAcquire(&e->mutex);
 				stale = e->limits_version != version || now >= e->budget_end || now >= e->token_end ||
 					now >= e->hour_end || now >= e->day_end;
-				SpinLockRelease(&e->mutex);
-			}
 			if (e != NULL && (!stale || loaded[i]))
 				entries[i] = e;
 			else

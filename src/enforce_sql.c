@@ -46,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(aos_cus_check);
@@ -246,22 +247,18 @@ static Datum
 decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 {
 	const EnfScopeResult *d = &res->scopes[res->decider];
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	/* The result type from the call's expression, its descriptor from the type cache (kept current there). */
+	Oid			type = get_fn_expr_rettype(fcinfo->flinfo);
+	TupleDesc	desc;
 	Datum		values[10];
 	bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
 	TimestampTz resets;
+	Datum		result;
 
-	if (desc == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "aos_cus: check functions must return aos_cus.decision");
-		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
-		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = desc;
-		init_name_datums();
-	}
+	if (!OidIsValid(type) && get_call_result_type(fcinfo, &type, NULL) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "aos_cus: check functions must return aos_cus.decision");
+	desc = lookup_rowtype_tupdesc(type, -1);
+	init_name_datums();
 	values[0] = decision_text[res->decision];
 	values[1] = reason_text[res->reason];
 	values[2] = Int64GetDatum(res->retry_ms);
@@ -290,7 +287,9 @@ decision_datum(FunctionCallInfo fcinfo, const EnfResult *res)
 		values[9] = CStringGetTextDatum(d->dimension);
 	}
 	Assert(desc->natts == 8 || desc->natts == 10);
-	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+	result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+	ReleaseTupleDesc(desc);
+	return result;
 }
 
 /*

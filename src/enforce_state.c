@@ -182,16 +182,21 @@ enf_lru_unlink(EnfEntry *e)
 	e->lru_linked = false;
 }
 
-/* e was used: move it to the tails of its lists (lock held shared). */
+/* The n entries of one decision were used, in this order: move each to the tails of its lists (lock held shared). */
 void
-enf_lru_touch(EnfEntry *e)
+enf_lru_touch(EnfEntry *const *entries, int n)
 {
 	/* Lock rule 4 (enforce_internal.h). */
 	SpinLockAcquire(&enf->lru_mutex);
-	if (e->lru_linked)
+	for (int i = 0; i < n; i++)
 	{
-		dlist_move_tail(lru_list(&enf->lru, e), &e->lru_node);
-		dlist_move_tail(lru_list(&e->tenant->lru, e), &e->lru_node_tenant);
+		EnfEntry   *e = entries[i];
+
+		if (e->lru_linked)
+		{
+			dlist_move_tail(lru_list(&enf->lru, e), &e->lru_node);
+			dlist_move_tail(lru_list(&e->tenant->lru, e), &e->lru_node_tenant);
+		}
 	}
 	SpinLockRelease(&enf->lru_mutex);
 }
