@@ -42,7 +42,7 @@ SKIP:
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition d WHERE colocationid =
     (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'aos_cus.cus_integrations'::regclass)
     AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = d.logicalrelid)}),
-	'10', 'every tenant table colocated with cus_integrations (time partitions follow their table)');
+	'12', 'every tenant table colocated with cus_integrations (time partitions follow their table)');
 
 # Tenants on both workers.
 my ($T1, $T2, $worker_of) = tenants_on_workers($coord, $w1, $w2, 'a0000000');
