@@ -1,7 +1,7 @@
 -- Webhooks (issue 15): endpoints and their bad input, the outbox written in the transaction of its cause (check(),
 -- record_health(), the projection), once per period and limit, rolled back with it, per-tenant row-level security.
 BEGIN;
-SELECT plan(54);
+SELECT plan(59);
 
 CREATE ROLE tap_hook_admin IN ROLE aos_cus_admin;
 INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, warn_at_pct)
@@ -132,21 +132,34 @@ SELECT is(aos_cus_internal.emit_projected_overruns(), 0, 'a second run in the sa
 UPDATE aos_cus.cus_webhook_deliveries SET status = 'dead', attempts = 10 WHERE tenant_id::text LIKE 'f1500000-%';
 SELECT is(aos_cus.redeliver((SELECT event_id FROM ev WHERE type = 'integration.health_changed')), 2,
           'redeliver() queues the event again to both endpoints');
+SELECT throws_ok($$SELECT aos_cus.redeliver(NULL::uuid, (SELECT event_id FROM ev LIMIT 1))$$, '22004',
+    'tenant_id and event_id must not be null', 'redeliver(tenant_id, event_id) refuses a null tenant_id');
+SELECT throws_ok($$SELECT aos_cus.redeliver('f1500000-0000-4000-8000-000000000001'::uuid, NULL::uuid)$$, '22004',
+    'tenant_id and event_id must not be null', 'redeliver(tenant_id, event_id) refuses a null event_id');
 SELECT is((SELECT array_agg(DISTINCT status || ':' || attempts) FROM dl d JOIN ev e ON e.id = d.event_seq
             WHERE e.type = 'integration.health_changed'), ARRAY['pending:0'], 'as pending with no attempts');
 
 -- Row-level security: a tenant's admin sees and changes only its own endpoints, events and deliveries.
 GRANT SELECT ON hooks TO tap_hook_admin;
+CREATE TEMP TABLE a_event AS SELECT event_id FROM ev WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001' LIMIT 1;
+GRANT SELECT ON a_event TO tap_hook_admin;
+UPDATE aos_cus.cus_webhook_deliveries SET status = 'dead' WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001';
 SET aos_cus.tenant_id = 'f1500000-0000-4000-8000-000000000002';
 SET ROLE tap_hook_admin;
 SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhooks), 2, 'tenant B sees only its endpoints');
 SELECT is((SELECT count(*)::int FROM aos_cus.cus_webhook_events), 0, 'and none of tenant A''s events');
 SELECT throws_ok($$SELECT aos_cus.redeliver((SELECT event_id FROM aos_cus.cus_webhook_events LIMIT 1))$$, '22004',
     'event_id must not be null', 'tenant B cannot even name tenant A''s events');
+SELECT throws_ok($$SELECT aos_cus.redeliver('f1500000-0000-4000-8000-000000000002', (SELECT event_id FROM a_event))$$, '42704',
+    NULL, 'redeliver(tenant_id, event_id): tenant A''s event does not exist for tenant B');
+SELECT throws_ok($$SELECT aos_cus.redeliver('f1500000-0000-4000-8000-000000000001', (SELECT event_id FROM a_event))$$, '42501',
+    'tenant_id does not match the session''s tenant', 'redeliver(tenant_id, event_id): tenant B cannot name tenant A as tenant_id');
 SELECT is(aos_cus.delete_webhook('f1500000-0000-4000-8000-000000000002', (SELECT webhook_id FROM hooks WHERE name = 'all')), false,
           'tenant B cannot delete tenant A''s endpoint');
 RESET ROLE;
 RESET aos_cus.tenant_id;
+SELECT is((SELECT array_agg(DISTINCT status) FROM dl WHERE tenant_id = 'f1500000-0000-4000-8000-000000000001'), ARRAY['dead'],
+          'tenant A''s dead deliveries were not queued again by tenant B');
 
 SELECT ok(aos_cus.disable_webhook('f1500000-0000-4000-8000-000000000001', (SELECT webhook_id FROM hooks WHERE name = 'all')), 'disable_webhook');
 SELECT is(aos_cus.delete_webhook('f1500000-0000-4000-8000-000000000001', (SELECT webhook_id FROM hooks WHERE name = 'all')), true,
