@@ -10,6 +10,7 @@
 # The load is a bulk load (as COPY would be): one INSERT ... SELECT per million rows with the triggers off
 # (session_replication_role = replica), then the idempotency keys of the rows inside the window in one INSERT
 # (what the key trigger plus maintain_partitions() leave); the measured ingest goes through every trigger.
+# Ingest at full size is also counted in instructions (callgrind) and in shared buffers per call, against empty.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROWS=${BENCH_SCALE_ROWS:-20000000}
@@ -76,6 +77,20 @@ done
 full_tps=$(median "${full[@]}"); empty_tps=$(median "${empty[@]}")
 printf '%s\t%.0f\t%.0f\t%.2f\n' "ingest_usage tps at $ROWS rows vs empty (1 client, sync off)" "$full_tps" "$empty_tps" \
 	"$(echo "$full_tps / $empty_tps" | bc -l)" | tee -a "$RESULTS"
+# The same ingest counted instead of timed (callgrind, see lib.sh), which a busy machine cannot skew, and the
+# shared buffers each ingest touches (pg_stat_database's counters around 2,000 calls; its backend flushes them at exit).
+callgrind_start
+PGOPTIONS='-c synchronous_commit=off' OURS_DB=$BENCH_DB PEER_DB=$EMPTY_DB \
+	compare_instructions "ingest_usage at $ROWS rows vs empty (instructions/tx, sync off)" "$dir/ingest.sql" "$dir/ingest.sql"
+callgrind_stop
+for db in "$BENCH_DB" "$EMPTY_DB"; do
+	pg_sql -d "$db" -Atq -c "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()" > "$dir/b0"
+	PGOPTIONS='-c synchronous_commit=off' "$BINDIR/pgbench" -n -M prepared -t 2000 -f "$dir/ingest.sql" "$db" > /dev/null
+	sleep 1
+	pg_sql -d "$db" -Atq -c "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()" > "$dir/b1"
+	paste -d'|' "$dir/b0" "$dir/b1" | awk -F'|' -v n="shared buffers per ingest at $db" \
+		'{printf "%s\thit %.1f\tread %.2f\n", n, ($3 - $1) / 2000, ($4 - $2) / 2000}' | tee -a "$RESULTS"
+done
 
 # The reads below run as after the pg_cron job's next rollup_usage(): the rows the ingest runs added are folded.
 printf '%s\t%s rows\n' "rollup_usage() before the reads" "$(pg_sql -d "$BENCH_DB" -Atc 'SELECT aos_cus.rollup_usage()')" | tee -a "$RESULTS"

@@ -60,7 +60,8 @@ compare_sql() {
 # NAME OURS.sql PEER.sql runs each script once to warm shared state, then for 200 and for 600 transactions on one
 # connection each and takes (Ir(600) - Ir(200)) / 400 of that backend, so connection start and first-use caches
 # cancel out; it prints both and peer/ours (> 1 means ours runs fewer instructions), then the named functions whose
-# own cost per transaction differs most. callgrind_stop restarts the cluster normally.
+# own cost per transaction differs most. OURS_DB / PEER_DB pick each side's database (default: BENCH_DB).
+# callgrind_stop restarts the cluster normally.
 CALLGRIND_DIR=$STATE/callgrind
 callgrind_start() {
 	command -v valgrind >/dev/null || { [ "$(id -u)" -ne 0 ] || apt-get install -y -qq valgrind >/dev/null; }
@@ -95,9 +96,10 @@ compare_instructions() {
 	local name=$1 ours=$2 peer=$3 d out
 	d=$(mktemp -d)
 	# A first run loads what every later backend shares (enforcement entries, caches), so it is not counted.
-	callgrind_run 50 "$ours" "$d/warm"; callgrind_run 50 "$peer" "$d/warm"
-	callgrind_run 200 "$ours" "$d/ours.200"; callgrind_run 600 "$ours" "$d/ours.600"
-	callgrind_run 200 "$peer" "$d/peer.200"; callgrind_run 600 "$peer" "$d/peer.600"
+	local od=${OURS_DB:-$BENCH_DB} pd=${PEER_DB:-$BENCH_DB}
+	BENCH_DB=$od callgrind_run 50 "$ours" "$d/warm"; BENCH_DB=$pd callgrind_run 50 "$peer" "$d/warm"
+	BENCH_DB=$od callgrind_run 200 "$ours" "$d/ours.200"; BENCH_DB=$od callgrind_run 600 "$ours" "$d/ours.600"
+	BENCH_DB=$pd callgrind_run 200 "$peer" "$d/peer.200"; BENCH_DB=$pd callgrind_run 600 "$peer" "$d/peer.600"
 	out=$(python3 - "$name" "$d" <<'PY'
 import re, subprocess, sys
 name, d = sys.argv[1], sys.argv[2]
