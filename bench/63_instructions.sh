@@ -5,6 +5,8 @@
 #     cus_llm_usage (as 60_ingest.sh), synchronous_commit = off;
 #  2. check() on one integration with a budget vs SELECT 1 (the round-trip floor);
 #  3. check() with three scopes (integration, tenant, subject:*) and a policy vs SELECT 1 (as 71_scopes.sh).
+#  4. the floor of that call: decision_floor() (lib.sh), check()'s shape returning a constant row, vs SELECT 1;
+#     then check() against it (what deciding adds), and check() with only two of its ten columns fetched.
 # Each line: ours, peer, peer/ours; then the named functions whose cost per transaction differs most.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +35,14 @@ SQL
 cat > "$dir/check3.sql" <<SQL
 SELECT * FROM aos_cus.check('$T', '$I', 100, 10, NULL, 'user-1', NULL, 'gpt-4o-mini');
 SQL
+cat > "$dir/floor3.sql" <<SQL
+SELECT * FROM decision_floor('$T', '$I', 100, 10, NULL, 'user-1', NULL, 'gpt-4o-mini');
+SQL
+cat > "$dir/check3_two.sql" <<SQL
+SELECT decision, reason FROM aos_cus.check('$T', '$I', 100, 10, NULL, 'user-1', NULL, 'gpt-4o-mini');
+SQL
 echo 'SELECT 1;' > "$dir/select1.sql"
+install_decision_floor
 
 callgrind_start
 PGOPTIONS='-c synchronous_commit=off' \
@@ -45,4 +54,7 @@ SELECT aos_cus.set_scope_limits('$T', 'subject:*', '{"budget_microcents": 900000
 SELECT aos_cus.set_policy('$T', '$I', '{"models_allow": ["gpt-4o*"], "max_cost_microcents_per_request": 1000000}');
 SQL
 compare_instructions "check() 3 scopes + policy vs SELECT 1 (instructions/tx)" "$dir/check3.sql" "$dir/select1.sql"
+compare_instructions "decision_floor() (check()'s shape, no decision) vs SELECT 1 (instructions/tx)" "$dir/floor3.sql" "$dir/select1.sql"
+compare_instructions "check() 3 scopes + policy vs decision_floor() (instructions/tx)" "$dir/check3.sql" "$dir/floor3.sql"
+compare_instructions "check() 3 scopes + policy, decision and reason only, vs SELECT 1 (instructions/tx)" "$dir/check3_two.sql" "$dir/select1.sql"
 callgrind_stop

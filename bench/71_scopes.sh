@@ -3,6 +3,8 @@
 # against the round-trip floor (SELECT 1) at 1 and 4 clients on one integration; a reserving check()
 # across the three scopes against a PL/pgSQL peer that locks the three spend rows FOR UPDATE (in one
 # order) and adds the estimate to each, 4 clients, durable and with synchronous_commit = off.
+# The floor of the first two: decision_floor() (lib.sh), a C function of check()'s shape that decides nothing,
+# against SELECT 1, and check() against that floor.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 pg_sql -d "$BENCH_DB" <<'SQL'
@@ -38,6 +40,10 @@ dir=$(mktemp -d)
 cat > "$dir/check.sql" <<'SQL'
 SELECT * FROM aos_cus.check('b7100000-0000-4000-8000-000000000001', 'b7100000-0000-4000-8000-0000000000a1', 100, 10, NULL, 'user-1', NULL, 'gpt-4o-mini');
 SQL
+cat > "$dir/floor.sql" <<'SQL'
+SELECT * FROM decision_floor('b7100000-0000-4000-8000-000000000001', 'b7100000-0000-4000-8000-0000000000a1', 100, 10, NULL, 'user-1', NULL, 'gpt-4o-mini');
+SQL
+install_decision_floor
 cat > "$dir/select1.sql" <<'SQL'
 SELECT 1;
 SQL
@@ -51,6 +57,9 @@ SELECT peer_scope_check('b7100000-0000-4000-8000-000000000001', 'user-1', 100, '
 SQL
 compare "check() 3 scopes + policy vs SELECT 1 (1 client)" "$dir/check.sql" "$dir/select1.sql" -c 1 -j 1
 compare "check() 3 scopes + policy vs SELECT 1 (4 clients)" "$dir/check.sql" "$dir/select1.sql" -c 4 -j 2
+compare "decision_floor() vs SELECT 1 (1 client)" "$dir/floor.sql" "$dir/select1.sql" -c 1 -j 1
+compare "decision_floor() vs SELECT 1 (4 clients)" "$dir/floor.sql" "$dir/select1.sql" -c 4 -j 2
+compare "check() 3 scopes + policy vs decision_floor() (4 clients)" "$dir/check.sql" "$dir/floor.sql" -c 4 -j 2
 PGOPTIONS='-c synchronous_commit=off -c aos_cus.reservation_ttl=50ms' \
 	compare "reserving check() 3 scopes vs PL/pgSQL 3 rows FOR UPDATE (4 clients, sync_commit off)" "$dir/reserve.sql" "$dir/peer.sql" -c 4 -j 2
 PGOPTIONS='-c aos_cus.reservation_ttl=50ms' \

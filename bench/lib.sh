@@ -55,6 +55,14 @@ compare_sql() {
 	printf '%s\t%.1f ms\t%.1f ms\t%.2f\n' "$name" "$ma" "$mb" "$(echo "$mb / $ma" | bc -l)" | tee -a "$RESULTS"
 }
 
+# decision_floor(): check()'s arguments and result type, returning a constant row without deciding anything
+# (bench/floor/, built and installed here only): what any C function of check()'s shape costs to call.
+install_decision_floor() {
+	make -s -C "$REPO/bench/floor" PG_CONFIG="$PG_CONFIG" install >/dev/null
+	pg_sql -d "$BENCH_DB" -q -c "CREATE OR REPLACE FUNCTION public.decision_floor(uuid, uuid, bigint, bigint, text, text, jsonb, text)
+		RETURNS aos_cus.decision AS 'decision_floor' LANGUAGE C VOLATILE"
+}
+
 # Instructions per transaction: load-independent, so a busy machine cannot skew them. callgrind_start restarts
 # the bench cluster with its postmaster (and so every backend) under valgrind's callgrind; compare_instructions
 # NAME OURS.sql PEER.sql runs each script once to warm shared state, then for 200 and for 600 transactions on one
