@@ -16,48 +16,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 T=00000000-0000-4000-8000-0000000b0001
 I=00000000-0000-4000-8000-0000000b00a1
-pg_sql -d "$BENCH_DB" <<SQL
-INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider) VALUES ('$T', '$I', 'bench', 'openai');
-SELECT count(*) FROM aos_cus.maintain_partitions();
-CREATE TABLE bench_peer_usage (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL, UNIQUE (tenant_id, call_id));
-ALTER TABLE bench_peer_usage ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
-CREATE TABLE bench_peer_daily (LIKE aos_cus.cus_usage_daily INCLUDING ALL);
-CREATE TABLE bench_peer_keys (LIKE aos_cus.cus_usage_keys INCLUDING ALL);
-CREATE TABLE bench_peer_parted (LIKE aos_cus.cus_llm_usage INCLUDING ALL) PARTITION BY RANGE (started_at);
-CREATE TABLE bench_peer_parted_m (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL);
-DO \$\$ BEGIN
-    EXECUTE format('ALTER TABLE bench_peer_parted ATTACH PARTITION bench_peer_parted_m FOR VALUES FROM (%L) TO (%L)',
-                   date_trunc('month', now(), 'UTC'), date_trunc('month', now(), 'UTC') + interval '1 month');
-END \$\$;
-CREATE TABLE bench_peer_parted_default PARTITION OF bench_peer_parted DEFAULT;
-ALTER TABLE bench_peer_parted ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
-SQL
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-
-# Same call, two ways. Random call_ids: every transaction inserts a new row on both sides.
-cat > "$dir/ours1.sql" <<SQL
-\set r random(1, 1000000000000)
-SELECT aos_cus.ingest_usage('$T', ('{"integration_id": "$I", "call_id": "s' || :r || '", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300, "latency_ms": 850, "started_at": "' || now()::text || '"}')::jsonb);
-SQL
-cat > "$dir/peer1.sql" <<SQL
-\set r random(1, 1000000000000)
-INSERT INTO bench_peer_usage (tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id)
-VALUES ('$T', '$I', 's' || :r, 'openai', 'gpt-4o', 'standard', 1200, 300, 850, 'success', now(), 600000, 1) ON CONFLICT (tenant_id, call_id) DO NOTHING;
-SQL
-cat > "$dir/peer1_design.sql" <<SQL
-\set r random(1, 1000000000000)
-WITH k AS (INSERT INTO bench_peer_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
-           VALUES ('$T', 's' || :r, nextval('aos_cus.cus_llm_usage_id_seq'), now(), now())
-           ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING usage_id)
-INSERT INTO bench_peer_parted (id, tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id)
-SELECT k.usage_id, '$T', '$I', 's' || :r, 'openai', 'gpt-4o', 'standard', 1200, 300, 850, 'success', now(), 600000, 1 FROM k;
-SQL
-PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 1 client, sync off" "$dir/ours1.sql" "$dir/peer1.sql"
-PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 4 clients, sync off" "$dir/ours1.sql" "$dir/peer1.sql" -c 4 -j 2
+# Same call, three ways (lib.sh). Random call_ids: every transaction inserts a new row on every side.
+ingest_peers bench_peer "$T" "$I" "$dir"
+pg_sql -d "$BENCH_DB" -q -c "CREATE TABLE bench_peer_daily (LIKE aos_cus.cus_usage_daily INCLUDING ALL)"
+PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 1 client, sync off" "$dir/ours.sql" "$dir/insert.sql"
+PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 4 clients, sync off" "$dir/ours.sql" "$dir/insert.sql" -c 4 -j 2
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs the same design in plain SQL (partitions + key table), 4 clients, sync off" \
-	"$dir/ours1.sql" "$dir/peer1_design.sql" -c 4 -j 2
-compare "ingest_usage vs INSERT ON CONFLICT, 1 client, durable" "$dir/ours1.sql" "$dir/peer1.sql"
+	"$dir/ours.sql" "$dir/design.sql" -c 4 -j 2
+compare "ingest_usage vs INSERT ON CONFLICT, 1 client, durable" "$dir/ours.sql" "$dir/insert.sql"
 
 # Batches of 1,000: one JSON array vs one multi-row VALUES list.
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -63,6 +63,49 @@ install_decision_floor() {
 		RETURNS aos_cus.decision AS 'decision_floor' LANGUAGE C VOLATILE"
 }
 
+# The single-record ingest and its plain-SQL peers (60_ingest, 63_instructions), for tenant T and integration I
+# (created here): writes DIR/ours.sql (ingest_usage), DIR/insert.sql (INSERT ... ON CONFLICT DO NOTHING of the same
+# row, cost precomputed, into PREFIX_usage: an unpartitioned copy of a partition with UNIQUE (tenant_id, call_id) and
+# the FK) and DIR/design.sql (the same row by issue 19's design in plain SQL: PREFIX_parted, partitioned by month
+# with this month's partition a copy of a partition, and PREFIX_keys, a copy of cus_usage_keys, key and row in one
+# statement as ingest.c writes them). Rows start at the run's clock, in the current month's partition.
+ingest_peers() {
+	local pre=$1 t=$2 i=$3 dir=$4
+	pg_sql -d "$BENCH_DB" -q -o /dev/null <<SQL
+INSERT INTO aos_cus.cus_integrations (tenant_id, id, name, provider, status, budget_microcents, budget_period)
+VALUES ('$t', '$i', '$pre', 'openai', 'enabled', 9000000000000000000, 'month');
+SELECT count(*) FROM aos_cus.maintain_partitions();
+CREATE TABLE ${pre}_usage (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL, UNIQUE (tenant_id, call_id));
+ALTER TABLE ${pre}_usage ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
+CREATE TABLE ${pre}_keys (LIKE aos_cus.cus_usage_keys INCLUDING ALL);
+CREATE TABLE ${pre}_parted (LIKE aos_cus.cus_llm_usage INCLUDING ALL) PARTITION BY RANGE (started_at);
+CREATE TABLE ${pre}_parted_m (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL);
+DO \$\$ BEGIN
+    EXECUTE format('ALTER TABLE ${pre}_parted ATTACH PARTITION ${pre}_parted_m FOR VALUES FROM (%L) TO (%L)',
+                   date_trunc('month', now(), 'UTC'), date_trunc('month', now(), 'UTC') + interval '1 month');
+END \$\$;
+CREATE TABLE ${pre}_parted_default PARTITION OF ${pre}_parted DEFAULT;
+ALTER TABLE ${pre}_parted ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
+SQL
+	local cols="tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id"
+	local row="'$t', '$i', 'c' || :r, 'openai', 'gpt-4o', 'standard', 1200, 300, 850, 'success', now(), 600000, 1"
+	cat > "$dir/ours.sql" <<SQL
+\set r random(1, 1000000000000)
+SELECT aos_cus.ingest_usage('$t', ('{"integration_id": "$i", "call_id": "c' || :r || '", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300, "latency_ms": 850, "started_at": "' || now()::text || '"}')::jsonb);
+SQL
+	cat > "$dir/insert.sql" <<SQL
+\set r random(1, 1000000000000)
+INSERT INTO ${pre}_usage ($cols) VALUES ($row) ON CONFLICT (tenant_id, call_id) DO NOTHING;
+SQL
+	cat > "$dir/design.sql" <<SQL
+\set r random(1, 1000000000000)
+WITH k AS (INSERT INTO ${pre}_keys (tenant_id, call_id, usage_id, started_at, ingested_at)
+           VALUES ('$t', 'c' || :r, nextval('aos_cus.cus_llm_usage_id_seq'), now(), now())
+           ON CONFLICT (tenant_id, call_id) DO NOTHING RETURNING usage_id)
+INSERT INTO ${pre}_parted (id, $cols) SELECT k.usage_id, $row FROM k;
+SQL
+}
+
 # Instructions per transaction: load-independent, so a busy machine cannot skew them. callgrind_start restarts
 # the bench cluster with its postmaster (and so every backend) under valgrind's callgrind; compare_instructions
 # NAME OURS.sql PEER.sql runs each script once to warm shared state, then for 200 and for 600 transactions on one
