@@ -2,8 +2,9 @@
 # Ingest and rollup against plain-SQL peers:
 #  1. ingest_usage (jsonb record, validated, priced by the trigger) vs INSERT ... ON CONFLICT (tenant_id, call_id)
 #     DO NOTHING of the same row with its cost precomputed, into an unpartitioned copy of cus_llm_usage (a partition's
-#     key and indexes, CHECKs, FK, UNIQUE (tenant_id, call_id) where ours has cus_usage_keys; no trigger): 1 and 4
-#     clients with synchronous_commit = off (CPU path), and 1 client durable.
+#     key and indexes, FK, UNIQUE (tenant_id, call_id) where ours has cus_usage_keys, and our row check's bounds as
+#     ten SQL CHECKs; no trigger): 1 and 4 clients with synchronous_commit = off (CPU path), and 1 client durable.
+#     Also 4 clients against the same INSERT into a copy that keeps our C row check: what ingest adds to a row.
 #     Also 4 clients against the plain-SQL form of the design issue 19 asks for (a monthly-partitioned copy of
 #     cus_llm_usage and a copy of cus_usage_keys, the key and the row in one statement as ingest.c writes them),
 #     which the unpartitioned peer does not pay: what our C path costs on top of the SQL it runs.
@@ -25,6 +26,8 @@ PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLIC
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 4 clients, sync off" "$dir/ours.sql" "$dir/insert.sql" -c 4 -j 2
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs the same design in plain SQL (partitions + key table), 4 clients, sync off" \
 	"$dir/ours.sql" "$dir/design.sql" -c 4 -j 2
+PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT into a copy with our C row check, 4 clients, sync off" \
+	"$dir/ours.sql" "$dir/insert_c.sql" -c 4 -j 2
 compare "ingest_usage vs INSERT ON CONFLICT, 1 client, durable" "$dir/ours.sql" "$dir/insert.sql"
 
 # Batches of 1,000: one JSON array vs one multi-row VALUES list.

@@ -38,6 +38,9 @@ PGOPTIONS='-c synchronous_commit=off' \
 	compare_instructions "ingest_usage vs INSERT ON CONFLICT (instructions/tx, sync off)" "$dir/ours.sql" "$dir/insert.sql"
 PGOPTIONS='-c synchronous_commit=off' \
 	compare_instructions "ingest_usage vs the same design in plain SQL (instructions/tx, sync off)" "$dir/ours.sql" "$dir/design.sql"
+PGOPTIONS='-c synchronous_commit=off' \
+	compare_instructions "ingest_usage vs INSERT ON CONFLICT into a table with our C row check (instructions/tx, sync off)" \
+	"$dir/ours.sql" "$dir/insert_c.sql"
 compare_instructions "check() one integration vs SELECT 1 (instructions/tx)" "$dir/check1.sql" "$dir/select1.sql"
 pg_sql -d "$BENCH_DB" <<SQL
 SELECT aos_cus.set_scope_limits('$T', 'tenant', '{"budget_microcents": 9000000000000000000}');

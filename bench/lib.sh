@@ -63,12 +63,26 @@ install_decision_floor() {
 		RETURNS aos_cus.decision AS 'decision_floor' LANGUAGE C VOLATILE"
 }
 
+# cus_llm_usage_row_check's bounds as plain SQL states them, ten CHECK expressions (what 0.1.0 had): the peers'
+# constraints. PostgreSQL reads and plans them for every INSERT statement; ours is one call of a C function.
+SQL_ROW_CHECKS="DROP CONSTRAINT cus_llm_usage_row_check,
+    ADD CHECK (length(call_id) BETWEEN 1 AND 255), ADD CHECK (length(model) BETWEEN 1 AND 200),
+    ADD CHECK (latency_ms >= 0), ADD CHECK (status IN ('success', 'error', 'timeout', 'cancelled', 'blocked')),
+    ADD CHECK (length(error_code) <= 200),
+    ADD CHECK (jsonb_typeof(metadata) = 'object' AND pg_column_size(metadata) <= 16384),
+    ADD CHECK (octet_length(subject) BETWEEN 1 AND 255),
+    ADD CHECK (jsonb_typeof(tags) = 'object' AND pg_column_size(tags) <= 8192),
+    ADD CHECK (reasoning_tokens <= output_tokens),
+    ADD CHECK (GREATEST(input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+                        reasoning_tokens, input_audio_tokens, output_audio_tokens) <= 1000000000000)"
+
 # The single-record ingest and its plain-SQL peers (60_ingest, 63_instructions), for tenant T and integration I
 # (created here): writes DIR/ours.sql (ingest_usage), DIR/insert.sql (INSERT ... ON CONFLICT DO NOTHING of the same
-# row, cost precomputed, into PREFIX_usage: an unpartitioned copy of a partition with UNIQUE (tenant_id, call_id) and
-# the FK) and DIR/design.sql (the same row by issue 19's design in plain SQL: PREFIX_parted, partitioned by month
+# row, cost precomputed, into PREFIX_usage: an unpartitioned copy of a partition with UNIQUE (tenant_id, call_id), the
+# FK and SQL_ROW_CHECKS), DIR/insert_c.sql (the same into PREFIX_usage_c, which keeps our C row check instead) and
+# DIR/design.sql (the same row by issue 19's design in plain SQL: PREFIX_parted, partitioned by month
 # with this month's partition a copy of a partition, and PREFIX_keys, a copy of cus_usage_keys, key and row in one
-# statement as ingest.c writes them). Rows start at the run's clock, in the current month's partition.
+# statement as ingest.c writes them; SQL_ROW_CHECKS too). Rows start at the run's clock, in the current month's partition.
 ingest_peers() {
 	local pre=$1 t=$2 i=$3 dir=$4
 	pg_sql -d "$BENCH_DB" -q -o /dev/null <<SQL
@@ -77,6 +91,9 @@ VALUES ('$t', '$i', '$pre', 'openai', 'enabled', 9000000000000000000, 'month');
 SELECT count(*) FROM aos_cus.maintain_partitions();
 CREATE TABLE ${pre}_usage (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL, UNIQUE (tenant_id, call_id));
 ALTER TABLE ${pre}_usage ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
+ALTER TABLE ${pre}_usage $SQL_ROW_CHECKS;
+CREATE TABLE ${pre}_usage_c (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL, UNIQUE (tenant_id, call_id));
+ALTER TABLE ${pre}_usage_c ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
 CREATE TABLE ${pre}_keys (LIKE aos_cus.cus_usage_keys INCLUDING ALL);
 CREATE TABLE ${pre}_parted (LIKE aos_cus.cus_llm_usage INCLUDING ALL) PARTITION BY RANGE (started_at);
 CREATE TABLE ${pre}_parted_m (LIKE aos_cus.cus_llm_usage_default INCLUDING ALL);
@@ -85,6 +102,7 @@ DO \$\$ BEGIN
                    date_trunc('month', now(), 'UTC'), date_trunc('month', now(), 'UTC') + interval '1 month');
 END \$\$;
 CREATE TABLE ${pre}_parted_default PARTITION OF ${pre}_parted DEFAULT;
+ALTER TABLE ${pre}_parted $SQL_ROW_CHECKS;
 ALTER TABLE ${pre}_parted ADD FOREIGN KEY (tenant_id, integration_id) REFERENCES aos_cus.cus_integrations (tenant_id, id);
 SQL
 	local cols="tenant_id, integration_id, call_id, provider, model, service_tier, input_tokens, output_tokens, latency_ms, status, started_at, cost_microcents, price_id"
@@ -96,6 +114,10 @@ SQL
 	cat > "$dir/insert.sql" <<SQL
 \set r random(1, 1000000000000)
 INSERT INTO ${pre}_usage ($cols) VALUES ($row) ON CONFLICT (tenant_id, call_id) DO NOTHING;
+SQL
+	cat > "$dir/insert_c.sql" <<SQL
+\set r random(1, 1000000000000)
+INSERT INTO ${pre}_usage_c ($cols) VALUES ($row) ON CONFLICT (tenant_id, call_id) DO NOTHING;
 SQL
 	cat > "$dir/design.sql" <<SQL
 \set r random(1, 1000000000000)

@@ -62,10 +62,6 @@
 
 /* Limits (documented in the README). */
 #define INGEST_MAX_BATCH		10000
-#define INGEST_MAX_CALL_ID		255
-#define INGEST_MAX_MODEL		200
-#define INGEST_MAX_ERROR_CODE	200
-#define INGEST_MAX_METADATA		16384
 #define INGEST_MAX_PAYLOAD		65536
 #define INGEST_FUTURE_SLACK		USECS_PER_DAY
 #define INTEGRATION_CACHE_MAX	10000
@@ -427,15 +423,15 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 			rec->has_integration = true;
 			return true;
 		case KEY_CALL_ID:
-			return get_text(v, "call_id", INGEST_MAX_CALL_ID, &rec->call_id, &rec->call_id_len, err);
+			return get_text(v, "call_id", AOS_USAGE_MAX_CALL_ID, &rec->call_id, &rec->call_id_len, err);
 		case KEY_PROVIDER:
 			return get_enum(v, "provider", aos_cus_provider_names, &rec->provider, err);
 		case KEY_MODEL:
-			return get_text(v, "model", INGEST_MAX_MODEL, &rec->model, &rec->model_len, err);
+			return get_text(v, "model", AOS_USAGE_MAX_MODEL, &rec->model, &rec->model_len, err);
 		case KEY_SERVICE_TIER:
 			return get_enum(v, "service_tier", aos_cus_tier_names, &rec->tier, err);
 		case KEY_USAGE:
-			return get_object(v, "usage", INGEST_MAX_METADATA, &rec->usage, err);
+			return get_object(v, "usage", AOS_USAGE_MAX_METADATA, &rec->usage, err);
 		case KEY_LATENCY_MS:
 			{
 				int64		ms;
@@ -449,12 +445,12 @@ set_field(UsageRecord *rec, const JsonbValue *key, const JsonbValue *v, RecordEr
 		case KEY_STATUS:
 			return get_enum(v, "status", aos_cus_status_names, &rec->status, err);
 		case KEY_ERROR_CODE:
-			return get_text(v, "error_code", INGEST_MAX_ERROR_CODE, &rec->error_code, &rec->error_code_len, err);
+			return get_text(v, "error_code", AOS_USAGE_MAX_ERROR_CODE, &rec->error_code, &rec->error_code_len, err);
 		case KEY_STARTED_AT:
 			rec->has_started_at = true;
 			return get_started_at(v, &rec->started_at, err);
 		case KEY_METADATA:
-			return get_object(v, "metadata", INGEST_MAX_METADATA, &rec->metadata, err);
+			return get_object(v, "metadata", AOS_USAGE_MAX_METADATA, &rec->metadata, err);
 		case KEY_SUBJECT:
 			{
 				const char *problem;
@@ -549,7 +545,7 @@ otel_identity(UsageRecord *rec, RecordError *err)
 	if (problem != NULL)
 		return record_error(err, ERRCODE_INVALID_PARAMETER_VALUE, "usage %s", problem);
 	if (rec->model == NULL && model.val.string.val != NULL &&
-		!get_text(&model, "usage gen_ai.response.model (or gen_ai.request.model)", INGEST_MAX_MODEL,
+		!get_text(&model, "usage gen_ai.response.model (or gen_ai.request.model)", AOS_USAGE_MAX_MODEL,
 				  &rec->model, &rec->model_len, err))
 		return false;
 	if (rec->provider < 0)
@@ -1261,7 +1257,7 @@ store_reject(const pg_uuid_t *tenant, int ord, BatchItem *item)
 	args[1] = Int32GetDatum(ord);
 	if (item->rec.call_id != NULL)
 		args[2] = PointerGetDatum(cstring_to_text_with_len(item->rec.call_id,
-														   Min(item->rec.call_id_len, INGEST_MAX_CALL_ID * 4)));
+														   Min(item->rec.call_id_len, AOS_USAGE_MAX_CALL_ID * 4)));
 	else
 		flags[2] = 'n';
 	args[3] = CStringGetTextDatum(item->error.message);

@@ -8,7 +8,14 @@
 #include "utils/timestamp.h"
 #include "vocab.h"
 
-/* The call statuses of cus_llm_usage.status's CHECK, NULL-terminated. */
+/* Bounds of cus_llm_usage's columns (its row check, usage_check.c), which ingest checks first; in the README. */
+#define AOS_USAGE_MAX_CALL_ID		255		/* characters */
+#define AOS_USAGE_MAX_MODEL			200		/* characters */
+#define AOS_USAGE_MAX_ERROR_CODE	200		/* characters */
+#define AOS_USAGE_MAX_METADATA		16384	/* stored bytes */
+#define AOS_USAGE_MAX_TAGS			8192	/* stored bytes */
+
+/* The call statuses of cus_llm_usage's row check, NULL-terminated. */
 extern const char *const aos_cus_status_names[];
 
 /* Price one call with the price in force at `at`; false when none applies (the row stays unpriced). */

@@ -10,3 +10,8 @@ REVOKE EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() 
 GRANT EXECUTE ON FUNCTION aos_cus.stat_decisions(), aos_cus.stat_enforcement() TO aos_cus_operator;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA aos_cus, aos_cus_internal FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aos_cus.current_tenant() TO PUBLIC;
+-- cus_llm_usage's row check runs as the role that writes the row.
+GRANT EXECUTE ON FUNCTION aos_cus_internal.usage_row_check(text, text, text, text, text, integer, jsonb, jsonb,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count)
+    TO aos_cus_admin, aos_cus_app;

@@ -5926,3 +5926,33 @@ BEGIN
     END IF;
 END
 $$;
+
+-- One row check (issue 19): cus_llm_usage's ten CHECK expressions, read and planned again by every INSERT
+-- statement, become cus_llm_usage_row_check, one call of a C function that enforces the same bounds.
+CREATE FUNCTION aos_cus_internal.usage_row_check(call_id text, model text, status text, error_code text, subject text,
+        latency_ms integer, metadata jsonb, tags jsonb, input_tokens aos_cus.token_count,
+        cache_read_tokens aos_cus.token_count, cache_write_tokens aos_cus.token_count,
+        cache_write_1h_tokens aos_cus.token_count, output_tokens aos_cus.token_count,
+        reasoning_tokens aos_cus.token_count, input_audio_tokens aos_cus.token_count,
+        output_audio_tokens aos_cus.token_count) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'aos_cus_usage_row_check'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION aos_cus_internal.usage_row_check(text, text, text, text, text, integer, jsonb, jsonb,
+        aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count,
+        aos_cus.token_count, aos_cus.token_count, aos_cus.token_count) IS
+    'cus_llm_usage_row_check: call_id 1-255 and model 1-200 characters, a known status, error_code at most 200 characters, subject 1-255 bytes, latency_ms not negative, metadata (16 kB) and tags (8 kB) objects, token counts at most 10^12, reasoning_tokens <= output_tokens; raises 23514 naming the column';
+REVOKE ALL ON FUNCTION aos_cus_internal.usage_row_check(text, text, text, text, text, integer, jsonb, jsonb,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION aos_cus_internal.usage_row_check(text, text, text, text, text, integer, jsonb, jsonb,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count, aos_cus.token_count,
+    aos_cus.token_count, aos_cus.token_count, aos_cus.token_count) TO aos_cus_admin, aos_cus_app;
+ALTER TABLE aos_cus.cus_llm_usage DROP CONSTRAINT cus_llm_usage_call_id_check,
+    DROP CONSTRAINT cus_llm_usage_model_check, DROP CONSTRAINT cus_llm_usage_latency_ms_check,
+    DROP CONSTRAINT cus_llm_usage_status_check, DROP CONSTRAINT cus_llm_usage_error_code_check,
+    DROP CONSTRAINT cus_llm_usage_metadata_check, DROP CONSTRAINT cus_llm_usage_subject_check,
+    DROP CONSTRAINT cus_llm_usage_tags_check, DROP CONSTRAINT cus_llm_usage_check,
+    DROP CONSTRAINT cus_llm_usage_token_counts_bounded,
+    ADD CONSTRAINT cus_llm_usage_row_check CHECK (aos_cus_internal.usage_row_check(call_id, model, status, error_code,
+        subject, latency_ms, metadata, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+        output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens));
