@@ -446,6 +446,7 @@ extern void enf_lru_link(EnfEntry *e);
 extern void enf_lru_unlink(EnfEntry *e);
 extern void enf_lru_touch(EnfEntry *const *entries, int n);
 extern void enf_publish_next_expiry(void);
+extern bool enf_any_reservation(void);
 extern void enf_release_reservation(EnfReservation *r);
 extern void enf_expire_reservations(TimestampTz now);
 extern void enf_expire_if_due(TimestampTz now);

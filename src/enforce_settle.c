@@ -439,7 +439,8 @@ queue_usage_row(Relation rel, HeapTuple tuple, int sign, bool settle)
 		if (!isnull && aos_cus_add_overflows(tokens, t, &tokens))
 			tokens = PG_INT64_MAX;
 	}
-	if (settle)
+	/* Without any reservation held there is none to settle: no call_id hash, no res_lock. */
+	if (settle && enf_any_reservation())
 	{
 		/* Made now, as settlement at commit may not raise. */
 		enf_reservation_key(&rk, &key.tenant,

@@ -256,6 +256,13 @@ enf_publish_next_expiry(void)
 	pg_atomic_write_u64(&enf->next_expiry, (uint64) next);
 }
 
+/* Whether any reservation is held, by the lock-free peek (reservations expire, so none has a PG_INT64_MAX deadline). */
+bool
+enf_any_reservation(void)
+{
+	return (int64) pg_atomic_read_u64(&enf->next_expiry) != PG_INT64_MAX;
+}
+
 /* Release one reservation: its amounts on every entry, counts and list places (lock at least shared, res_lock exclusive). */
 void
 enf_release_reservation(EnfReservation *r)
