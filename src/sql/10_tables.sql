@@ -174,6 +174,9 @@ CREATE TABLE aos_cus.cus_usage_keys (
     CONSTRAINT cus_llm_usage_tenant_id_call_id_key PRIMARY KEY (tenant_id, call_id)
 );
 COMMENT ON TABLE aos_cus.cus_usage_keys IS 'the usage row holding each call_id started or ingested inside the idempotency window';
+-- Keys are written in ingested_at order: maintain_partitions() finds those past the window by this summary of each
+-- block range instead of reading every key (a B-tree would cost every ingest another index insert).
+CREATE INDEX cus_usage_keys_ingested_at_idx ON aos_cus.cus_usage_keys USING brin (ingested_at);
 
 -- Daily aggregates per tenant, integration, UTC day, provider and model.
 CREATE TABLE aos_cus.cus_usage_daily (

@@ -5956,3 +5956,7 @@ ALTER TABLE aos_cus.cus_llm_usage DROP CONSTRAINT cus_llm_usage_call_id_check,
     ADD CONSTRAINT cus_llm_usage_row_check CHECK (aos_cus_internal.usage_row_check(call_id, model, status, error_code,
         subject, latency_ms, metadata, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
         output_tokens, reasoning_tokens, input_audio_tokens, output_audio_tokens));
+
+-- Key pruning (issue 19): maintain_partitions() read every idempotency key to find those past the window; a block
+-- range summary of ingested_at (the order keys are written in) lets it read only the old ones.
+CREATE INDEX cus_usage_keys_ingested_at_idx ON aos_cus.cus_usage_keys USING brin (ingested_at);
