@@ -189,7 +189,9 @@ BEGIN
     END IF;
     -- Local tables of each node (under Citus, of the worker holding the tenant).
     DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
-    -- A key lives while its row started, or was ingested, inside the window.
+    -- A key lives while its row started, or was ingested, inside the window. The keys written since the last run are
+    -- summarized first, so the BRIN index of ingested_at leaves out every block range of younger keys.
+    PERFORM pg_catalog.brin_summarize_new_values('aos_cus.cus_usage_keys_ingested_at_idx'::pg_catalog.regclass);
     DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
                                            AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
 END

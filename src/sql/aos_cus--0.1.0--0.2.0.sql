@@ -5960,3 +5960,26 @@ ALTER TABLE aos_cus.cus_llm_usage DROP CONSTRAINT cus_llm_usage_call_id_check,
 -- Key pruning (issue 19): maintain_partitions() read every idempotency key to find those past the window; a block
 -- range summary of ingested_at (the order keys are written in) lets it read only the old ones.
 CREATE INDEX cus_usage_keys_ingested_at_idx ON aos_cus.cus_usage_keys USING brin (ingested_at);
+-- maintain_partitions() summarizes the keys written since its last run before pruning.
+CREATE OR REPLACE FUNCTION aos_cus.maintain_partitions() RETURNS TABLE (table_name text, action text, partition_name text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cfg record := aos_cus.usage_settings();
+BEGIN
+    PERFORM aos_cus.assert_platform('maintain_partitions()');
+    -- A Citus worker refuses DDL on distributed tables: their partitions are made and dropped on the coordinator.
+    IF aos_cus_internal.citus_node() IS DISTINCT FROM 'worker' THEN
+        RETURN QUERY SELECT 'cus_llm_usage', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_llm_usage', cfg.partition_interval, cfg.raw_retention) m;
+        RETURN QUERY SELECT 'cus_ingest_rejects', m.action, m.partition_name
+                       FROM aos_cus_internal.maintain_table('aos_cus.cus_ingest_rejects', cfg.partition_interval, cfg.rejects_retention) m;
+    END IF;
+    -- Local tables of each node (under Citus, of the worker holding the tenant).
+    DELETE FROM aos_cus.cus_usage_hourly h WHERE h.hour OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.hourly_retention;
+    -- A key lives while its row started, or was ingested, inside the window. The keys written since the last run are
+    -- summarized first, so the BRIN index of ingested_at leaves out every block range of younger keys.
+    PERFORM pg_catalog.brin_summarize_new_values('aos_cus.cus_usage_keys_ingested_at_idx'::pg_catalog.regclass);
+    DELETE FROM aos_cus.cus_usage_keys k WHERE k.started_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window
+                                           AND k.ingested_at OPERATOR(pg_catalog.<) pg_catalog.now() - cfg.idempotency_window;
+END
+$$;

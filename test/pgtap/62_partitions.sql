@@ -4,7 +4,7 @@
 -- subject and a tag) stay exact from the daily rollups.
 -- Runs without an enclosing transaction (rollups fold committed rows only) and removes its rows at the end.
 \set ON_ERROR_STOP 1
-SELECT plan(40);
+SELECT plan(41);
 
 -- The lines of a statement's plan (EXPLAIN, costs off).
 CREATE FUNCTION pg_temp.plan_of(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
@@ -155,6 +155,9 @@ SELECT is((SELECT (sum(requests), sum(cost_microcents))::text FROM aos_cus.cus_u
 
 -- Key pruning reads the block-range summary of ingested_at, not every key (with a sequential scan ruled out, the plan
 -- of maintain_partitions()'s statement still finds an index that serves it).
+SELECT count(*) >= 0 FROM aos_cus.maintain_partitions();
+SELECT is(pg_catalog.brin_summarize_new_values('aos_cus.cus_usage_keys_ingested_at_idx'), 0,
+          'maintain_partitions() leaves no block range of keys unsummarized');
 BEGIN;
 SET LOCAL enable_seqscan = off;
 SELECT matches((SELECT string_agg(p, ' ') FROM pg_temp.plan_of($$DELETE FROM aos_cus.cus_usage_keys k
