@@ -7,7 +7,7 @@
 #     Also 4 clients against the same INSERT into a copy that keeps our C row check: what ingest adds to a row.
 #     Also 4 clients against the plain-SQL form of the design issue 19 asks for (a monthly-partitioned copy of
 #     cus_llm_usage and a copy of cus_usage_keys, the key and the row in one statement as ingest.c writes them),
-#     which the unpartitioned peer does not pay: what our C path costs on top of the SQL it runs.
+#     which the unpartitioned peer does not pay: what our C path costs on top of the SQL it runs (also at 1 client).
 #  2. ingest_usage_batch of 1,000 records vs one multi-row INSERT ... ON CONFLICT DO NOTHING of the same rows
 #     (a VALUES list of 1,000 rows: pgbench allows one parameter for the run's call_id prefix).
 #  3. rollup_usage() of 10,000 new rows on 1,000,000 already rolled up vs a full recompute
@@ -23,6 +23,7 @@ trap 'rm -rf "$dir"' EXIT
 ingest_peers bench_peer "$T" "$I" "$dir"
 pg_sql -d "$BENCH_DB" -q -c "CREATE TABLE bench_peer_daily (LIKE aos_cus.cus_usage_daily INCLUDING ALL)"
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 1 client, sync off" "$dir/ours.sql" "$dir/insert.sql"
+PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs the same design in plain SQL, 1 client, sync off" "$dir/ours.sql" "$dir/design.sql"
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs INSERT ON CONFLICT, 4 clients, sync off" "$dir/ours.sql" "$dir/insert.sql" -c 4 -j 2
 PGOPTIONS='-c synchronous_commit=off' compare "ingest_usage vs the same design in plain SQL (partitions + key table), 4 clients, sync off" \
 	"$dir/ours.sql" "$dir/design.sql" -c 4 -j 2
